@@ -1,0 +1,309 @@
+//! The event record.
+
+use std::sync::Arc;
+
+use serde::ser::SerializeMap;
+use serde_json::{Map, Value};
+
+use crate::{path, AckToken, Error, Timestamp};
+
+/// Key under which the event timestamp appears in JSON.
+pub const TIMESTAMP_KEY: &str = "@timestamp";
+/// Key under which the event metadata appears in JSON, and the path prefix that reaches it.
+pub const METADATA_KEY: &str = "@metadata";
+
+/// Where an event was read from: the identity of its source and the bytes it came from.
+///
+/// For a tailed file `id` identifies the file (not its path, which changes on rotation),
+/// and `start..end` are the byte offsets of the entry, terminator included. Together they
+/// make a stable identity for an entry across redeliveries.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Source {
+    /// Identity of the source, stable for its lifetime (for files: device, inode, fingerprint).
+    pub id: Arc<str>,
+    /// Offset of the entry's first byte.
+    pub start: u64,
+    /// Offset just past the entry's last byte.
+    pub end: u64,
+}
+
+/// One log entry or metric sample on its way through logtide.
+///
+/// Fields keep their insertion order. `@metadata` holds values that steer processing but
+/// are not shipped as fields (as in Filebeat). An event is not `Clone` because its
+/// [`AckToken`] must be reported exactly once; use [`Event::clone_unacked`] for a copy
+/// without one.
+#[derive(Debug, Default)]
+pub struct Event {
+    timestamp: Timestamp,
+    fields: Map<String, Value>,
+    metadata: Map<String, Value>,
+    source: Option<Source>,
+    ack: Option<AckToken>,
+}
+
+impl Event {
+    /// An event with no fields.
+    pub fn new(timestamp: Timestamp) -> Self {
+        Event {
+            timestamp,
+            ..Event::default()
+        }
+    }
+
+    /// An event with the given fields.
+    pub fn with_fields(timestamp: Timestamp, fields: Map<String, Value>) -> Self {
+        Event {
+            timestamp,
+            fields,
+            ..Event::default()
+        }
+    }
+
+    /// Builds an event from a JSON object as written by [`Event::write_json`]: `@timestamp`
+    /// (RFC 3339; the current time when absent) and `@metadata` (an object) are taken out,
+    /// everything else becomes fields.
+    pub fn from_json(value: Value) -> Result<Self, Error> {
+        let Value::Object(mut fields) = value else {
+            return Err(Error::NotAnEventObject {
+                found: path::json_type(&value),
+            });
+        };
+        let timestamp = match fields.shift_remove(TIMESTAMP_KEY) {
+            None => Timestamp::now(),
+            Some(Value::String(s)) => Timestamp::parse_rfc3339(s.as_bytes())?,
+            Some(other) => {
+                return Err(Error::BadTimestampField {
+                    found: path::json_type(&other),
+                })
+            }
+        };
+        let metadata = match fields.shift_remove(METADATA_KEY) {
+            None => Map::new(),
+            Some(Value::Object(m)) => m,
+            Some(other) => {
+                return Err(Error::BadMetadataField {
+                    found: path::json_type(&other),
+                })
+            }
+        };
+        Ok(Event {
+            timestamp,
+            fields,
+            metadata,
+            ..Event::default()
+        })
+    }
+
+    /// The event time.
+    pub fn timestamp(&self) -> Timestamp {
+        self.timestamp
+    }
+
+    /// Replaces the event time.
+    pub fn set_timestamp(&mut self, timestamp: Timestamp) {
+        self.timestamp = timestamp;
+    }
+
+    /// The fields, in insertion order.
+    pub fn fields(&self) -> &Map<String, Value> {
+        &self.fields
+    }
+
+    /// The fields, for modification.
+    pub fn fields_mut(&mut self) -> &mut Map<String, Value> {
+        &mut self.fields
+    }
+
+    /// The `@metadata` values.
+    pub fn metadata(&self) -> &Map<String, Value> {
+        &self.metadata
+    }
+
+    /// The `@metadata` values, for modification.
+    pub fn metadata_mut(&mut self) -> &mut Map<String, Value> {
+        &mut self.metadata
+    }
+
+    /// Splits a path into the map it addresses and the path within it: `@metadata.x`
+    /// addresses `x` in the metadata, anything else the fields.
+    fn route<'p>(&self, path: &'p str) -> (&Map<String, Value>, &'p str) {
+        match path.strip_prefix(METADATA_KEY).and_then(|p| p.strip_prefix('.')) {
+            Some(rest) => (&self.metadata, rest),
+            None => (&self.fields, path),
+        }
+    }
+
+    fn route_mut<'p>(&mut self, path: &'p str) -> (&mut Map<String, Value>, &'p str) {
+        match path.strip_prefix(METADATA_KEY).and_then(|p| p.strip_prefix('.')) {
+            Some(rest) => (&mut self.metadata, rest),
+            None => (&mut self.fields, path),
+        }
+    }
+
+    /// The value at a field path such as `kubernetes.pod.name` or `@metadata._id`.
+    pub fn get(&self, path: &str) -> Option<&Value> {
+        let (map, path) = self.route(path);
+        path::get(map, path)
+    }
+
+    /// The value at a field path, for modification.
+    pub fn get_mut(&mut self, path: &str) -> Option<&mut Value> {
+        let (map, path) = self.route_mut(path);
+        path::get_mut(map, path)
+    }
+
+    /// Whether a field path exists.
+    pub fn contains(&self, path: &str) -> bool {
+        self.get(path).is_some()
+    }
+
+    /// Sets a field path, creating objects on the way; returns the previous value.
+    pub fn insert(&mut self, path: &str, value: Value) -> Result<Option<Value>, Error> {
+        let (map, path) = self.route_mut(path);
+        path::insert(map, path, value)
+    }
+
+    /// Removes a field path and returns its value.
+    pub fn remove(&mut self, path: &str) -> Option<Value> {
+        let (map, path) = self.route_mut(path);
+        path::remove(map, path)
+    }
+
+    /// Where the event was read from, if it came from a source with offsets.
+    pub fn source(&self) -> Option<&Source> {
+        self.source.as_ref()
+    }
+
+    /// Records where the event was read from.
+    pub fn set_source(&mut self, source: Source) {
+        self.source = Some(source);
+    }
+
+    /// Attaches the token that acknowledges this event to its source.
+    pub fn set_ack(&mut self, token: AckToken) {
+        self.ack = Some(token);
+    }
+
+    /// Takes the acknowledgement token out, for the sink to report when it is done.
+    pub fn take_ack(&mut self) -> Option<AckToken> {
+        self.ack.take()
+    }
+
+    /// A copy of the event without its acknowledgement token.
+    pub fn clone_unacked(&self) -> Event {
+        Event {
+            timestamp: self.timestamp,
+            fields: self.fields.clone(),
+            metadata: self.metadata.clone(),
+            source: self.source.clone(),
+            ack: None,
+        }
+    }
+
+    /// Appends the event as one JSON object: `@timestamp` first, then the fields in order,
+    /// then `@metadata` when it is not empty.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        // Serializing into a Vec cannot fail: every key is a string and every value is JSON.
+        let _ = serde_json::to_writer(out, self);
+    }
+}
+
+/// Events compare by content; the acknowledgement token is not part of it.
+impl PartialEq for Event {
+    fn eq(&self, other: &Self) -> bool {
+        self.timestamp == other.timestamp
+            && self.fields == other.fields
+            && self.metadata == other.metadata
+            && self.source == other.source
+    }
+}
+
+impl serde::Serialize for Event {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let extra = usize::from(!self.metadata.is_empty());
+        let mut map = serializer.serialize_map(Some(self.fields.len() + 1 + extra))?;
+        map.serialize_entry(TIMESTAMP_KEY, &self.timestamp)?;
+        for (k, v) in &self.fields {
+            map.serialize_entry(k, v)?;
+        }
+        if !self.metadata.is_empty() {
+            map.serialize_entry(METADATA_KEY, &self.metadata)?;
+        }
+        map.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn sample() -> Event {
+        let value = json!({
+            "@timestamp": "2024-01-02T03:04:05.123456789Z",
+            "message": "hello",
+            "kubernetes": {"labels": {"app.kubernetes.io/name": "shop"}},
+            "@metadata": {"_id": "abc"}
+        });
+        Event::from_json(value).unwrap()
+    }
+
+    #[test]
+    fn json_round_trip_keeps_order_and_metadata() {
+        let e = sample();
+        let mut out = Vec::new();
+        e.write_json(&mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{"@timestamp":"2024-01-02T03:04:05.123456789Z","message":"hello","kubernetes":{"labels":{"app.kubernetes.io/name":"shop"}},"@metadata":{"_id":"abc"}}"#
+        );
+    }
+
+    #[test]
+    fn paths_reach_fields_and_metadata() {
+        let mut e = sample();
+        assert_eq!(e.get("kubernetes.labels.app.kubernetes.io/name"), Some(&json!("shop")));
+        assert_eq!(e.get("@metadata._id"), Some(&json!("abc")));
+        assert!(!e.contains("_id"));
+        e.insert("@metadata.pipeline", json!("p1")).unwrap();
+        e.insert("log.offset", json!(42)).unwrap();
+        assert_eq!(e.metadata().get("pipeline"), Some(&json!("p1")));
+        assert_eq!(e.remove("message"), Some(json!("hello")));
+        if let Some(v) = e.get_mut("log.offset") {
+            *v = json!(43);
+        }
+        assert_eq!(e.get("log.offset"), Some(&json!(43)));
+        assert_eq!(e.fields().keys().collect::<Vec<_>>(), ["kubernetes", "log"]);
+    }
+
+    #[test]
+    fn from_json_errors_name_the_problem() {
+        let cases = [
+            (json!([1]), "an event must be a JSON object, not array"),
+            (json!({"@timestamp": 5}), "@timestamp must be an RFC 3339 string, not number"),
+            (json!({"@metadata": "x"}), "@metadata must be an object, not string"),
+            (
+                json!({"@timestamp": "yesterday"}),
+                "not an RFC 3339 timestamp: expected a 4-digit year at column 0",
+            ),
+        ];
+        for (value, want) in cases {
+            assert_eq!(Event::from_json(value).unwrap_err().to_string(), want);
+        }
+    }
+
+    #[test]
+    fn clone_unacked_drops_only_the_token() {
+        let mut e = sample();
+        e.set_source(Source {
+            id: Arc::from("dev1:ino2"),
+            start: 10,
+            end: 20,
+        });
+        let copy = e.clone_unacked();
+        assert_eq!(copy, e);
+        assert_eq!(copy.source().map(|s| (s.start, s.end)), Some((10, 20)));
+        assert!(e.take_ack().is_none());
+    }
+}
