@@ -87,7 +87,9 @@ impl Drop for AckToken {
 
 impl fmt::Debug for AckToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AckToken").field("id", &self.id).finish_non_exhaustive()
+        f.debug_struct("AckToken")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
     }
 }
 

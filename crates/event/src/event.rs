@@ -128,14 +128,20 @@ impl Event {
     /// Splits a path into the map it addresses and the path within it: `@metadata.x`
     /// addresses `x` in the metadata, anything else the fields.
     fn route<'p>(&self, path: &'p str) -> (&Map<String, Value>, &'p str) {
-        match path.strip_prefix(METADATA_KEY).and_then(|p| p.strip_prefix('.')) {
+        match path
+            .strip_prefix(METADATA_KEY)
+            .and_then(|p| p.strip_prefix('.'))
+        {
             Some(rest) => (&self.metadata, rest),
             None => (&self.fields, path),
         }
     }
 
     fn route_mut<'p>(&mut self, path: &'p str) -> (&mut Map<String, Value>, &'p str) {
-        match path.strip_prefix(METADATA_KEY).and_then(|p| p.strip_prefix('.')) {
+        match path
+            .strip_prefix(METADATA_KEY)
+            .and_then(|p| p.strip_prefix('.'))
+        {
             Some(rest) => (&mut self.metadata, rest),
             None => (&mut self.fields, path),
         }
@@ -263,7 +269,10 @@ mod tests {
     #[test]
     fn paths_reach_fields_and_metadata() {
         let mut e = sample();
-        assert_eq!(e.get("kubernetes.labels.app.kubernetes.io/name"), Some(&json!("shop")));
+        assert_eq!(
+            e.get("kubernetes.labels.app.kubernetes.io/name"),
+            Some(&json!("shop"))
+        );
         assert_eq!(e.get("@metadata._id"), Some(&json!("abc")));
         assert!(!e.contains("_id"));
         e.insert("@metadata.pipeline", json!("p1")).unwrap();
@@ -281,8 +290,14 @@ mod tests {
     fn from_json_errors_name_the_problem() {
         let cases = [
             (json!([1]), "an event must be a JSON object, not array"),
-            (json!({"@timestamp": 5}), "@timestamp must be an RFC 3339 string, not number"),
-            (json!({"@metadata": "x"}), "@metadata must be an object, not string"),
+            (
+                json!({"@timestamp": 5}),
+                "@timestamp must be an RFC 3339 string, not number",
+            ),
+            (
+                json!({"@metadata": "x"}),
+                "@metadata must be an object, not string",
+            ),
             (
                 json!({"@timestamp": "yesterday"}),
                 "not an RFC 3339 timestamp: expected a 4-digit year at column 0",

@@ -60,7 +60,11 @@ fn parent_of<'m, 'p>(
 ///
 /// Fails when a value on the way exists but is not an object (the path cannot be created
 /// without destroying it).
-pub fn insert(map: &mut Map<String, Value>, path: &str, value: Value) -> Result<Option<Value>, Error> {
+pub fn insert(
+    map: &mut Map<String, Value>,
+    path: &str,
+    value: Value,
+) -> Result<Option<Value>, Error> {
     let mut cur = map;
     let mut key = path;
     loop {

@@ -1,0 +1,719 @@
+//! Joining partial chunks into whole entries.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::hash::Hash;
+
+use logtide_event::Timestamp;
+
+use crate::line::{Line, Message, Stream};
+use crate::Error;
+
+/// Default bound on one joined entry: 1 MiB.
+pub const DEFAULT_MAX_ENTRY_BYTES: usize = 1 << 20;
+/// Default bound on the number of entries being joined at once.
+pub const DEFAULT_MAX_PENDING: usize = 4096;
+
+/// Limits of a [`Reassembler`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReassemblerConfig {
+    /// Largest message an entry may hold; bytes past it are cut and the entry is flagged
+    /// truncated. Default 1 MiB.
+    pub max_entry_bytes: usize,
+    /// Largest number of (key, stream) pairs with a pending entry; when a new one would
+    /// exceed it, the oldest pending entry is emitted as partial. Default 4096.
+    pub max_pending: usize,
+}
+
+impl Default for ReassemblerConfig {
+    fn default() -> Self {
+        ReassemblerConfig {
+            max_entry_bytes: DEFAULT_MAX_ENTRY_BYTES,
+            max_pending: DEFAULT_MAX_PENDING,
+        }
+    }
+}
+
+/// Counters of what the reassembler did beyond plain joining, for self-monitoring.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ReassemblerStats {
+    /// Entries built from more than one chunk.
+    pub joined: u64,
+    /// Entries cut at `max_entry_bytes`.
+    pub truncated: u64,
+    /// Message bytes dropped by truncation (as they appear in the input).
+    pub truncated_bytes: u64,
+    /// Pending entries emitted early because `max_pending` was reached.
+    pub evicted: u64,
+    /// Pending entries emitted by a flush before their last chunk arrived.
+    pub flushed: u64,
+}
+
+/// A finished (or flushed) entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry<'a, K, M> {
+    /// The key the chunks were pushed under (for a tailer: the container).
+    pub key: K,
+    /// The stream the chunks were written to.
+    pub stream: Stream,
+    /// The first chunk's time.
+    pub time: Timestamp,
+    /// The joined message; borrowed from the line when it is a single unescaped chunk.
+    pub message: Cow<'a, [u8]>,
+    /// The first chunk's docker `attrs`, raw JSON.
+    pub attrs: Option<Cow<'a, [u8]>>,
+    /// True when the entry's last chunk never arrived (flushed or evicted).
+    pub partial: bool,
+    /// True when the message was cut at the size limit.
+    pub truncated: bool,
+    /// Number of chunks joined.
+    pub chunks: u32,
+    /// The metadata pushed with the first chunk (for a tailer: where the entry starts).
+    pub start: M,
+}
+
+/// An entry still waiting for its last chunk, in a form that can be stored and re-imported.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PendingEntry<K, M> {
+    /// The key the chunks were pushed under.
+    pub key: K,
+    /// The stream.
+    pub stream: Stream,
+    /// The first chunk's time.
+    pub time: Timestamp,
+    /// The message so far.
+    pub message: Vec<u8>,
+    /// The first chunk's docker `attrs`.
+    pub attrs: Option<Vec<u8>>,
+    /// Whether the message was already cut at the limit.
+    pub truncated: bool,
+    /// Chunks joined so far.
+    pub chunks: u32,
+    /// The metadata pushed with the first chunk.
+    pub start: M,
+}
+
+#[derive(Debug)]
+struct Pending<M> {
+    time: Timestamp,
+    message: Vec<u8>,
+    attrs: Option<Vec<u8>>,
+    truncated: bool,
+    chunks: u32,
+    /// Arrival order, for eviction and flush order.
+    seq: u64,
+    start: M,
+}
+
+/// Joins partial chunks (CRI `P`, docker `log` without trailing newline) into entries,
+/// separately per key and stream.
+///
+/// The key is what separates independent writers: a tailer uses the container, so that
+/// an entry split across a log rotation is still joined. Each pushed chunk carries
+/// metadata `M`; an entry reports the metadata of its first chunk (for a tailer: the
+/// offset where the entry starts, which is where reading must resume after a restart).
+///
+/// ```
+/// use logtide_container_log::{parse_line, Format, Reassembler, ReassemblerConfig};
+///
+/// let mut r = Reassembler::<&str, u64>::new(ReassemblerConfig::default());
+/// let mut out = Vec::new();
+/// let lines: [&[u8]; 3] = [
+///     b"2016-10-06T00:17:09.669794202Z stdout P Hello, ",
+///     b"2016-10-06T00:17:09.669794203Z stderr F oops",
+///     b"2016-10-06T00:17:10.113242941Z stdout F world",
+/// ];
+/// let mut offset = 0;
+/// for line in lines {
+///     let parsed = parse_line(line, Format::Auto)?;
+///     r.push(&"container-a", &parsed, offset, |e| out.push((e.start, e.message.into_owned())));
+///     offset += line.len() as u64 + 1;
+/// }
+/// assert_eq!(out, [(48, b"oops".to_vec()), (0, b"Hello, world".to_vec())]);
+/// # Ok::<(), logtide_container_log::ParseError>(())
+/// ```
+#[derive(Debug)]
+pub struct Reassembler<K, M> {
+    config: ReassemblerConfig,
+    pending: HashMap<(K, Stream), Pending<M>>,
+    next_seq: u64,
+    stats: ReassemblerStats,
+}
+
+/// Appends `message` to `buf`, keeping `buf` within `max` bytes. Returns whether anything
+/// was cut; counts the bytes dropped.
+fn append_bounded(buf: &mut Vec<u8>, message: &Message<'_>, max: usize, dropped: &mut u64) -> bool {
+    if buf.len() >= max {
+        *dropped += message.raw().len() as u64;
+        return !message.is_empty();
+    }
+    message.write_to(buf);
+    if buf.len() <= max {
+        return false;
+    }
+    let cut = utf8_cut(buf, max);
+    *dropped += (buf.len() - cut) as u64;
+    buf.truncate(cut);
+    true
+}
+
+/// The largest length `<= max` that does not split a UTF-8 sequence of `buf`
+/// (bytes that are not UTF-8 are cut at `max`).
+fn utf8_cut(buf: &[u8], max: usize) -> usize {
+    if max >= buf.len() {
+        return buf.len();
+    }
+    let mut cut = max;
+    // Step back over at most three continuation bytes to the start of the sequence.
+    while cut > 0 && max - cut < 3 && (buf[cut] & 0xC0) == 0x80 {
+        cut -= 1;
+    }
+    let seq_len = match buf[cut] {
+        0x00..=0x7F => 1,
+        0xC0..=0xDF => 2,
+        0xE0..=0xEF => 3,
+        0xF0..=0xF7 => 4,
+        _ => return max, // not UTF-8 here: cut where asked
+    };
+    if cut + seq_len > max {
+        cut
+    } else {
+        max
+    }
+}
+
+impl<K: Eq + Hash + Clone, M> Reassembler<K, M> {
+    /// A reassembler with the given limits (`max_entry_bytes` and `max_pending` of at
+    /// least 1 are used).
+    pub fn new(config: ReassemblerConfig) -> Self {
+        Reassembler {
+            config: ReassemblerConfig {
+                max_entry_bytes: config.max_entry_bytes.max(1),
+                max_pending: config.max_pending.max(1),
+            },
+            pending: HashMap::new(),
+            next_seq: 0,
+            stats: ReassemblerStats::default(),
+        }
+    }
+
+    /// The limits in force.
+    pub fn config(&self) -> &ReassemblerConfig {
+        &self.config
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> &ReassemblerStats {
+        &self.stats
+    }
+
+    /// Number of entries waiting for more chunks.
+    pub fn pending_len(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Bytes held by pending entries.
+    pub fn pending_bytes(&self) -> usize {
+        self.pending
+            .values()
+            .map(|p| p.message.len() + p.attrs.as_ref().map_or(0, Vec::len))
+            .sum()
+    }
+
+    /// The metadata of the first chunk of every pending entry (for a tailer: the offsets
+    /// it must not save past).
+    pub fn pending_starts(&self) -> impl Iterator<Item = (&K, Stream, &M)> + '_ {
+        self.pending.iter().map(|((k, s), p)| (k, *s, &p.start))
+    }
+
+    /// Adds one parsed line under `key`. Emits the finished entry when the line completes
+    /// one, and possibly an older pending entry evicted to make room.
+    pub fn push<'a>(
+        &mut self,
+        key: &K,
+        line: &Line<'a>,
+        meta: M,
+        mut emit: impl FnMut(Entry<'a, K, M>),
+    ) {
+        let max = self.config.max_entry_bytes;
+        let map_key = (key.clone(), line.stream);
+        if !line.partial {
+            match self.pending.remove(&map_key) {
+                Some(mut p) => {
+                    p.truncated |= append_bounded(
+                        &mut p.message,
+                        &line.message,
+                        max,
+                        &mut self.stats.truncated_bytes,
+                    );
+                    p.chunks += 1;
+                    self.stats.joined += 1;
+                    emit(self.finish(map_key, p, false));
+                }
+                None => emit(self.single(map_key, line, meta)),
+            }
+            return;
+        }
+        if let Some(p) = self.pending.get_mut(&map_key) {
+            p.truncated |= append_bounded(
+                &mut p.message,
+                &line.message,
+                max,
+                &mut self.stats.truncated_bytes,
+            );
+            p.chunks += 1;
+            return;
+        }
+        if self.pending.len() >= self.config.max_pending {
+            self.evict_oldest(&mut emit);
+        }
+        let mut message = Vec::with_capacity(line.message.raw().len().min(max) * 2);
+        let truncated = append_bounded(
+            &mut message,
+            &line.message,
+            max,
+            &mut self.stats.truncated_bytes,
+        );
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.pending.insert(
+            map_key,
+            Pending {
+                time: line.time,
+                message,
+                attrs: line.attrs.map(<[u8]>::to_vec),
+                truncated,
+                chunks: 1,
+                seq,
+                start: meta,
+            },
+        );
+    }
+
+    /// A complete single-chunk entry, borrowed where possible.
+    fn single<'a>(
+        &mut self,
+        (key, stream): (K, Stream),
+        line: &Line<'a>,
+        meta: M,
+    ) -> Entry<'a, K, M> {
+        let max = self.config.max_entry_bytes;
+        let mut message = line.message.to_bytes();
+        let mut truncated = false;
+        if message.len() > max {
+            let cut = utf8_cut(&message, max);
+            self.stats.truncated_bytes += (message.len() - cut) as u64;
+            truncated = true;
+            match &mut message {
+                Cow::Borrowed(b) => *b = &b[..cut],
+                Cow::Owned(v) => v.truncate(cut),
+            }
+        }
+        if truncated {
+            self.stats.truncated += 1;
+        }
+        Entry {
+            key,
+            stream,
+            time: line.time,
+            message,
+            attrs: line.attrs.map(Cow::Borrowed),
+            partial: false,
+            truncated,
+            chunks: 1,
+            start: meta,
+        }
+    }
+
+    fn finish<'a>(
+        &mut self,
+        (key, stream): (K, Stream),
+        p: Pending<M>,
+        partial: bool,
+    ) -> Entry<'a, K, M> {
+        if p.truncated {
+            self.stats.truncated += 1;
+        }
+        Entry {
+            key,
+            stream,
+            time: p.time,
+            message: Cow::Owned(p.message),
+            attrs: p.attrs.map(Cow::Owned),
+            partial,
+            truncated: p.truncated,
+            chunks: p.chunks,
+            start: p.start,
+        }
+    }
+
+    fn evict_oldest<'a>(&mut self, emit: &mut impl FnMut(Entry<'a, K, M>)) {
+        let oldest = self
+            .pending
+            .iter()
+            .min_by_key(|(_, p)| p.seq)
+            .map(|(k, _)| k.clone());
+        if let Some(k) = oldest {
+            if let Some(p) = self.pending.remove(&k) {
+                self.stats.evicted += 1;
+                emit(self.finish(k, p, true));
+            }
+        }
+    }
+
+    /// Emits the pending entry of one key and stream, if any, as partial.
+    pub fn flush(
+        &mut self,
+        key: &K,
+        stream: Stream,
+        mut emit: impl FnMut(Entry<'static, K, M>),
+    ) -> bool {
+        let map_key = (key.clone(), stream);
+        match self.pending.remove(&map_key) {
+            Some(p) => {
+                self.stats.flushed += 1;
+                emit(self.finish(map_key, p, true));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Emits, as partial and in arrival order, every pending entry that `select` picks.
+    fn flush_where(
+        &mut self,
+        mut select: impl FnMut(&K, &Pending<M>) -> bool,
+        mut emit: impl FnMut(Entry<'static, K, M>),
+    ) {
+        let mut keys: Vec<(u64, (K, Stream))> = self
+            .pending
+            .iter()
+            .filter(|((k, _), p)| select(k, p))
+            .map(|(k, p)| (p.seq, k.clone()))
+            .collect();
+        keys.sort_unstable_by_key(|(seq, _)| *seq);
+        for (_, k) in keys {
+            if let Some(p) = self.pending.remove(&k) {
+                self.stats.flushed += 1;
+                emit(self.finish(k, p, true));
+            }
+        }
+    }
+
+    /// Emits every pending entry as partial, in the order their first chunks arrived
+    /// (at end of input, or at shutdown of a source that will not continue).
+    pub fn flush_all(&mut self, emit: impl FnMut(Entry<'static, K, M>)) {
+        self.flush_where(|_, _| true, emit);
+    }
+
+    /// Emits, as partial, every pending entry whose first chunk is older than `cutoff`
+    /// (a runtime that stopped mid-line never writes the final chunk).
+    pub fn flush_older_than(&mut self, cutoff: Timestamp, emit: impl FnMut(Entry<'static, K, M>)) {
+        self.flush_where(|_, p| p.time < cutoff, emit);
+    }
+
+    /// Emits, as partial, every pending entry of `key` (both streams).
+    pub fn flush_key(&mut self, key: &K, emit: impl FnMut(Entry<'static, K, M>)) {
+        self.flush_where(|k, _| k == key, emit);
+    }
+
+    /// The pending entries, oldest first, for storing or handing to another reassembler.
+    pub fn export(&self) -> Vec<PendingEntry<K, M>>
+    where
+        M: Clone,
+    {
+        let mut out: Vec<(u64, PendingEntry<K, M>)> = self
+            .pending
+            .iter()
+            .map(|((key, stream), p)| {
+                (
+                    p.seq,
+                    PendingEntry {
+                        key: key.clone(),
+                        stream: *stream,
+                        time: p.time,
+                        message: p.message.clone(),
+                        attrs: p.attrs.clone(),
+                        truncated: p.truncated,
+                        chunks: p.chunks,
+                        start: p.start.clone(),
+                    },
+                )
+            })
+            .collect();
+        out.sort_unstable_by_key(|(seq, _)| *seq);
+        out.into_iter().map(|(_, e)| e).collect()
+    }
+
+    /// Takes over pending entries from [`Reassembler::export`]; later chunks of the same key
+    /// and stream continue them. Messages over the limit are cut and flagged. Fails, and
+    /// imports nothing, when a key and stream already has a pending entry or the entries
+    /// would exceed `max_pending`.
+    pub fn import(&mut self, entries: Vec<PendingEntry<K, M>>) -> Result<(), Error> {
+        if self.pending.len() + entries.len() > self.config.max_pending {
+            return Err(Error::ImportTooMany {
+                count: entries.len(),
+                limit: self.config.max_pending - self.pending.len().min(self.config.max_pending),
+            });
+        }
+        for (i, e) in entries.iter().enumerate() {
+            let dup_in_batch = entries[..i]
+                .iter()
+                .any(|o| o.key == e.key && o.stream == e.stream);
+            if dup_in_batch || self.pending.contains_key(&(e.key.clone(), e.stream)) {
+                return Err(Error::ImportConflict { stream: e.stream });
+            }
+        }
+        let max = self.config.max_entry_bytes;
+        for e in entries {
+            let mut message = e.message;
+            let mut truncated = e.truncated;
+            if message.len() > max {
+                let cut = utf8_cut(&message, max);
+                self.stats.truncated_bytes += (message.len() - cut) as u64;
+                message.truncate(cut);
+                truncated = true;
+            }
+            let seq = self.next_seq;
+            self.next_seq += 1;
+            self.pending.insert(
+                (e.key, e.stream),
+                Pending {
+                    time: e.time,
+                    message,
+                    attrs: e.attrs,
+                    truncated,
+                    chunks: e.chunks,
+                    seq,
+                    start: e.start,
+                },
+            );
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{parse_line, Format};
+
+    type R = Reassembler<u32, u64>;
+
+    fn cfg(max_entry_bytes: usize, max_pending: usize) -> ReassemblerConfig {
+        ReassemblerConfig {
+            max_entry_bytes,
+            max_pending,
+        }
+    }
+
+    /// Pushes CRI/docker lines (key, line) and collects (key, stream, message, partial, truncated, start).
+    fn run(r: &mut R, lines: &[(u32, &str)]) -> Vec<(u32, Stream, String, bool, bool, u64)> {
+        let mut out = Vec::new();
+        for (i, (key, text)) in lines.iter().enumerate() {
+            let line = parse_line(text.as_bytes(), Format::Auto).unwrap();
+            r.push(key, &line, i as u64, |e| {
+                out.push((
+                    e.key,
+                    e.stream,
+                    String::from_utf8_lossy(&e.message).into_owned(),
+                    e.partial,
+                    e.truncated,
+                    e.start,
+                ))
+            });
+        }
+        out
+    }
+
+    #[test]
+    fn joins_per_key_and_stream() {
+        let mut r = R::new(ReassemblerConfig::default());
+        let out = run(
+            &mut r,
+            &[
+                (1, "2024-01-01T00:00:00Z stdout P a1"),
+                (1, "2024-01-01T00:00:01Z stderr P b1"),
+                (2, "2024-01-01T00:00:02Z stdout P c1"),
+                (1, "2024-01-01T00:00:03Z stdout F a2"),
+                (2, "2024-01-01T00:00:04Z stdout F c2"),
+                (1, "2024-01-01T00:00:05Z stderr F b2"),
+                (1, "2024-01-01T00:00:06Z stdout F whole"),
+            ],
+        );
+        assert_eq!(
+            out,
+            [
+                (1, Stream::Stdout, "a1a2".into(), false, false, 0),
+                (2, Stream::Stdout, "c1c2".into(), false, false, 2),
+                (1, Stream::Stderr, "b1b2".into(), false, false, 1),
+                (1, Stream::Stdout, "whole".into(), false, false, 6),
+            ]
+        );
+        assert_eq!(r.stats().joined, 3);
+        assert_eq!(r.pending_len(), 0);
+    }
+
+    #[test]
+    fn keeps_first_time_and_attrs() {
+        let mut r = R::new(ReassemblerConfig::default());
+        let a = parse_line(
+            br#"{"log":"x","attrs":{"k":1},"stream":"stdout","time":"2024-01-01T00:00:00Z"}"#,
+            Format::Auto,
+        )
+        .unwrap();
+        let b = parse_line(
+            br#"{"log":"y\n","attrs":{"k":2},"stream":"stdout","time":"2024-01-01T00:00:09Z"}"#,
+            Format::Auto,
+        )
+        .unwrap();
+        let mut got = None;
+        r.push(&0, &a, 10, |_| unreachable!("nothing finished yet"));
+        r.push(&0, &b, 20, |e| {
+            got = Some((
+                e.time,
+                e.message.into_owned(),
+                e.attrs.map(Cow::into_owned),
+                e.start,
+                e.chunks,
+            ))
+        });
+        assert_eq!(
+            got,
+            Some((a.time, b"xy".to_vec(), Some(br#"{"k":1}"#.to_vec()), 10, 2))
+        );
+    }
+
+    #[test]
+    fn truncates_at_limit_and_keeps_joining() {
+        let mut r = R::new(cfg(5, 16));
+        let out = run(
+            &mut r,
+            &[
+                (0, "2024-01-01T00:00:00Z stdout P abc"),
+                (0, "2024-01-01T00:00:00Z stdout P def"),
+                (0, "2024-01-01T00:00:00Z stdout P ghi"),
+                (0, "2024-01-01T00:00:00Z stdout F jkl"),
+                (0, "2024-01-01T00:00:00Z stdout F 0123456789"),
+                (0, "2024-01-01T00:00:00Z stdout F 01234"),
+            ],
+        );
+        assert_eq!(
+            out,
+            [
+                (0, Stream::Stdout, "abcde".into(), false, true, 0),
+                (0, Stream::Stdout, "01234".into(), false, true, 4),
+                (0, Stream::Stdout, "01234".into(), false, false, 5),
+            ]
+        );
+        assert_eq!(r.stats().truncated, 2);
+        assert_eq!(r.stats().truncated_bytes, 1 + 3 + 3 + 5);
+    }
+
+    #[test]
+    fn truncation_does_not_split_utf8() {
+        let mut r = R::new(cfg(4, 16));
+        let out = run(&mut r, &[(0, "2024-01-01T00:00:00Z stdout F ab€")]);
+        assert_eq!(out[0].2, "ab");
+        assert!(out[0].4);
+        assert_eq!(utf8_cut(b"abc\xff\xfe", 4), 4);
+        assert_eq!(utf8_cut("a€".as_bytes(), 4), 4);
+        assert_eq!(utf8_cut("a€".as_bytes(), 3), 1);
+        assert_eq!(utf8_cut("😀😀".as_bytes(), 6), 4);
+    }
+
+    #[test]
+    fn evicts_oldest_when_full_and_flushes_in_arrival_order() {
+        let mut r = R::new(cfg(1024, 2));
+        let out = run(
+            &mut r,
+            &[
+                (1, "2024-01-01T00:00:00Z stdout P one"),
+                (2, "2024-01-01T00:00:01Z stdout P two"),
+                (3, "2024-01-01T00:00:02Z stdout P three"),
+            ],
+        );
+        assert_eq!(out, [(1, Stream::Stdout, "one".into(), true, false, 0)]);
+        assert_eq!(r.stats().evicted, 1);
+        assert_eq!(r.pending_bytes(), 8);
+        let mut starts: Vec<_> = r.pending_starts().map(|(k, _, m)| (*k, *m)).collect();
+        starts.sort_unstable();
+        assert_eq!(starts, [(2, 1), (3, 2)]);
+
+        let mut flushed = Vec::new();
+        r.flush_older_than(
+            Timestamp::parse_rfc3339(b"2024-01-01T00:00:02Z").unwrap(),
+            |e| flushed.push(e.key),
+        );
+        assert_eq!(flushed, [2]);
+        r.flush_all(|e| flushed.push(e.key));
+        assert_eq!(flushed, [2, 3]);
+        assert_eq!(r.stats().flushed, 2);
+        assert!(!r.flush(&3, Stream::Stdout, |_| unreachable!("nothing pending")));
+    }
+
+    #[test]
+    fn invalid_line_in_between_does_not_disturb_pending() {
+        let mut r = R::new(ReassemblerConfig::default());
+        let mut out = Vec::new();
+        for text in [
+            "2024-01-01T00:00:00Z stdout P a",
+            "garbage",
+            "2024-01-01T00:00:01Z stdout F b",
+        ] {
+            if let Ok(line) = parse_line(text.as_bytes(), Format::Cri) {
+                r.push(&0, &line, 0, |e| out.push(e.message.into_owned()));
+            }
+        }
+        assert_eq!(out, [b"ab".to_vec()]);
+    }
+
+    #[test]
+    fn export_import_continues_an_entry_elsewhere() {
+        let mut a = R::new(ReassemblerConfig::default());
+        assert!(run(
+            &mut a,
+            &[
+                (7, "2024-01-01T00:00:00Z stdout P first "),
+                (8, "2024-01-01T00:00:01Z stderr P other")
+            ]
+        )
+        .is_empty());
+        let exported = a.export();
+        assert_eq!(exported.len(), 2);
+        assert_eq!(exported[0].key, 7);
+        let json = serde_json::to_string(&exported).unwrap();
+        let back: Vec<PendingEntry<u32, u64>> = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, exported);
+
+        let mut b = R::new(ReassemblerConfig::default());
+        b.import(back.clone()).unwrap();
+        assert!(matches!(
+            b.import(back),
+            Err(Error::ImportConflict {
+                stream: Stream::Stdout
+            })
+        ));
+        let out = run(&mut b, &[(7, "2024-01-01T00:00:05Z stdout F second")]);
+        assert_eq!(
+            out,
+            [(7, Stream::Stdout, "first second".into(), false, false, 0)]
+        );
+
+        let mut small = R::new(cfg(4, 1));
+        assert!(matches!(
+            small.import(a.export()),
+            Err(Error::ImportTooMany { count: 2, limit: 1 })
+        ));
+        small
+            .import(a.export().into_iter().take(1).collect())
+            .unwrap();
+        let mut flushed = Vec::new();
+        small.flush_key(&7, |e| {
+            flushed.push((e.message.into_owned(), e.truncated, e.partial))
+        });
+        assert_eq!(flushed, [(b"firs".to_vec(), true, true)]);
+    }
+}
