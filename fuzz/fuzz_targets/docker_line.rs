@@ -38,7 +38,10 @@ fn hex4(digits: Option<&[u8]>) -> Option<u32> {
 /// input the docker parser accepted (backslashes occur only inside strings there).
 fn has_lone_surrogate_escape(text: &[u8]) -> bool {
     let mut i = 0;
-    while let Some(off) = text[i..].iter().position(|&b| b == b'\\') {
+    while let Some(off) = text
+        .get(i..)
+        .and_then(|rest| rest.iter().position(|&b| b == b'\\'))
+    {
         i += off;
         if text.get(i + 1) != Some(&b'u') {
             i += 2;
