@@ -118,7 +118,15 @@ impl<W: Write> Printer<W> {
 
     fn line(&mut self, line: &Line<'_>) {
         let message = line.message.to_bytes();
-        self.entry(line.time, line.stream, line.partial, &message, line.attrs, false, false);
+        self.entry(
+            line.time,
+            line.stream,
+            line.partial,
+            &message,
+            line.attrs,
+            false,
+            false,
+        );
     }
 
     fn joined<K, M>(&mut self, e: &Entry<'_, K, M>, at_eof: bool) {
@@ -207,7 +215,11 @@ pub(crate) fn run(args: &ParseArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn parse_input<R: Read, W: Write>(args: &ParseArgs, input: R, printer: &mut Printer<W>) -> io::Result<()> {
+fn parse_input<R: Read, W: Write>(
+    args: &ParseArgs,
+    input: R,
+    printer: &mut Printer<W>,
+) -> io::Result<()> {
     let format = match args.format {
         FormatArg::Auto => Format::Auto,
         FormatArg::Cri => Format::Cri,

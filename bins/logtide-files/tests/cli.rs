@@ -14,7 +14,12 @@ fn run(args: &[&str], stdin: &[u8]) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn logtide-files");
-    child.stdin.take().expect("stdin").write_all(stdin).expect("write stdin");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin)
+        .expect("write stdin");
     child.wait_with_output().expect("wait")
 }
 
@@ -36,7 +41,12 @@ fn temp_file(name: &str, content: &[u8]) -> std::path::PathBuf {
 
 #[test]
 fn usage_errors_exit_2_with_a_message() {
-    for args in [&["parse", "--format", "xml"][..], &["parse", "--stream", "stdin"], &["parse", "--max-entry-bytes", "0"], &["frobnicate"]] {
+    for args in [
+        &["parse", "--format", "xml"][..],
+        &["parse", "--stream", "stdin"],
+        &["parse", "--max-entry-bytes", "0"],
+        &["frobnicate"],
+    ] {
         let out = run(args, b"");
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         let err = String::from_utf8_lossy(&out.stderr);
@@ -58,20 +68,40 @@ fn bad_lines_are_reported_and_exit_is_0() {
         json!({"error": "invalid CRI line at column 31: stream must be stdout or stderr", "line": 2})
     );
     assert_eq!(got[2]["line"], 3);
-    assert_eq!(got[2]["error"], "invalid docker json-file line at column 7: \"log\" must be a string");
+    assert_eq!(
+        got[2]["error"],
+        "invalid docker json-file line at column 7: \"log\" must be a string"
+    );
 }
 
 #[test]
 fn non_utf8_bytes_become_replacement_characters() {
-    let out = run(&["parse"], b"2016-10-06T00:17:09.669794202Z stdout F caf\xff e\n");
+    let out = run(
+        &["parse"],
+        b"2016-10-06T00:17:09.669794202Z stdout F caf\xff e\n",
+    );
     assert_eq!(objects(&out)[0]["message"], "caf\u{fffd} e");
 }
 
 #[test]
 fn files_are_joined_separately_and_errors_name_the_file() {
-    let a = temp_file("a.log", b"2024-01-01T00:00:00Z stdout P a1\n2024-01-01T00:00:01Z stdout F a2\nbad\n");
-    let b = temp_file("b.log", b"2024-01-01T00:00:02Z stdout F b1\n2024-01-01T00:00:03Z stderr P dangling");
-    let out = run(&["parse", "--reassemble", a.to_str().unwrap(), b.to_str().unwrap()], b"");
+    let a = temp_file(
+        "a.log",
+        b"2024-01-01T00:00:00Z stdout P a1\n2024-01-01T00:00:01Z stdout F a2\nbad\n",
+    );
+    let b = temp_file(
+        "b.log",
+        b"2024-01-01T00:00:02Z stdout F b1\n2024-01-01T00:00:03Z stderr P dangling",
+    );
+    let out = run(
+        &[
+            "parse",
+            "--reassemble",
+            a.to_str().unwrap(),
+            b.to_str().unwrap(),
+        ],
+        b"",
+    );
     assert_eq!(out.status.code(), Some(0));
     let got = objects(&out);
     assert_eq!(got.len(), 4, "{got:?}");
@@ -89,7 +119,10 @@ fn files_are_joined_separately_and_errors_name_the_file() {
 #[test]
 fn a_missing_file_fails_but_the_others_are_read() {
     let good = temp_file("good.log", b"2024-01-01T00:00:00Z stdout F fine\n");
-    let out = run(&["parse", "/nonexistent/x.log", good.to_str().unwrap()], b"");
+    let out = run(
+        &["parse", "/nonexistent/x.log", good.to_str().unwrap()],
+        b"",
+    );
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot open /nonexistent/x.log"));
     assert_eq!(objects(&out)[0]["message"], "fine");
@@ -109,20 +142,44 @@ fn max_entry_bytes_cuts_and_flags() {
 fn stream_filter_applies_with_and_without_joining() {
     let input = b"2024-01-01T00:00:00Z stdout F out\n2024-01-01T00:00:00Z stderr P e1\n2024-01-01T00:00:01Z stderr F e2\n";
     let got = objects(&run(&["parse", "--stream", "stderr"], input));
-    assert_eq!(got.iter().map(|o| o["message"].clone()).collect::<Vec<_>>(), [json!("e1"), json!("e2")]);
-    let got = objects(&run(&["parse", "--stream", "stderr", "--reassemble"], input));
-    assert_eq!(got.iter().map(|o| o["message"].clone()).collect::<Vec<_>>(), [json!("e1e2")]);
-    let got = objects(&run(&["parse", "--stream", "stdout", "--reassemble"], input));
-    assert_eq!(got.iter().map(|o| o["message"].clone()).collect::<Vec<_>>(), [json!("out")]);
+    assert_eq!(
+        got.iter().map(|o| o["message"].clone()).collect::<Vec<_>>(),
+        [json!("e1"), json!("e2")]
+    );
+    let got = objects(&run(
+        &["parse", "--stream", "stderr", "--reassemble"],
+        input,
+    ));
+    assert_eq!(
+        got.iter().map(|o| o["message"].clone()).collect::<Vec<_>>(),
+        [json!("e1e2")]
+    );
+    let got = objects(&run(
+        &["parse", "--stream", "stdout", "--reassemble"],
+        input,
+    ));
+    assert_eq!(
+        got.iter().map(|o| o["message"].clone()).collect::<Vec<_>>(),
+        [json!("out")]
+    );
 }
 
 #[test]
 fn forced_format_applies_to_every_line() {
     let docker = br#"{"log":"x\n","stream":"stdout","time":"2016-10-05T00:00:30Z"}"#;
     let got = objects(&run(&["parse", "--format", "cri"], docker));
-    assert!(got[0]["error"].as_str().unwrap().starts_with("invalid CRI line"));
-    let got = objects(&run(&["parse", "--format", "docker"], b"2024-01-01T00:00:00Z stdout F x"));
-    assert!(got[0]["error"].as_str().unwrap().starts_with("invalid docker json-file line"));
+    assert!(got[0]["error"]
+        .as_str()
+        .unwrap()
+        .starts_with("invalid CRI line"));
+    let got = objects(&run(
+        &["parse", "--format", "docker"],
+        b"2024-01-01T00:00:00Z stdout F x",
+    ));
+    assert!(got[0]["error"]
+        .as_str()
+        .unwrap()
+        .starts_with("invalid docker json-file line"));
 }
 
 #[test]
@@ -142,5 +199,7 @@ fn the_bundled_examples_parse_cleanly() {
     let errors: Vec<_> = got.iter().filter(|o| o.get("error").is_some()).collect();
     // The examples hold exactly one deliberately broken line, to show the error output.
     assert_eq!(errors.len(), 1, "{errors:?}");
-    assert!(got.iter().any(|o| o["message"].as_str().is_some_and(|m| m.len() > 16384)));
+    assert!(got
+        .iter()
+        .any(|o| o["message"].as_str().is_some_and(|m| m.len() > 16384)));
 }

@@ -10,16 +10,17 @@ const MAX_DEPTH: u32 = 128;
 const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGHS: u64 = 0x8080_8080_8080_8080;
 
-/// Whether any byte of `v` is below 0x20, a quote or a backslash (may report a false
-/// positive only when one of them is present, which the caller then finds byte by byte).
+/// Marks (high bit of the byte) the bytes of `v` that are below 0x20, a quote or a
+/// backslash. Borrows only travel towards higher bytes, so the lowest marked byte is always
+/// a real one; marks above it may be spurious.
 #[inline]
-fn has_special(v: u64) -> bool {
+fn special_mask(v: u64) -> u64 {
     let control = v.wrapping_sub(ONES * 0x20) & !v;
     let q = v ^ (ONES * u64::from(b'"'));
     let quote = q.wrapping_sub(ONES) & !q;
     let b = v ^ (ONES * u64::from(b'\\'));
     let backslash = b.wrapping_sub(ONES) & !b;
-    (control | quote | backslash) & HIGHS != 0
+    (control | quote | backslash) & HIGHS
 }
 
 /// A position in a line being scanned.
@@ -67,11 +68,13 @@ impl<'a> Scanner<'a> {
         let start = self.i;
         let mut first_escape = None;
         loop {
-            // Skip eight ordinary bytes at a time.
+            // Skip ordinary bytes eight at a time, then jump to the first special one.
             while let Some(chunk) = self.s.get(self.i..self.i + 8) {
                 let mut word = [0u8; 8];
                 word.copy_from_slice(chunk);
-                if has_special(u64::from_le_bytes(word)) {
+                let mask = special_mask(u64::from_le_bytes(word));
+                if mask != 0 {
+                    self.i += (mask.trailing_zeros() / 8) as usize;
                     break;
                 }
                 self.i += 8;
@@ -410,17 +413,26 @@ mod tests {
     }
 
     #[test]
-    fn special_byte_detection_is_exact_per_byte() {
+    fn special_byte_detection_finds_the_first_one() {
+        let is_special = |b: u8| b < 0x20 || b == b'"' || b == b'\\';
         for b in 0u8..=255 {
             for pos in 0..8 {
+                for background in [b'a', 0x80, 0xff, b' '] {
+                    let mut word = [background; 8];
+                    word[pos] = b;
+                    let mask = special_mask(u64::from_le_bytes(word));
+                    let first = (mask != 0).then(|| (mask.trailing_zeros() / 8) as usize);
+                    let want = word.iter().position(|&x| is_special(x));
+                    assert_eq!(first, want, "byte {b} at {pos} in {background}");
+                }
+                // Two special bytes: the lower one is reported.
                 let mut word = [b'a'; 8];
-                word[pos] = b;
-                let special = b < 0x20 || b == b'"' || b == b'\\';
-                assert_eq!(
-                    has_special(u64::from_le_bytes(word)),
-                    special,
-                    "byte {b} at {pos}"
-                );
+                word[pos] = b'"';
+                if pos < 7 {
+                    word[7] = 0;
+                }
+                let mask = special_mask(u64::from_le_bytes(word));
+                assert_eq!((mask.trailing_zeros() / 8) as usize, pos);
             }
         }
     }
