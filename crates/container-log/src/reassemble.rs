@@ -143,11 +143,18 @@ pub struct Reassembler<K, M> {
 }
 
 /// Appends `message` to `buf`, keeping `buf` within `max` bytes. Returns whether anything
-/// was cut; counts the bytes dropped.
-fn append_bounded(buf: &mut Vec<u8>, message: &Message<'_>, max: usize, dropped: &mut u64) -> bool {
-    if buf.len() >= max {
+/// was cut; counts the bytes dropped. Once an entry has been cut (`already_cut`), every
+/// later chunk is dropped, so the message stays a prefix of what was written.
+fn append_bounded(
+    buf: &mut Vec<u8>,
+    already_cut: bool,
+    message: &Message<'_>,
+    max: usize,
+    dropped: &mut u64,
+) -> bool {
+    if already_cut || buf.len() >= max {
         *dropped += message.raw().len() as u64;
-        return !message.is_empty();
+        return already_cut || !message.is_empty();
     }
     message.write_to(buf);
     if buf.len() <= max {
@@ -242,8 +249,9 @@ impl<K: Eq + Hash + Clone, M> Reassembler<K, M> {
         if !line.partial {
             match self.pending.remove(&map_key) {
                 Some(mut p) => {
-                    p.truncated |= append_bounded(
+                    p.truncated = append_bounded(
                         &mut p.message,
+                        p.truncated,
                         &line.message,
                         max,
                         &mut self.stats.truncated_bytes,
@@ -257,8 +265,9 @@ impl<K: Eq + Hash + Clone, M> Reassembler<K, M> {
             return;
         }
         if let Some(p) = self.pending.get_mut(&map_key) {
-            p.truncated |= append_bounded(
+            p.truncated = append_bounded(
                 &mut p.message,
+                p.truncated,
                 &line.message,
                 max,
                 &mut self.stats.truncated_bytes,
@@ -272,6 +281,7 @@ impl<K: Eq + Hash + Clone, M> Reassembler<K, M> {
         let mut message = Vec::with_capacity(line.message.raw().len().min(max) * 2);
         let truncated = append_bounded(
             &mut message,
+            false,
             &line.message,
             max,
             &mut self.stats.truncated_bytes,
@@ -622,6 +632,21 @@ mod tests {
         assert_eq!(utf8_cut("a€".as_bytes(), 4), 4);
         assert_eq!(utf8_cut("a€".as_bytes(), 3), 1);
         assert_eq!(utf8_cut("😀😀".as_bytes(), 6), 4);
+    }
+
+    #[test]
+    fn nothing_is_appended_after_a_cut_even_with_room_left() {
+        // The cut lands before "€" (2 bytes of room stay unused); "x" must not fill them.
+        let mut r = R::new(cfg(4, 16));
+        let out = run(
+            &mut r,
+            &[
+                (0, "2024-01-01T00:00:00Z stdout P ab€"),
+                (0, "2024-01-01T00:00:00Z stdout F x"),
+            ],
+        );
+        assert_eq!(out, [(0, Stream::Stdout, "ab".into(), false, true, 0)]);
+        assert_eq!(r.stats().truncated_bytes, 3 + 1);
     }
 
     #[test]
