@@ -53,8 +53,15 @@ fn render(m: &Msg, i: usize, time: &str) -> Vec<u8> {
 /// Interleaves the messages' lines: `schedule` picks which (key, stream) lane writes next;
 /// within a lane, messages are written one after the other. Returns the lines and the
 /// messages in the order their last chunk is written.
-fn interleave(msgs: &[Msg], schedule: &[u8]) -> (Vec<(u8, Vec<u8>)>, Vec<(u8, Stream, String)>) {
-    let mut lanes: Vec<((u8, Stream), VecDeque<(Msg, usize)>)> = Vec::new();
+/// A line as written by container `key`.
+type KeyedLine = (u8, Vec<u8>);
+/// A finished message: container, stream, text.
+type Finished = (u8, Stream, String);
+/// The chunks a (container, stream) lane still has to write: (message, chunk index).
+type Lane = ((u8, Stream), VecDeque<(Msg, usize)>);
+
+fn interleave(msgs: &[Msg], schedule: &[u8]) -> (Vec<KeyedLine>, Vec<Finished>) {
+    let mut lanes: Vec<Lane> = Vec::new();
     for m in msgs {
         let lane_key = (m.key, m.stream);
         let idx = match lanes.iter().position(|(k, _)| *k == lane_key) {
