@@ -1,0 +1,134 @@
+//! Configuration of the tailer, with Filebeat's option names where Filebeat has one.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use logtide_container_log::DEFAULT_MAX_ENTRY_BYTES;
+
+/// Serde helpers for durations written as `10s`, `5m`, `1h30m`, or a number of seconds.
+pub mod duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Secs(u64),
+        Text(String),
+    }
+
+    /// Deserializes `10s`, `1m30s`, `250ms` or a plain number of seconds.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        match Raw::deserialize(d)? {
+            Raw::Secs(s) => Ok(Duration::from_secs(s)),
+            Raw::Text(t) => humantime::parse_duration(t.trim()).map_err(|e| {
+                serde::de::Error::custom(format!(
+                    "invalid duration {t:?}: {e} (use e.g. 10s, 5m, 1h)"
+                ))
+            }),
+        }
+    }
+
+    /// Serializes as humantime text (`1m 30s`).
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&humantime::format_duration(*d))
+    }
+}
+
+/// What to tail and how.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TailConfig {
+    /// Glob patterns of files to read; symlinks are followed.
+    pub paths: Vec<String>,
+    /// Regular expressions; a file whose path matches any of them is not read.
+    pub exclude_files: Vec<String>,
+    /// How often the globs are expanded again (inotify wakes the tailer sooner).
+    #[serde(with = "duration")]
+    pub scan_frequency: Duration,
+    /// Bytes read from a file at once.
+    pub read_buffer_bytes: usize,
+    /// Longest line kept; the rest up to the next newline is skipped and counted.
+    pub max_line_bytes: usize,
+    /// Longest joined entry; the rest is cut and the entry flagged truncated.
+    pub max_entry_bytes: usize,
+    /// A pending partial entry whose first chunk is older than this is emitted as partial.
+    #[serde(with = "duration")]
+    pub flush_partial_after: Duration,
+    /// A file that has not grown for this long is closed; it is reopened when it grows.
+    #[serde(with = "duration")]
+    pub close_inactive: Duration,
+    /// A deleted file is kept open to be drained for at most this long; giving up is counted.
+    #[serde(with = "duration")]
+    pub close_removed_after: Duration,
+    /// Most files open at once (Filebeat's `harvester_limit`).
+    pub harvester_limit: usize,
+    /// Log files of kubelet's rotation scheme (`0.log.<timestamp>`) that are gzipped are
+    /// skipped; other rotated files are read when they match `paths`.
+    pub skip_gzipped: bool,
+}
+
+impl Default for TailConfig {
+    fn default() -> Self {
+        TailConfig {
+            paths: vec!["/var/log/containers/*.log".into()],
+            exclude_files: Vec::new(),
+            scan_frequency: Duration::from_secs(10),
+            read_buffer_bytes: 256 * 1024,
+            max_line_bytes: 4 * 1024 * 1024,
+            max_entry_bytes: DEFAULT_MAX_ENTRY_BYTES,
+            flush_partial_after: Duration::from_secs(5),
+            close_inactive: Duration::from_secs(5 * 60),
+            close_removed_after: Duration::from_secs(5 * 60),
+            harvester_limit: 1024,
+            skip_gzipped: true,
+        }
+    }
+}
+
+/// Where and how often the registry (saved read positions) is written.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistryConfig {
+    /// Directory holding `registry.json`.
+    pub path: PathBuf,
+    /// How often the registry is written when positions changed (and always at shutdown).
+    #[serde(with = "duration")]
+    pub flush: Duration,
+    /// Entries of files that are gone for longer than this are removed.
+    #[serde(with = "duration")]
+    pub clean_removed_after: Duration,
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        RegistryConfig {
+            path: PathBuf::from("/var/lib/logtide/registry"),
+            flush: Duration::from_secs(1),
+            clean_removed_after: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_accept_text_and_seconds() {
+        let c: RegistryConfig =
+            serde_json::from_str(r#"{"flush": "250ms", "clean_removed_after": 60}"#).unwrap();
+        assert_eq!(c.flush, Duration::from_millis(250));
+        assert_eq!(c.clean_removed_after, Duration::from_secs(60));
+        let c: TailConfig = serde_json::from_str(r#"{"scan_frequency": "1m30s"}"#).unwrap();
+        assert_eq!(c.scan_frequency, Duration::from_secs(90));
+        let err = serde_json::from_str::<TailConfig>(r#"{"scan_frequency": "soon"}"#).unwrap_err();
+        assert!(
+            err.to_string().contains("invalid duration \"soon\""),
+            "{err}"
+        );
+        let err = serde_json::from_str::<TailConfig>(r#"{"pathz": []}"#).unwrap_err();
+        assert!(err.to_string().contains("unknown field `pathz`"), "{err}");
+    }
+}

@@ -1,0 +1,154 @@
+//! File identity: (device, inode) plus a fingerprint of the first bytes, so a file is
+//! recognised after a rename and a reused inode is not mistaken for the old file.
+
+use std::fs::{File, Metadata};
+use std::io;
+use std::os::unix::fs::{FileExt, MetadataExt};
+
+use xxhash_rust::xxh3::xxh3_64;
+
+/// Bytes at the start of a file covered by its fingerprint.
+pub const FINGERPRINT_BYTES: usize = 1024;
+/// Bytes before a saved offset covered by its check hash.
+pub const PREFIX_BYTES: usize = 64;
+
+/// Device and inode of a file.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+pub struct FileId {
+    /// Device number.
+    pub dev: u64,
+    /// Inode number.
+    pub ino: u64,
+}
+
+impl FileId {
+    /// The identity of the file behind `meta`.
+    pub fn of(meta: &Metadata) -> Self {
+        FileId {
+            dev: meta.dev(),
+            ino: meta.ino(),
+        }
+    }
+}
+
+impl std::fmt::Display for FileId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.dev, self.ino)
+    }
+}
+
+/// A hash of a byte range: its length and its 64-bit xxh3, written as hex in JSON.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct RangeHash {
+    /// Number of bytes hashed.
+    pub len: u32,
+    /// xxh3-64 of the bytes, as 16 hex digits.
+    #[serde(with = "hex_u64")]
+    pub hash: u64,
+}
+
+mod hex_u64 {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(crate) fn serialize<S: Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&format_args!("{v:016x}"))
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        u64::from_str_radix(&text, 16).map_err(serde::de::Error::custom)
+    }
+}
+
+impl RangeHash {
+    /// The hash of `bytes`.
+    pub fn of(bytes: &[u8]) -> Self {
+        RangeHash {
+            len: bytes.len() as u32,
+            hash: xxh3_64(bytes),
+        }
+    }
+}
+
+/// Reads up to `len` bytes at `offset` (fewer at end of file).
+pub(crate) fn read_range(file: &File, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; len];
+    let mut filled = 0;
+    while filled < len {
+        match file.read_at(&mut buf[filled..], offset + filled as u64) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(filled);
+    Ok(buf)
+}
+
+/// The fingerprint of a file: the hash of its first bytes (all of them when shorter than
+/// [`FINGERPRINT_BYTES`]).
+pub(crate) fn fingerprint(file: &File) -> io::Result<RangeHash> {
+    Ok(RangeHash::of(&read_range(file, 0, FINGERPRINT_BYTES)?))
+}
+
+/// Whether `file` still starts with the bytes `fp` was taken from (it may have grown since).
+pub(crate) fn fingerprint_matches(file: &File, fp: &RangeHash) -> io::Result<bool> {
+    let bytes = read_range(file, 0, fp.len as usize)?;
+    Ok(bytes.len() == fp.len as usize && xxh3_64(&bytes) == fp.hash)
+}
+
+/// The hash of the bytes just before `offset`.
+pub(crate) fn prefix_hash(file: &File, offset: u64) -> io::Result<RangeHash> {
+    let len = offset.min(PREFIX_BYTES as u64);
+    Ok(RangeHash::of(&read_range(
+        file,
+        offset - len,
+        len as usize,
+    )?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn fingerprint_grows_with_short_files_and_detects_reuse() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.log");
+        let mut f = File::create(&path).unwrap();
+        f.write_all(b"short").unwrap();
+        let r = File::open(&path).unwrap();
+        let fp = fingerprint(&r).unwrap();
+        assert_eq!(fp.len, 5);
+        f.write_all(&[b'x'; 2000]).unwrap();
+        assert!(
+            fingerprint_matches(&r, &fp).unwrap(),
+            "a grown file still matches"
+        );
+        assert_eq!(fingerprint(&r).unwrap().len, FINGERPRINT_BYTES as u32);
+        std::fs::write(&path, b"other").unwrap();
+        assert!(!fingerprint_matches(&File::open(&path).unwrap(), &fp).unwrap());
+        std::fs::write(&path, b"sho").unwrap();
+        assert!(
+            !fingerprint_matches(&File::open(&path).unwrap(), &fp).unwrap(),
+            "shorter file"
+        );
+    }
+
+    #[test]
+    fn prefix_hash_and_json_form() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.log");
+        std::fs::write(&path, b"line one\nline two\n").unwrap();
+        let f = File::open(&path).unwrap();
+        assert_eq!(prefix_hash(&f, 9).unwrap(), RangeHash::of(b"line one\n"));
+        assert_eq!(prefix_hash(&f, 0).unwrap().len, 0);
+        let json = serde_json::to_string(&RangeHash { len: 3, hash: 0xab }).unwrap();
+        assert_eq!(json, r#"{"len":3,"hash":"00000000000000ab"}"#);
+        assert_eq!(serde_json::from_str::<RangeHash>(&json).unwrap().hash, 0xab);
+    }
+}

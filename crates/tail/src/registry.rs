@@ -1,0 +1,423 @@
+//! The registry: where reading of each file resumes after a restart.
+//!
+//! One JSON document, `registry.json` in the registry directory, replaced atomically
+//! (temporary file, fsync, rename, fsync of the directory) so that a crash leaves either
+//! the old or the new registry, never a torn one.
+//!
+//! # Format, version 2 (written by this version)
+//!
+//! ```json
+//! {"version": 2, "files": [{
+//!   "path": "/var/log/pods/ns_pod_uid/app/0.log", "dev": 2049, "ino": 131,
+//!   "fingerprint": {"len": 1024, "hash": "9f0c…"},   // first bytes of the file
+//!   "offset": 52311,                                 // start of the first unacknowledged entry
+//!   "prefix": {"len": 64, "hash": "77aa…"},          // the 64 bytes before `offset`
+//!   "continued": {"stdout": 53001},                  // see below
+//!   "container": "3f1c…", "updated": "2026-11-24T09:15:02.118340112Z",
+//!   "removed": null }]}
+//! ```
+//!
+//! `offset` is always the start of a line, and the start of an entry that is not yet
+//! acknowledged (or the end of everything read). Entries of one stream can be interleaved
+//! with another's, so lines after `offset` may continue an entry that started before it and
+//! was already shipped; `continued` says, per stream, up to which offset such continuation
+//! chunks run, so they are skipped on resume instead of being shipped as broken entries.
+//!
+//! # Format, version 1
+//!
+//! `{"version": 1, "files": [{"path": …, "dev": …, "ino": …, "offset": …}]}`: no
+//! fingerprint, no check hash. Read for compatibility; on resume the offset is moved to
+//! the next entry boundary when it does not sit on one.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use logtide_event::Timestamp;
+
+use crate::identity::{FileId, RangeHash};
+use crate::Error;
+
+/// The registry format this version writes.
+pub const REGISTRY_VERSION: u32 = 2;
+/// File name of the registry inside the registry directory.
+pub const REGISTRY_FILE: &str = "registry.json";
+
+/// Per stream, the offset up to which lines continue entries that were already shipped.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Continued {
+    /// For stdout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdout: Option<u64>,
+    /// For stderr.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stderr: Option<u64>,
+}
+
+impl Continued {
+    /// Whether no stream has continuation chunks to skip.
+    pub fn is_empty(&self) -> bool {
+        self.stdout.is_none() && self.stderr.is_none()
+    }
+}
+
+/// The saved state of one file.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryEntry {
+    /// Where the file was last seen.
+    pub path: PathBuf,
+    /// Device number.
+    pub dev: u64,
+    /// Inode number.
+    pub ino: u64,
+    /// Hash of the file's first bytes (absent in version 1 and Filebeat imports).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<RangeHash>,
+    /// Where reading resumes.
+    pub offset: u64,
+    /// Hash of the bytes just before `offset` (absent in version 1 and Filebeat imports).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<RangeHash>,
+    /// Continuation chunks after `offset` to skip, per stream.
+    #[serde(default, skip_serializing_if = "Continued::is_empty")]
+    pub continued: Continued,
+    /// The container (stream group) the file belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    /// When the entry last changed.
+    pub updated: Timestamp,
+    /// When the file was found gone, if it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub removed: Option<Timestamp>,
+}
+
+impl RegistryEntry {
+    /// The identity of the file.
+    pub fn id(&self) -> FileId {
+        FileId {
+            dev: self.dev,
+            ino: self.ino,
+        }
+    }
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DocV2 {
+    version: u32,
+    files: Vec<RegistryEntry>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EntryV1 {
+    path: PathBuf,
+    dev: u64,
+    ino: u64,
+    offset: u64,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DocV1 {
+    #[allow(dead_code)]
+    version: u32,
+    files: Vec<EntryV1>,
+}
+
+#[derive(serde::Deserialize)]
+struct VersionOnly {
+    version: u32,
+}
+
+/// What loading the registry found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LoadReport {
+    /// The format version read (`None` when there was no registry).
+    pub version: Option<u32>,
+    /// Where an unreadable registry was moved aside, if one was.
+    pub moved_aside: Option<PathBuf>,
+    /// Why it was unreadable.
+    pub problem: Option<String>,
+}
+
+/// Saved read positions, by file identity.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Registry {
+    entries: BTreeMap<FileId, RegistryEntry>,
+}
+
+impl Registry {
+    /// Parses a registry document of any supported version.
+    pub fn from_json(bytes: &[u8], path: &Path) -> Result<(Registry, u32), Error> {
+        let bad = |e: serde_json::Error| Error::RegistryFormat {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        };
+        let version = serde_json::from_slice::<VersionOnly>(bytes)
+            .map_err(bad)?
+            .version;
+        let entries: Vec<RegistryEntry> = match version {
+            1 => serde_json::from_slice::<DocV1>(bytes)
+                .map_err(bad)?
+                .files
+                .into_iter()
+                .map(|e| RegistryEntry {
+                    path: e.path,
+                    dev: e.dev,
+                    ino: e.ino,
+                    fingerprint: None,
+                    offset: e.offset,
+                    prefix: None,
+                    continued: Continued::default(),
+                    container: None,
+                    updated: Timestamp::UNIX_EPOCH,
+                    removed: None,
+                })
+                .collect(),
+            REGISTRY_VERSION => serde_json::from_slice::<DocV2>(bytes).map_err(bad)?.files,
+            other => {
+                return Err(Error::RegistryVersion {
+                    path: path.to_owned(),
+                    found: other,
+                    supported: REGISTRY_VERSION,
+                })
+            }
+        };
+        let mut reg = Registry::default();
+        for e in entries {
+            reg.insert(e);
+        }
+        Ok((reg, version))
+    }
+
+    /// The registry as a version-2 JSON document.
+    pub fn to_json(&self) -> Vec<u8> {
+        let doc = DocV2 {
+            version: REGISTRY_VERSION,
+            files: self.entries.values().cloned().collect(),
+        };
+        // Plain data: serialization cannot fail.
+        serde_json::to_vec_pretty(&doc).unwrap_or_default()
+    }
+
+    /// Loads `registry.json` from `dir`. A missing registry is empty. An unreadable one is
+    /// moved aside (so nothing is lost for inspection) and reading starts afresh, which
+    /// can duplicate but never lose data; the report says so.
+    pub fn load(dir: &Path) -> Result<(Registry, LoadReport), Error> {
+        let path = dir.join(REGISTRY_FILE);
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok((Registry::default(), LoadReport::default()))
+            }
+            Err(e) => return Err(Error::io("read registry", &path, e)),
+        };
+        match Registry::from_json(&bytes, &path) {
+            Ok((reg, version)) => Ok((
+                reg,
+                LoadReport {
+                    version: Some(version),
+                    ..LoadReport::default()
+                },
+            )),
+            Err(e @ Error::RegistryVersion { .. }) => Err(e),
+            Err(e) => {
+                let aside = dir.join(format!(
+                    "{REGISTRY_FILE}.unreadable-{}",
+                    Timestamp::now().unix_secs()
+                ));
+                fs::rename(&path, &aside)
+                    .map_err(|io| Error::io("move aside registry", &path, io))?;
+                Ok((
+                    Registry::default(),
+                    LoadReport {
+                        version: None,
+                        moved_aside: Some(aside),
+                        problem: Some(e.to_string()),
+                    },
+                ))
+            }
+        }
+    }
+
+    /// Writes the registry into `dir` atomically: temporary file, fsync, rename, fsync of
+    /// the directory.
+    pub fn save(&self, dir: &Path) -> Result<(), Error> {
+        fs::create_dir_all(dir).map_err(|e| Error::io("create registry directory", dir, e))?;
+        let path = dir.join(REGISTRY_FILE);
+        let tmp = dir.join(format!("{REGISTRY_FILE}.tmp"));
+        let write = || -> std::io::Result<()> {
+            let mut f = File::create(&tmp)?;
+            f.write_all(&self.to_json())?;
+            f.sync_all()?;
+            fs::rename(&tmp, &path)?;
+            File::open(dir)?.sync_all()
+        };
+        write().map_err(|e| Error::io("write registry", &path, e))
+    }
+
+    /// All entries, by identity.
+    pub fn entries(&self) -> impl Iterator<Item = &RegistryEntry> + '_ {
+        self.entries.values()
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether there are no entries.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The entry of a file identity.
+    pub fn get(&self, id: FileId) -> Option<&RegistryEntry> {
+        self.entries.get(&id)
+    }
+
+    /// Adds or replaces the entry of its file identity.
+    pub fn insert(&mut self, entry: RegistryEntry) {
+        self.entries.insert(entry.id(), entry);
+    }
+
+    /// Removes the entry of a file identity.
+    pub fn remove(&mut self, id: FileId) -> Option<RegistryEntry> {
+        self.entries.remove(&id)
+    }
+
+    /// Removes entries of files gone for longer than `ttl`; returns how many.
+    pub fn clean(&mut self, now: Timestamp, ttl: std::time::Duration) -> usize {
+        let before = self.entries.len();
+        let ttl_secs = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX);
+        self.entries.retain(|_, e| {
+            e.removed
+                .is_none_or(|r| now.unix_secs().saturating_sub(r.unix_secs()) < ttl_secs)
+        });
+        before - self.entries.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data")
+            .join(name)
+    }
+
+    #[test]
+    fn golden_v1_reads_as_entries_without_hashes() {
+        let path = data("registry-v1.json");
+        let (reg, version) = Registry::from_json(&fs::read(&path).unwrap(), &path).unwrap();
+        assert_eq!(version, 1);
+        assert_eq!(reg.len(), 2);
+        let e = reg
+            .get(FileId {
+                dev: 2049,
+                ino: 131,
+            })
+            .unwrap();
+        assert_eq!(e.offset, 1234);
+        assert_eq!(e.fingerprint, None);
+        assert_eq!(e.prefix, None);
+    }
+
+    #[test]
+    fn golden_v2_round_trips_byte_for_byte() {
+        let path = data("registry-v2.json");
+        let bytes = fs::read(&path).unwrap();
+        let (reg, version) = Registry::from_json(&bytes, &path).unwrap();
+        assert_eq!(version, 2);
+        let e = reg
+            .get(FileId {
+                dev: 2049,
+                ino: 131,
+            })
+            .unwrap();
+        assert_eq!(e.continued.stdout, Some(53001));
+        assert_eq!(e.prefix.map(|p| p.len), Some(64));
+        assert_eq!(
+            String::from_utf8(reg.to_json()).unwrap().trim_end(),
+            String::from_utf8(bytes).unwrap().trim_end()
+        );
+    }
+
+    #[test]
+    fn unknown_version_is_refused_and_garbage_is_moved_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(
+            dir.path().join(REGISTRY_FILE),
+            br#"{"version": 9, "files": []}"#,
+        )
+        .unwrap();
+        let err = Registry::load(dir.path()).unwrap_err();
+        assert!(
+            err.to_string().contains("registry format version 9"),
+            "{err}"
+        );
+
+        fs::write(dir.path().join(REGISTRY_FILE), b"{\"version\": 2, \"fil").unwrap();
+        let (reg, report) = Registry::load(dir.path()).unwrap();
+        assert!(reg.is_empty());
+        let aside = report.moved_aside.expect("moved aside");
+        assert!(aside.exists());
+        assert!(report.problem.unwrap().contains("registry"));
+    }
+
+    #[test]
+    fn save_is_atomic_and_loadable() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut reg = Registry::default();
+        reg.insert(RegistryEntry {
+            path: "/x.log".into(),
+            dev: 1,
+            ino: 2,
+            fingerprint: Some(RangeHash::of(b"abc")),
+            offset: 3,
+            prefix: Some(RangeHash::of(b"abc")),
+            continued: Continued::default(),
+            container: Some("c".into()),
+            updated: Timestamp::UNIX_EPOCH,
+            removed: None,
+        });
+        reg.save(dir.path()).unwrap();
+        assert!(!dir.path().join("registry.json.tmp").exists());
+        let (back, report) = Registry::load(dir.path()).unwrap();
+        assert_eq!(back, reg);
+        assert_eq!(report.version, Some(2));
+    }
+
+    #[test]
+    fn clean_drops_long_gone_files_only() {
+        let mut reg = Registry::default();
+        let mk = |ino, removed: Option<i64>| RegistryEntry {
+            path: "/x".into(),
+            dev: 1,
+            ino,
+            fingerprint: None,
+            offset: 0,
+            prefix: None,
+            continued: Continued::default(),
+            container: None,
+            updated: Timestamp::UNIX_EPOCH,
+            removed: removed.map(|s| Timestamp::new(s, 0).unwrap()),
+        };
+        reg.insert(mk(1, None));
+        reg.insert(mk(2, Some(1000)));
+        reg.insert(mk(3, Some(1990)));
+        let removed = reg.clean(
+            Timestamp::new(2000, 0).unwrap(),
+            std::time::Duration::from_secs(60),
+        );
+        assert_eq!(removed, 1);
+        assert!(reg.get(FileId { dev: 1, ino: 2 }).is_none());
+        assert_eq!(reg.len(), 2);
+    }
+}

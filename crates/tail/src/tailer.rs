@@ -1,0 +1,1239 @@
+//! The tailing engine: discovery, harvesting, rotation, reassembly across files,
+//! acknowledgements and the registry.
+//!
+//! The engine is synchronous and driven from outside ([`Tailer::scan`], [`Tailer::poll`],
+//! [`Tailer::commit`]), so that tests can step it deterministically and a host can run it
+//! on a thread of its own.
+//!
+//! # How offsets stay safe
+//!
+//! Every line handed to the reassembler places a *hold* on its file at the offset where
+//! the line starts, owned by the entry the line belongs to (an entry that spans a rotation
+//! holds both files). A hold is released when the event built from the entry is
+//! acknowledged. The offset saved for a file is the lowest hold, or the end of what was
+//! read when there is none: always the start of an unacknowledged entry (invariant 1), and
+//! a restart re-reads every chunk of every entry not yet acknowledged (invariant 2).
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs::{self, File};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use logtide_container_log::{parse_line, Entry, Format, Reassembler, ReassemblerConfig, Stream};
+use logtide_event::{AckOutcome, AckToken, Acknowledge, Event, Source, Timestamp};
+use regex::Regex;
+use serde_json::{Map, Value};
+
+use crate::config::{RegistryConfig, TailConfig};
+use crate::identity::{
+    fingerprint, fingerprint_matches, prefix_hash, read_range, FileId, RangeHash, FINGERPRINT_BYTES,
+};
+use crate::reader::{LineAt, Reader};
+use crate::registry::{Continued, LoadReport, Registry, RegistryEntry};
+use crate::{container_of, Error, TailStats};
+
+/// Internal number of a file generation (a copytruncate starts a new one).
+type FileKey = u64;
+
+/// How far back resume looks for the state of partial entries when it must infer it.
+const LOOKBACK_BYTES: u64 = 64 * 1024;
+
+/// Acknowledgements received from sinks, drained by [`Tailer::commit`].
+#[derive(Debug, Default)]
+struct AckQueue {
+    done: Mutex<Vec<(u64, AckOutcome)>>,
+}
+
+impl Acknowledge for AckQueue {
+    fn acknowledge(&self, id: u64, outcome: AckOutcome) {
+        // A poisoned lock only means another thread panicked while pushing; the data is a
+        // plain vector and still usable.
+        let mut done = self.done.lock().unwrap_or_else(|p| p.into_inner());
+        done.push((id, outcome));
+    }
+}
+
+/// Whether lines of a stream are skipped on resume because they continue an entry that
+/// was shipped before the resume offset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Skip {
+    None,
+    /// Skip lines that start before this offset.
+    Until(u64),
+    /// Skip lines up to and including the next full (`F`) chunk.
+    UntilFull,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Status {
+    /// Found by discovery at its path.
+    Live,
+    /// No longer at a discovered path (renamed or deleted); drained, then finished.
+    Gone { since: Instant },
+    /// Read to the end and closed for good.
+    Finished,
+}
+
+#[derive(Debug)]
+struct FileState {
+    id: FileId,
+    /// Real path (symlinks resolved) where the file was last seen.
+    path: PathBuf,
+    /// The path as discovered (e.g. the /var/log/containers symlink): `log.file.path`.
+    shown_path: Arc<str>,
+    /// `dev:ino` plus the fingerprint: the event source identity.
+    source_id: Arc<str>,
+    container: Arc<str>,
+    container_id: Option<Arc<str>>,
+    reader: Option<Reader>,
+    fingerprint: Option<RangeHash>,
+    /// End of the last line handed out.
+    read_offset: u64,
+    status: Status,
+    last_growth: Instant,
+    skip: [Skip; 2],
+    /// Replaced by a newer generation after a copytruncate: kept only for its holds.
+    superseded: bool,
+    /// Saved (offset, continued) last written to the registry.
+    saved: Option<(u64, Continued)>,
+}
+
+impl FileState {
+    fn at_eof_and_idle(&self) -> bool {
+        self.reader.as_ref().is_none_or(|r| r.buffered() == 0)
+    }
+}
+
+/// Where a chunk came from; the reassembler reports it for an entry's first chunk.
+#[derive(Clone, Debug)]
+struct Chunk {
+    offset: u64,
+    path: Arc<str>,
+    source: Arc<str>,
+    container_id: Option<Arc<str>>,
+}
+
+/// A span of one entry inside one file: the lines from its first to its last chunk there.
+#[derive(Clone, Copy, Debug)]
+struct Span {
+    file: FileKey,
+    start: u64,
+    end: u64,
+    stream: Stream,
+}
+
+/// What an entry holds while it is pending or in flight.
+#[derive(Debug)]
+struct Track {
+    holds: Vec<(FileKey, u64)>,
+    spans: Vec<Span>,
+    chunks: u32,
+    cut: bool,
+    end: u64,
+    since: Instant,
+}
+
+/// The parts of the engine that process lines, apart from the file table.
+struct Core {
+    reassembler: Reassembler<Arc<str>, Chunk>,
+    pending: HashMap<(Arc<str>, Stream), Track>,
+    holds: HashMap<FileKey, BTreeMap<u64, u32>>,
+    acked_spans: HashMap<FileKey, Vec<Span>>,
+    inflight: HashMap<u64, Track>,
+    acks: Arc<AckQueue>,
+    ack_target: Arc<dyn Acknowledge>,
+    next_event: u64,
+    stats: TailStats,
+}
+
+fn stream_index(s: Stream) -> usize {
+    match s {
+        Stream::Stdout => 0,
+        Stream::Stderr => 1,
+    }
+}
+
+fn into_string(bytes: Cow<'_, [u8]>) -> String {
+    match bytes {
+        Cow::Borrowed(b) => String::from_utf8_lossy(b).into_owned(),
+        Cow::Owned(v) => String::from_utf8(v)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+    }
+}
+
+impl Core {
+    fn hold(&mut self, file: FileKey, offset: u64) {
+        *self
+            .holds
+            .entry(file)
+            .or_default()
+            .entry(offset)
+            .or_insert(0) += 1;
+    }
+
+    fn release(&mut self, file: FileKey, offset: u64) {
+        if let Some(h) = self.holds.get_mut(&file) {
+            if let Some(n) = h.get_mut(&offset) {
+                *n -= 1;
+                if *n == 0 {
+                    h.remove(&offset);
+                }
+            }
+            if h.is_empty() {
+                self.holds.remove(&file);
+            }
+        }
+    }
+
+    fn lowest_hold(&self, file: FileKey) -> Option<u64> {
+        self.holds.get(&file).and_then(|h| h.keys().next().copied())
+    }
+
+    /// Handles one line read from `file`.
+    fn line(
+        &mut self,
+        now: Instant,
+        key: FileKey,
+        f: &mut FileState,
+        at: &LineAt,
+        bytes: &[u8],
+        out: &mut Vec<Event>,
+    ) {
+        self.stats.lines += 1;
+        self.stats.bytes += at.end - at.start;
+        if at.cut {
+            self.stats.lines_too_long += 1;
+        }
+        let line = match parse_line(bytes, Format::Auto) {
+            Ok(l) => l,
+            Err(e) => {
+                self.stats.parse_errors += 1;
+                tracing::warn!(file = %f.shown_path, offset = at.start, error = %e, "skipping a line that cannot be parsed");
+                return;
+            }
+        };
+        let si = stream_index(line.stream);
+        match f.skip[si] {
+            Skip::Until(x) if at.start < x => {
+                self.stats.resume_skipped_chunks += 1;
+                return;
+            }
+            Skip::Until(_) => f.skip[si] = Skip::None,
+            Skip::UntilFull => {
+                if !line.partial {
+                    f.skip[si] = Skip::None;
+                }
+                self.stats.resume_skipped_chunks += 1;
+                return;
+            }
+            Skip::None => {}
+        }
+        let container = f.container.clone();
+        let pkey = (container.clone(), line.stream);
+        let track = self.pending.entry(pkey).or_insert_with(|| Track {
+            holds: Vec::with_capacity(1),
+            spans: Vec::new(),
+            chunks: 0,
+            cut: false,
+            end: at.end,
+            since: now,
+        });
+        track.chunks += 1;
+        track.cut |= at.cut;
+        track.end = at.end;
+        let new_file = !track.holds.iter().any(|(k, _)| *k == key);
+        if new_file {
+            track.holds.push((key, at.start));
+            track.spans.push(Span {
+                file: key,
+                start: at.start,
+                end: at.end,
+                stream: line.stream,
+            });
+        } else if let Some(s) = track.spans.iter_mut().rev().find(|s| s.file == key) {
+            s.end = at.end;
+        }
+        if new_file {
+            self.hold(key, at.start);
+        }
+        let chunk = Chunk {
+            offset: at.start,
+            path: f.shown_path.clone(),
+            source: f.source_id.clone(),
+            container_id: f.container_id.clone(),
+        };
+        let mut finished: Vec<Entry<'_, Arc<str>, Chunk>> = Vec::new();
+        self.reassembler
+            .push(&container, &line, chunk, |e| finished.push(e));
+        for entry in finished {
+            self.finish(entry, out);
+        }
+    }
+
+    /// Turns a finished (or flushed) entry into an event that carries its holds.
+    fn finish(&mut self, entry: Entry<'_, Arc<str>, Chunk>, out: &mut Vec<Event>) {
+        let Some(track) = self.pending.remove(&(entry.key.clone(), entry.stream)) else {
+            return;
+        };
+        if entry.partial {
+            self.stats.partial_flushed += 1;
+        }
+        let truncated = entry.truncated || track.cut;
+        if truncated {
+            self.stats.entries_truncated += 1;
+        }
+        let chunk = &entry.start;
+        let mut fields = Map::with_capacity(6);
+        fields.insert("message".into(), Value::String(into_string(entry.message)));
+        fields.insert("stream".into(), Value::String(entry.stream.as_str().into()));
+        let mut log = Map::with_capacity(3);
+        log.insert(
+            "file".into(),
+            Value::Object(Map::from_iter([(
+                "path".to_owned(),
+                Value::String(chunk.path.to_string()),
+            )])),
+        );
+        log.insert("offset".into(), Value::from(chunk.offset));
+        if entry.partial || truncated {
+            let mut flags = Vec::new();
+            if entry.partial {
+                flags.push(Value::String("partial".into()));
+            }
+            if truncated {
+                flags.push(Value::String("truncated".into()));
+            }
+            log.insert("flags".into(), Value::Array(flags));
+        }
+        fields.insert("log".into(), Value::Object(log));
+        if let Some(id) = &chunk.container_id {
+            fields.insert(
+                "container".into(),
+                Value::Object(Map::from_iter([(
+                    "id".to_owned(),
+                    Value::String(id.to_string()),
+                )])),
+            );
+        }
+        if let Some(attrs) = entry
+            .attrs
+            .as_deref()
+            .and_then(|a| serde_json::from_slice::<Value>(a).ok())
+        {
+            fields.insert(
+                "docker".into(),
+                Value::Object(Map::from_iter([("attrs".to_owned(), attrs)])),
+            );
+        }
+        fields.insert(
+            "input".into(),
+            Value::Object(Map::from_iter([(
+                "type".to_owned(),
+                Value::String("container".into()),
+            )])),
+        );
+        let mut event = Event::with_fields(entry.time, fields);
+        event.set_source(Source {
+            id: chunk.source.clone(),
+            start: chunk.offset,
+            end: track.end,
+        });
+        let seq = self.next_event;
+        self.next_event += 1;
+        event.set_ack(AckToken::new(self.ack_target.clone(), seq));
+        self.inflight.insert(seq, track);
+        self.stats.events += 1;
+        out.push(event);
+    }
+
+    /// Applies acknowledgements received so far.
+    fn drain_acks(&mut self) {
+        let done = std::mem::take(&mut *self.acks.done.lock().unwrap_or_else(|p| p.into_inner()));
+        for (seq, outcome) in done {
+            let Some(track) = self.inflight.remove(&seq) else {
+                continue;
+            };
+            match outcome {
+                AckOutcome::Abandoned => {
+                    // The event is not done: its holds stay, so its offset is re-read after
+                    // a restart.
+                    self.stats.acks_abandoned += 1;
+                    continue;
+                }
+                AckOutcome::Discarded { .. } => self.stats.acks_discarded += 1,
+                _ => self.stats.acks_accepted += 1,
+            }
+            for (file, offset) in &track.holds {
+                self.release(*file, *offset);
+            }
+            if track.chunks > 1 {
+                for s in track.spans {
+                    self.acked_spans.entry(s.file).or_default().push(s);
+                }
+            }
+        }
+    }
+}
+
+/// Tails container log files; see the [crate documentation](crate).
+pub struct Tailer {
+    config: TailConfig,
+    registry_config: RegistryConfig,
+    exclude: Vec<Regex>,
+    files: BTreeMap<FileKey, FileState>,
+    by_id: HashMap<FileId, FileKey>,
+    core: Core,
+    registry: Registry,
+    registry_dirty: bool,
+    last_registry_write: Option<Instant>,
+    last_scan: Option<Instant>,
+    orphans_checked: bool,
+    next_key: FileKey,
+    load_report: LoadReport,
+}
+
+impl std::fmt::Debug for Tailer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tailer")
+            .field("files", &self.files.len())
+            .field("stats", &self.core.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Tailer {
+    /// Validates the configuration and loads the registry.
+    pub fn open(config: TailConfig, registry_config: RegistryConfig) -> Result<Self, Error> {
+        if config.paths.is_empty() {
+            return Err(Error::Config("paths: at least one glob is required".into()));
+        }
+        for (i, p) in config.paths.iter().enumerate() {
+            glob::Pattern::new(p)
+                .map_err(|e| Error::Config(format!("paths[{i}]: invalid glob {p:?}: {e}")))?;
+        }
+        let exclude = config
+            .exclude_files
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                Regex::new(r).map_err(|e| {
+                    Error::Config(format!("exclude_files[{i}]: invalid regexp {r:?}: {e}"))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if config.max_line_bytes == 0
+            || config.read_buffer_bytes == 0
+            || config.harvester_limit == 0
+        {
+            return Err(Error::Config(
+                "max_line_bytes, read_buffer_bytes and harvester_limit must be at least 1".into(),
+            ));
+        }
+        let (registry, load_report) = Registry::load(&registry_config.path)?;
+        if let Some(aside) = &load_report.moved_aside {
+            tracing::error!(moved_to = %aside.display(), problem = ?load_report.problem,
+                "registry unreadable: moved aside, files are read from their start");
+        }
+        let acks = Arc::new(AckQueue::default());
+        let ack_target: Arc<dyn Acknowledge> = acks.clone();
+        let reassembler = Reassembler::new(ReassemblerConfig {
+            max_entry_bytes: config.max_entry_bytes,
+            ..ReassemblerConfig::default()
+        });
+        Ok(Tailer {
+            config,
+            registry_config,
+            exclude,
+            files: BTreeMap::new(),
+            by_id: HashMap::new(),
+            core: Core {
+                reassembler,
+                pending: HashMap::new(),
+                holds: HashMap::new(),
+                acked_spans: HashMap::new(),
+                inflight: HashMap::new(),
+                acks,
+                ack_target,
+                next_event: 0,
+                stats: TailStats::default(),
+            },
+            registry,
+            registry_dirty: false,
+            last_registry_write: None,
+            last_scan: None,
+            orphans_checked: false,
+            next_key: 0,
+            load_report,
+        })
+    }
+
+    /// What loading the registry found.
+    pub fn load_report(&self) -> &LoadReport {
+        &self.load_report
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> TailStats {
+        let mut s = self.core.stats;
+        let r = self.core.reassembler.stats();
+        s.entries_joined = r.joined;
+        s.partial_evicted = r.evicted;
+        s.open_files = self.files.values().filter(|f| f.reader.is_some()).count() as u64;
+        s.tracked_files = self.files.len() as u64;
+        s.pending_entries = self.core.reassembler.pending_len() as u64;
+        s.inflight_events = self.core.inflight.len() as u64;
+        s
+    }
+
+    /// The saved positions (as of the last commit).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Directories worth watching for changes: the fixed part of each glob and the
+    /// directories of the files being read.
+    pub fn watch_dirs(&self) -> Vec<PathBuf> {
+        let mut dirs: Vec<PathBuf> = self
+            .config
+            .paths
+            .iter()
+            .map(|p| {
+                let fixed: String = p
+                    .chars()
+                    .take_while(|c| !matches!(c, '*' | '?' | '['))
+                    .collect();
+                let fixed = Path::new(&fixed);
+                if p.ends_with(&*fixed.to_string_lossy()) && fixed.is_file() {
+                    fixed.parent().unwrap_or(fixed).to_owned()
+                } else if fixed.to_string_lossy().ends_with('/') {
+                    fixed.to_owned()
+                } else {
+                    fixed.parent().unwrap_or(fixed).to_owned()
+                }
+            })
+            .chain(
+                self.files
+                    .values()
+                    .filter_map(|f| f.path.parent().map(Path::to_owned)),
+            )
+            .collect();
+        dirs.sort();
+        dirs.dedup();
+        dirs
+    }
+
+    fn excluded(&self, path: &Path) -> bool {
+        let s = path.to_string_lossy();
+        self.exclude.iter().any(|r| r.is_match(&s))
+    }
+
+    fn open_count(&self) -> usize {
+        self.files.values().filter(|f| f.reader.is_some()).count()
+    }
+
+    /// Makes room for one more open file when at the limit, by closing the idlest live
+    /// file that has nothing unread and nothing unacknowledged. Returns whether there is room.
+    fn make_room(&mut self) -> bool {
+        if self.open_count() < self.config.harvester_limit {
+            return true;
+        }
+        let victim = self
+            .files
+            .iter()
+            .filter(|(k, f)| {
+                f.reader.is_some()
+                    && f.status == Status::Live
+                    && f.at_eof_and_idle()
+                    && !self.core.holds.contains_key(k)
+            })
+            .min_by_key(|(_, f)| f.last_growth)
+            .map(|(k, _)| *k);
+        match victim {
+            Some(k) => {
+                if let Some(f) = self.files.get_mut(&k) {
+                    f.reader = None;
+                    self.core.stats.files_closed_inactive += 1;
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Expands the globs and starts, follows or stops files accordingly. Also run by
+    /// [`Tailer::poll`] every `scan_frequency`.
+    pub fn scan(&mut self, now: Instant) {
+        self.last_scan = Some(now);
+        self.core.stats.scans += 1;
+        if !self.orphans_checked {
+            self.orphans_checked = true;
+            self.resume_orphans(now);
+        }
+        let mut seen: HashSet<FileId> = HashSet::new();
+        let patterns = self.config.paths.clone();
+        for pattern in &patterns {
+            let paths = match glob::glob(pattern) {
+                Ok(p) => p,
+                Err(e) => {
+                    self.core.stats.scan_errors += 1;
+                    tracing::warn!(pattern, error = %e, "invalid glob");
+                    continue;
+                }
+            };
+            for entry in paths {
+                let shown = match entry {
+                    Ok(p) => p,
+                    Err(e) => {
+                        self.core.stats.scan_errors += 1;
+                        tracing::warn!(path = %e.path().display(), error = %e.error(), "cannot read while scanning");
+                        continue;
+                    }
+                };
+                if self.excluded(&shown)
+                    || (self.config.skip_gzipped && shown.extension().is_some_and(|e| e == "gz"))
+                {
+                    continue;
+                }
+                self.discovered(now, &shown, &mut seen);
+            }
+        }
+        // Live files no longer found are renamed or deleted: drain them.
+        for f in self.files.values_mut() {
+            if f.status == Status::Live && !f.superseded && !seen.contains(&f.id) {
+                f.status = Status::Gone { since: now };
+                if let Some(found) = find_by_id(&f.path, f.id) {
+                    if found != f.path {
+                        self.core.stats.renames += 1;
+                        f.path = found;
+                    }
+                }
+            }
+        }
+    }
+
+    fn discovered(&mut self, now: Instant, shown: &Path, seen: &mut HashSet<FileId>) {
+        let meta = match fs::metadata(shown) {
+            Ok(m) if m.is_file() => m,
+            Ok(_) => return,
+            Err(e) => {
+                // Vanished between listing and stat, or a dangling symlink.
+                self.core.stats.scan_errors += 1;
+                tracing::debug!(path = %shown.display(), error = %e, "file vanished while scanning");
+                return;
+            }
+        };
+        let id = FileId::of(&meta);
+        if !seen.insert(id) {
+            return;
+        }
+        if let Some(&key) = self.by_id.get(&id) {
+            let f = self
+                .files
+                .get_mut(&key)
+                .expect("by_id points at a tracked file");
+            if f.status != Status::Finished {
+                let real = fs::canonicalize(shown).unwrap_or_else(|_| shown.to_owned());
+                if real != f.path {
+                    self.core.stats.renames += 1;
+                    f.path = real;
+                }
+                f.status = Status::Live;
+                if f.reader.is_none() && meta.len() != f.read_offset {
+                    self.reopen(now, key);
+                }
+                return;
+            }
+            // A finished file is back at a discovered path: same inode, maybe a new file.
+        }
+        self.start_file(now, shown, id, meta.len());
+    }
+
+    /// Reopens a closed live file that grew (or shrank: then it starts over).
+    fn reopen(&mut self, now: Instant, key: FileKey) {
+        if !self.make_room() {
+            self.core.stats.open_deferred += 1;
+            return;
+        }
+        let Some(f) = self.files.get_mut(&key) else {
+            return;
+        };
+        match File::open(&f.path) {
+            Ok(file) if FileId::of_file(&file).is_ok_and(|id| id == f.id) => {
+                let still_same = f
+                    .fingerprint
+                    .as_ref()
+                    .is_none_or(|fp| fingerprint_matches(&file, fp).unwrap_or(false));
+                let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+                if !still_same || len < f.read_offset {
+                    // Rewritten in place while closed: start over (possible loss counted).
+                    self.core.stats.truncations += 1;
+                    f.read_offset = 0;
+                    f.fingerprint = None;
+                    f.skip = [Skip::None; 2];
+                }
+                f.reader = Some(Reader::new(file, f.read_offset));
+                f.last_growth = now;
+                self.core.stats.files_opened += 1;
+            }
+            Ok(_) | Err(_) => {
+                self.core.stats.open_errors += 1;
+            }
+        }
+    }
+
+    fn new_key(&mut self) -> FileKey {
+        let k = self.next_key;
+        self.next_key += 1;
+        k
+    }
+
+    /// Starts reading a newly discovered file, resuming from the registry when it knows it.
+    fn start_file(&mut self, now: Instant, shown: &Path, id: FileId, len: u64) {
+        if !self.make_room() {
+            self.core.stats.open_deferred += 1;
+            return;
+        }
+        let file = match File::open(shown) {
+            Ok(f) => f,
+            Err(e) => {
+                self.core.stats.open_errors += 1;
+                tracing::warn!(path = %shown.display(), error = %e, "cannot open file");
+                return;
+            }
+        };
+        match FileId::of_file(&file) {
+            Ok(opened) if opened == id => {}
+            _ => {
+                // Replaced between stat and open; the next scan sees the new one.
+                self.core.stats.scan_errors += 1;
+                return;
+            }
+        }
+        let real = fs::canonicalize(shown).unwrap_or_else(|_| shown.to_owned());
+        let (container, container_id) = container_of(shown, &real);
+        let fp = fingerprint(&file).ok();
+        let (offset, skip) = self.resume_point(&file, id, len, &real);
+        self.core.stats.files_opened += 1;
+        let key = self.new_key();
+        let state = FileState {
+            id,
+            path: real,
+            shown_path: Arc::from(shown.to_string_lossy().as_ref()),
+            source_id: source_id(id, fp.as_ref()),
+            container,
+            container_id,
+            reader: Some(Reader::new(file, offset)),
+            fingerprint: fp,
+            read_offset: offset,
+            status: Status::Live,
+            last_growth: now,
+            skip,
+            superseded: false,
+            saved: None,
+        };
+        if let Some(old) = self.by_id.insert(id, key) {
+            if let Some(f) = self.files.get_mut(&old) {
+                f.superseded = true;
+                f.reader = None;
+                f.status = Status::Finished;
+            }
+        }
+        self.files.insert(key, state);
+    }
+
+    /// Where to start reading a file the registry may know, and which continuation chunks
+    /// to skip there.
+    fn resume_point(&mut self, file: &File, id: FileId, len: u64, real: &Path) -> (u64, [Skip; 2]) {
+        let Some(entry) = self.registry.get(id).cloned() else {
+            return (0, [Skip::None; 2]);
+        };
+        if let Some(fp) = &entry.fingerprint {
+            if !fingerprint_matches(file, fp).unwrap_or(false) {
+                // Same inode, different file.
+                self.core.stats.inode_reused += 1;
+                return (0, [Skip::None; 2]);
+            }
+        }
+        if entry.offset > len {
+            self.core.stats.truncations += 1;
+            tracing::warn!(path = %real.display(), saved = entry.offset, size = len,
+                "file is shorter than its saved offset (truncated while stopped): reading from the start");
+            return (0, [Skip::None; 2]);
+        }
+        if entry.offset == 0 {
+            return (0, [Skip::None; 2]);
+        }
+        let at_line_start = read_range(file, entry.offset - 1, 1).is_ok_and(|b| b == b"\n");
+        match entry.prefix {
+            Some(prefix) if at_line_start => {
+                if prefix_hash(file, entry.offset).is_ok_and(|h| h == prefix) {
+                    let skip = [
+                        entry.continued.stdout.map_or(Skip::None, Skip::Until),
+                        entry.continued.stderr.map_or(Skip::None, Skip::Until),
+                    ];
+                    return (entry.offset, skip);
+                }
+                self.core.stats.resume_hash_mismatch += 1;
+                tracing::warn!(path = %real.display(), offset = entry.offset,
+                    "bytes before the saved offset changed: reading the file from the start");
+                (0, [Skip::None; 2])
+            }
+            _ => {
+                // Older registries and imports carry no check hash; their offset may also
+                // point inside a line. Move to the next line start and infer which streams
+                // are inside an entry there.
+                let offset = if at_line_start {
+                    entry.offset
+                } else {
+                    self.core.stats.resume_realigned += 1;
+                    let next = next_line_start(file, entry.offset, len);
+                    tracing::warn!(path = %real.display(), saved = entry.offset, resumed = next,
+                        "saved offset is inside a line: resuming at the next line");
+                    next
+                };
+                (offset, infer_skip(file, offset))
+            }
+        }
+    }
+
+    /// After a restart, files the registry still has unread or unacknowledged data for
+    /// that are no longer at a discovered path (rotated away) are drained first.
+    fn resume_orphans(&mut self, now: Instant) {
+        let entries: Vec<RegistryEntry> = self.registry.entries().cloned().collect();
+        for e in entries {
+            if e.removed.is_some() || self.by_id.contains_key(&e.id()) {
+                continue;
+            }
+            let Some(path) = find_by_id(&e.path, e.id()) else {
+                continue;
+            };
+            let Ok(meta) = fs::metadata(&path) else {
+                continue;
+            };
+            if meta.len() <= e.offset {
+                continue;
+            }
+            let is_discovered = self
+                .config
+                .paths
+                .iter()
+                .filter_map(|p| glob::Pattern::new(p).ok())
+                .any(|p| p.matches_path(&path));
+            if is_discovered {
+                continue;
+            }
+            self.start_file(now, &path, e.id(), meta.len());
+            if let Some(&key) = self.by_id.get(&e.id()) {
+                if let Some(f) = self.files.get_mut(&key) {
+                    f.status = Status::Gone { since: now };
+                    if let Some(c) = &e.container {
+                        f.container = Arc::from(c.as_str());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads what is available, up to about `budget` events, into `out`. Scans first when
+    /// a scan is due. Returns the number of events added.
+    pub fn poll(&mut self, now: Instant, out: &mut Vec<Event>, budget: usize) -> usize {
+        let due = self
+            .last_scan
+            .is_none_or(|t| now.duration_since(t) >= self.config.scan_frequency);
+        if due {
+            self.scan(now);
+        }
+        let before = out.len();
+        let mut blocked: HashSet<Arc<str>> = HashSet::new();
+        let keys: Vec<FileKey> = self.files.keys().copied().collect();
+        for key in keys {
+            if out.len() - before >= budget {
+                break;
+            }
+            let Some(container) = self.files.get(&key).map(|f| f.container.clone()) else {
+                continue;
+            };
+            if blocked.contains(&container) {
+                continue;
+            }
+            let remaining = budget - (out.len() - before);
+            let has_more = self.read_file(now, key, out, remaining);
+            if has_more {
+                // Later files of the same container wait until this one is drained.
+                blocked.insert(container);
+            }
+        }
+        self.flush_stale_partials(now, out);
+        out.len() - before
+    }
+
+    /// Reads one file; returns whether it may have more to read right away.
+    fn read_file(
+        &mut self,
+        now: Instant,
+        key: FileKey,
+        out: &mut Vec<Event>,
+        budget: usize,
+    ) -> bool {
+        let chunk = self.config.read_buffer_bytes;
+        let max_line = self.config.max_line_bytes;
+        let Tailer { files, core, .. } = self;
+        let Some(f) = files.get_mut(&key) else {
+            return false;
+        };
+        let Some(mut reader) = f.reader.take() else {
+            return false;
+        };
+        let start_len = out.len();
+        let mut more = false;
+        let mut eof = false;
+        loop {
+            while let Some(at) = reader.next_line(max_line) {
+                f.read_offset = at.end;
+                let bytes = reader.bytes(at.range.clone());
+                core.line(now, key, f, &at, bytes, out);
+            }
+            if out.len() - start_len >= budget {
+                more = true;
+                break;
+            }
+            match reader.fill(chunk) {
+                Ok(0) => {
+                    eof = true;
+                    break;
+                }
+                Ok(_) => f.last_growth = now,
+                Err(e) => {
+                    core.stats.read_errors += 1;
+                    tracing::warn!(file = %f.shown_path, error = %e, "read failed; retrying later");
+                    break;
+                }
+            }
+        }
+        if reader.skipped > 0 {
+            core.stats.bytes_skipped_too_long += reader.skipped;
+            reader.skipped = 0;
+        }
+        f.reader = Some(reader);
+        if eof {
+            self.at_eof(now, key, out);
+        }
+        more
+    }
+
+    /// Decides what happens to a file that has nothing more to read right now.
+    fn at_eof(&mut self, now: Instant, key: FileKey, out: &mut Vec<Event>) {
+        let Tailer {
+            files,
+            core,
+            config,
+            by_id,
+            next_key,
+            ..
+        } = self;
+        let Some(f) = files.get_mut(&key) else { return };
+        let Some(reader) = f.reader.as_ref() else {
+            return;
+        };
+        let meta = reader.file.metadata();
+        let (len, nlink) = match &meta {
+            Ok(m) => (m.len(), std::os::unix::fs::MetadataExt::nlink(m)),
+            Err(_) => (u64::MAX, 1),
+        };
+        let unread_start = reader.offset();
+        if len < unread_start {
+            // Truncated in place (copytruncate): a new generation of the file starts at 0.
+            core.stats.truncations += 1;
+            tracing::warn!(file = %f.shown_path, offset = unread_start, size = len,
+                "file truncated (copytruncate): reading it again from the start; lines written just before the truncation may be lost");
+            let reader = f.reader.take().expect("checked above");
+            f.superseded = true;
+            f.status = Status::Finished;
+            let new_key = *next_key;
+            *next_key += 1;
+            let fp = fingerprint(&reader.file).ok();
+            let state = FileState {
+                id: f.id,
+                path: f.path.clone(),
+                shown_path: f.shown_path.clone(),
+                source_id: source_id(f.id, fp.as_ref()),
+                container: f.container.clone(),
+                container_id: f.container_id.clone(),
+                reader: Some(Reader::new(reader.file, 0)),
+                fingerprint: fp,
+                read_offset: 0,
+                status: Status::Live,
+                last_growth: now,
+                skip: [Skip::None; 2],
+                superseded: false,
+                saved: None,
+            };
+            by_id.insert(state.id, new_key);
+            files.insert(new_key, state);
+            return;
+        }
+        // Keep the fingerprint growing until it covers its full length.
+        if f.fingerprint
+            .is_none_or(|fp| (fp.len as usize) < FINGERPRINT_BYTES && len > u64::from(fp.len))
+        {
+            if let Some(r) = f.reader.as_ref() {
+                if let Ok(fp) = fingerprint(&r.file) {
+                    f.fingerprint = Some(fp);
+                    f.source_id = source_id(f.id, Some(&fp));
+                }
+            }
+        }
+        match f.status {
+            Status::Gone { since } => {
+                let deleted = nlink == 0;
+                let settled =
+                    deleted || now.duration_since(since) >= std::time::Duration::from_secs(1);
+                if settled {
+                    // Nothing more will be written: a last unterminated line is still a line.
+                    if let Some(mut r) = f.reader.take() {
+                        if let Some(at) = r.take_rest() {
+                            f.read_offset = at.end;
+                            let bytes = r.bytes(at.range.clone()).to_vec();
+                            core.line(now, key, f, &at, &bytes, out);
+                        }
+                    }
+                    f.status = Status::Finished;
+                    core.stats.files_drained += 1;
+                }
+            }
+            Status::Live => {
+                let idle = now.duration_since(f.last_growth) >= config.close_inactive;
+                if idle && !core.holds.contains_key(&key) {
+                    f.reader = None;
+                    core.stats.files_closed_inactive += 1;
+                }
+            }
+            Status::Finished => {}
+        }
+    }
+
+    /// Emits, as partial, entries whose last chunk has not come for `flush_partial_after`.
+    fn flush_stale_partials(&mut self, now: Instant, out: &mut Vec<Event>) {
+        let wait = self.config.flush_partial_after;
+        let stale: Vec<(Arc<str>, Stream)> = self
+            .core
+            .pending
+            .iter()
+            .filter(|(_, t)| now.duration_since(t.since) >= wait)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for (container, stream) in stale {
+            let mut flushed = Vec::new();
+            self.core
+                .reassembler
+                .flush(&container, stream, |e| flushed.push(e));
+            for e in flushed {
+                self.core.finish(e, out);
+            }
+        }
+    }
+
+    /// Gives up on deleted files that could not be drained within `close_removed_after`.
+    fn give_up_on_removed(&mut self, now: Instant) {
+        for f in self.files.values_mut() {
+            if let Status::Gone { since } = f.status {
+                if now.duration_since(since) >= self.config.close_removed_after {
+                    if let Some(r) = f.reader.take() {
+                        let len = r.file.metadata().map(|m| m.len()).unwrap_or(0);
+                        let lost = len.saturating_sub(r.offset());
+                        self.core.stats.removed_gave_up += 1;
+                        self.core.stats.bytes_lost_removed += lost;
+                        tracing::error!(file = %f.shown_path, lost_bytes = lost,
+                            "gave up draining a removed file (close_removed_after)");
+                    }
+                    f.status = Status::Finished;
+                }
+            }
+        }
+    }
+
+    /// Applies acknowledgements, updates the registry and writes it when `flush` has
+    /// elapsed (or `force`). Also cleans the registry and forgets finished files.
+    pub fn commit(&mut self, now: Instant, force: bool) -> Result<(), Error> {
+        self.core.drain_acks();
+        self.give_up_on_removed(now);
+        let wall = Timestamp::now();
+        let mut finished_done = Vec::new();
+        for (&key, f) in self.files.iter_mut() {
+            if f.superseded {
+                if !self.core.holds.contains_key(&key) {
+                    finished_done.push(key);
+                }
+                continue;
+            }
+            let offset = self
+                .core
+                .lowest_hold(key)
+                .map_or(f.read_offset, |h| h.min(f.read_offset));
+            let mut continued = Continued::default();
+            if let Some(spans) = self.core.acked_spans.get_mut(&key) {
+                spans.retain(|s| s.end > offset);
+                for s in spans.iter().filter(|s| s.start < offset) {
+                    let slot = match s.stream {
+                        Stream::Stdout => &mut continued.stdout,
+                        Stream::Stderr => &mut continued.stderr,
+                    };
+                    *slot = Some(slot.map_or(s.end, |e: u64| e.max(s.end)));
+                }
+            }
+            let removed = matches!(f.status, Status::Finished | Status::Gone { .. });
+            let changed = f.saved != Some((offset, continued));
+            if changed {
+                let prefix = match f.reader.as_ref() {
+                    Some(r) => prefix_hash(&r.file, offset).ok(),
+                    None => File::open(&f.path)
+                        .ok()
+                        .filter(|file| FileId::of_file(file).is_ok_and(|id| id == f.id))
+                        .and_then(|file| prefix_hash(&file, offset).ok()),
+                };
+                let previous_removed = self.registry.get(f.id).and_then(|e| e.removed);
+                self.registry.insert(RegistryEntry {
+                    path: f.path.clone(),
+                    dev: f.id.dev,
+                    ino: f.id.ino,
+                    fingerprint: f.fingerprint,
+                    offset,
+                    prefix,
+                    continued,
+                    container: Some(f.container.to_string()),
+                    updated: wall,
+                    removed: if removed {
+                        previous_removed.or(Some(wall))
+                    } else {
+                        None
+                    },
+                });
+                f.saved = Some((offset, continued));
+                self.registry_dirty = true;
+            }
+            if f.status == Status::Finished && !self.core.holds.contains_key(&key) {
+                if let Some(e) = self.registry.get(f.id) {
+                    if e.removed.is_none() {
+                        let mut e = e.clone();
+                        e.removed = Some(wall);
+                        self.registry.insert(e);
+                        self.registry_dirty = true;
+                    }
+                }
+                finished_done.push(key);
+            }
+        }
+        for key in finished_done {
+            if let Some(f) = self.files.remove(&key) {
+                if self.by_id.get(&f.id) == Some(&key) {
+                    self.by_id.remove(&f.id);
+                }
+                self.core.acked_spans.remove(&key);
+            }
+        }
+        if self
+            .registry
+            .clean(wall, self.registry_config.clean_removed_after)
+            > 0
+        {
+            self.registry_dirty = true;
+        }
+        let due = self
+            .last_registry_write
+            .is_none_or(|t| now.duration_since(t) >= self.registry_config.flush);
+        if self.registry_dirty && (due || force) {
+            match self.registry.save(&self.registry_config.path) {
+                Ok(()) => {
+                    self.registry_dirty = false;
+                    self.last_registry_write = Some(now);
+                    self.core.stats.registry_writes += 1;
+                }
+                Err(e) => {
+                    self.core.stats.registry_write_errors += 1;
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether events are still waiting for acknowledgement.
+    pub fn has_inflight(&self) -> bool {
+        !self.core.inflight.is_empty()
+    }
+}
+
+impl FileId {
+    /// The identity of an open file.
+    pub fn of_file(file: &File) -> io::Result<FileId> {
+        file.metadata().map(|m| FileId::of(&m))
+    }
+}
+
+fn source_id(id: FileId, fp: Option<&RangeHash>) -> Arc<str> {
+    match fp {
+        Some(fp) => Arc::from(format!("{id}:{:016x}", fp.hash)),
+        None => Arc::from(id.to_string()),
+    }
+}
+
+/// Finds the file with identity `id`: at `path`, or renamed within its directory.
+fn find_by_id(path: &Path, id: FileId) -> Option<PathBuf> {
+    if fs::metadata(path).is_ok_and(|m| FileId::of(&m) == id) {
+        return Some(path.to_owned());
+    }
+    let dir = path.parent()?;
+    fs::read_dir(dir)
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| fs::symlink_metadata(p).is_ok_and(|m| m.is_file() && FileId::of(&m) == id))
+}
+
+/// The offset just past the next newline at or after `from` (or `len` when none).
+fn next_line_start(file: &File, from: u64, len: u64) -> u64 {
+    let mut pos = from;
+    while pos < len {
+        let Ok(chunk) = read_range(file, pos, 64 * 1024) else {
+            return len;
+        };
+        if chunk.is_empty() {
+            break;
+        }
+        if let Some(i) = memchr::memchr(b'\n', &chunk) {
+            return pos + i as u64 + 1;
+        }
+        pos += chunk.len() as u64;
+    }
+    len
+}
+
+/// Looks at the lines before `offset` to tell, per stream, whether `offset` is inside an
+/// entry (the stream's last chunk before it is partial): then its next chunks up to the
+/// full one belong to an entry that started before and are skipped.
+fn infer_skip(file: &File, offset: u64) -> [Skip; 2] {
+    let start = offset.saturating_sub(LOOKBACK_BYTES);
+    let Ok(bytes) = read_range(file, start, (offset - start) as usize) else {
+        return [Skip::None; 2];
+    };
+    let mut lines = bytes.split(|&b| b == b'\n');
+    if start > 0 {
+        lines.next(); // probably a piece of a line
+    }
+    let mut last: [Option<bool>; 2] = [None, None];
+    for l in lines {
+        if let Ok(p) = parse_line(l, Format::Auto) {
+            last[stream_index(p.stream)] = Some(p.partial);
+        }
+    }
+    last.map(|p| {
+        if p == Some(true) {
+            Skip::UntilFull
+        } else {
+            Skip::None
+        }
+    })
+}

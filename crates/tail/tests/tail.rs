@@ -1,0 +1,449 @@
+//! The tailer on real files: reading, rotation, truncation, restarts, upgrades and bad
+//! input. Time is passed in explicitly, so nothing here sleeps.
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use logtide_event::Event;
+use logtide_tail::{registry::REGISTRY_FILE, Registry, RegistryConfig, TailConfig, Tailer};
+use serde_json::{json, Value};
+
+struct Env {
+    dir: tempfile::TempDir,
+    t: Instant,
+}
+
+impl Env {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("logs")).unwrap();
+        Env {
+            dir,
+            t: Instant::now(),
+        }
+    }
+
+    fn logs(&self) -> PathBuf {
+        self.dir.path().join("logs")
+    }
+
+    fn config(&self) -> (TailConfig, RegistryConfig) {
+        let tail = TailConfig {
+            paths: vec![format!("{}/*.log", self.logs().display())],
+            read_buffer_bytes: 4096,
+            ..TailConfig::default()
+        };
+        let reg = RegistryConfig {
+            path: self.dir.path().join("registry"),
+            flush: Duration::ZERO,
+            ..RegistryConfig::default()
+        };
+        (tail, reg)
+    }
+
+    fn tailer(&self) -> Tailer {
+        let (t, r) = self.config();
+        Tailer::open(t, r).unwrap()
+    }
+
+    fn append(&self, name: &str, text: &str) {
+        let mut f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.logs().join(name))
+            .unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+    }
+
+    /// Advances the fake clock and polls until nothing more comes for a while (1.5 s of
+    /// fake time); acknowledges if asked.
+    fn drain(&mut self, tailer: &mut Tailer, ack: bool) -> Vec<Event> {
+        let mut all = Vec::new();
+        let mut idle = 0;
+        while idle < 15 {
+            self.t += Duration::from_millis(100);
+            let mut batch = Vec::new();
+            tailer.scan(self.t);
+            tailer.poll(self.t, &mut batch, 10_000);
+            let empty = batch.is_empty();
+            for mut e in batch {
+                if ack {
+                    if let Some(tok) = e.take_ack() {
+                        tok.accept();
+                    }
+                }
+                all.push(e);
+            }
+            tailer.commit(self.t, true).unwrap();
+            idle = if empty { idle + 1 } else { 0 };
+        }
+        all
+    }
+}
+
+fn messages(events: &[Event]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| {
+            e.get("message")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned()
+        })
+        .collect()
+}
+
+fn cri(stream: &str, tag: &str, msg: &str) -> String {
+    format!("2024-01-01T00:00:00.000000001Z {stream} {tag} {msg}\n")
+}
+
+#[test]
+fn reads_lines_with_filebeat_fields() {
+    let mut env = Env::new();
+    let id = "3f1c2e9a7b6d4c5e8f90a1b2c3d4e5f60718293a4b5c6d7e8f9012a3b4c5d6e7";
+    let name = format!("web_shop_app-{id}.log");
+    env.append(&name, &cri("stdout", "F", "hello"));
+    env.append(
+        &name,
+        "{\"log\":\"from docker\\n\",\"stream\":\"stderr\",\"time\":\"2024-01-01T00:00:01Z\"}\n",
+    );
+    let mut t = env.tailer();
+    let events = env.drain(&mut t, true);
+    assert_eq!(messages(&events), ["hello", "from docker"]);
+    let first = &events[0];
+    let path = env.logs().join(&name).display().to_string();
+    assert_eq!(first.get("stream"), Some(&json!("stdout")));
+    assert_eq!(first.get("log.file.path"), Some(&json!(path)));
+    assert_eq!(first.get("log.offset"), Some(&json!(0)));
+    assert_eq!(first.get("container.id"), Some(&json!(id)));
+    assert_eq!(first.get("input.type"), Some(&json!("container")));
+    assert_eq!(
+        events[1].get("log.offset"),
+        Some(&json!(cri("stdout", "F", "hello").len()))
+    );
+    assert_eq!(
+        first.timestamp().to_string(),
+        "2024-01-01T00:00:00.000000001Z"
+    );
+    let src = first.source().unwrap();
+    assert_eq!(
+        (src.start, src.end),
+        (0, cri("stdout", "F", "hello").len() as u64)
+    );
+}
+
+#[test]
+fn offsets_are_saved_only_behind_acknowledged_entries() {
+    let mut env = Env::new();
+    env.append("a.log", &cri("stdout", "F", "one"));
+    env.append("a.log", &cri("stdout", "F", "two"));
+    let mut t = env.tailer();
+    let mut events = env.drain(&mut t, false);
+    assert_eq!(events.len(), 2);
+    let reg = |env: &Env| Registry::load(&env.dir.path().join("registry")).unwrap().0;
+    assert_eq!(
+        reg(&env).entries().next().unwrap().offset,
+        0,
+        "nothing acknowledged yet"
+    );
+    // Acknowledge out of order: the second first. The offset must not move past "one".
+    events[1].take_ack().unwrap().accept();
+    t.commit(env.t, true).unwrap();
+    assert_eq!(reg(&env).entries().next().unwrap().offset, 0);
+    events[0].take_ack().unwrap().accept();
+    t.commit(env.t, true).unwrap();
+    let line = cri("stdout", "F", "one").len() as u64;
+    assert_eq!(reg(&env).entries().next().unwrap().offset, 2 * line);
+    // A dropped token holds the offset back.
+    env.append("a.log", &cri("stdout", "F", "three"));
+    let lost = env.drain(&mut t, false);
+    drop(lost);
+    t.commit(env.t, true).unwrap();
+    assert_eq!(reg(&env).entries().next().unwrap().offset, 2 * line);
+    assert_eq!(t.stats().acks_abandoned, 1);
+}
+
+#[test]
+fn restart_resumes_after_acknowledged_data_only() {
+    let mut env = Env::new();
+    env.append("a.log", &cri("stdout", "F", "one"));
+    let mut t = env.tailer();
+    assert_eq!(messages(&env.drain(&mut t, true)), ["one"]);
+    env.append("a.log", &cri("stdout", "F", "two"));
+    let unacked = env.drain(&mut t, false);
+    assert_eq!(messages(&unacked), ["two"]);
+    drop(t); // crash: "two" was never acknowledged
+    let mut t = env.tailer();
+    assert_eq!(messages(&env.drain(&mut t, true)), ["two"]);
+    drop(t);
+    let mut t = env.tailer();
+    assert!(
+        env.drain(&mut t, true).is_empty(),
+        "everything acknowledged: nothing re-read"
+    );
+}
+
+#[test]
+fn an_entry_split_by_a_rename_rotation_is_one_entry() {
+    let mut env = Env::new();
+    env.append("0.log", &cri("stdout", "F", "before"));
+    env.append("0.log", &cri("stdout", "P", "first half, "));
+    let mut t = env.tailer();
+    assert_eq!(messages(&env.drain(&mut t, true)), ["before"]);
+    // Rotate like kubelet: rename, new file, the final chunk lands in the new file.
+    fs::rename(
+        env.logs().join("0.log"),
+        env.logs().join("0.log.20240101-000000"),
+    )
+    .unwrap();
+    env.append("0.log", &cri("stdout", "F", "second half"));
+    env.append("0.log", &cri("stdout", "F", "after"));
+    let events = env.drain(&mut t, true);
+    assert_eq!(messages(&events), ["first half, second half", "after"]);
+    assert!(t.stats().files_drained >= 1);
+}
+
+#[test]
+fn a_restart_in_the_middle_of_a_rotation_rebuilds_the_entry() {
+    let mut env = Env::new();
+    env.append("0.log", &cri("stdout", "P", "first half, "));
+    let mut t = env.tailer();
+    assert!(env.drain(&mut t, true).is_empty(), "the entry is pending");
+    fs::rename(
+        env.logs().join("0.log"),
+        env.logs().join("0.log.20240101-000000"),
+    )
+    .unwrap();
+    env.append("0.log", &cri("stdout", "F", "second half"));
+    t.scan(env.t);
+    t.commit(env.t, true).unwrap();
+    drop(t); // crash before the new file was read
+    let mut t = env.tailer();
+    let events = env.drain(&mut t, true);
+    assert_eq!(messages(&events), ["first half, second half"]);
+}
+
+#[test]
+fn copytruncate_starts_again_from_zero_and_counts() {
+    let mut env = Env::new();
+    env.append("a.log", &cri("stdout", "F", "one"));
+    env.append("a.log", &cri("stdout", "F", "two"));
+    let mut t = env.tailer();
+    assert_eq!(messages(&env.drain(&mut t, true)), ["one", "two"]);
+    fs::write(env.logs().join("a.log"), b"").unwrap();
+    env.append("a.log", &cri("stdout", "F", "3"));
+    let events = env.drain(&mut t, true);
+    assert_eq!(messages(&events), ["3"]);
+    assert_eq!(t.stats().truncations, 1);
+}
+
+#[test]
+fn interleaved_streams_resume_without_broken_entries() {
+    // stdout entry spans lines 0..2; a stderr entry in between stays unacknowledged, so
+    // the saved offset lands inside the (acknowledged) stdout entry.
+    let mut env = Env::new();
+    env.append("a.log", &cri("stdout", "P", "out-1 "));
+    env.append("a.log", &cri("stderr", "F", "err"));
+    env.append("a.log", &cri("stdout", "F", "out-2"));
+    let mut t = env.tailer();
+    let mut events = env.drain(&mut t, false);
+    assert_eq!(messages(&events), ["err", "out-1 out-2"]);
+    events[1].take_ack().unwrap().accept();
+    t.commit(env.t, true).unwrap();
+    drop(events);
+    drop(t);
+    let mut t = env.tailer();
+    let events = env.drain(&mut t, true);
+    assert_eq!(
+        messages(&events),
+        ["err"],
+        "the stdout tail is not re-sent as an entry of its own"
+    );
+    assert_eq!(t.stats().resume_skipped_chunks, 1);
+}
+
+fn write_registry(env: &Env, text: &str) {
+    let dir = env.dir.path().join("registry");
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join(REGISTRY_FILE), text).unwrap();
+}
+
+fn id_of(path: &Path) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    let m = fs::metadata(path).unwrap();
+    (m.dev(), m.ino())
+}
+
+#[test]
+fn an_old_registry_pointing_inside_an_entry_resumes_at_the_next_boundary() {
+    let mut env = Env::new();
+    let l1 = cri("stdout", "F", "done before upgrade");
+    let l2 = cri("stdout", "P", "partial ");
+    let l3 = cri("stdout", "F", "continued");
+    let l4 = cri("stdout", "F", "new entry");
+    env.append("a.log", &format!("{l1}{l2}{l3}{l4}"));
+    let (dev, ino) = id_of(&env.logs().join("a.log"));
+    // Version 1, offset in the middle of the P line.
+    let mid = l1.len() + 10;
+    write_registry(
+        &env,
+        &format!(
+            r#"{{"version":1,"files":[{{"path":"{}","dev":{dev},"ino":{ino},"offset":{mid}}}]}}"#,
+            env.logs().join("a.log").display()
+        ),
+    );
+    let mut t = env.tailer();
+    let events = env.drain(&mut t, true);
+    assert_eq!(
+        messages(&events),
+        ["new entry"],
+        "no garbage, no broken entry, the file is not stopped"
+    );
+    assert_eq!(t.stats().resume_realigned, 1);
+    assert_eq!(t.stats().parse_errors, 0);
+    // The registry is now version 2 with a check hash.
+    let (reg, _) = Registry::load(&env.dir.path().join("registry")).unwrap();
+    let e = reg.entries().next().unwrap();
+    assert!(e.prefix.is_some() && e.fingerprint.is_some());
+    assert_eq!(e.offset as usize, l1.len() + l2.len() + l3.len() + l4.len());
+}
+
+#[test]
+fn a_v2_registry_whose_bytes_changed_reads_the_file_again() {
+    let mut env = Env::new();
+    env.append("a.log", &cri("stdout", "F", "one"));
+    let mut t = env.tailer();
+    env.drain(&mut t, true);
+    drop(t);
+    // Same inode, same first bytes... different content before the offset.
+    let path = env.logs().join("a.log");
+    let text = fs::read_to_string(&path).unwrap().replace("one", "ONE");
+    let mut f = OpenOptions::new().write(true).open(&path).unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+    drop(f);
+    let mut t = env.tailer();
+    // The fingerprint covers the first bytes: the file counts as reused or changed.
+    let events = env.drain(&mut t, true);
+    assert_eq!(messages(&events), ["ONE"]);
+    assert_eq!(t.stats().inode_reused + t.stats().resume_hash_mismatch, 1);
+}
+
+#[test]
+fn bad_input_is_counted_and_other_files_keep_flowing() {
+    let mut env = Env::new();
+    // Binary garbage between good lines.
+    env.append("garbage.log", &cri("stdout", "F", "good 1"));
+    let mut g = OpenOptions::new()
+        .append(true)
+        .open(env.logs().join("garbage.log"))
+        .unwrap();
+    g.write_all(b"\x00\xff\xfe garbage \x01\x02\n\x7f\x80\n")
+        .unwrap();
+    drop(g);
+    env.append("garbage.log", &cri("stdout", "F", "good 2"));
+    // A dangling symlink matching the glob.
+    std::os::unix::fs::symlink(env.logs().join("nowhere"), env.logs().join("dangling.log"))
+        .unwrap();
+    // A directory matching the glob.
+    fs::create_dir(env.logs().join("dir.log")).unwrap();
+    // A 100 MiB line followed by a good one.
+    let mut big = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(env.logs().join("big.log"))
+        .unwrap();
+    big.write_all(b"2024-01-01T00:00:00Z stdout F ").unwrap();
+    let chunk = vec![b'x'; 1 << 20];
+    for _ in 0..100 {
+        big.write_all(&chunk).unwrap();
+    }
+    big.write_all(b"\n").unwrap();
+    big.write_all(cri("stdout", "F", "after the big one").as_bytes())
+        .unwrap();
+    drop(big);
+    env.append("ok.log", &cri("stdout", "F", "other file"));
+
+    let (mut tc, rc) = env.config();
+    tc.max_line_bytes = 64 * 1024;
+    tc.read_buffer_bytes = 256 * 1024;
+    let mut t = Tailer::open(tc, rc).unwrap();
+    let events = env.drain(&mut t, true);
+    let msgs = messages(&events);
+    for want in ["good 1", "good 2", "after the big one", "other file"] {
+        assert!(
+            msgs.iter().any(|m| m == want),
+            "{want} missing from {msgs:?}"
+        );
+    }
+    let big_event = events
+        .iter()
+        .find(|e| {
+            e.get("message")
+                .and_then(Value::as_str)
+                .is_some_and(|m| m.starts_with("xxx"))
+        })
+        .unwrap();
+    assert_eq!(big_event.get("log.flags"), Some(&json!(["truncated"])));
+    let s = t.stats();
+    assert_eq!(s.parse_errors, 2);
+    assert_eq!(s.lines_too_long, 1);
+    assert!(s.bytes_skipped_too_long >= (100 << 20) - 64 * 1024);
+    assert!(s.scan_errors >= 1, "the dangling symlink is counted");
+}
+
+#[test]
+fn deleted_files_are_drained() {
+    let mut env = Env::new();
+    env.append("a.log", &cri("stdout", "F", "one"));
+    let mut t = env.tailer();
+    assert_eq!(messages(&env.drain(&mut t, true)), ["one"]);
+    env.append("a.log", &cri("stdout", "F", "written just before deletion"));
+    fs::remove_file(env.logs().join("a.log")).unwrap();
+    let events = env.drain(&mut t, true);
+    assert_eq!(messages(&events), ["written just before deletion"]);
+    assert_eq!(t.stats().files_drained, 1);
+    assert_eq!(t.stats().tracked_files, 0, "the finished file is forgotten");
+}
+
+#[test]
+fn harvester_limit_bounds_open_files() {
+    let mut env = Env::new();
+    for i in 0..20 {
+        env.append(
+            &format!("f{i:02}.log"),
+            &cri("stdout", "F", &format!("m{i}")),
+        );
+    }
+    let (mut tc, rc) = env.config();
+    tc.harvester_limit = 4;
+    let mut t = Tailer::open(tc, rc).unwrap();
+    let mut all = Vec::new();
+    for _ in 0..40 {
+        all.extend(env.drain(&mut t, true));
+        assert!(t.stats().open_files <= 4);
+    }
+    let mut msgs = messages(&all);
+    msgs.sort();
+    msgs.dedup();
+    assert_eq!(msgs.len(), 20, "every file is read eventually: {msgs:?}");
+}
+
+#[test]
+fn stale_partials_are_flushed_as_partial() {
+    let mut env = Env::new();
+    env.append("a.log", &cri("stderr", "P", "no final chunk will come"));
+    let (mut tc, rc) = env.config();
+    tc.flush_partial_after = Duration::from_secs(1);
+    let mut t = Tailer::open(tc, rc).unwrap();
+    let mut events = env.drain(&mut t, true);
+    for _ in 0..20 {
+        env.t += Duration::from_millis(200);
+        let mut b = Vec::new();
+        t.poll(env.t, &mut b, 100);
+        events.extend(b);
+    }
+    assert_eq!(messages(&events), ["no final chunk will come"]);
+    assert_eq!(events[0].get("log.flags"), Some(&json!(["partial"])));
+}
