@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use logtide_event::Timestamp;
 use serde_json::Value;
 
-use crate::registry::{Continued, RegistryEntry};
+use crate::registry::RegistryEntry;
 use crate::Error;
 
 /// One file state found in a Filebeat registry.
@@ -45,7 +45,7 @@ impl FilebeatState {
             fingerprint: None,
             offset: self.offset,
             prefix: None,
-            continued: Continued::default(),
+            skip: Vec::new(),
             container: None,
             updated: Timestamp::now(),
             removed: None,

@@ -12,16 +12,18 @@
 //!   "fingerprint": {"len": 1024, "hash": "9f0c…"},   // first bytes of the file
 //!   "offset": 52311,                                 // start of the first unacknowledged entry
 //!   "prefix": {"len": 64, "hash": "77aa…"},          // the 64 bytes before `offset`
-//!   "continued": {"stdout": 53001},                  // see below
+//!   "skip": [{"stream": "stdout", "start": 52001, "end": 53001}],   // see below
 //!   "container": "3f1c…", "updated": "2026-11-24T09:15:02.118340112Z",
 //!   "removed": null }]}
 //! ```
 //!
 //! `offset` is always the start of a line, and the start of an entry that is not yet
-//! acknowledged (or the end of everything read). Entries of one stream can be interleaved
-//! with another's, so lines after `offset` may continue an entry that started before it and
-//! was already shipped; `continued` says, per stream, up to which offset such continuation
-//! chunks run, so they are skipped on resume instead of being shipped as broken entries.
+//! acknowledged (or the end of everything read). Entries of one stream are interleaved with
+//! the other stream's, and an entry can start in a rotated file and end in its successor,
+//! so lines after `offset` may belong to an entry that was already shipped but would only
+//! partly be read again. `skip` lists, per stream, the byte ranges holding such chunks; on
+//! resume the lines of that stream starting inside a range are skipped instead of being
+//! shipped as broken entries.
 //!
 //! # Format, version 1
 //!
@@ -34,6 +36,7 @@ use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use logtide_container_log::Stream;
 use logtide_event::Timestamp;
 
 use crate::identity::{FileId, RangeHash};
@@ -44,23 +47,19 @@ pub const REGISTRY_VERSION: u32 = 2;
 /// File name of the registry inside the registry directory.
 pub const REGISTRY_FILE: &str = "registry.json";
 
-/// Per stream, the offset up to which lines continue entries that were already shipped.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// Lines of one stream, starting in `start..end`, that belong to an entry already shipped
+/// and are skipped on resume.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(deny_unknown_fields)]
-pub struct Continued {
-    /// For stdout.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stdout: Option<u64>,
-    /// For stderr.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stderr: Option<u64>,
-}
-
-impl Continued {
-    /// Whether no stream has continuation chunks to skip.
-    pub fn is_empty(&self) -> bool {
-        self.stdout.is_none() && self.stderr.is_none()
-    }
+pub struct SkipRange {
+    /// The stream whose lines are skipped.
+    pub stream: Stream,
+    /// First offset of the range.
+    pub start: u64,
+    /// Offset just past the range.
+    pub end: u64,
 }
 
 /// The saved state of one file.
@@ -81,9 +80,9 @@ pub struct RegistryEntry {
     /// Hash of the bytes just before `offset` (absent in version 1 and Filebeat imports).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prefix: Option<RangeHash>,
-    /// Continuation chunks after `offset` to skip, per stream.
-    #[serde(default, skip_serializing_if = "Continued::is_empty")]
-    pub continued: Continued,
+    /// Chunks after `offset` of entries already shipped, to skip on resume.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skip: Vec<SkipRange>,
     /// The container (stream group) the file belongs to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container: Option<String>,
@@ -172,7 +171,7 @@ impl Registry {
                     fingerprint: None,
                     offset: e.offset,
                     prefix: None,
-                    continued: Continued::default(),
+                    skip: Vec::new(),
                     container: None,
                     updated: Timestamp::UNIX_EPOCH,
                     removed: None,
@@ -341,7 +340,14 @@ mod tests {
                 ino: 131,
             })
             .unwrap();
-        assert_eq!(e.continued.stdout, Some(53001));
+        assert_eq!(
+            e.skip,
+            [SkipRange {
+                stream: Stream::Stdout,
+                start: 52001,
+                end: 53001
+            }]
+        );
         assert_eq!(e.prefix.map(|p| p.len), Some(64));
         assert_eq!(
             String::from_utf8(reg.to_json()).unwrap().trim_end(),
@@ -382,7 +388,7 @@ mod tests {
             fingerprint: Some(RangeHash::of(b"abc")),
             offset: 3,
             prefix: Some(RangeHash::of(b"abc")),
-            continued: Continued::default(),
+            skip: Vec::new(),
             container: Some("c".into()),
             updated: Timestamp::UNIX_EPOCH,
             removed: None,
@@ -404,7 +410,7 @@ mod tests {
             fingerprint: None,
             offset: 0,
             prefix: None,
-            continued: Continued::default(),
+            skip: Vec::new(),
             container: None,
             updated: Timestamp::UNIX_EPOCH,
             removed: removed.map(|s| Timestamp::new(s, 0).unwrap()),

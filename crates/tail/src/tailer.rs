@@ -32,7 +32,7 @@ use crate::identity::{
     fingerprint, fingerprint_matches, prefix_hash, read_range, FileId, RangeHash, FINGERPRINT_BYTES,
 };
 use crate::reader::{LineAt, Reader};
-use crate::registry::{Continued, LoadReport, Registry, RegistryEntry};
+use crate::registry::{LoadReport, Registry, RegistryEntry, SkipRange};
 use crate::{container_of, Error, TailStats};
 
 /// Internal number of a file generation (a copytruncate starts a new one).
@@ -61,8 +61,6 @@ impl Acknowledge for AckQueue {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Skip {
     None,
-    /// Skip lines that start before this offset.
-    Until(u64),
     /// Skip lines up to and including the next full (`F`) chunk.
     UntilFull,
 }
@@ -97,8 +95,12 @@ struct FileState {
     skip: [Skip; 2],
     /// Replaced by a newer generation after a copytruncate: kept only for its holds.
     superseded: bool,
-    /// Saved (offset, continued) last written to the registry.
-    saved: Option<(u64, Continued)>,
+    /// Saved (offset, skip ranges) last written to the registry.
+    saved: Option<(u64, Vec<SkipRange>)>,
+    /// Ranges of lines to skip on resume (chunks of entries already shipped).
+    skip_ranges: Vec<SkipRange>,
+    /// The last read reached the end: before reading on, check for truncation.
+    was_at_eof: bool,
 }
 
 impl FileState {
@@ -125,6 +127,14 @@ struct Span {
     stream: Stream,
 }
 
+/// An acknowledged entry of several chunks, remembered while a restart could read some of
+/// its chunks again; `pseudo` entries stand for skip ranges carried over from the registry.
+#[derive(Debug)]
+struct AckedEntry {
+    spans: Vec<Span>,
+    pseudo: bool,
+}
+
 /// What an entry holds while it is pending or in flight.
 #[derive(Debug)]
 struct Track {
@@ -141,7 +151,8 @@ struct Core {
     reassembler: Reassembler<Arc<str>, Chunk>,
     pending: HashMap<(Arc<str>, Stream), Track>,
     holds: HashMap<FileKey, BTreeMap<u64, u32>>,
-    acked_spans: HashMap<FileKey, Vec<Span>>,
+    /// Acknowledged entries of several chunks that a restart could read only partly.
+    acked: Vec<AckedEntry>,
     inflight: HashMap<u64, Track>,
     acks: Arc<AckQueue>,
     ack_target: Arc<dyn Acknowledge>,
@@ -216,20 +227,31 @@ impl Core {
             }
         };
         let si = stream_index(line.stream);
-        match f.skip[si] {
-            Skip::Until(x) if at.start < x => {
-                self.stats.resume_skipped_chunks += 1;
-                return;
+        let in_range = f
+            .skip_ranges
+            .iter()
+            .any(|r| r.stream == line.stream && r.start <= at.start && at.start < r.end);
+        if in_range {
+            self.stats.resume_skipped_chunks += 1;
+            return;
+        }
+        if f.skip[si] == Skip::UntilFull {
+            if !line.partial {
+                f.skip[si] = Skip::None;
+                // The end of the shipped entry is known now: keep it in the registry until
+                // reading passes it.
+                self.acked.push(AckedEntry {
+                    spans: vec![Span {
+                        file: key,
+                        start: 0,
+                        end: at.end,
+                        stream: line.stream,
+                    }],
+                    pseudo: true,
+                });
             }
-            Skip::Until(_) => f.skip[si] = Skip::None,
-            Skip::UntilFull => {
-                if !line.partial {
-                    f.skip[si] = Skip::None;
-                }
-                self.stats.resume_skipped_chunks += 1;
-                return;
-            }
-            Skip::None => {}
+            self.stats.resume_skipped_chunks += 1;
+            return;
         }
         let container = f.container.clone();
         let pkey = (container.clone(), line.stream);
@@ -370,9 +392,10 @@ impl Core {
                 self.release(*file, *offset);
             }
             if track.chunks > 1 {
-                for s in track.spans {
-                    self.acked_spans.entry(s.file).or_default().push(s);
-                }
+                self.acked.push(AckedEntry {
+                    spans: track.spans,
+                    pseudo: false,
+                });
             }
         }
     }
@@ -453,7 +476,7 @@ impl Tailer {
                 reassembler,
                 pending: HashMap::new(),
                 holds: HashMap::new(),
-                acked_spans: HashMap::new(),
+                acked: Vec::new(),
                 inflight: HashMap::new(),
                 acks,
                 ack_target,
@@ -715,9 +738,22 @@ impl Tailer {
         let real = fs::canonicalize(shown).unwrap_or_else(|_| shown.to_owned());
         let (container, container_id) = container_of(shown, &real);
         let fp = fingerprint(&file).ok();
-        let (offset, skip) = self.resume_point(&file, id, len, &real);
+        let (offset, skip, skip_ranges) = self.resume_point(&file, id, len, &real);
         self.core.stats.files_opened += 1;
         let key = self.new_key();
+        // Ranges to skip stay recorded until reading passes them, so that another restart
+        // skips them too.
+        for r in &skip_ranges {
+            self.core.acked.push(AckedEntry {
+                spans: vec![Span {
+                    file: key,
+                    start: r.start,
+                    end: r.end,
+                    stream: r.stream,
+                }],
+                pseudo: true,
+            });
+        }
         let state = FileState {
             id,
             path: real,
@@ -733,6 +769,8 @@ impl Tailer {
             skip,
             superseded: false,
             saved: None,
+            skip_ranges,
+            was_at_eof: false,
         };
         if let Some(old) = self.by_id.insert(id, key) {
             if let Some(f) = self.files.get_mut(&old) {
@@ -746,40 +784,42 @@ impl Tailer {
 
     /// Where to start reading a file the registry may know, and which continuation chunks
     /// to skip there.
-    fn resume_point(&mut self, file: &File, id: FileId, len: u64, real: &Path) -> (u64, [Skip; 2]) {
+    fn resume_point(
+        &mut self,
+        file: &File,
+        id: FileId,
+        len: u64,
+        real: &Path,
+    ) -> (u64, [Skip; 2], Vec<SkipRange>) {
         let Some(entry) = self.registry.get(id).cloned() else {
-            return (0, [Skip::None; 2]);
+            return (0, [Skip::None; 2], Vec::new());
         };
         if let Some(fp) = &entry.fingerprint {
             if !fingerprint_matches(file, fp).unwrap_or(false) {
                 // Same inode, different file.
                 self.core.stats.inode_reused += 1;
-                return (0, [Skip::None; 2]);
+                return (0, [Skip::None; 2], Vec::new());
             }
         }
         if entry.offset > len {
             self.core.stats.truncations += 1;
             tracing::warn!(path = %real.display(), saved = entry.offset, size = len,
                 "file is shorter than its saved offset (truncated while stopped): reading from the start");
-            return (0, [Skip::None; 2]);
+            return (0, [Skip::None; 2], Vec::new());
         }
         if entry.offset == 0 {
-            return (0, [Skip::None; 2]);
+            return (0, [Skip::None; 2], entry.skip);
         }
         let at_line_start = read_range(file, entry.offset - 1, 1).is_ok_and(|b| b == b"\n");
         match entry.prefix {
             Some(prefix) if at_line_start => {
                 if prefix_hash(file, entry.offset).is_ok_and(|h| h == prefix) {
-                    let skip = [
-                        entry.continued.stdout.map_or(Skip::None, Skip::Until),
-                        entry.continued.stderr.map_or(Skip::None, Skip::Until),
-                    ];
-                    return (entry.offset, skip);
+                    return (entry.offset, [Skip::None; 2], entry.skip);
                 }
                 self.core.stats.resume_hash_mismatch += 1;
                 tracing::warn!(path = %real.display(), offset = entry.offset,
                     "bytes before the saved offset changed: reading the file from the start");
-                (0, [Skip::None; 2])
+                (0, [Skip::None; 2], Vec::new())
             }
             _ => {
                 // Older registries and imports carry no check hash; their offset may also
@@ -794,7 +834,7 @@ impl Tailer {
                         "saved offset is inside a line: resuming at the next line");
                     next
                 };
-                (offset, infer_skip(file, offset))
+                (offset, infer_skip(file, offset), Vec::new())
             }
         }
     }
@@ -804,7 +844,9 @@ impl Tailer {
     fn resume_orphans(&mut self, now: Instant) {
         let entries: Vec<RegistryEntry> = self.registry.entries().cloned().collect();
         for e in entries {
-            if e.removed.is_some() || self.by_id.contains_key(&e.id()) {
+            // `removed` only means "no longer at a discovered path": a rotated file can
+            // still hold the head of an entry that is not acknowledged.
+            if self.by_id.contains_key(&e.id()) {
                 continue;
             }
             let Some(path) = find_by_id(&e.path, e.id()) else {
@@ -878,12 +920,23 @@ impl Tailer {
         out: &mut Vec<Event>,
         budget: usize,
     ) -> bool {
+        // A file that was idle may have been truncated or rewritten since: check before
+        // reading what looks like new data at the old offset.
+        let stale = self
+            .files
+            .get(&key)
+            .is_some_and(|f| f.was_at_eof && rewritten_in_place(f));
+        if stale {
+            self.restart_generation(now, key);
+            return true;
+        }
         let chunk = self.config.read_buffer_bytes;
         let max_line = self.config.max_line_bytes;
         let Tailer { files, core, .. } = self;
         let Some(f) = files.get_mut(&key) else {
             return false;
         };
+        f.was_at_eof = false;
         let Some(mut reader) = f.reader.take() else {
             return false;
         };
@@ -924,57 +977,65 @@ impl Tailer {
         more
     }
 
+    /// The file was truncated or rewritten in place (copytruncate): its old generation
+    /// keeps only its holds, and a new generation is read from offset 0.
+    fn restart_generation(&mut self, now: Instant, key: FileKey) {
+        let new_key = self.new_key();
+        let Some(f) = self.files.get_mut(&key) else {
+            return;
+        };
+        let Some(reader) = f.reader.take() else {
+            return;
+        };
+        self.core.stats.truncations += 1;
+        tracing::warn!(file = %f.shown_path, offset = reader.offset(),
+            "file truncated (copytruncate): reading it again from the start; lines written just before the truncation may be lost");
+        f.superseded = true;
+        f.status = Status::Finished;
+        let fp = fingerprint(&reader.file).ok();
+        let state = FileState {
+            id: f.id,
+            path: f.path.clone(),
+            shown_path: f.shown_path.clone(),
+            source_id: source_id(f.id, fp.as_ref()),
+            container: f.container.clone(),
+            container_id: f.container_id.clone(),
+            reader: Some(Reader::new(reader.file, 0)),
+            fingerprint: fp,
+            read_offset: 0,
+            status: Status::Live,
+            last_growth: now,
+            skip: [Skip::None; 2],
+            superseded: false,
+            saved: None,
+            skip_ranges: Vec::new(),
+            was_at_eof: false,
+        };
+        self.by_id.insert(state.id, new_key);
+        self.files.insert(new_key, state);
+    }
+
     /// Decides what happens to a file that has nothing more to read right now.
     fn at_eof(&mut self, now: Instant, key: FileKey, out: &mut Vec<Event>) {
+        if self.files.get(&key).is_some_and(rewritten_in_place) {
+            self.restart_generation(now, key);
+            return;
+        }
         let Tailer {
             files,
             core,
             config,
-            by_id,
-            next_key,
             ..
         } = self;
         let Some(f) = files.get_mut(&key) else { return };
         let Some(reader) = f.reader.as_ref() else {
             return;
         };
-        let meta = reader.file.metadata();
-        let (len, nlink) = match &meta {
-            Ok(m) => (m.len(), std::os::unix::fs::MetadataExt::nlink(m)),
-            Err(_) => (u64::MAX, 1),
+        let (len, nlink) = match reader.file.metadata() {
+            Ok(m) => (m.len(), std::os::unix::fs::MetadataExt::nlink(&m)),
+            Err(_) => (0, 1),
         };
-        let unread_start = reader.offset();
-        if len < unread_start {
-            // Truncated in place (copytruncate): a new generation of the file starts at 0.
-            core.stats.truncations += 1;
-            tracing::warn!(file = %f.shown_path, offset = unread_start, size = len,
-                "file truncated (copytruncate): reading it again from the start; lines written just before the truncation may be lost");
-            let reader = f.reader.take().expect("checked above");
-            f.superseded = true;
-            f.status = Status::Finished;
-            let new_key = *next_key;
-            *next_key += 1;
-            let fp = fingerprint(&reader.file).ok();
-            let state = FileState {
-                id: f.id,
-                path: f.path.clone(),
-                shown_path: f.shown_path.clone(),
-                source_id: source_id(f.id, fp.as_ref()),
-                container: f.container.clone(),
-                container_id: f.container_id.clone(),
-                reader: Some(Reader::new(reader.file, 0)),
-                fingerprint: fp,
-                read_offset: 0,
-                status: Status::Live,
-                last_growth: now,
-                skip: [Skip::None; 2],
-                superseded: false,
-                saved: None,
-            };
-            by_id.insert(state.id, new_key);
-            files.insert(new_key, state);
-            return;
-        }
+        f.was_at_eof = true;
         // Keep the fingerprint growing until it covers its full length.
         if f.fingerprint
             .is_none_or(|fp| (fp.len as usize) < FINGERPRINT_BYTES && len > u64::from(fp.len))
@@ -1061,6 +1122,42 @@ impl Tailer {
         self.core.drain_acks();
         self.give_up_on_removed(now);
         let wall = Timestamp::now();
+
+        // Where each file would be read again from after a restart. Old generations
+        // (copytruncate) are never read again.
+        let offsets: HashMap<FileKey, u64> = self
+            .files
+            .iter()
+            .filter(|(_, f)| !f.superseded)
+            .map(|(&k, f)| {
+                let held = self
+                    .core
+                    .lowest_hold(k)
+                    .map_or(f.read_offset, |h| h.min(f.read_offset));
+                (k, held)
+            })
+            .collect();
+        let reread_from = |file: FileKey| offsets.get(&file).copied().unwrap_or(u64::MAX);
+        // Acknowledged entries that a restart would read only partly: skip their chunks.
+        let mut skips: HashMap<FileKey, Vec<SkipRange>> = HashMap::new();
+        self.core.acked.retain(|e| {
+            let relevant = e.spans.iter().any(|s| s.end > reread_from(s.file));
+            if !relevant {
+                return false;
+            }
+            let whole = !e.pseudo && e.spans.iter().all(|s| s.start >= reread_from(s.file));
+            if !whole {
+                for s in e.spans.iter().filter(|s| s.end > reread_from(s.file)) {
+                    skips.entry(s.file).or_default().push(SkipRange {
+                        stream: s.stream,
+                        start: s.start,
+                        end: s.end,
+                    });
+                }
+            }
+            true
+        });
+
         let mut finished_done = Vec::new();
         for (&key, f) in self.files.iter_mut() {
             if f.superseded {
@@ -1069,25 +1166,18 @@ impl Tailer {
                 }
                 continue;
             }
-            let offset = self
-                .core
-                .lowest_hold(key)
-                .map_or(f.read_offset, |h| h.min(f.read_offset));
-            let mut continued = Continued::default();
-            if let Some(spans) = self.core.acked_spans.get_mut(&key) {
-                spans.retain(|s| s.end > offset);
-                for s in spans.iter().filter(|s| s.start < offset) {
-                    let slot = match s.stream {
-                        Stream::Stdout => &mut continued.stdout,
-                        Stream::Stderr => &mut continued.stderr,
-                    };
-                    *slot = Some(slot.map_or(s.end, |e: u64| e.max(s.end)));
-                }
-            }
+            let offset = offsets.get(&key).copied().unwrap_or(f.read_offset);
+            let mut skip = skips.remove(&key).unwrap_or_default();
+            skip.sort_unstable();
+            skip.dedup();
             let removed = matches!(f.status, Status::Finished | Status::Gone { .. });
-            let changed = f.saved != Some((offset, continued));
+            let changed = f.saved.as_ref() != Some(&(offset, skip.clone()));
+            // While a skip inferred on resume has not found its end, the registry keeps no
+            // check hash, so that the next start infers again from the same offset.
+            let inferring = f.skip.contains(&Skip::UntilFull);
             if changed {
                 let prefix = match f.reader.as_ref() {
+                    _ if inferring => None,
                     Some(r) => prefix_hash(&r.file, offset).ok(),
                     None => File::open(&f.path)
                         .ok()
@@ -1102,7 +1192,7 @@ impl Tailer {
                     fingerprint: f.fingerprint,
                     offset,
                     prefix,
-                    continued,
+                    skip: skip.clone(),
                     container: Some(f.container.to_string()),
                     updated: wall,
                     removed: if removed {
@@ -1111,7 +1201,7 @@ impl Tailer {
                         None
                     },
                 });
-                f.saved = Some((offset, continued));
+                f.saved = Some((offset, skip));
                 self.registry_dirty = true;
             }
             if f.status == Status::Finished && !self.core.holds.contains_key(&key) {
@@ -1131,7 +1221,6 @@ impl Tailer {
                 if self.by_id.get(&f.id) == Some(&key) {
                     self.by_id.remove(&f.id);
                 }
-                self.core.acked_spans.remove(&key);
             }
         }
         if self
@@ -1178,6 +1267,20 @@ fn source_id(id: FileId, fp: Option<&RangeHash>) -> Arc<str> {
         Some(fp) => Arc::from(format!("{id}:{:016x}", fp.hash)),
         None => Arc::from(id.to_string()),
     }
+}
+
+/// Whether an open file was truncated below what was read, or its first bytes changed.
+fn rewritten_in_place(f: &FileState) -> bool {
+    let Some(reader) = f.reader.as_ref() else {
+        return false;
+    };
+    let Ok(meta) = reader.file.metadata() else {
+        return false;
+    };
+    meta.len() < reader.offset()
+        || f.fingerprint
+            .as_ref()
+            .is_some_and(|fp| !fingerprint_matches(&reader.file, fp).unwrap_or(true))
 }
 
 /// Finds the file with identity `id`: at `path`, or renamed within its directory.
