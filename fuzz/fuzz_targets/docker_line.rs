@@ -161,7 +161,10 @@ fuzz_target!(|data: &[u8]| {
     line.message.write_to(&mut written);
     assert_eq!(written, &decoded[..]);
     if let Some(plain) = line.message.as_plain() {
-        assert!(!plain.contains(&b'\\'), "an unescaped message has no escapes");
+        assert!(
+            !plain.contains(&b'\\'),
+            "an unescaped message has no escapes"
+        );
         assert_eq!(plain, &decoded[..]);
     }
 

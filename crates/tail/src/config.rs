@@ -34,6 +34,76 @@ pub mod duration {
     pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(&humantime::format_duration(*d))
     }
+
+    /// The same for optional durations (`#[serde(default, with = "duration::option")]`).
+    pub mod option {
+        use std::time::Duration;
+
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        /// Deserializes an optional duration.
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+            #[derive(Deserialize)]
+            struct Wrap(#[serde(with = "super")] Duration);
+            Ok(Option::<Wrap>::deserialize(d)?.map(|w| w.0))
+        }
+
+        /// Serializes an optional duration.
+        pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+            match d {
+                Some(d) => super::serialize(d, s),
+                None => s.serialize_none(),
+            }
+        }
+    }
+}
+
+/// Which line format to expect (Filebeat's container input `format`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InputFormat {
+    /// Detect per line.
+    #[default]
+    Auto,
+    /// CRI only.
+    Cri,
+    /// Docker json-file only.
+    Docker,
+}
+
+impl InputFormat {
+    pub(crate) fn to_format(self) -> logtide_container_log::Format {
+        match self {
+            InputFormat::Auto => logtide_container_log::Format::Auto,
+            InputFormat::Cri => logtide_container_log::Format::Cri,
+            InputFormat::Docker => logtide_container_log::Format::Docker,
+        }
+    }
+}
+
+/// Which streams to read (Filebeat's container input `stream`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StreamFilter {
+    /// Both.
+    #[default]
+    All,
+    /// Standard output only.
+    Stdout,
+    /// Standard error only.
+    Stderr,
+}
+
+impl StreamFilter {
+    pub(crate) fn accepts(self, s: logtide_container_log::Stream) -> bool {
+        use logtide_container_log::Stream;
+        matches!(
+            (self, s),
+            (StreamFilter::All, _)
+                | (StreamFilter::Stdout, Stream::Stdout)
+                | (StreamFilter::Stderr, Stream::Stderr)
+        )
+    }
 }
 
 /// What to tail and how.
@@ -44,6 +114,10 @@ pub struct TailConfig {
     pub paths: Vec<String>,
     /// Regular expressions; a file whose path matches any of them is not read.
     pub exclude_files: Vec<String>,
+    /// Line format.
+    pub format: InputFormat,
+    /// Streams to read; lines of the other stream are counted and skipped.
+    pub stream: StreamFilter,
     /// How often the globs are expanded again (inotify wakes the tailer sooner).
     #[serde(with = "duration")]
     pub scan_frequency: Duration,
@@ -74,6 +148,8 @@ impl Default for TailConfig {
         TailConfig {
             paths: vec!["/var/log/containers/*.log".into()],
             exclude_files: Vec::new(),
+            format: InputFormat::Auto,
+            stream: StreamFilter::All,
             scan_frequency: Duration::from_secs(10),
             read_buffer_bytes: 256 * 1024,
             max_line_bytes: 4 * 1024 * 1024,

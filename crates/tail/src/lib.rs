@@ -52,7 +52,7 @@ mod watch;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use config::{duration, RegistryConfig, TailConfig};
+pub use config::{duration, InputFormat, RegistryConfig, StreamFilter, TailConfig};
 pub use identity::{FileId, RangeHash, FINGERPRINT_BYTES, PREFIX_BYTES};
 pub use registry::{Registry, RegistryEntry, REGISTRY_VERSION};
 pub use tailer::Tailer;
@@ -132,6 +132,8 @@ pub struct TailStats {
     pub events: u64,
     /// Lines that could not be parsed (reported and skipped).
     pub parse_errors: u64,
+    /// Lines of a stream the input does not read (`stream` option).
+    pub lines_filtered: u64,
     /// Lines longer than `max_line_bytes` (cut; the rest skipped).
     pub lines_too_long: u64,
     /// Bytes skipped after the cut of over-long lines.

@@ -27,7 +27,7 @@ use logtide_event::{AckOutcome, AckToken, Acknowledge, Event, Source, Timestamp}
 use regex::Regex;
 use serde_json::{Map, Value};
 
-use crate::config::{RegistryConfig, TailConfig};
+use crate::config::{RegistryConfig, StreamFilter, TailConfig};
 use crate::identity::{
     fingerprint, fingerprint_matches, prefix_hash, read_range, FileId, RangeHash, FINGERPRINT_BYTES,
 };
@@ -101,6 +101,9 @@ struct FileState {
     skip_ranges: Vec<SkipRange>,
     /// The last read reached the end: before reading on, check for truncation.
     was_at_eof: bool,
+    /// Read order among the files of a container: older files first. A new generation
+    /// after a truncation keeps the order of the file it replaces.
+    order: u64,
 }
 
 impl FileState {
@@ -158,6 +161,12 @@ struct Core {
     ack_target: Arc<dyn Acknowledge>,
     next_event: u64,
     stats: TailStats,
+    /// Set by a resume that found a file rewritten while logtide was stopped.
+    discontinuity: bool,
+    /// Events produced outside a poll (flushed on a discontinuity), handed out by the next.
+    deferred: Vec<Event>,
+    format: Format,
+    streams: StreamFilter,
 }
 
 fn stream_index(s: Stream) -> usize {
@@ -218,7 +227,7 @@ impl Core {
         if at.cut {
             self.stats.lines_too_long += 1;
         }
-        let line = match parse_line(bytes, Format::Auto) {
+        let line = match parse_line(bytes, self.format) {
             Ok(l) => l,
             Err(e) => {
                 self.stats.parse_errors += 1;
@@ -226,6 +235,10 @@ impl Core {
                 return;
             }
         };
+        if !self.streams.accepts(line.stream) {
+            self.stats.lines_filtered += 1;
+            return;
+        }
         let si = stream_index(line.stream);
         let in_range = f
             .skip_ranges
@@ -462,6 +475,7 @@ impl Tailer {
         }
         let acks = Arc::new(AckQueue::default());
         let ack_target: Arc<dyn Acknowledge> = acks.clone();
+        let (format, streams) = (config.format.to_format(), config.stream);
         let reassembler = Reassembler::new(ReassemblerConfig {
             max_entry_bytes: config.max_entry_bytes,
             ..ReassemblerConfig::default()
@@ -482,6 +496,10 @@ impl Tailer {
                 ack_target,
                 next_event: 0,
                 stats: TailStats::default(),
+                discontinuity: false,
+                deferred: Vec::new(),
+                format,
+                streams,
             },
             registry,
             registry_dirty: false,
@@ -596,6 +614,7 @@ impl Tailer {
             self.resume_orphans(now);
         }
         let mut seen: HashSet<FileId> = HashSet::new();
+        let mut listed: Vec<(std::time::SystemTime, PathBuf)> = Vec::new();
         let patterns = self.config.paths.clone();
         for pattern in &patterns {
             let paths = match glob::glob(pattern) {
@@ -620,8 +639,18 @@ impl Tailer {
                 {
                     continue;
                 }
-                self.discovered(now, &shown, &mut seen);
+                let mtime = fs::metadata(&shown)
+                    .and_then(|m| m.modified())
+                    .unwrap_or(std::time::UNIX_EPOCH);
+                listed.push((mtime, shown));
             }
+        }
+        // Files found together start oldest first, so that of a rotated file and its
+        // successor the older one is read first.
+        listed.sort();
+        listed.dedup_by(|a, b| a.1 == b.1);
+        for (_, shown) in listed {
+            self.discovered(now, &shown, &mut seen);
         }
         // Live files no longer found are renamed or deleted: drain them.
         for f in self.files.values_mut() {
@@ -738,7 +767,21 @@ impl Tailer {
         let real = fs::canonicalize(shown).unwrap_or_else(|_| shown.to_owned());
         let (container, container_id) = container_of(shown, &real);
         let fp = fingerprint(&file).ok();
+        self.core.discontinuity = false;
         let (offset, skip, skip_ranges) = self.resume_point(&file, id, len, &real);
+        if std::mem::take(&mut self.core.discontinuity) {
+            // The bytes that would have continued this container's pending entries are
+            // gone: emit those entries as partial instead of joining them with new content.
+            let mut flushed = Vec::new();
+            self.core
+                .reassembler
+                .flush_key(&container, |e| flushed.push(e));
+            let mut out = std::mem::take(&mut self.core.deferred);
+            for e in flushed {
+                self.core.finish(e, &mut out);
+            }
+            self.core.deferred = out;
+        }
         self.core.stats.files_opened += 1;
         let key = self.new_key();
         // Ranges to skip stay recorded until reading passes them, so that another restart
@@ -771,6 +814,7 @@ impl Tailer {
             saved: None,
             skip_ranges,
             was_at_eof: false,
+            order: key,
         };
         if let Some(old) = self.by_id.insert(id, key) {
             if let Some(f) = self.files.get_mut(&old) {
@@ -796,13 +840,15 @@ impl Tailer {
         };
         if let Some(fp) = &entry.fingerprint {
             if !fingerprint_matches(file, fp).unwrap_or(false) {
-                // Same inode, different file.
+                // Same inode, different file: the old one was deleted (whatever of it was
+                // not read is gone, and cannot be told from a file that was finished).
                 self.core.stats.inode_reused += 1;
                 return (0, [Skip::None; 2], Vec::new());
             }
         }
         if entry.offset > len {
             self.core.stats.truncations += 1;
+            self.core.discontinuity = true;
             tracing::warn!(path = %real.display(), saved = entry.offset, size = len,
                 "file is shorter than its saved offset (truncated while stopped): reading from the start");
             return (0, [Skip::None; 2], Vec::new());
@@ -817,6 +863,7 @@ impl Tailer {
                     return (entry.offset, [Skip::None; 2], entry.skip);
                 }
                 self.core.stats.resume_hash_mismatch += 1;
+                self.core.discontinuity = true;
                 tracing::warn!(path = %real.display(), offset = entry.offset,
                     "bytes before the saved offset changed: reading the file from the start");
                 (0, [Skip::None; 2], Vec::new())
@@ -842,8 +889,8 @@ impl Tailer {
     /// After a restart, files the registry still has unread or unacknowledged data for
     /// that are no longer at a discovered path (rotated away) are drained first.
     fn resume_orphans(&mut self, now: Instant) {
-        let entries: Vec<RegistryEntry> = self.registry.entries().cloned().collect();
-        for e in entries {
+        let mut found: Vec<(std::time::SystemTime, PathBuf, RegistryEntry, u64)> = Vec::new();
+        for e in self.registry.entries() {
             // `removed` only means "no longer at a discovered path": a rotated file can
             // still hold the head of an entry that is not acknowledged.
             if self.by_id.contains_key(&e.id()) {
@@ -855,7 +902,19 @@ impl Tailer {
             let Ok(meta) = fs::metadata(&path) else {
                 continue;
             };
-            if meta.len() <= e.offset {
+            let unchanged = e.fingerprint.as_ref().is_none_or(|fp| {
+                File::open(&path).is_ok_and(|f| fingerprint_matches(&f, fp).unwrap_or(false))
+            });
+            if !unchanged {
+                // Rewritten in place (then read again from the start), or another file that
+                // got the inode: only a file of the same container can be the former.
+                let (container, _) = container_of(&path, &path);
+                if e.container.as_deref() != Some(&*container) {
+                    continue;
+                }
+            }
+            // Read to its end already.
+            if meta.len() == e.offset && unchanged {
                 continue;
             }
             let is_discovered = self
@@ -864,13 +923,21 @@ impl Tailer {
                 .iter()
                 .filter_map(|p| glob::Pattern::new(p).ok())
                 .any(|p| p.matches_path(&path));
-            if is_discovered {
-                continue;
+            if !is_discovered {
+                let mtime = meta.modified().unwrap_or(std::time::UNIX_EPOCH);
+                found.push((mtime, path, e.clone(), meta.len()));
             }
-            self.start_file(now, &path, e.id(), meta.len());
+        }
+        // Older files first: an entry that spans a rotation starts in the older file, and
+        // inode numbers say nothing about age.
+        found.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+        for (_, path, e, len) in found {
+            self.start_file(now, &path, e.id(), len);
             if let Some(&key) = self.by_id.get(&e.id()) {
                 if let Some(f) = self.files.get_mut(&key) {
                     f.status = Status::Gone { since: now };
+                    // The container it was read under (a rotated file's path may no longer
+                    // name it, e.g. when it was found through a /var/log/containers link).
                     if let Some(c) = &e.container {
                         f.container = Arc::from(c.as_str());
                     }
@@ -888,10 +955,13 @@ impl Tailer {
         if due {
             self.scan(now);
         }
+        out.append(&mut self.core.deferred);
         let before = out.len();
         let mut blocked: HashSet<Arc<str>> = HashSet::new();
-        let keys: Vec<FileKey> = self.files.keys().copied().collect();
-        for key in keys {
+        let mut order: Vec<(u64, FileKey)> =
+            self.files.iter().map(|(&k, f)| (f.order, k)).collect();
+        order.sort_unstable();
+        for (_, key) in order {
             if out.len() - before >= budget {
                 break;
             }
@@ -1010,6 +1080,7 @@ impl Tailer {
             saved: None,
             skip_ranges: Vec::new(),
             was_at_eof: false,
+            order: f.order,
         };
         self.by_id.insert(state.id, new_key);
         self.files.insert(new_key, state);
@@ -1247,6 +1318,17 @@ impl Tailer {
             }
         }
         Ok(())
+    }
+
+    /// Positions held by entries that are pending, in flight, or were abandoned undecided:
+    /// zero means everything read so far is acknowledged.
+    pub fn held_positions(&self) -> usize {
+        self.core
+            .holds
+            .values()
+            .flat_map(|h| h.values())
+            .map(|&n| n as usize)
+            .sum()
     }
 
     /// Whether events are still waiting for acknowledgement.

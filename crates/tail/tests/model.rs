@@ -157,6 +157,17 @@ impl World {
         tl.commit(t, true).unwrap();
     }
 
+    /// Reads and acknowledges what is there; true when nothing is left unacknowledged
+    /// (events abandoned earlier stay unacknowledged until a restart).
+    fn caught_up(&mut self) -> bool {
+        self.scan();
+        self.poll(1);
+        self.poll(1);
+        self.tailer
+            .as_ref()
+            .is_some_and(|t| t.held_positions() == 0)
+    }
+
     fn has_open(&self, c: usize) -> bool {
         self.open.keys().any(|(oc, _)| *oc == c)
     }
@@ -187,13 +198,10 @@ impl World {
                 }
             }
             Op::CopyTruncate { c } => {
-                // Copytruncate loses what the reader has not read yet and the pieces of
-                // open entries; run it only when the reader is caught up and no entry is
-                // open, where it must lose nothing.
-                if self.path(c).exists() && !self.has_open(c) {
-                    self.scan();
-                    self.poll(1);
-                    self.poll(1);
+                // Copytruncate loses what the reader has not read or had acknowledged yet,
+                // and the pieces of open entries; run it only when everything was read and
+                // acknowledged and no entry is open, where it must lose nothing.
+                if self.path(c).exists() && !self.has_open(c) && self.caught_up() {
                     self.rotations += 1;
                     let to = self
                         .path(c)
@@ -211,10 +219,7 @@ impl World {
                 // the process then crashes (draining deleted files is tested on its own);
                 // here deletion happens to files that were read, acknowledged and have no
                 // open entry, as kubelet deletes old rotated files.
-                if self.path(c).exists() && !self.has_open(c) {
-                    self.scan();
-                    self.poll(1);
-                    self.poll(1);
+                if self.path(c).exists() && !self.has_open(c) && self.caught_up() {
                     fs::remove_file(self.path(c)).unwrap();
                 }
             }
@@ -309,6 +314,75 @@ fn a_known_tricky_sequence() {
             c: 1,
             stderr: false,
             len: 100,
+        },
+    ];
+    check(&ops).unwrap();
+}
+
+#[test]
+fn inode_reuse_after_delete_then_rotation() {
+    let ops = [
+        Op::Rotate { c: 0 },
+        Op::Write {
+            c: 1,
+            stderr: false,
+            len: 0,
+        },
+        Op::Write {
+            c: 0,
+            stderr: false,
+            len: 0,
+        },
+        Op::Delete { c: 1 },
+        Op::Poll { ack: 0 },
+        Op::Poll { ack: 0 },
+        Op::Poll { ack: 0 },
+        Op::Partial {
+            c: 1,
+            stderr: false,
+            len: 0,
+        },
+        Op::Rotate { c: 1 },
+        Op::Partial {
+            c: 1,
+            stderr: false,
+            len: 0,
+        },
+    ];
+    check(&ops).unwrap();
+}
+
+#[test]
+fn delete_then_inode_reuse_then_crash() {
+    let ops = [
+        Op::Write {
+            c: 0,
+            stderr: false,
+            len: 0,
+        },
+        Op::Delete { c: 0 },
+        Op::Write {
+            c: 0,
+            stderr: false,
+            len: 0,
+        },
+        Op::Write {
+            c: 0,
+            stderr: false,
+            len: 0,
+        },
+        Op::Restart { clean: false },
+        Op::Partial {
+            c: 0,
+            stderr: true,
+            len: 0,
+        },
+        Op::Rotate { c: 0 },
+        Op::Poll { ack: 1 },
+        Op::Partial {
+            c: 0,
+            stderr: true,
+            len: 0,
         },
     ];
     check(&ops).unwrap();

@@ -1,0 +1,519 @@
+//! Loading configuration files: YAML in, typed structs out, with Filebeat's conventions.
+//!
+//! - Dotted keys are paths: `output.file: {…}` is `output: {file: {…}}` (not inside
+//!   `processors`, whose option maps are kept as written).
+//! - `${VAR}` and `${VAR:default}` in strings are replaced by environment variables.
+//! - Unknown keys are refused, and every error names the key's path (`inputs[0].pathz`).
+
+use std::path::{Path, PathBuf};
+
+use logtide_tail::{duration, InputFormat, RegistryConfig, StreamFilter, TailConfig};
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use crate::Error;
+
+/// Parses YAML text into a JSON value.
+pub fn parse_yaml(text: &str, origin: &Path) -> Result<Value, Error> {
+    serde_saphyr::from_str::<Value>(text).map_err(|e| Error::Config {
+        file: origin.to_owned(),
+        message: format!("invalid YAML: {e}"),
+    })
+}
+
+/// Expands dotted keys into nested objects, merging with objects already there, except
+/// below the keys in `verbatim` (whose contents are kept as they are).
+pub fn expand_dotted(value: Value, verbatim: &[&str]) -> Result<Value, String> {
+    let Value::Object(map) = value else {
+        return Ok(value);
+    };
+    let mut out = Map::new();
+    for (key, v) in map {
+        let keep = verbatim.contains(&key.as_str())
+            || verbatim.iter().any(|k| key.ends_with(&format!(".{k}")));
+        let v = if keep { v } else { expand_dotted(v, verbatim)? };
+        let mut parts: Vec<&str> = key.split('.').collect();
+        let last = parts.pop().unwrap_or_default();
+        let mut cur = &mut out;
+        let mut path = String::new();
+        for p in parts {
+            path = if path.is_empty() {
+                p.to_owned()
+            } else {
+                format!("{path}.{p}")
+            };
+            let slot = cur
+                .entry(p.to_owned())
+                .or_insert_with(|| Value::Object(Map::new()));
+            cur = match slot {
+                Value::Object(m) => m,
+                _ => return Err(format!("{path} is set both as a value and as a section")),
+            };
+        }
+        match (cur.get_mut(last), v) {
+            (Some(Value::Object(existing)), Value::Object(new)) => {
+                for (k, v) in new {
+                    if existing.insert(k.clone(), v).is_some() {
+                        return Err(format!("{key}.{k} is set twice"));
+                    }
+                }
+            }
+            (Some(_), _) => return Err(format!("{key} is set twice")),
+            (None, v) => {
+                cur.insert(last.to_owned(), v);
+            }
+        }
+    }
+    Ok(Value::Object(out))
+}
+
+/// Replaces `${VAR}` and `${VAR:default}` in every string of `value`.
+pub fn expand_env(value: &mut Value, path: &str) -> Result<(), String> {
+    match value {
+        Value::String(s) if s.contains("${") => {
+            let mut out = String::new();
+            let mut rest = s.as_str();
+            while let Some(start) = rest.find("${") {
+                out.push_str(&rest[..start]);
+                let after = &rest[start + 2..];
+                let end = after
+                    .find('}')
+                    .ok_or_else(|| format!("{path}: unclosed ${{ in {s:?}"))?;
+                let spec = &after[..end];
+                let (name, default) = match spec.split_once(':') {
+                    Some((n, d)) => (n, Some(d)),
+                    None => (spec, None),
+                };
+                match (std::env::var(name), default) {
+                    (Ok(v), _) => out.push_str(&v),
+                    (Err(_), Some(d)) => out.push_str(d),
+                    (Err(_), None) => {
+                        return Err(format!("{path}: environment variable {name} is not set"))
+                    }
+                }
+                rest = &after[end + 1..];
+            }
+            out.push_str(rest);
+            *s = out;
+            Ok(())
+        }
+        Value::Array(items) => {
+            for (i, v) in items.iter_mut().enumerate() {
+                expand_env(v, &format!("{path}[{i}]"))?;
+            }
+            Ok(())
+        }
+        Value::Object(map) => {
+            for (k, v) in map.iter_mut() {
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                expand_env(v, &p)?;
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Deserializes `value` into `T`; an error names the path of the offending key.
+pub fn from_value<T: DeserializeOwned>(value: Value, file: &Path) -> Result<T, Error> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        Error::Config {
+            file: file.to_owned(),
+            message: if path == "." {
+                inner
+            } else {
+                format!("{path}: {inner}")
+            },
+        }
+    })
+}
+
+/// One `inputs` entry of logtide-files (Filebeat's `container` input).
+#[derive(Clone, Debug, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputConfig {
+    /// Input type: `container`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Identifies the input's registry when there are several inputs.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Glob patterns of files to read.
+    #[serde(default = "default_paths")]
+    pub paths: Vec<String>,
+    /// Regular expressions of paths not to read.
+    #[serde(default)]
+    pub exclude_files: Vec<String>,
+    /// `auto`, `cri` or `docker`.
+    #[serde(default)]
+    pub format: InputFormat,
+    /// `all`, `stdout` or `stderr`.
+    #[serde(default)]
+    pub stream: StreamFilter,
+    /// How often the globs are expanded again.
+    #[serde(default = "default_scan_frequency", with = "duration")]
+    pub scan_frequency: std::time::Duration,
+    /// Close files that did not grow for this long.
+    #[serde(default = "default_close_inactive", with = "duration")]
+    pub close_inactive: std::time::Duration,
+    /// Most files open at once.
+    #[serde(default = "default_harvester_limit")]
+    pub harvester_limit: usize,
+    /// Longest line kept (Filebeat's `max_bytes`).
+    #[serde(default = "default_max_bytes")]
+    pub max_bytes: usize,
+    /// Processors of this input (run before the global ones).
+    #[serde(default)]
+    pub processors: Vec<Value>,
+}
+
+fn default_paths() -> Vec<String> {
+    TailConfig::default().paths
+}
+fn default_scan_frequency() -> std::time::Duration {
+    TailConfig::default().scan_frequency
+}
+fn default_close_inactive() -> std::time::Duration {
+    TailConfig::default().close_inactive
+}
+fn default_harvester_limit() -> usize {
+    TailConfig::default().harvester_limit
+}
+fn default_max_bytes() -> usize {
+    TailConfig::default().max_line_bytes
+}
+
+impl InputConfig {
+    /// The tailer configuration of this input.
+    pub fn tail_config(&self) -> TailConfig {
+        TailConfig {
+            paths: self.paths.clone(),
+            exclude_files: self.exclude_files.clone(),
+            format: self.format,
+            stream: self.stream,
+            scan_frequency: self.scan_frequency,
+            close_inactive: self.close_inactive,
+            harvester_limit: self.harvester_limit,
+            max_line_bytes: self.max_bytes,
+            ..TailConfig::default()
+        }
+    }
+}
+
+/// `output.console`: events as NDJSON on standard output.
+#[derive(Clone, Debug, Default, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleConfig {
+    /// Indent each event (for reading, not for machines).
+    #[serde(default)]
+    pub pretty: bool,
+}
+
+/// `output.file`: events as NDJSON in rotating files.
+#[derive(Clone, Debug, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileOutputConfig {
+    /// Directory of the files.
+    pub path: PathBuf,
+    /// Name of the current file; rotated files get `.1`, `.2`, … appended.
+    #[serde(default = "default_filename")]
+    pub filename: String,
+    /// Size at which the file is rotated, in KiB.
+    #[serde(default = "default_rotate_every_kb")]
+    pub rotate_every_kb: u64,
+    /// Files kept, the current one included.
+    #[serde(default = "default_number_of_files")]
+    pub number_of_files: usize,
+}
+
+fn default_filename() -> String {
+    "logtide.ndjson".into()
+}
+fn default_rotate_every_kb() -> u64 {
+    10 * 1024
+}
+fn default_number_of_files() -> usize {
+    7
+}
+
+/// The `output` section: exactly one output.
+#[derive(Clone, Debug, Default, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputsConfig {
+    /// Standard output.
+    pub console: Option<ConsoleConfig>,
+    /// Rotating files.
+    pub file: Option<FileOutputConfig>,
+}
+
+/// The output chosen.
+#[derive(Clone, Debug, PartialEq)]
+pub enum OutputConfig {
+    /// `output.console`.
+    Console(ConsoleConfig),
+    /// `output.file`.
+    File(FileOutputConfig),
+}
+
+/// The `registry` section.
+#[derive(Clone, Debug, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistrySection {
+    /// Directory of the registry.
+    #[serde(default = "default_registry_path")]
+    pub path: PathBuf,
+    /// How often the registry is written.
+    #[serde(default = "default_registry_flush", with = "duration")]
+    pub flush: std::time::Duration,
+    /// Entries of files gone for longer than this are removed.
+    #[serde(default = "default_clean_removed", with = "duration")]
+    pub clean_removed_after: std::time::Duration,
+}
+
+fn default_registry_path() -> PathBuf {
+    RegistryConfig::default().path
+}
+fn default_registry_flush() -> std::time::Duration {
+    RegistryConfig::default().flush
+}
+fn default_clean_removed() -> std::time::Duration {
+    RegistryConfig::default().clean_removed_after
+}
+
+impl Default for RegistrySection {
+    fn default() -> Self {
+        let d = RegistryConfig::default();
+        RegistrySection {
+            path: d.path,
+            flush: d.flush,
+            clean_removed_after: d.clean_removed_after,
+        }
+    }
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFiles {
+    inputs: Vec<InputConfig>,
+    #[serde(default)]
+    registry: RegistrySection,
+    #[serde(default)]
+    output: OutputsConfig,
+    #[serde(default)]
+    processors: Vec<Value>,
+    #[serde(default, with = "duration::option")]
+    shutdown_timeout: Option<std::time::Duration>,
+}
+
+/// The configuration of `logtide-files run`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FilesConfig {
+    /// The inputs (at least one).
+    pub inputs: Vec<InputConfig>,
+    /// The registry.
+    pub registry: RegistrySection,
+    /// The output.
+    pub output: OutputConfig,
+    /// Processors applied to every event (after the input's own).
+    pub processors: Vec<Value>,
+    /// How long shutdown waits for in-flight events to be acknowledged.
+    pub shutdown_timeout: std::time::Duration,
+}
+
+/// Moves Filebeat's top-level names to logtide's: `filebeat.inputs` → `inputs`,
+/// `filebeat.registry.*` → `registry.*`.
+fn apply_aliases(value: &mut Value) -> Result<(), String> {
+    let Value::Object(root) = value else {
+        return Err("the configuration must be a map of keys".into());
+    };
+    if let Some(Value::Object(mut fb)) = root.remove("filebeat") {
+        if let Some(inputs) = fb.remove("inputs") {
+            if root.insert("inputs".into(), inputs).is_some() {
+                return Err("inputs and filebeat.inputs are both set".into());
+            }
+        }
+        if let Some(Value::Object(reg)) = fb.remove("registry") {
+            let target = root
+                .entry("registry")
+                .or_insert_with(|| Value::Object(Map::new()));
+            let Value::Object(target) = target else {
+                return Err("registry must be a map".into());
+            };
+            for (k, v) in reg {
+                if target.insert(k.clone(), v).is_some() {
+                    return Err(format!(
+                        "registry.{k} and filebeat.registry.{k} are both set"
+                    ));
+                }
+            }
+        }
+        if let Some(k) = fb.keys().next() {
+            return Err(format!("filebeat.{k}: unknown field"));
+        }
+    }
+    Ok(())
+}
+
+impl FilesConfig {
+    /// Loads and validates a logtide-files configuration file.
+    pub fn load(path: &Path) -> Result<Self, Error> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::Config {
+            file: path.to_owned(),
+            message: format!("cannot read: {e}"),
+        })?;
+        Self::from_yaml(&text, path)
+    }
+
+    /// Parses and validates configuration text; `origin` names it in errors.
+    pub fn from_yaml(text: &str, origin: &Path) -> Result<Self, Error> {
+        let bad = |message: String| Error::Config {
+            file: origin.to_owned(),
+            message,
+        };
+        let value = parse_yaml(text, origin)?;
+        let mut value = expand_dotted(value, &["processors"]).map_err(bad)?;
+        apply_aliases(&mut value).map_err(bad)?;
+        expand_env(&mut value, "").map_err(bad)?;
+        let raw: RawFiles = from_value(value, origin)?;
+        if raw.inputs.is_empty() {
+            return Err(bad("inputs: at least one input is required".into()));
+        }
+        for (i, input) in raw.inputs.iter().enumerate() {
+            if input.kind != "container" {
+                return Err(bad(format!(
+                    "inputs[{i}].type: unsupported input type {:?} (supported: container)",
+                    input.kind
+                )));
+            }
+            if input.paths.is_empty() {
+                return Err(bad(format!(
+                    "inputs[{i}].paths: at least one glob is required"
+                )));
+            }
+        }
+        let output = match (raw.output.console, raw.output.file) {
+            (Some(c), None) => OutputConfig::Console(c),
+            (None, Some(f)) => OutputConfig::File(f),
+            (None, None) => {
+                return Err(bad(
+                    "output: one output must be set (output.console or output.file)".into(),
+                ))
+            }
+            (Some(_), Some(_)) => {
+                return Err(bad(
+                    "output: only one output may be set, found output.console and output.file"
+                        .into(),
+                ))
+            }
+        };
+        Ok(FilesConfig {
+            inputs: raw.inputs,
+            registry: raw.registry,
+            output,
+            processors: raw.processors,
+            shutdown_timeout: raw
+                .shutdown_timeout
+                .unwrap_or(std::time::Duration::from_secs(10)),
+        })
+    }
+
+    /// The registry configuration of input `i`: the registry path itself for the first
+    /// input, a subdirectory named after the input's id for the others.
+    pub fn registry_config(&self, i: usize) -> RegistryConfig {
+        let path = match (i, &self.inputs[i].id) {
+            (0, None) => self.registry.path.clone(),
+            (_, Some(id)) if i > 0 => self.registry.path.join(id),
+            (_, id) => self
+                .registry
+                .path
+                .join(id.clone().unwrap_or_else(|| format!("input-{i}"))),
+        };
+        RegistryConfig {
+            path,
+            flush: self.registry.flush,
+            clean_removed_after: self.registry.clean_removed_after,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<FilesConfig, String> {
+        FilesConfig::from_yaml(text, Path::new("test.yml")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn minimal_and_dotted_and_nested_are_equivalent() {
+        let a = load("inputs:\n  - type: container\noutput.console: {}\n").unwrap();
+        let b = load("inputs:\n  - type: container\noutput:\n  console: {}\n").unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.inputs[0].paths, ["/var/log/containers/*.log"]);
+        assert_eq!(a.registry.path, PathBuf::from("/var/lib/logtide/registry"));
+        assert_eq!(a.output, OutputConfig::Console(ConsoleConfig::default()));
+    }
+
+    #[test]
+    fn filebeat_aliases_load() {
+        let c = load(
+            "filebeat.inputs:\n  - type: container\n    paths: ['/x/*.log']\n    stream: stderr\nfilebeat.registry.path: /data/reg\nfilebeat.registry.flush: 5s\noutput.file:\n  path: /tmp/out\n  filename: events.ndjson\n",
+        )
+        .unwrap();
+        assert_eq!(c.inputs[0].paths, ["/x/*.log"]);
+        assert_eq!(c.inputs[0].stream, StreamFilter::Stderr);
+        assert_eq!(c.registry.path, PathBuf::from("/data/reg"));
+        assert_eq!(c.registry.flush, std::time::Duration::from_secs(5));
+        match c.output {
+            OutputConfig::File(f) => {
+                assert_eq!(f.filename, "events.ndjson");
+                assert_eq!(f.rotate_every_kb, 10240);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let cases = [
+            ("inputs:\n  - type: container\n    pathz: []\noutput.console: {}\n", "test.yml: inputs[0].pathz: unknown field `pathz`, expected one of"),
+            ("inputs:\n  - type: log\noutput.console: {}\n", "inputs[0].type: unsupported input type \"log\""),
+            ("inputs:\n  - type: container\n", "output: one output must be set"),
+            ("inputs:\n  - type: container\noutput.console: {}\noutput.file: {path: /x}\n", "only one output may be set"),
+            ("inputs:\n  - type: container\noutput.console: {}\nregistry: {flush: soon}\n", "registry.flush: invalid duration \"soon\""),
+            ("inputs:\n  - type: container\noutput.console: {}\noutput.console.pretty: true\n", "output.console.pretty is set twice"),
+            ("inputs: [\n", "invalid YAML"),
+            ("inputs:\n  - type: container\n    paths: ['${LOGTIDE_SURELY_UNSET_VAR}']\noutput.console: {}\n", "inputs[0].paths[0]: environment variable LOGTIDE_SURELY_UNSET_VAR is not set"),
+            ("output.console: {}\n", "missing field `inputs`"),
+        ];
+        for (text, want) in cases {
+            let err = load(text).unwrap_err();
+            assert!(err.contains(want), "{text:?}\n got: {err}\nwant: {want}");
+        }
+    }
+
+    #[test]
+    fn environment_variables_expand_with_defaults() {
+        let c = load("inputs:\n  - type: container\n    paths: ['${LOGTIDE_SURELY_UNSET_VAR:/var/log/pods}/*/*.log']\noutput.console: {}\n").unwrap();
+        assert_eq!(c.inputs[0].paths, ["/var/log/pods/*/*.log"]);
+    }
+
+    #[test]
+    fn several_inputs_get_their_own_registry() {
+        let c = load("inputs:\n  - type: container\n  - type: container\n    id: extra\noutput.console: {}\n").unwrap();
+        assert_eq!(
+            c.registry_config(0).path,
+            PathBuf::from("/var/lib/logtide/registry")
+        );
+        assert_eq!(
+            c.registry_config(1).path,
+            PathBuf::from("/var/lib/logtide/registry/extra")
+        );
+    }
+}

@@ -1,0 +1,184 @@
+//! Outputs of logtide-files that need no service: the console and rotating files.
+//!
+//! An output writes a whole batch, flushes it, and only then are the batch's events
+//! acknowledged (by the caller), so a crash never acknowledges unwritten events.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::PathBuf;
+
+use logtide_event::Event;
+
+use crate::config::{ConsoleConfig, FileOutputConfig, OutputConfig};
+use crate::Error;
+
+/// Somewhere events go.
+pub trait Output: Send {
+    /// Writes and flushes every event of the batch, in order.
+    fn write_batch(&mut self, events: &[Event]) -> io::Result<()>;
+}
+
+/// Builds the output a configuration selects.
+pub fn build(config: &OutputConfig) -> Result<Box<dyn Output>, Error> {
+    Ok(match config {
+        OutputConfig::Console(c) => Box::new(ConsoleOutput::new(c.clone())),
+        OutputConfig::File(f) => Box::new(FileOutput::open(f.clone())?),
+    })
+}
+
+fn encode(events: &[Event], pretty: bool, buf: &mut Vec<u8>) {
+    for e in events {
+        if pretty {
+            // Plain data: serialization cannot fail.
+            let _ = serde_json::to_writer_pretty(&mut *buf, e);
+        } else {
+            e.write_json(buf);
+        }
+        buf.push(b'\n');
+    }
+}
+
+/// NDJSON on standard output.
+#[derive(Debug)]
+pub struct ConsoleOutput {
+    config: ConsoleConfig,
+    buf: Vec<u8>,
+}
+
+impl ConsoleOutput {
+    /// A console output.
+    pub fn new(config: ConsoleConfig) -> Self {
+        ConsoleOutput {
+            config,
+            buf: Vec::new(),
+        }
+    }
+}
+
+impl Output for ConsoleOutput {
+    fn write_batch(&mut self, events: &[Event]) -> io::Result<()> {
+        self.buf.clear();
+        encode(events, self.config.pretty, &mut self.buf);
+        let mut out = io::stdout().lock();
+        out.write_all(&self.buf)?;
+        out.flush()
+    }
+}
+
+/// NDJSON in `path/filename`, rotated to `filename.1`, `filename.2`, … by size.
+#[derive(Debug)]
+pub struct FileOutput {
+    config: FileOutputConfig,
+    file: File,
+    size: u64,
+    buf: Vec<u8>,
+}
+
+impl FileOutput {
+    /// Opens (appending to) the current file, creating the directory.
+    pub fn open(config: FileOutputConfig) -> Result<Self, Error> {
+        fs::create_dir_all(&config.path)
+            .map_err(|e| Error::Output(format!("cannot create {}: {e}", config.path.display())))?;
+        let path = config.path.join(&config.filename);
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| Error::Output(format!("cannot open {}: {e}", path.display())))?;
+        let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+        Ok(FileOutput {
+            config,
+            file,
+            size,
+            buf: Vec::new(),
+        })
+    }
+
+    fn rotated(&self, n: usize) -> PathBuf {
+        self.config
+            .path
+            .join(format!("{}.{n}", self.config.filename))
+    }
+
+    fn rotate(&mut self) -> io::Result<()> {
+        let keep = self.config.number_of_files.max(1);
+        let oldest = self.rotated(keep - 1);
+        if keep > 1 {
+            let _ = fs::remove_file(&oldest);
+            for n in (1..keep - 1).rev() {
+                let from = self.rotated(n);
+                if from.exists() {
+                    fs::rename(&from, self.rotated(n + 1))?;
+                }
+            }
+            fs::rename(
+                self.config.path.join(&self.config.filename),
+                self.rotated(1),
+            )?;
+        }
+        self.file = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .open(self.config.path.join(&self.config.filename))?;
+        self.size = 0;
+        Ok(())
+    }
+}
+
+impl Output for FileOutput {
+    fn write_batch(&mut self, events: &[Event]) -> io::Result<()> {
+        self.buf.clear();
+        encode(events, false, &mut self.buf);
+        let limit = self.config.rotate_every_kb.saturating_mul(1024).max(1);
+        if self.size > 0 && self.size + self.buf.len() as u64 > limit {
+            self.rotate()?;
+        }
+        self.file.write_all(&self.buf)?;
+        self.file.flush()?;
+        self.size += self.buf.len() as u64;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use logtide_event::Timestamp;
+    use serde_json::json;
+
+    fn event(msg: &str) -> Event {
+        let mut e = Event::new(Timestamp::UNIX_EPOCH);
+        e.insert("message", json!(msg)).unwrap();
+        e
+    }
+
+    #[test]
+    fn file_output_rotates_and_keeps_n_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut out = FileOutput::open(FileOutputConfig {
+            path: dir.path().to_owned(),
+            filename: "e.ndjson".into(),
+            rotate_every_kb: 1,
+            number_of_files: 3,
+        })
+        .unwrap();
+        let big = "x".repeat(700);
+        for i in 0..6 {
+            out.write_batch(&[event(&format!("{i}{big}"))]).unwrap();
+        }
+        let mut names: Vec<String> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["e.ndjson", "e.ndjson.1", "e.ndjson.2"]);
+        let current = fs::read_to_string(dir.path().join("e.ndjson")).unwrap();
+        assert!(current.contains("\"5xxx"));
+        let one = fs::read_to_string(dir.path().join("e.ndjson.1")).unwrap();
+        assert!(one.contains("\"4xxx"));
+        let line: serde_json::Value =
+            serde_json::from_str(current.lines().next().unwrap()).unwrap();
+        assert_eq!(line["@timestamp"], "1970-01-01T00:00:00.000000000Z");
+    }
+}

@@ -1,0 +1,215 @@
+//! The logtide-files agent: tailer threads feeding one output thread through a bounded
+//! queue of batches, with acknowledgements flowing back and a clean shutdown.
+//!
+//! Backpressure: when the output cannot keep up (or fails and retries), the queue fills
+//! and the tailers stop reading; memory stays bounded by the queue length times the batch
+//! size. Shutdown (the `stop` flag, set on SIGTERM/SIGINT): tailers stop reading, the output
+//! writes what is queued, the tailers wait (up to `shutdown_timeout`) for acknowledgements
+//! and write their registries one last time.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use logtide_event::Event;
+use logtide_tail::{TailStats, Tailer, Watch};
+
+use crate::config::FilesConfig;
+use crate::output::{self, Output};
+use crate::Error;
+
+/// Events per batch handed from a tailer to the output.
+const BATCH: usize = 4096;
+/// Batches queued between the tailers and the output.
+const QUEUE: usize = 4;
+/// Longest idle wait between polls when no file changes.
+const IDLE_WAIT: Duration = Duration::from_millis(250);
+/// A file-change wake-up triggers a scan at most this often.
+const WAKE_SCAN_EVERY: Duration = Duration::from_secs(1);
+/// How often the watched directories are brought up to date.
+const WATCH_UPDATE_EVERY: Duration = Duration::from_secs(5);
+/// How often counters are logged.
+const STATS_EVERY: Duration = Duration::from_secs(30);
+
+/// What a run did, per input.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RunSummary {
+    /// The tailer counters of each input, in configuration order.
+    pub inputs: Vec<TailStats>,
+}
+
+/// Runs logtide-files until `stop` is set, then shuts down cleanly.
+pub fn run_files(config: &FilesConfig, stop: Arc<AtomicBool>) -> Result<RunSummary, Error> {
+    if let Some(i) = config.inputs.iter().position(|i| !i.processors.is_empty()) {
+        return Err(Error::Unsupported(format!(
+            "inputs[{i}].processors: processors are not available in this build"
+        )));
+    }
+    if !config.processors.is_empty() {
+        return Err(Error::Unsupported(
+            "processors: processors are not available in this build".into(),
+        ));
+    }
+    let mut tailers = Vec::new();
+    for (i, input) in config.inputs.iter().enumerate() {
+        let tailer = Tailer::open(input.tail_config(), config.registry_config(i))?;
+        let report = tailer.load_report();
+        tracing::info!(input = i, registry_version = ?report.version, "input started");
+        tailers.push(tailer);
+    }
+    let out = output::build(&config.output)?;
+    let (tx, rx) = sync_channel::<Vec<Event>>(QUEUE);
+    let timeout = config.shutdown_timeout;
+    let output_stop = stop.clone();
+    let output_thread = thread::Builder::new()
+        .name("output".into())
+        .spawn(move || output_loop(rx, out, &output_stop, timeout))
+        .map_err(|e| Error::Output(format!("cannot start the output thread: {e}")))?;
+    let mut handles = Vec::new();
+    for (i, tailer) in tailers.into_iter().enumerate() {
+        let tx = tx.clone();
+        let stop = stop.clone();
+        let h = thread::Builder::new()
+            .name(format!("input-{i}"))
+            .spawn(move || tail_loop(i, tailer, tx, &stop, timeout))
+            .map_err(|e| Error::Output(format!("cannot start an input thread: {e}")))?;
+        handles.push(h);
+    }
+    drop(tx);
+    let mut summary = RunSummary::default();
+    for h in handles {
+        summary.inputs.push(h.join().unwrap_or_default());
+    }
+    let _ = output_thread.join();
+    Ok(summary)
+}
+
+/// Hands a batch to the output, waiting while the queue is full; gives up (the events
+/// are then not acknowledged and are read again after a restart) when stopping.
+fn send(tx: &SyncSender<Vec<Event>>, mut batch: Vec<Event>, stop: &AtomicBool) -> bool {
+    loop {
+        match tx.try_send(batch) {
+            Ok(()) => return true,
+            Err(TrySendError::Full(b)) => {
+                if stop.load(Ordering::Relaxed) {
+                    return false;
+                }
+                batch = b;
+                thread::sleep(Duration::from_millis(5));
+            }
+            Err(TrySendError::Disconnected(_)) => return false,
+        }
+    }
+}
+
+fn tail_loop(
+    input: usize,
+    mut tailer: Tailer,
+    tx: SyncSender<Vec<Event>>,
+    stop: &AtomicBool,
+    timeout: Duration,
+) -> TailStats {
+    let mut watch = Watch::new();
+    let mut last_watch_update: Option<Instant> = None;
+    let mut last_wake_scan = Instant::now();
+    let mut last_stats = Instant::now();
+    let mut batch = Vec::with_capacity(BATCH);
+    while !stop.load(Ordering::Relaxed) {
+        let now = Instant::now();
+        if last_watch_update.is_none_or(|t| now.duration_since(t) >= WATCH_UPDATE_EVERY) {
+            watch.update(&tailer.watch_dirs());
+            last_watch_update = Some(now);
+        }
+        let n = tailer.poll(now, &mut batch, BATCH);
+        if n > 0 {
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+            if !send(&tx, full, stop) {
+                break;
+            }
+        }
+        if let Err(e) = tailer.commit(now, false) {
+            tracing::error!(input, error = %e, "cannot write the registry; retrying");
+        }
+        if now.duration_since(last_stats) >= STATS_EVERY {
+            last_stats = now;
+            let s = tailer.stats();
+            tracing::info!(
+                input,
+                events = s.events,
+                lines = s.lines,
+                parse_errors = s.parse_errors,
+                open_files = s.open_files,
+                inflight = s.inflight_events,
+                truncations = s.truncations,
+                "tail counters"
+            );
+        }
+        if n == 0 && watch.wait(IDLE_WAIT) && now.duration_since(last_wake_scan) >= WAKE_SCAN_EVERY
+        {
+            last_wake_scan = Instant::now();
+            tailer.scan(last_wake_scan);
+        }
+    }
+    drop(tx);
+    let deadline = Instant::now() + timeout;
+    while tailer.has_inflight() && Instant::now() < deadline {
+        let _ = tailer.commit(Instant::now(), false);
+        thread::sleep(Duration::from_millis(10));
+    }
+    if tailer.has_inflight() {
+        tracing::warn!(
+            input,
+            "shutdown timeout: unacknowledged events will be read again at the next start"
+        );
+    }
+    if let Err(e) = tailer.commit(Instant::now(), true) {
+        tracing::error!(input, error = %e, "cannot write the registry at shutdown");
+    }
+    let stats = tailer.stats();
+    tracing::info!(
+        input,
+        events = stats.events,
+        lines = stats.lines,
+        parse_errors = stats.parse_errors,
+        "input stopped"
+    );
+    stats
+}
+
+fn output_loop(
+    rx: Receiver<Vec<Event>>,
+    mut out: Box<dyn Output>,
+    stop: &AtomicBool,
+    timeout: Duration,
+) {
+    for mut batch in rx {
+        let mut backoff = Duration::from_millis(100);
+        let mut stopping_since: Option<Instant> = None;
+        loop {
+            match out.write_batch(&batch) {
+                Ok(()) => {
+                    for e in batch.iter_mut() {
+                        if let Some(token) = e.take_ack() {
+                            token.accept();
+                        }
+                    }
+                    break;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, events = batch.len(), "output failed; retrying");
+                    if stop.load(Ordering::Relaxed) {
+                        let since = *stopping_since.get_or_insert_with(Instant::now);
+                        if since.elapsed() >= timeout {
+                            tracing::warn!(events = batch.len(), "giving up at shutdown; the events will be read again at the next start");
+                            break;
+                        }
+                    }
+                    thread::sleep(backoff);
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+}
