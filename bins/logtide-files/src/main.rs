@@ -1,29 +1,119 @@
 //! `logtide-files`: the node agent that tails container logs.
 //!
-//! This binary only parses arguments and hands over to the library code; see `--help`.
+//! This binary only parses arguments, loads the configuration and hands over to the
+//! library crates; see `--help`.
 
+use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
-use clap::{Parser, Subcommand};
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use logtide_pipeline::{run_files, FilesConfig};
 
 mod parse;
+mod registry;
 
-/// Ships Kubernetes container logs.
+/// Ships Kubernetes container logs. Without a subcommand, runs the agent (`run`).
 #[derive(Debug, Parser)]
-#[command(name = "logtide-files", version, about, propagate_version = true)]
+#[command(
+    name = "logtide-files",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+    #[command(flatten)]
+    run: ConfigArg,
+}
+
+/// The configuration file option shared by the subcommands.
+#[derive(Clone, Debug, Args)]
+struct ConfigArg {
+    /// Configuration file (YAML; Filebeat's filebeat.yml layout is accepted).
+    #[arg(short = 'c', long = "config", default_value = "logtide-files.yml")]
+    config: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Tail the configured files and ship their entries (the default).
+    Run(ConfigArg),
+    /// Check something without running.
+    #[command(subcommand)]
+    Test(TestCommand),
+    /// Inspect or import the registry of saved read positions.
+    #[command(subcommand)]
+    Registry(registry::RegistryCommand),
+    /// Parse container log lines and print each as JSON.
     Parse(parse::ParseArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum TestCommand {
+    /// Load and validate a configuration file, then print "Config OK".
+    Config(ConfigArg),
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LOGTIDE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+/// Sets `stop` on SIGTERM or SIGINT; a second signal exits at once.
+fn stop_on_signals() -> anyhow::Result<Arc<AtomicBool>> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])
+        .context("cannot install signal handlers")?;
+    let flag = stop.clone();
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for sig in signals.forever() {
+                if flag.swap(true, Ordering::SeqCst) {
+                    eprintln!(
+                        "logtide-files: second signal {sig}: exiting without a clean shutdown"
+                    );
+                    std::process::exit(130);
+                }
+                tracing::info!(signal = sig, "stopping: flushing and saving the registry");
+            }
+        })
+        .context("cannot start the signal thread")?;
+    Ok(stop)
+}
+
+fn run(config: &ConfigArg) -> anyhow::Result<ExitCode> {
+    init_logging();
+    let config = FilesConfig::load(&config.config)?;
+    let stop = stop_on_signals()?;
+    let summary = run_files(&config, stop)?;
+    let events: u64 = summary.inputs.iter().map(|s| s.events).sum();
+    tracing::info!(events, "stopped");
+    Ok(ExitCode::SUCCESS)
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
+    let result = match cli.command.unwrap_or(Command::Run(cli.run)) {
+        Command::Run(args) => run(&args),
+        Command::Test(TestCommand::Config(args)) => FilesConfig::load(&args.config)
+            .map(|_| {
+                println!("Config OK");
+                ExitCode::SUCCESS
+            })
+            .map_err(Into::into),
+        Command::Registry(cmd) => registry::run(cmd),
         Command::Parse(args) => parse::run(&args),
     };
     match result {

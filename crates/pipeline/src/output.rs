@@ -65,6 +65,31 @@ impl Output for ConsoleOutput {
     }
 }
 
+/// Cuts an unfinished last line (left by a crash in the middle of a write) so that the
+/// file holds only whole events; those events were not acknowledged and are written
+/// again. Returns the resulting size.
+fn repair_torn_tail(file: &File) -> io::Result<u64> {
+    use std::os::unix::fs::FileExt;
+    let len = file.metadata()?.len();
+    let mut end = len;
+    let mut buf = vec![0u8; 64 * 1024];
+    while end > 0 {
+        let start = end.saturating_sub(buf.len() as u64);
+        let chunk = &mut buf[..(end - start) as usize];
+        file.read_exact_at(chunk, start)?;
+        if let Some(i) = chunk.iter().rposition(|&b| b == b'\n') {
+            end = start + i as u64 + 1;
+            break;
+        }
+        end = start;
+    }
+    if end != len {
+        tracing::warn!(dropped_bytes = len - end, "output file ended in an unfinished event (crash during a write): cut it; the event is written again");
+        file.set_len(end)?;
+    }
+    Ok(end)
+}
+
 /// NDJSON in `path/filename`, rotated to `filename.1`, `filename.2`, … by size.
 #[derive(Debug)]
 pub struct FileOutput {
@@ -83,9 +108,11 @@ impl FileOutput {
         let file = OpenOptions::new()
             .create(true)
             .append(true)
+            .read(true)
             .open(&path)
             .map_err(|e| Error::Output(format!("cannot open {}: {e}", path.display())))?;
-        let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let size = repair_torn_tail(&file)
+            .map_err(|e| Error::Output(format!("cannot check {}: {e}", path.display())))?;
         Ok(FileOutput {
             config,
             file,
@@ -151,6 +178,28 @@ mod tests {
         let mut e = Event::new(Timestamp::UNIX_EPOCH);
         e.insert("message", json!(msg)).unwrap();
         e
+    }
+
+    #[test]
+    fn a_torn_last_line_is_cut_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = FileOutputConfig {
+            path: dir.path().to_owned(),
+            filename: "e.ndjson".into(),
+            rotate_every_kb: 1024,
+            number_of_files: 2,
+        };
+        fs::write(dir.path().join("e.ndjson"), b"{\"a\":1}\n{\"b\":").unwrap();
+        let mut out = FileOutput::open(cfg.clone()).unwrap();
+        out.write_batch(&[event("next")]).unwrap();
+        let text = fs::read_to_string(dir.path().join("e.ndjson")).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0], "{\"a\":1}");
+        assert!(lines[1].contains("next"));
+        fs::write(dir.path().join("e.ndjson"), b"no newline at all").unwrap();
+        FileOutput::open(cfg).unwrap();
+        assert_eq!(fs::read(dir.path().join("e.ndjson")).unwrap(), b"");
     }
 
     #[test]
