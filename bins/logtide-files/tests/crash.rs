@@ -47,8 +47,8 @@ struct Written {
 fn writer(dir: PathBuf, stop: Arc<AtomicBool>, written: Arc<Mutex<Written>>) {
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let mut files: Vec<File> = (0..CONTAINERS).map(|c| open(&dir, c)).collect();
-    let mut rotations = vec![0u32; CONTAINERS];
-    let mut last_rotation = vec![Instant::now(); CONTAINERS];
+    let mut rotations = [0u32; CONTAINERS];
+    let mut last_rotation = [Instant::now(); CONTAINERS];
     // Per (container, stream): the open entry's text, chunks left and origin.
     let mut open_entries: HashMap<(usize, usize), (String, u32, Origin)> = HashMap::new();
     let mut id = 0u64;
