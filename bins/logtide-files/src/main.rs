@@ -16,6 +16,11 @@ use logtide_pipeline::{run_files, FilesConfig};
 mod parse;
 mod registry;
 
+/// Events are built on the input threads and freed on the output thread; this allocator
+/// handles that pattern without lock contention or heap fragmentation.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Ships Kubernetes container logs. Without a subcommand, runs the agent (`run`).
 #[derive(Debug, Parser)]
 #[command(

@@ -33,6 +33,14 @@ impl AckOutcome {
 pub trait Acknowledge: Send + Sync + 'static {
     /// Records the outcome of the event the source numbered `id`.
     fn acknowledge(&self, id: u64, outcome: AckOutcome);
+
+    /// Records the same outcome for several events at once (one lock instead of one per
+    /// event, for sources that lock).
+    fn acknowledge_many(&self, ids: &[u64], outcome: AckOutcome) {
+        for &id in ids {
+            self.acknowledge(id, outcome);
+        }
+    }
 }
 
 /// Travels with an event so that the sink can report back when it is done with it.
@@ -71,6 +79,32 @@ impl AckToken {
         self.report(AckOutcome::Discarded { reason });
     }
 
+    /// Reports that the destination accepted every event of `tokens`, with one call per
+    /// run of tokens that go to the same source.
+    pub fn accept_all(tokens: impl IntoIterator<Item = AckToken>) {
+        let mut ids: Vec<u64> = Vec::new();
+        let mut target: Option<Arc<dyn Acknowledge>> = None;
+        for mut t in tokens {
+            t.reported = true;
+            if target
+                .as_ref()
+                .is_some_and(|cur| !Arc::ptr_eq(cur, &t.target))
+            {
+                if let Some(cur) = target.take() {
+                    cur.acknowledge_many(&ids, AckOutcome::Accepted);
+                }
+                ids.clear();
+            }
+            if target.is_none() {
+                target = Some(t.target.clone());
+            }
+            ids.push(t.id);
+        }
+        if let Some(cur) = target {
+            cur.acknowledge_many(&ids, AckOutcome::Accepted);
+        }
+    }
+
     fn report(mut self, outcome: AckOutcome) {
         self.reported = true;
         self.target.acknowledge(self.id, outcome);
@@ -105,6 +139,32 @@ mod tests {
         fn acknowledge(&self, id: u64, outcome: AckOutcome) {
             self.0.lock().unwrap().push((id, outcome));
         }
+    }
+
+    #[test]
+    fn accept_all_reports_each_token_once_grouped_by_target() {
+        let a = Arc::new(Log::default());
+        let b = Arc::new(Log::default());
+        let ta: Arc<dyn Acknowledge> = a.clone();
+        let tb: Arc<dyn Acknowledge> = b.clone();
+        let tokens = vec![
+            AckToken::new(ta.clone(), 1),
+            AckToken::new(ta.clone(), 2),
+            AckToken::new(tb, 10),
+            AckToken::new(ta, 3),
+        ];
+        AckToken::accept_all(tokens);
+        let got_a: Vec<u64> =
+            a.0.lock()
+                .unwrap()
+                .iter()
+                .map(|(id, o)| {
+                    assert_eq!(*o, AckOutcome::Accepted);
+                    *id
+                })
+                .collect();
+        assert_eq!(got_a, [1, 2, 3]);
+        assert_eq!(*b.0.lock().unwrap(), [(10, AckOutcome::Accepted)]);
     }
 
     #[test]

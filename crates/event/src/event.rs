@@ -208,10 +208,22 @@ impl Event {
     }
 
     /// Appends the event as one JSON object: `@timestamp` first, then the fields in order,
-    /// then `@metadata` when it is not empty.
+    /// then `@metadata` when it is not empty (the same bytes as its `Serialize` form).
     pub fn write_json(&self, out: &mut Vec<u8>) {
-        // Serializing into a Vec cannot fail: every key is a string and every value is JSON.
-        let _ = serde_json::to_writer(out, self);
+        out.extend_from_slice(b"{\"@timestamp\":\"");
+        self.timestamp.write_rfc3339(out);
+        out.push(b'"');
+        for (k, v) in &self.fields {
+            out.push(b',');
+            crate::json::write_str(out, k);
+            out.push(b':');
+            crate::json::write_value(out, v);
+        }
+        if !self.metadata.is_empty() {
+            out.extend_from_slice(b",\"@metadata\":");
+            crate::json::write_map(out, &self.metadata);
+        }
+        out.push(b'}');
     }
 }
 
@@ -263,6 +275,21 @@ mod tests {
         assert_eq!(
             String::from_utf8(out).unwrap(),
             r#"{"@timestamp":"2024-01-02T03:04:05.123456789Z","message":"hello","kubernetes":{"labels":{"app.kubernetes.io/name":"shop"}},"@metadata":{"_id":"abc"}}"#
+        );
+    }
+
+    #[test]
+    fn write_json_matches_serialize() {
+        let e = sample();
+        let mut out = Vec::new();
+        e.write_json(&mut out);
+        assert_eq!(out, serde_json::to_vec(&e).unwrap());
+        let empty = Event::new(Timestamp::UNIX_EPOCH);
+        let mut out = Vec::new();
+        empty.write_json(&mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{"@timestamp":"1970-01-01T00:00:00.000000000Z"}"#
         );
     }
 

@@ -26,6 +26,7 @@
 
 mod ack;
 mod event;
+pub mod json;
 pub mod path;
 mod timestamp;
 

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use logtide_event::Event;
+use logtide_event::{AckToken, Event};
 use logtide_tail::{TailStats, Tailer, Watch};
 
 use crate::config::FilesConfig;
@@ -21,9 +21,9 @@ use crate::output::{self, Output};
 use crate::Error;
 
 /// Events per batch handed from a tailer to the output.
-const BATCH: usize = 4096;
+const BATCH: usize = 1024;
 /// Batches queued between the tailers and the output.
-const QUEUE: usize = 4;
+const QUEUE: usize = 2;
 /// Longest idle wait between polls when no file changes.
 const IDLE_WAIT: Duration = Duration::from_millis(250);
 /// A file-change wake-up triggers a scan at most this often.
@@ -190,11 +190,7 @@ fn output_loop(
         loop {
             match out.write_batch(&batch) {
                 Ok(()) => {
-                    for e in batch.iter_mut() {
-                        if let Some(token) = e.take_ack() {
-                            token.accept();
-                        }
-                    }
+                    AckToken::accept_all(batch.iter_mut().filter_map(Event::take_ack));
                     break;
                 }
                 Err(e) => {

@@ -54,6 +54,11 @@ impl Acknowledge for AckQueue {
         let mut done = self.done.lock().unwrap_or_else(|p| p.into_inner());
         done.push((id, outcome));
     }
+
+    fn acknowledge_many(&self, ids: &[u64], outcome: AckOutcome) {
+        let mut done = self.done.lock().unwrap_or_else(|p| p.into_inner());
+        done.extend(ids.iter().map(|&id| (id, outcome)));
+    }
 }
 
 /// Whether lines of a stream are skipped on resume because they continue an entry that
@@ -149,6 +154,50 @@ struct Track {
     since: Instant,
 }
 
+/// Events in flight, by sequence number: a window that starts at the oldest event not yet
+/// acknowledged (acknowledgements come mostly in order, so this stays small and needs no
+/// hashing).
+#[derive(Debug, Default)]
+struct Inflight {
+    base: u64,
+    slots: std::collections::VecDeque<Option<Track>>,
+    len: usize,
+}
+
+impl Inflight {
+    fn insert(&mut self, seq: u64, track: Track) {
+        if self.slots.is_empty() {
+            self.base = seq;
+        }
+        // Sequence numbers are handed out in order, so `seq` is past the end.
+        let index = (seq - self.base) as usize;
+        while self.slots.len() < index {
+            self.slots.push_back(None);
+        }
+        self.slots.push_back(Some(track));
+        self.len += 1;
+    }
+
+    fn remove(&mut self, seq: u64) -> Option<Track> {
+        let index = usize::try_from(seq.checked_sub(self.base)?).ok()?;
+        let track = self.slots.get_mut(index)?.take()?;
+        self.len -= 1;
+        while let Some(None) = self.slots.front() {
+            self.slots.pop_front();
+            self.base += 1;
+        }
+        Some(track)
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
 /// The parts of the engine that process lines, apart from the file table.
 struct Core {
     reassembler: Reassembler<Arc<str>, Chunk>,
@@ -156,7 +205,7 @@ struct Core {
     holds: HashMap<FileKey, BTreeMap<u64, u32>>,
     /// Acknowledged entries of several chunks that a restart could read only partly.
     acked: Vec<AckedEntry>,
-    inflight: HashMap<u64, Track>,
+    inflight: Inflight,
     acks: Arc<AckQueue>,
     ack_target: Arc<dyn Acknowledge>,
     next_event: u64,
@@ -178,7 +227,10 @@ fn stream_index(s: Stream) -> usize {
 
 fn into_string(bytes: Cow<'_, [u8]>) -> String {
     match bytes {
-        Cow::Borrowed(b) => String::from_utf8_lossy(b).into_owned(),
+        Cow::Borrowed(b) => match std::str::from_utf8(b) {
+            Ok(s) => s.to_owned(),
+            Err(_) => String::from_utf8_lossy(b).into_owned(),
+        },
         Cow::Owned(v) => String::from_utf8(v)
             .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
     }
@@ -388,7 +440,7 @@ impl Core {
     fn drain_acks(&mut self) {
         let done = std::mem::take(&mut *self.acks.done.lock().unwrap_or_else(|p| p.into_inner()));
         for (seq, outcome) in done {
-            let Some(track) = self.inflight.remove(&seq) else {
+            let Some(track) = self.inflight.remove(seq) else {
                 continue;
             };
             match outcome {
@@ -491,7 +543,7 @@ impl Tailer {
                 pending: HashMap::new(),
                 holds: HashMap::new(),
                 acked: Vec::new(),
-                inflight: HashMap::new(),
+                inflight: Inflight::default(),
                 acks,
                 ack_target,
                 next_event: 0,

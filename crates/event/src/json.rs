@@ -1,0 +1,164 @@
+//! Writing JSON straight from an event, without an intermediate document.
+//!
+//! The output is byte for byte what `serde_json` writes for the same values (the same
+//! escapes: `\"`, `\\`, `\b`, `\f`, `\n`, `\r`, `\t`, `\u00XX` for other control
+//! characters, nothing else escaped), but strings are scanned eight bytes at a time.
+
+use std::io::Write;
+
+use serde_json::{Map, Value};
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// Marks the bytes of `v` that need escaping; the lowest mark is always exact.
+#[inline]
+fn needs_escape(v: u64) -> u64 {
+    let control = v.wrapping_sub(ONES * 0x20) & !v;
+    let q = v ^ (ONES * u64::from(b'"'));
+    let quote = q.wrapping_sub(ONES) & !q;
+    let b = v ^ (ONES * u64::from(b'\\'));
+    let backslash = b.wrapping_sub(ONES) & !b;
+    (control | quote | backslash) & HIGHS
+}
+
+/// Appends `s` as a JSON string literal.
+pub fn write_str(out: &mut Vec<u8>, s: &str) {
+    let bytes = s.as_bytes();
+    out.reserve(bytes.len() + 2);
+    out.push(b'"');
+    let mut start = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        if let Some(chunk) = bytes.get(i..i + 8) {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(chunk);
+            let mask = needs_escape(u64::from_le_bytes(w));
+            if mask == 0 {
+                i += 8;
+                continue;
+            }
+            i += (mask.trailing_zeros() / 8) as usize;
+        }
+        let b = bytes[i];
+        let escape: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
+            0..=0x1f => {
+                out.extend_from_slice(&bytes[start..i]);
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.extend_from_slice(&[
+                    b'\\',
+                    b'u',
+                    b'0',
+                    b'0',
+                    HEX[usize::from(b >> 4)],
+                    HEX[usize::from(b & 15)],
+                ]);
+                i += 1;
+                start = i;
+                continue;
+            }
+            _ => {
+                i += 1;
+                continue;
+            }
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        out.extend_from_slice(escape);
+        i += 1;
+        start = i;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
+
+/// Appends a JSON value.
+pub fn write_value(out: &mut Vec<u8>, v: &Value) {
+    match v {
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(true) => out.extend_from_slice(b"true"),
+        Value::Bool(false) => out.extend_from_slice(b"false"),
+        // Writing into a Vec cannot fail; numbers format as serde_json formats them.
+        Value::Number(n) => {
+            let _ = write!(out, "{n}");
+        }
+        Value::String(s) => write_str(out, s),
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_value(out, item);
+            }
+            out.push(b']');
+        }
+        Value::Object(map) => write_map(out, map),
+    }
+}
+
+/// Appends a JSON object.
+pub fn write_map(out: &mut Vec<u8>, map: &Map<String, Value>) {
+    out.push(b'{');
+    for (i, (k, v)) in map.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_str(out, k);
+        out.push(b':');
+        write_value(out, v);
+    }
+    out.push(b'}');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    fn ours(v: &Value) -> String {
+        let mut out = Vec::new();
+        write_value(&mut out, v);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn same_bytes_as_serde_json_table() {
+        let cases = [
+            json!(null),
+            json!({"a": [1, -2, 3.5, 1e300, true, false, null], "b": {"c": "d"}}),
+            json!("quote \" backslash \\ slash / tab \t nl \n cr \r bs \u{8} ff \u{c} nul \u{0} esc \u{1b} del \u{7f}"),
+            json!("unicode é € 😀 and a long plain run of ascii text without anything special"),
+            json!(12345678901234567890u64),
+            json!(-0.0),
+            json!({}),
+            json!([]),
+            json!(""),
+        ];
+        for v in cases {
+            assert_eq!(ours(&v), serde_json::to_string(&v).unwrap(), "{v:?}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn any_string_matches_serde_json(s in any::<String>()) {
+            let v = Value::String(s);
+            prop_assert_eq!(ours(&v), serde_json::to_string(&v).unwrap());
+        }
+
+        #[test]
+        fn control_heavy_strings_match(bytes in proptest::collection::vec(prop_oneof![0u8..0x20, Just(b'"'), Just(b'\\'), 0x20u8..0x7f], 0..64)) {
+            let s = String::from_utf8(bytes).unwrap();
+            let v = Value::String(s);
+            prop_assert_eq!(ours(&v), serde_json::to_string(&v).unwrap());
+        }
+    }
+}
