@@ -14,6 +14,7 @@ use clap::{Args, Parser, Subcommand};
 use logtide_pipeline::{run_files, FilesConfig};
 
 mod parse;
+mod process;
 mod registry;
 
 /// Events are built on the input threads and freed on the output thread; this allocator
@@ -56,6 +57,8 @@ enum Command {
     Registry(registry::RegistryCommand),
     /// Parse container log lines and print each as JSON.
     Parse(parse::ParseArgs),
+    /// Run a configuration's processors over NDJSON events from standard input.
+    Process(process::ProcessArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -120,6 +123,7 @@ fn main() -> ExitCode {
             .map_err(Into::into),
         Command::Registry(cmd) => registry::run(cmd),
         Command::Parse(args) => parse::run(&args),
+        Command::Process(args) => process::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -134,6 +134,53 @@ pub fn from_value<T: DeserializeOwned>(value: Value, file: &Path) -> Result<T, E
     })
 }
 
+/// Builds a processor chain from a `processors:` list; `at` is its path for errors.
+pub fn build_processors(
+    list: &[Value],
+    at: &str,
+    file: &Path,
+) -> Result<logtide_json::Processors, Error> {
+    logtide_json::Processors::from_config_at(&Value::Array(list.to_vec()), at).map_err(|e| {
+        Error::Config {
+            file: file.to_owned(),
+            message: e.to_string(),
+        }
+    })
+}
+
+fn check_processors(list: &[Value], at: &str, file: &Path) -> Result<(), Error> {
+    build_processors(list, at, file).map(drop)
+}
+
+/// Loads only a `processors:` list from a configuration file: from a full logtide-files
+/// configuration (validated as a whole), or from a file that holds nothing else.
+pub fn load_processors(path: &Path) -> Result<logtide_json::Processors, Error> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::Config {
+        file: path.to_owned(),
+        message: format!("cannot read: {e}"),
+    })?;
+    let value = parse_yaml(&text, path)?;
+    let bad = |message: String| Error::Config {
+        file: path.to_owned(),
+        message,
+    };
+    let mut value = expand_dotted(value, &["processors"]).map_err(bad)?;
+    let is_full = value.get("inputs").is_some() || value.get("filebeat").is_some();
+    if is_full {
+        let config = FilesConfig::from_yaml(&text, path)?;
+        return build_processors(&config.processors, "processors", path);
+    }
+    expand_env(&mut value, "").map_err(bad)?;
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct OnlyProcessors {
+        #[serde(default)]
+        processors: Vec<Value>,
+    }
+    let only: OnlyProcessors = from_value(value, path)?;
+    build_processors(&only.processors, "processors", path)
+}
+
 /// One `inputs` entry of logtide-files (Filebeat's `container` input).
 #[derive(Clone, Debug, PartialEq, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -397,6 +444,14 @@ impl FilesConfig {
                 )));
             }
         }
+        for (i, input) in raw.inputs.iter().enumerate() {
+            check_processors(
+                &input.processors,
+                &format!("inputs[{i}].processors"),
+                origin,
+            )?;
+        }
+        check_processors(&raw.processors, "processors", origin)?;
         let output = match (raw.output.console, raw.output.file) {
             (Some(c), None) => OutputConfig::Console(c),
             (None, Some(f)) => OutputConfig::File(f),
@@ -502,6 +557,19 @@ mod tests {
     fn environment_variables_expand_with_defaults() {
         let c = load("inputs:\n  - type: container\n    paths: ['${LOGTIDE_SURELY_UNSET_VAR:/var/log/pods}/*/*.log']\noutput.console: {}\n").unwrap();
         assert_eq!(c.inputs[0].paths, ["/var/log/pods/*/*.log"]);
+    }
+
+    #[test]
+    fn processor_errors_name_their_position() {
+        let err = load("inputs:\n  - type: container\n    processors:\n      - drop_fields: {feilds: [a]}\noutput.console: {}\n").unwrap_err();
+        assert!(
+            err.contains("inputs[0].processors[0].drop_fields: unknown key \"feilds\""),
+            "{err}"
+        );
+        let err = load("inputs:\n  - type: container\noutput.console: {}\nprocessors:\n  - drop_fields: {fields: [a]}\n  - nonsense: {}\n").unwrap_err();
+        assert!(err.contains("processors[1]"), "{err}");
+        let ok = load("inputs:\n  - type: container\noutput.console: {}\nprocessors:\n  - decode_json_fields: {fields: [message], target: message-json}\n").unwrap();
+        assert_eq!(ok.processors.len(), 1);
     }
 
     #[test]

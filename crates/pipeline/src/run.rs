@@ -16,9 +16,10 @@ use std::time::{Duration, Instant};
 use logtide_event::{AckToken, Event};
 use logtide_tail::{TailStats, Tailer, Watch};
 
-use crate::config::FilesConfig;
+use crate::config::{build_processors, FilesConfig};
 use crate::output::{self, Output};
 use crate::Error;
+use logtide_json::{Processors, Stats as ProcessorStats};
 
 /// Events per batch handed from a tailer to the output.
 const BATCH: usize = 1024;
@@ -42,22 +43,24 @@ pub struct RunSummary {
 
 /// Runs logtide-files until `stop` is set, then shuts down cleanly.
 pub fn run_files(config: &FilesConfig, stop: Arc<AtomicBool>) -> Result<RunSummary, Error> {
-    if let Some(i) = config.inputs.iter().position(|i| !i.processors.is_empty()) {
-        return Err(Error::Unsupported(format!(
-            "inputs[{i}].processors: processors are not available in this build"
-        )));
-    }
-    if !config.processors.is_empty() {
-        return Err(Error::Unsupported(
-            "processors: processors are not available in this build".into(),
-        ));
-    }
+    let origin = std::path::Path::new("configuration");
+    let global = Arc::new(build_processors(&config.processors, "processors", origin)?);
     let mut tailers = Vec::new();
     for (i, input) in config.inputs.iter().enumerate() {
         let tailer = Tailer::open(input.tail_config(), config.registry_config(i))?;
         let report = tailer.load_report();
         tracing::info!(input = i, registry_version = ?report.version, "input started");
-        tailers.push(tailer);
+        let chain = Chain {
+            input: build_processors(
+                &input.processors,
+                &format!("inputs[{i}].processors"),
+                origin,
+            )?,
+            global: global.clone(),
+            input_stats: ProcessorStats::default(),
+            global_stats: ProcessorStats::default(),
+        };
+        tailers.push((tailer, chain));
     }
     let out = output::build(&config.output)?;
     let (tx, rx) = sync_channel::<Vec<Event>>(QUEUE);
@@ -68,12 +71,12 @@ pub fn run_files(config: &FilesConfig, stop: Arc<AtomicBool>) -> Result<RunSumma
         .spawn(move || output_loop(rx, out, &output_stop, timeout))
         .map_err(|e| Error::Output(format!("cannot start the output thread: {e}")))?;
     let mut handles = Vec::new();
-    for (i, tailer) in tailers.into_iter().enumerate() {
+    for (i, (tailer, chain)) in tailers.into_iter().enumerate() {
         let tx = tx.clone();
         let stop = stop.clone();
         let h = thread::Builder::new()
             .name(format!("input-{i}"))
-            .spawn(move || tail_loop(i, tailer, tx, &stop, timeout))
+            .spawn(move || tail_loop(i, tailer, chain, tx, &stop, timeout))
             .map_err(|e| Error::Output(format!("cannot start an input thread: {e}")))?;
         handles.push(h);
     }
@@ -104,9 +107,53 @@ fn send(tx: &SyncSender<Vec<Event>>, mut batch: Vec<Event>, stop: &AtomicBool) -
     }
 }
 
+/// The processors an input's events go through: its own, then the global ones.
+struct Chain {
+    input: Processors,
+    global: Arc<Processors>,
+    input_stats: ProcessorStats,
+    global_stats: ProcessorStats,
+}
+
+impl Chain {
+    /// Runs the processors over a batch; dropped events are acknowledged as discarded
+    /// (and counted), so their offsets are not held back.
+    fn apply(&mut self, input: usize, batch: &mut Vec<Event>) {
+        if self.input.is_empty() && self.global.is_empty() {
+            return;
+        }
+        let Chain {
+            input: own,
+            global,
+            input_stats,
+            global_stats,
+        } = self;
+        batch.retain_mut(|event| {
+            for (chain, stats) in [(&*own, &mut *input_stats), (&**global, &mut *global_stats)] {
+                if chain.is_empty() {
+                    continue;
+                }
+                let outcome = chain.run(event);
+                stats.record(&outcome);
+                for e in outcome.errors() {
+                    tracing::debug!(input, error = %e, "processor error");
+                }
+                if outcome.is_dropped() {
+                    if let Some(token) = event.take_ack() {
+                        token.discard("dropped_by_processor");
+                    }
+                    return false;
+                }
+            }
+            true
+        });
+    }
+}
+
 fn tail_loop(
     input: usize,
     mut tailer: Tailer,
+    mut chain: Chain,
     tx: SyncSender<Vec<Event>>,
     stop: &AtomicBool,
     timeout: Duration,
@@ -123,7 +170,8 @@ fn tail_loop(
             last_watch_update = Some(now);
         }
         let n = tailer.poll(now, &mut batch, BATCH);
-        if n > 0 {
+        chain.apply(input, &mut batch);
+        if !batch.is_empty() {
             let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
             if !send(&tx, full, stop) {
                 break;
@@ -143,6 +191,13 @@ fn tail_loop(
                 open_files = s.open_files,
                 inflight = s.inflight_events,
                 truncations = s.truncations,
+                dropped_by_processors = chain.input_stats.dropped() + chain.global_stats.dropped(),
+                processor_errors = chain
+                    .input_stats
+                    .errors()
+                    .iter()
+                    .chain(chain.global_stats.errors())
+                    .sum::<u64>(),
                 "tail counters"
             );
         }
