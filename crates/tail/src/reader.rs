@@ -46,6 +46,32 @@ impl Reader {
         }
     }
 
+    /// Lends this reader the large buffer `shared` for a round of reading; its own
+    /// unread bytes move into it. `shared` holds the reader's small buffer until
+    /// [`Reader::detach`].
+    pub(crate) fn attach(&mut self, shared: &mut Vec<u8>) {
+        let mut big = std::mem::take(shared);
+        big.clear();
+        big.extend_from_slice(&self.buf[self.pos..]);
+        self.buf_offset += self.pos as u64;
+        self.pos = 0;
+        *shared = std::mem::replace(&mut self.buf, big);
+    }
+
+    /// Gives the large buffer back into `shared`, keeping only the unread bytes (an
+    /// unfinished line), so that an idle file holds almost no memory.
+    pub(crate) fn detach(&mut self, shared: &mut Vec<u8>) {
+        let mut small = std::mem::take(shared);
+        small.clear();
+        small.extend_from_slice(&self.buf[self.pos..]);
+        if small.capacity() > 64 * 1024 && small.len() < 16 * 1024 {
+            small.shrink_to(16 * 1024);
+        }
+        self.buf_offset += self.pos as u64;
+        self.pos = 0;
+        *shared = std::mem::replace(&mut self.buf, small);
+    }
+
     /// File offset of the next byte not handed out (where an unfinished line starts).
     pub(crate) fn offset(&self) -> u64 {
         self.buf_offset + self.pos as u64
@@ -208,6 +234,27 @@ mod tests {
         );
         assert_eq!(r.skipped, (17 - 6) + (31 - 26));
         assert_eq!(r.offset(), 31);
+    }
+
+    #[test]
+    fn a_lent_buffer_keeps_the_unfinished_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, b"one\ntw").unwrap();
+        let mut r = Reader::new(File::open(&path).unwrap(), 0);
+        let mut shared = Vec::with_capacity(1 << 16);
+        r.attach(&mut shared);
+        assert_eq!(lines(&mut r, 1 << 16, 100), [(0, 4, "one".into(), false)]);
+        r.detach(&mut shared);
+        assert!(shared.capacity() >= 1 << 16, "the large buffer is back");
+        assert_eq!(r.buffered(), 2);
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        std::io::Write::write_all(&mut f, b"o\n").unwrap();
+        r.attach(&mut shared);
+        assert_eq!(lines(&mut r, 64, 100), [(4, 8, "two".into(), false)]);
     }
 
     #[test]

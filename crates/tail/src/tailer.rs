@@ -38,6 +38,9 @@ use crate::{container_of, Error, TailStats};
 /// Internal number of a file generation (a copytruncate starts a new one).
 type FileKey = u64;
 
+/// How soon a scan is repeated while files wait for a slot under `harvester_limit`.
+const DEFERRED_RETRY: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// How far back resume looks for the state of partial entries when it must infer it.
 const LOOKBACK_BYTES: u64 = 64 * 1024;
 
@@ -481,6 +484,10 @@ pub struct Tailer {
     orphans_checked: bool,
     next_key: FileKey,
     load_report: LoadReport,
+    /// The read buffer, lent to each file in turn while it is read.
+    shared: Vec<u8>,
+    /// Files are waiting for a slot under `harvester_limit`: scan again soon.
+    deferred: bool,
 }
 
 impl std::fmt::Debug for Tailer {
@@ -560,6 +567,8 @@ impl Tailer {
             orphans_checked: false,
             next_key: 0,
             load_report,
+            shared: Vec::new(),
+            deferred: false,
         })
     }
 
@@ -628,7 +637,8 @@ impl Tailer {
     }
 
     /// Makes room for one more open file when at the limit, by closing the idlest live
-    /// file that has nothing unread and nothing unacknowledged. Returns whether there is room.
+    /// file that was read to its end and has nothing unacknowledged (never one opened but
+    /// not read yet). Returns whether there is room.
     fn make_room(&mut self) -> bool {
         if self.open_count() < self.config.harvester_limit {
             return true;
@@ -639,6 +649,7 @@ impl Tailer {
             .filter(|(k, f)| {
                 f.reader.is_some()
                     && f.status == Status::Live
+                    && f.was_at_eof
                     && f.at_eof_and_idle()
                     && !self.core.holds.contains_key(k)
             })
@@ -660,6 +671,7 @@ impl Tailer {
     /// [`Tailer::poll`] every `scan_frequency`.
     pub fn scan(&mut self, now: Instant) {
         self.last_scan = Some(now);
+        self.deferred = false;
         self.core.stats.scans += 1;
         if !self.orphans_checked {
             self.orphans_checked = true;
@@ -759,6 +771,7 @@ impl Tailer {
     fn reopen(&mut self, now: Instant, key: FileKey) {
         if !self.make_room() {
             self.core.stats.open_deferred += 1;
+            self.deferred = true;
             return;
         }
         let Some(f) = self.files.get_mut(&key) else {
@@ -798,6 +811,7 @@ impl Tailer {
     fn start_file(&mut self, now: Instant, shown: &Path, id: FileId, len: u64) {
         if !self.make_room() {
             self.core.stats.open_deferred += 1;
+            self.deferred = true;
             return;
         }
         let file = match File::open(shown) {
@@ -1001,9 +1015,16 @@ impl Tailer {
     /// Reads what is available, up to about `budget` events, into `out`. Scans first when
     /// a scan is due. Returns the number of events added.
     pub fn poll(&mut self, now: Instant, out: &mut Vec<Event>, budget: usize) -> usize {
+        // Files waiting for a slot under harvester_limit are retried soon, not only at
+        // the next regular scan.
+        let retry = if self.deferred {
+            DEFERRED_RETRY
+        } else {
+            self.config.scan_frequency
+        };
         let due = self
             .last_scan
-            .is_none_or(|t| now.duration_since(t) >= self.config.scan_frequency);
+            .is_none_or(|t| now.duration_since(t) >= retry.min(self.config.scan_frequency));
         if due {
             self.scan(now);
         }
@@ -1054,7 +1075,12 @@ impl Tailer {
         }
         let chunk = self.config.read_buffer_bytes;
         let max_line = self.config.max_line_bytes;
-        let Tailer { files, core, .. } = self;
+        let Tailer {
+            files,
+            core,
+            shared,
+            ..
+        } = self;
         let Some(f) = files.get_mut(&key) else {
             return false;
         };
@@ -1062,6 +1088,7 @@ impl Tailer {
         let Some(mut reader) = f.reader.take() else {
             return false;
         };
+        reader.attach(shared);
         let start_len = out.len();
         let mut more = false;
         let mut eof = false;
@@ -1092,6 +1119,7 @@ impl Tailer {
             core.stats.bytes_skipped_too_long += reader.skipped;
             reader.skipped = 0;
         }
+        reader.detach(shared);
         f.reader = Some(reader);
         if eof {
             self.at_eof(now, key, out);

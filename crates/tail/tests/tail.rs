@@ -447,3 +447,34 @@ fn stale_partials_are_flushed_as_partial() {
     assert_eq!(messages(&events), ["no final chunk will come"]);
     assert_eq!(events[0].get("log.flags"), Some(&json!(["partial"])));
 }
+
+#[test]
+fn files_over_the_harvester_limit_get_a_slot_without_waiting_for_a_full_scan_interval() {
+    let env = Env::new();
+    for i in 0..20 {
+        env.append(
+            &format!("f{i:02}.log"),
+            &cri("stdout", "F", &format!("m{i}")),
+        );
+    }
+    let (mut tc, rc) = env.config();
+    tc.harvester_limit = 4;
+    tc.scan_frequency = Duration::from_secs(3600);
+    let mut t = Tailer::open(tc, rc).unwrap();
+    let mut now = env.t;
+    let mut got = Vec::new();
+    for _ in 0..100 {
+        now += Duration::from_millis(250);
+        let mut batch = Vec::new();
+        t.poll(now, &mut batch, 1000);
+        for mut e in batch {
+            e.take_ack().unwrap().accept();
+            got.push(e);
+        }
+        t.commit(now, false).unwrap();
+        assert!(t.stats().open_files <= 4);
+    }
+    let mut msgs = messages(&got);
+    msgs.sort();
+    assert_eq!(msgs.len(), 20, "{msgs:?}");
+}
