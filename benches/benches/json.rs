@@ -5,6 +5,10 @@
 // criterion's macros generate undocumented public functions.
 #![allow(missing_docs)]
 
+/// The allocator the logtide binaries ship with, so that the numbers are theirs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
