@@ -26,18 +26,28 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def count_lines(path):
-    n = 0
-    try:
-        with open(path, "rb") as f:
-            while True:
-                chunk = f.read(1 << 20)
-                if not chunk:
-                    break
-                n += chunk.count(b"\n")
-    except FileNotFoundError:
-        pass
-    return n
+class LineCounter:
+    """Counts the lines of a growing file, reading only what was added since last time
+    (re-reading a large output file would compete with the process being measured)."""
+
+    def __init__(self, path):
+        self.path = path
+        self.offset = 0
+        self.lines = 0
+
+    def count(self):
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                while True:
+                    chunk = f.read(1 << 20)
+                    if not chunk:
+                        break
+                    self.lines += chunk.count(b"\n")
+                    self.offset += len(chunk)
+        except FileNotFoundError:
+            pass
+        return self.lines
 
 
 def open_fds(pid):
@@ -61,10 +71,11 @@ def run(logs, expected, work, harvester_limit, binary):
     proc = subprocess.Popen([binary, "run", "-c", config], env={**os.environ, "LOGTIDE_LOG": "warn"})
     max_fds = 0
     out_file = os.path.join(out, "events.ndjson")
+    counter = LineCounter(out_file)
     while True:
         time.sleep(0.5)
         max_fds = max(max_fds, open_fds(proc.pid))
-        if count_lines(out_file) >= expected:
+        if counter.count() >= expected:
             break
         if proc.poll() is not None:
             sys.exit(f"logtide-files exited early with {proc.returncode}")
@@ -73,7 +84,7 @@ def run(logs, expected, work, harvester_limit, binary):
     code = proc.wait()
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = usage.ru_utime + usage.ru_stime
-    written = count_lines(out_file)
+    written = counter.count()
     return {
         "exit": code,
         "events": written,

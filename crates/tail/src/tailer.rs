@@ -93,6 +93,8 @@ struct FileState {
     /// `dev:ino` plus the fingerprint: the event source identity.
     source_id: Arc<str>,
     container: Arc<str>,
+    /// `container` as a small number, the key under which chunks are joined.
+    group: u32,
     container_id: Option<Arc<str>>,
     reader: Option<Reader>,
     fingerprint: Option<RangeHash>,
@@ -203,8 +205,10 @@ impl Inflight {
 
 /// The parts of the engine that process lines, apart from the file table.
 struct Core {
-    reassembler: Reassembler<Arc<str>, Chunk>,
-    pending: HashMap<(Arc<str>, Stream), Track>,
+    reassembler: Reassembler<u32, Chunk>,
+    pending: HashMap<(u32, Stream), Track>,
+    /// Containers numbered, so that joining keys are cheap to hash.
+    groups: HashMap<Arc<str>, u32>,
     holds: HashMap<FileKey, BTreeMap<u64, u32>>,
     /// Acknowledged entries of several chunks that a restart could read only partly.
     acked: Vec<AckedEntry>,
@@ -240,6 +244,12 @@ fn into_string(bytes: Cow<'_, [u8]>) -> String {
 }
 
 impl Core {
+    /// The number of a container, given on first sight.
+    fn group_of(&mut self, container: &Arc<str>) -> u32 {
+        let next = self.groups.len() as u32;
+        *self.groups.entry(container.clone()).or_insert(next)
+    }
+
     fn hold(&mut self, file: FileKey, offset: u64) {
         *self
             .holds
@@ -321,8 +331,8 @@ impl Core {
             self.stats.resume_skipped_chunks += 1;
             return;
         }
-        let container = f.container.clone();
-        let pkey = (container.clone(), line.stream);
+        let group = f.group;
+        let pkey = (group, line.stream);
         let track = self.pending.entry(pkey).or_insert_with(|| Track {
             holds: Vec::with_capacity(1),
             spans: Vec::new(),
@@ -355,16 +365,16 @@ impl Core {
             source: f.source_id.clone(),
             container_id: f.container_id.clone(),
         };
-        let mut finished: Vec<Entry<'_, Arc<str>, Chunk>> = Vec::new();
+        let mut finished: Vec<Entry<'_, u32, Chunk>> = Vec::new();
         self.reassembler
-            .push(&container, &line, chunk, |e| finished.push(e));
+            .push(&group, &line, chunk, |e| finished.push(e));
         for entry in finished {
             self.finish(entry, out);
         }
     }
 
     /// Turns a finished (or flushed) entry into an event that carries its holds.
-    fn finish(&mut self, entry: Entry<'_, Arc<str>, Chunk>, out: &mut Vec<Event>) {
+    fn finish(&mut self, entry: Entry<'_, u32, Chunk>, out: &mut Vec<Event>) {
         let Some(track) = self.pending.remove(&(entry.key.clone(), entry.stream)) else {
             return;
         };
@@ -548,6 +558,7 @@ impl Tailer {
             core: Core {
                 reassembler,
                 pending: HashMap::new(),
+                groups: HashMap::new(),
                 holds: HashMap::new(),
                 acked: Vec::new(),
                 inflight: Inflight::default(),
@@ -832,6 +843,7 @@ impl Tailer {
         }
         let real = fs::canonicalize(shown).unwrap_or_else(|_| shown.to_owned());
         let (container, container_id) = container_of(shown, &real);
+        let group = self.core.group_of(&container);
         let fp = fingerprint(&file).ok();
         self.core.discontinuity = false;
         let (offset, skip, skip_ranges) = self.resume_point(&file, id, len, &real);
@@ -839,9 +851,7 @@ impl Tailer {
             // The bytes that would have continued this container's pending entries are
             // gone: emit those entries as partial instead of joining them with new content.
             let mut flushed = Vec::new();
-            self.core
-                .reassembler
-                .flush_key(&container, |e| flushed.push(e));
+            self.core.reassembler.flush_key(&group, |e| flushed.push(e));
             let mut out = std::mem::take(&mut self.core.deferred);
             for e in flushed {
                 self.core.finish(e, &mut out);
@@ -869,6 +879,7 @@ impl Tailer {
             shown_path: Arc::from(shown.to_string_lossy().as_ref()),
             source_id: source_id(id, fp.as_ref()),
             container,
+            group,
             container_id,
             reader: Some(Reader::new(file, offset)),
             fingerprint: fp,
@@ -1006,6 +1017,7 @@ impl Tailer {
                     // name it, e.g. when it was found through a /var/log/containers link).
                     if let Some(c) = &e.container {
                         f.container = Arc::from(c.as_str());
+                        f.group = self.core.group_of(&f.container);
                     }
                 }
             }
@@ -1030,7 +1042,7 @@ impl Tailer {
         }
         out.append(&mut self.core.deferred);
         let before = out.len();
-        let mut blocked: HashSet<Arc<str>> = HashSet::new();
+        let mut blocked: HashSet<u32> = HashSet::new();
         let mut order: Vec<(u64, FileKey)> =
             self.files.iter().map(|(&k, f)| (f.order, k)).collect();
         order.sort_unstable();
@@ -1038,17 +1050,17 @@ impl Tailer {
             if out.len() - before >= budget {
                 break;
             }
-            let Some(container) = self.files.get(&key).map(|f| f.container.clone()) else {
+            let Some(group) = self.files.get(&key).map(|f| f.group) else {
                 continue;
             };
-            if blocked.contains(&container) {
+            if blocked.contains(&group) {
                 continue;
             }
             let remaining = budget - (out.len() - before);
             let has_more = self.read_file(now, key, out, remaining);
             if has_more {
                 // Later files of the same container wait until this one is drained.
-                blocked.insert(container);
+                blocked.insert(group);
             }
         }
         self.flush_stale_partials(now, out);
@@ -1149,6 +1161,7 @@ impl Tailer {
             shown_path: f.shown_path.clone(),
             source_id: source_id(f.id, fp.as_ref()),
             container: f.container.clone(),
+            group: f.group,
             container_id: f.container_id.clone(),
             reader: Some(Reader::new(reader.file, 0)),
             fingerprint: fp,
@@ -1230,18 +1243,18 @@ impl Tailer {
     /// Emits, as partial, entries whose last chunk has not come for `flush_partial_after`.
     fn flush_stale_partials(&mut self, now: Instant, out: &mut Vec<Event>) {
         let wait = self.config.flush_partial_after;
-        let stale: Vec<(Arc<str>, Stream)> = self
+        let stale: Vec<(u32, Stream)> = self
             .core
             .pending
             .iter()
             .filter(|(_, t)| now.duration_since(t.since) >= wait)
             .map(|(k, _)| k.clone())
             .collect();
-        for (container, stream) in stale {
+        for (group, stream) in stale {
             let mut flushed = Vec::new();
             self.core
                 .reassembler
-                .flush(&container, stream, |e| flushed.push(e));
+                .flush(&group, stream, |e| flushed.push(e));
             for e in flushed {
                 self.core.finish(e, out);
             }
