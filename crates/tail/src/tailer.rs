@@ -375,7 +375,7 @@ impl Core {
 
     /// Turns a finished (or flushed) entry into an event that carries its holds.
     fn finish(&mut self, entry: Entry<'_, u32, Chunk>, out: &mut Vec<Event>) {
-        let Some(track) = self.pending.remove(&(entry.key.clone(), entry.stream)) else {
+        let Some(track) = self.pending.remove(&(entry.key, entry.stream)) else {
             return;
         };
         if entry.partial {
@@ -1248,7 +1248,7 @@ impl Tailer {
             .pending
             .iter()
             .filter(|(_, t)| now.duration_since(t.since) >= wait)
-            .map(|(k, _)| k.clone())
+            .map(|(k, _)| *k)
             .collect();
         for (group, stream) in stale {
             let mut flushed = Vec::new();
