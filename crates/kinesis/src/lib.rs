@@ -1,0 +1,78 @@
+//! Kinesis for logtide: the record format, packing events within the service's limits,
+//! oversize handling, and decoding records back into events.
+//!
+//! The record format is a contract between the sink, the relay and any other consumer;
+//! it is versioned and documented in [`format`](mod@format). In short: a record is the byte 0x1E, a
+//! one-line JSON header (`{"v":1,"n":3,"comp":"gzip"}`), then NDJSON events, compressed as
+//! a whole when the header says so. An event larger than the stream's record limit is cut
+//! into chunks whose headers carry the event's id, the chunk's index and the chunk count;
+//! the [`Decoder`] joins them again, whatever the order and shard they arrive on.
+//!
+//! - [`Packer`] turns a batch of events into records: aggregated per partition key,
+//!   every record's data plus key within `max_record_bytes` (1 MiB by default, up to
+//!   10 MiB), oversize events split, truncated or dead-lettered by [`OversizePolicy`],
+//!   never sent as they are. [`request_batches`] groups records into PutRecords requests
+//!   (at most 500 records and 5 MiB).
+//! - [`Decoder`] turns records into events: de-aggregation, decompression (bounded),
+//!   rejoining of chunks with bounded memory and a timeout, and records written by other
+//!   producers (a JSON object or text becomes one event).
+//! - [`DeadLetters`] keeps what cannot be shipped, with the reason.
+//!
+//! # Example
+//!
+//! ```
+//! use logtide_event::{Event, Timestamp};
+//! use logtide_kinesis::{Decoder, OversizePolicy, PackConfig, Packer};
+//! use serde_json::json;
+//!
+//! let mut big = Event::new(Timestamp::UNIX_EPOCH);
+//! big.insert("message", json!("x".repeat(3 << 20)))?;
+//! let mut small = Event::new(Timestamp::UNIX_EPOCH);
+//! small.insert("message", json!("hello"))?;
+//! let mut events = [small, big];
+//! let keys = ["container-a".to_owned(), "container-a".to_owned()];
+//!
+//! let mut packer = Packer::new(PackConfig { oversize: OversizePolicy::Split, ..PackConfig::default() }, 7)?;
+//! let packed = packer.pack(&mut events, &keys);
+//! assert!(packed.records.iter().all(|r| r.size() <= 1 << 20));
+//!
+//! let mut decoder = Decoder::default();
+//! let mut out = Vec::new();
+//! for r in packed.records.iter().rev() {
+//!     out.extend(decoder.decode(&r.data, 0)?.events);
+//! }
+//! assert_eq!(out.len(), 2);
+//! assert!(out.iter().any(|e| e.get("message") == Some(&json!("x".repeat(3 << 20)))));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod deadletter;
+mod decode;
+pub mod format;
+mod pack;
+
+pub use deadletter::DeadLetters;
+pub use decode::{peek_header, Decoded, Decoder, DecoderConfig, Incomplete};
+pub use format::{Compression, FORMAT_VERSION};
+pub use pack::{
+    request_batches, OversizePolicy, PackConfig, Packed, Packer, Record, DEFAULT_MAX_RECORD_BYTES,
+    MAX_RECORD_BYTES_LIMIT, MAX_REQUEST_BYTES, MAX_REQUEST_RECORDS,
+};
+
+/// Errors of this crate.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A configuration value is out of range; names the key.
+    #[error("invalid kinesis configuration: {0}")]
+    Config(String),
+    /// A record could not be decoded; says what is wrong.
+    #[error("undecodable record: {0}")]
+    Record(String),
+    /// The dead-letter file could not be written.
+    #[error("dead letters: {0}")]
+    DeadLetter(String),
+}
+
+/// Results of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

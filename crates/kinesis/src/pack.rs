@@ -1,0 +1,461 @@
+//! Packing events into Kinesis records and records into PutRecords requests, within the
+//! service's limits: every record's data plus partition key within the stream's maximum
+//! record size, at most 500 records and 5 MiB per request.
+
+use std::ops::Range;
+
+use logtide_event::Event;
+use serde_json::Value;
+
+use crate::format::{compress, Compression, Header, Split, FORMAT_VERSION};
+use crate::Error;
+
+/// Kinesis' default maximum record size (data plus partition key).
+pub const DEFAULT_MAX_RECORD_BYTES: usize = 1 << 20;
+/// The largest maximum record size a stream can be configured with.
+pub const MAX_RECORD_BYTES_LIMIT: usize = 10 << 20;
+/// Records per PutRecords request.
+pub const MAX_REQUEST_RECORDS: usize = 500;
+/// Bytes (data plus partition keys) per PutRecords request.
+pub const MAX_REQUEST_BYTES: usize = 5 << 20;
+/// Room kept for a header; real headers are well under it.
+const HEADER_ROOM: usize = 160;
+
+/// What happens to an event too large for one record.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OversizePolicy {
+    /// Cut into chunks that the decoder joins again (the default).
+    #[default]
+    Split,
+    /// Keep the head of `message`, mark `log.flags: ["truncated"]`.
+    Truncate,
+    /// Hand the event to the dead-letter file with the reason.
+    DeadLetter,
+}
+
+/// How events become records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PackConfig {
+    /// Maximum record size of the stream: data plus partition key.
+    pub max_record_bytes: usize,
+    /// Put several events of the same partition key in one record.
+    pub aggregate: bool,
+    /// Compression of record bodies.
+    pub compression: Compression,
+    /// Oversize events.
+    pub oversize: OversizePolicy,
+}
+
+impl Default for PackConfig {
+    fn default() -> Self {
+        PackConfig {
+            max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
+            aggregate: true,
+            compression: Compression::None,
+            oversize: OversizePolicy::Split,
+        }
+    }
+}
+
+impl PackConfig {
+    /// Checks the limits.
+    pub fn validate(&self) -> Result<(), Error> {
+        if !(4096..=MAX_RECORD_BYTES_LIMIT).contains(&self.max_record_bytes) {
+            return Err(Error::Config(format!(
+                "max_record_bytes: {} is outside 4096..={MAX_RECORD_BYTES_LIMIT}",
+                self.max_record_bytes
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// One Kinesis record, and which events (indices into the packed slice) it carries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    /// The partition key.
+    pub partition_key: String,
+    /// The record data.
+    pub data: Vec<u8>,
+    /// Indices of the events in this record (one, for a chunk of a split event).
+    pub events: Vec<usize>,
+}
+
+impl Record {
+    /// What the record counts against Kinesis' limits: data plus partition key.
+    pub fn size(&self) -> usize {
+        self.data.len() + self.partition_key.len()
+    }
+}
+
+/// The result of packing a batch of events.
+#[derive(Debug, Default)]
+pub struct Packed {
+    /// Records, in event order per partition key.
+    pub records: Vec<Record>,
+    /// Events that go to the dead-letter file instead, with the reason.
+    pub dead_letters: Vec<(usize, &'static str)>,
+    /// Events cut to fit (they are in `records`).
+    pub truncated: Vec<usize>,
+    /// Events split into several records.
+    pub split: Vec<usize>,
+}
+
+/// Turns events into records; see the [crate documentation](crate) for the format.
+#[derive(Debug)]
+pub struct Packer {
+    config: PackConfig,
+    seed: u64,
+    splits: u64,
+}
+
+/// The bytes of a record being filled.
+struct Open {
+    key: String,
+    body: Vec<u8>,
+    events: Vec<usize>,
+}
+
+impl Packer {
+    /// A packer; `seed` makes the ids of split events unique across packers (use e.g. the
+    /// start time and process id).
+    pub fn new(config: PackConfig, seed: u64) -> Result<Self, Error> {
+        config.validate()?;
+        Ok(Packer {
+            config,
+            seed,
+            splits: 0,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &PackConfig {
+        &self.config
+    }
+
+    /// Room for a body in a record with this partition key.
+    fn capacity(&self, key: &str) -> usize {
+        let overhead = match self.config.compression {
+            Compression::None => 0,
+            // gzip's framing, plus its worst case on incompressible input.
+            Compression::Gzip => 64 + self.config.max_record_bytes / 1000,
+        };
+        self.config
+            .max_record_bytes
+            .saturating_sub(key.len() + HEADER_ROOM + overhead)
+    }
+
+    /// Packs `events` (with `keys[i]` the partition key of event `i`). Events may be changed
+    /// (truncation). Record order follows event order within each partition key.
+    pub fn pack(&mut self, events: &mut [Event], keys: &[String]) -> Packed {
+        let mut out = Packed::default();
+        let mut open: Option<Open> = None;
+        let mut line = Vec::new();
+        for i in 0..events.len() {
+            let key = &keys[i];
+            line.clear();
+            events[i].write_json(&mut line);
+            line.push(b'\n');
+            let cap = self.capacity(key);
+            if line.len() > cap && !self.fits_compressed(&line, key) {
+                if let Some(o) = open.take() {
+                    self.close(o, &mut out);
+                }
+                self.oversize(i, &mut events[i], key, &mut line, &mut out);
+                continue;
+            }
+            let same = open.as_ref().is_some_and(|o| {
+                self.config.aggregate && &o.key == key && o.body.len() + line.len() <= cap
+            });
+            if !same {
+                if let Some(o) = open.take() {
+                    self.close(o, &mut out);
+                }
+                open = Some(Open {
+                    key: key.clone(),
+                    body: Vec::with_capacity(line.len()),
+                    events: Vec::new(),
+                });
+            }
+            if let Some(o) = open.as_mut() {
+                o.body.extend_from_slice(&line);
+                o.events.push(i);
+            }
+        }
+        if let Some(o) = open.take() {
+            self.close(o, &mut out);
+        }
+        out
+    }
+
+    /// Whether one event's line fits in one record once compressed.
+    fn fits_compressed(&self, line: &[u8], key: &str) -> bool {
+        self.config.compression != Compression::None
+            && compress(line, self.config.compression).len() + key.len() + HEADER_ROOM
+                <= self.config.max_record_bytes
+    }
+
+    fn close(&self, o: Open, out: &mut Packed) {
+        let body = compress(&o.body, self.config.compression);
+        let header = Header {
+            v: FORMAT_VERSION,
+            n: o.events.len() as u32,
+            comp: self.config.compression,
+            split: None,
+        };
+        let mut data = Vec::with_capacity(body.len() + 64);
+        header.write(&mut data);
+        data.extend_from_slice(&body);
+        out.records.push(Record {
+            partition_key: o.key,
+            data,
+            events: o.events,
+        });
+    }
+
+    fn oversize(
+        &mut self,
+        i: usize,
+        event: &mut Event,
+        key: &str,
+        line: &mut Vec<u8>,
+        out: &mut Packed,
+    ) {
+        match self.config.oversize {
+            OversizePolicy::DeadLetter => out.dead_letters.push((i, "oversize")),
+            OversizePolicy::Truncate => {
+                if truncate_to_fit(event, self.capacity(key), line) {
+                    out.truncated.push(i);
+                    let body = compress(line, self.config.compression);
+                    let header = Header {
+                        v: FORMAT_VERSION,
+                        n: 1,
+                        comp: self.config.compression,
+                        split: None,
+                    };
+                    let mut data = Vec::with_capacity(body.len() + 64);
+                    header.write(&mut data);
+                    data.extend_from_slice(&body);
+                    out.records.push(Record {
+                        partition_key: key.to_owned(),
+                        data,
+                        events: vec![i],
+                    });
+                } else {
+                    out.dead_letters.push((i, "oversize_cannot_truncate"));
+                }
+            }
+            OversizePolicy::Split => {
+                self.split(i, key, line, out);
+                out.split.push(i);
+            }
+        }
+    }
+
+    fn split(&mut self, i: usize, key: &str, line: &[u8], out: &mut Packed) {
+        self.splits += 1;
+        let id = format!(
+            "{:016x}",
+            self.seed ^ self.splits.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        );
+        let body = compress(line, self.config.compression);
+        let room = self
+            .config
+            .max_record_bytes
+            .saturating_sub(key.len() + HEADER_ROOM)
+            .max(1);
+        let count = body.len().div_ceil(room).max(1);
+        for (index, chunk) in body.chunks(room).enumerate() {
+            let header = Header {
+                v: FORMAT_VERSION,
+                n: 1,
+                comp: self.config.compression,
+                split: Some(Split {
+                    id: id.clone(),
+                    i: index as u32,
+                    count: count as u32,
+                    len: body.len() as u64,
+                }),
+            };
+            let mut data = Vec::with_capacity(chunk.len() + 128);
+            header.write(&mut data);
+            data.extend_from_slice(chunk);
+            out.records.push(Record {
+                partition_key: key.to_owned(),
+                data,
+                events: vec![i],
+            });
+        }
+    }
+}
+
+/// Cuts `message` so that the event's line fits in `cap` bytes and flags the event
+/// truncated; `line` is rewritten. Returns false when even an empty message is too big.
+fn truncate_to_fit(event: &mut Event, cap: usize, line: &mut Vec<u8>) -> bool {
+    let flag = Value::String("truncated".into());
+    match event.get_mut("log.flags") {
+        Some(Value::Array(flags)) if !flags.contains(&flag) => flags.push(flag),
+        Some(Value::Array(_)) => {}
+        _ => {
+            // `log` may be missing or a non-object: then the flag goes at the top level.
+            if event
+                .insert("log.flags", Value::Array(vec![flag.clone()]))
+                .is_err()
+            {
+                let _ = event.insert("log_flags", Value::Array(vec![flag]));
+            }
+        }
+    }
+    for _ in 0..8 {
+        line.clear();
+        event.write_json(line);
+        line.push(b'\n');
+        if line.len() <= cap {
+            return true;
+        }
+        let over = line.len() - cap;
+        let Some(Value::String(message)) = event.get_mut("message") else {
+            return false;
+        };
+        if message.is_empty() {
+            return false;
+        }
+        // Escapes can make the written form longer than the string; the next round cuts
+        // again by what is still over.
+        let mut keep = message.len().saturating_sub(over + 16);
+        while !message.is_char_boundary(keep) {
+            keep -= 1;
+        }
+        message.truncate(keep);
+    }
+    false
+}
+
+/// Splits records into PutRecords requests of at most 500 records and 5 MiB.
+pub fn request_batches(records: &[Record]) -> Vec<Range<usize>> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut bytes = 0;
+    for (i, r) in records.iter().enumerate() {
+        let size = r.size();
+        if i > start && (i - start == MAX_REQUEST_RECORDS || bytes + size > MAX_REQUEST_BYTES) {
+            out.push(start..i);
+            start = i;
+            bytes = 0;
+        }
+        bytes += size;
+    }
+    if start < records.len() {
+        out.push(start..records.len());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use logtide_event::Timestamp;
+    use serde_json::json;
+
+    fn ev(msg: &str) -> Event {
+        let mut e = Event::new(Timestamp::UNIX_EPOCH);
+        e.insert("message", json!(msg)).unwrap();
+        e
+    }
+
+    fn cfg(max: usize, oversize: OversizePolicy) -> PackConfig {
+        PackConfig {
+            max_record_bytes: max,
+            aggregate: true,
+            compression: Compression::None,
+            oversize,
+        }
+    }
+
+    #[test]
+    fn aggregates_per_key_within_the_limit() {
+        let mut p = Packer::new(cfg(4096, OversizePolicy::Split), 1).unwrap();
+        let mut events: Vec<Event> = (0..50)
+            .map(|i| ev(&format!("message number {i} {}", "x".repeat(100))))
+            .collect();
+        let keys: Vec<String> = (0..50)
+            .map(|i| if i < 25 { "a".into() } else { "b".into() })
+            .collect();
+        let packed = p.pack(&mut events, &keys);
+        assert!(packed.records.len() >= 2);
+        let mut seen: Vec<usize> = Vec::new();
+        for r in &packed.records {
+            assert!(r.size() <= 4096, "record of {} bytes", r.size());
+            assert!(r.events.iter().all(|&i| keys[i] == r.partition_key));
+            seen.extend(&r.events);
+        }
+        assert_eq!(seen, (0..50).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn oversize_policies() {
+        let big = "y".repeat(20_000);
+        let keys = vec!["k".to_owned()];
+
+        let mut p = Packer::new(cfg(4096, OversizePolicy::DeadLetter), 1).unwrap();
+        let packed = p.pack(&mut [ev(&big)], &keys);
+        assert_eq!(packed.dead_letters, [(0, "oversize")]);
+        assert!(packed.records.is_empty());
+
+        let mut p = Packer::new(cfg(4096, OversizePolicy::Truncate), 1).unwrap();
+        let mut events = [ev(&big)];
+        let packed = p.pack(&mut events, &keys);
+        assert_eq!(packed.truncated, [0]);
+        assert_eq!(packed.records.len(), 1);
+        assert!(packed.records[0].size() <= 4096);
+        assert_eq!(events[0].get("log.flags"), Some(&json!(["truncated"])));
+        let kept = events[0].get("message").and_then(Value::as_str).unwrap();
+        assert!(big.starts_with(kept) && kept.len() > 3000);
+
+        let mut p = Packer::new(cfg(4096, OversizePolicy::Split), 1).unwrap();
+        let packed = p.pack(&mut [ev(&big)], &keys);
+        assert_eq!(packed.split, [0]);
+        assert!(packed.records.len() >= 5);
+        assert!(packed
+            .records
+            .iter()
+            .all(|r| r.size() <= 4096 && r.events == [0]));
+    }
+
+    #[test]
+    fn an_event_that_only_fits_compressed_is_not_split() {
+        let mut c = cfg(4096, OversizePolicy::Split);
+        c.compression = Compression::Gzip;
+        let mut p = Packer::new(c, 1).unwrap();
+        let packed = p.pack(&mut [ev(&"z".repeat(50_000))], &["k".to_owned()]);
+        assert_eq!(packed.records.len(), 1);
+        assert!(packed.split.is_empty());
+        assert!(packed.records[0].size() <= 4096);
+    }
+
+    #[test]
+    fn request_batches_respect_count_and_bytes() {
+        let rec = |n: usize| Record {
+            partition_key: "k".into(),
+            data: vec![0; n],
+            events: vec![],
+        };
+        let small: Vec<Record> = (0..1201).map(|_| rec(10)).collect();
+        assert_eq!(request_batches(&small), [0..500, 500..1000, 1000..1201]);
+        let big: Vec<Record> = (0..12).map(|_| rec(1 << 20)).collect();
+        let batches = request_batches(&big);
+        assert!(batches
+            .iter()
+            .all(|b| big[b.clone()].iter().map(Record::size).sum::<usize>() <= MAX_REQUEST_BYTES));
+        assert_eq!(batches.iter().map(|b| b.len()).sum::<usize>(), 12);
+        assert!(request_batches(&[]).is_empty());
+    }
+
+    #[test]
+    fn limits_are_validated() {
+        assert!(Packer::new(cfg(100, OversizePolicy::Split), 0).is_err());
+        assert!(Packer::new(cfg(MAX_RECORD_BYTES_LIMIT + 1, OversizePolicy::Split), 0).is_err());
+        assert!(Packer::new(cfg(MAX_RECORD_BYTES_LIMIT, OversizePolicy::Split), 0).is_ok());
+    }
+}

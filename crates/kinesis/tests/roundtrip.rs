@@ -1,0 +1,112 @@
+//! Property: whatever the events, every record is within the stream's limit, and decoding
+//! the records — chunks in any order — gives back every event exactly (split policy), or
+//! its head flagged truncated (truncate policy), or it is dead-lettered (dead_letter).
+
+use logtide_event::{Event, Timestamp};
+use logtide_kinesis::{
+    request_batches, Compression, Decoder, OversizePolicy, PackConfig, Packer, MAX_REQUEST_BYTES,
+    MAX_REQUEST_RECORDS,
+};
+use proptest::prelude::*;
+use serde_json::{json, Value};
+
+fn event(msg: String, n: u64) -> Event {
+    let mut e = Event::new(Timestamp::new(1_700_000_000 + n as i64, n as u32).unwrap());
+    e.insert("message", json!(msg)).unwrap();
+    e.insert("log.offset", json!(n)).unwrap();
+    e
+}
+
+fn message() -> impl Strategy<Value = String> {
+    prop_oneof![
+        4 => "[ -~]{0,200}",
+        1 => "[\"\\\\\n\t a-z]{0,200}",
+        1 => (1000usize..30_000, any::<char>()).prop_map(|(n, c)| std::iter::repeat_n(c, n).collect()),
+        1 => (1000usize..30_000).prop_map(|n| "{\"k\":\"v\"}".repeat(n / 9)),
+    ]
+}
+
+fn config() -> impl Strategy<Value = PackConfig> {
+    (
+        prop_oneof![Just(4096usize), Just(8192), Just(65_536)],
+        any::<bool>(),
+        prop_oneof![Just(Compression::None), Just(Compression::Gzip)],
+        prop_oneof![
+            Just(OversizePolicy::Split),
+            Just(OversizePolicy::Truncate),
+            Just(OversizePolicy::DeadLetter)
+        ],
+    )
+        .prop_map(
+            |(max_record_bytes, aggregate, compression, oversize)| PackConfig {
+                max_record_bytes,
+                aggregate,
+                compression,
+                oversize,
+            },
+        )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn records_fit_and_decode_back(
+        msgs in proptest::collection::vec(message(), 1..25),
+        key_of in proptest::collection::vec(0u8..3, 25),
+        cfg in config(),
+        shuffle_seed in any::<u64>(),
+    ) {
+        let originals: Vec<Event> = msgs.into_iter().enumerate().map(|(i, m)| event(m, i as u64)).collect();
+        let keys: Vec<String> = (0..originals.len()).map(|i| format!("container-{}", key_of[i])).collect();
+        let mut events: Vec<Event> = originals.iter().map(Event::clone_unacked).collect();
+        let mut packer = Packer::new(cfg, 42).unwrap();
+        let packed = packer.pack(&mut events, &keys);
+
+        for r in &packed.records {
+            prop_assert!(r.size() <= cfg.max_record_bytes, "record {} > {}", r.size(), cfg.max_record_bytes);
+        }
+        for b in request_batches(&packed.records) {
+            prop_assert!(b.len() <= MAX_REQUEST_RECORDS);
+            prop_assert!(packed.records[b].iter().map(|r| r.size()).sum::<usize>() <= MAX_REQUEST_BYTES);
+        }
+
+        // Deliver in a shuffled order (as from several shards), then decode.
+        let mut order: Vec<usize> = (0..packed.records.len()).collect();
+        let mut s = shuffle_seed | 1;
+        for i in (1..order.len()).rev() {
+            s ^= s << 13; s ^= s >> 7; s ^= s << 17;
+            order.swap(i, (s % (i as u64 + 1)) as usize);
+        }
+        let mut decoder = Decoder::default();
+        let mut decoded = Vec::new();
+        for i in order {
+            let out = decoder.decode(&packed.records[i].data, 0).unwrap();
+            prop_assert!(out.incomplete.is_empty());
+            decoded.extend(out.events);
+        }
+        prop_assert_eq!(decoder.pending_events(), 0);
+
+        let dead: Vec<usize> = packed.dead_letters.iter().map(|(i, _)| *i).collect();
+        prop_assert_eq!(decoded.len() + dead.len(), originals.len());
+        for (i, original) in originals.iter().enumerate() {
+            if dead.contains(&i) {
+                prop_assert_eq!(cfg.oversize, OversizePolicy::DeadLetter);
+                continue;
+            }
+            let offset = json!(i as u64);
+            let got = decoded.iter().find(|e| e.get("log.offset") == Some(&offset));
+            prop_assert!(got.is_some(), "event {} missing", i);
+            let got = got.unwrap();
+            prop_assert_eq!(got.timestamp(), original.timestamp());
+            if packed.truncated.contains(&i) {
+                let kept = got.get("message").and_then(Value::as_str).unwrap();
+                let full = original.get("message").and_then(Value::as_str).unwrap();
+                prop_assert!(full.starts_with(kept));
+                prop_assert_eq!(got.get("log.flags"), Some(&json!(["truncated"])));
+            } else {
+                prop_assert_eq!(got.get("message"), original.get("message"));
+            }
+        }
+    }
+}
