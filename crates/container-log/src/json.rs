@@ -7,21 +7,7 @@ use crate::line::ErrorKind;
 /// Maximum nesting of arrays and objects followed inside a docker line.
 const MAX_DEPTH: u32 = 128;
 
-const ONES: u64 = 0x0101_0101_0101_0101;
-const HIGHS: u64 = 0x8080_8080_8080_8080;
-
-/// Marks (high bit of the byte) the bytes of `v` that are below 0x20, a quote or a
-/// backslash. Borrows only travel towards higher bytes, so the lowest marked byte is always
-/// a real one; marks above it may be spurious.
-#[inline]
-fn special_mask(v: u64) -> u64 {
-    let control = v.wrapping_sub(ONES * 0x20) & !v;
-    let q = v ^ (ONES * u64::from(b'"'));
-    let quote = q.wrapping_sub(ONES) & !q;
-    let b = v ^ (ONES * u64::from(b'\\'));
-    let backslash = b.wrapping_sub(ONES) & !b;
-    (control | quote | backslash) & HIGHS
-}
+use logtide_event::json::special_bytes as special_mask;
 
 /// A position in a line being scanned.
 pub(crate) struct Scanner<'a> {

@@ -11,9 +11,12 @@ use serde_json::{Map, Value};
 const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGHS: u64 = 0x8080_8080_8080_8080;
 
-/// Marks the bytes of `v` that need escaping; the lowest mark is always exact.
+/// Marks (with the byte's high bit) the bytes of an 8-byte little-endian word that are
+/// special inside a JSON string: below 0x20, `"` or `\`. Borrows only travel towards
+/// higher bytes, so the lowest mark is always exact; marks above it may be spurious.
+/// Used to skip ordinary bytes eight at a time when scanning or writing strings.
 #[inline]
-fn needs_escape(v: u64) -> u64 {
+pub fn special_bytes(v: u64) -> u64 {
     let control = v.wrapping_sub(ONES * 0x20) & !v;
     let q = v ^ (ONES * u64::from(b'"'));
     let quote = q.wrapping_sub(ONES) & !q;
@@ -33,7 +36,7 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
         if let Some(chunk) = bytes.get(i..i + 8) {
             let mut w = [0u8; 8];
             w.copy_from_slice(chunk);
-            let mask = needs_escape(u64::from_le_bytes(w));
+            let mask = special_bytes(u64::from_le_bytes(w));
             if mask == 0 {
                 i += 8;
                 continue;

@@ -176,6 +176,11 @@ impl Decoder {
             .iter()
             .min_by_key(|(_, p)| p.order)
             .map(|(id, _)| id.clone())?;
+        self.give_up(id, reason)
+    }
+
+    /// Forgets the chunks of one split event and says so.
+    fn give_up(&mut self, id: String, reason: &'static str) -> Option<Incomplete> {
         let p = self.pending.remove(&id)?;
         self.pending_bytes -= p.bytes;
         Some(Incomplete {
@@ -195,16 +200,7 @@ impl Decoder {
             .map(|(id, _)| id.clone())
             .collect();
         old.into_iter()
-            .filter_map(|id| {
-                let p = self.pending.remove(&id)?;
-                self.pending_bytes -= p.bytes;
-                Some(Incomplete {
-                    id,
-                    received: p.received,
-                    count: p.count,
-                    reason: "chunks did not arrive in time",
-                })
-            })
+            .filter_map(|id| self.give_up(id, "chunks did not arrive in time"))
             .collect()
     }
 }

@@ -197,21 +197,26 @@ impl Packer {
     }
 
     fn close(&self, o: Open, out: &mut Packed) {
-        let body = compress(&o.body, self.config.compression);
+        out.records.push(self.record(o.key, &o.body, o.events));
+    }
+
+    /// A whole (not split) record holding `body`, the NDJSON lines of `events`.
+    fn record(&self, partition_key: String, body: &[u8], events: Vec<usize>) -> Record {
+        let body = compress(body, self.config.compression);
         let header = Header {
             v: FORMAT_VERSION,
-            n: o.events.len() as u32,
+            n: events.len() as u32,
             comp: self.config.compression,
             split: None,
         };
         let mut data = Vec::with_capacity(body.len() + 64);
         header.write(&mut data);
         data.extend_from_slice(&body);
-        out.records.push(Record {
-            partition_key: o.key,
+        Record {
+            partition_key,
             data,
-            events: o.events,
-        });
+            events,
+        }
     }
 
     fn oversize(
@@ -227,21 +232,7 @@ impl Packer {
             OversizePolicy::Truncate => {
                 if truncate_to_fit(event, self.capacity(key), line) {
                     out.truncated.push(i);
-                    let body = compress(line, self.config.compression);
-                    let header = Header {
-                        v: FORMAT_VERSION,
-                        n: 1,
-                        comp: self.config.compression,
-                        split: None,
-                    };
-                    let mut data = Vec::with_capacity(body.len() + 64);
-                    header.write(&mut data);
-                    data.extend_from_slice(&body);
-                    out.records.push(Record {
-                        partition_key: key.to_owned(),
-                        data,
-                        events: vec![i],
-                    });
+                    out.records.push(self.record(key.to_owned(), line, vec![i]));
                 } else {
                     out.dead_letters.push((i, "oversize_cannot_truncate"));
                 }
