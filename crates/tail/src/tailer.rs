@@ -613,20 +613,7 @@ impl Tailer {
             .config
             .paths
             .iter()
-            .map(|p| {
-                let fixed: String = p
-                    .chars()
-                    .take_while(|c| !matches!(c, '*' | '?' | '['))
-                    .collect();
-                let fixed = Path::new(&fixed);
-                if p.ends_with(&*fixed.to_string_lossy()) && fixed.is_file() {
-                    fixed.parent().unwrap_or(fixed).to_owned()
-                } else if fixed.to_string_lossy().ends_with('/') {
-                    fixed.to_owned()
-                } else {
-                    fixed.parent().unwrap_or(fixed).to_owned()
-                }
-            })
+            .map(|p| glob_base(p))
             .chain(
                 self.files
                     .values()
@@ -1444,6 +1431,24 @@ fn source_id(id: FileId, fp: Option<&RangeHash>) -> Arc<str> {
     }
 }
 
+/// The directory to watch for a glob: its leading components without wildcards (for a
+/// pattern without any, the directory of the file it names).
+fn glob_base(pattern: &str) -> PathBuf {
+    let mut base = PathBuf::new();
+    let mut literal = true;
+    for c in Path::new(pattern).components() {
+        if c.as_os_str().to_string_lossy().contains(['*', '?', '[']) {
+            literal = false;
+            break;
+        }
+        base.push(c);
+    }
+    if literal {
+        base.pop();
+    }
+    base
+}
+
 /// Whether an open file was truncated below what was read, or its first bytes changed.
 fn rewritten_in_place(f: &FileState) -> bool {
     let Some(reader) = f.reader.as_ref() else {
@@ -1514,4 +1519,27 @@ fn infer_skip(file: &File, offset: u64) -> [Skip; 2] {
             Skip::None
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glob_bases_table() {
+        let cases = [
+            ("/var/log/containers/*.log", "/var/log/containers"),
+            ("/var/log/pods/*/*/*.log", "/var/log/pods"),
+            (
+                "/var/lib/docker/containers/*/*-json.log",
+                "/var/lib/docker/containers",
+            ),
+            ("/var/log/app.log", "/var/log"),
+            ("/var/log/app-[0-9].log", "/var/log"),
+            ("logs/*.log", "logs"),
+        ];
+        for (pattern, want) in cases {
+            assert_eq!(glob_base(pattern), PathBuf::from(want), "{pattern}");
+        }
+    }
 }
