@@ -91,7 +91,7 @@ struct FileState {
     /// The path as discovered (e.g. the /var/log/containers symlink): `log.file.path`.
     shown_path: Arc<str>,
     /// `dev:ino` plus the fingerprint: the event source identity.
-    source_id: Arc<str>,
+    source_id: Option<Arc<str>>,
     container: Arc<str>,
     /// `container` as a small number, the key under which chunks are joined.
     group: u32,
@@ -362,7 +362,10 @@ impl Core {
         let chunk = Chunk {
             offset: at.start,
             path: f.shown_path.clone(),
-            source: f.source_id.clone(),
+            source: f
+                .source_id
+                .clone()
+                .unwrap_or_else(|| Arc::from(f.id.to_string())),
             container_id: f.container_id.clone(),
         };
         let mut finished: Vec<Entry<'_, u32, Chunk>> = Vec::new();
@@ -864,7 +867,7 @@ impl Tailer {
             id,
             path: real,
             shown_path: Arc::from(shown.to_string_lossy().as_ref()),
-            source_id: source_id(id, fp.as_ref()),
+            source_id: source_id(&file, id),
             container,
             group,
             container_id,
@@ -1093,6 +1096,9 @@ impl Tailer {
         let mut eof = false;
         loop {
             while let Some(at) = reader.next_line(max_line) {
+                if f.source_id.is_none() {
+                    f.source_id = source_id(&reader.file, f.id);
+                }
                 f.read_offset = at.end;
                 let bytes = reader.bytes(at.range.clone());
                 core.line(now, key, f, &at, bytes, out);
@@ -1146,7 +1152,7 @@ impl Tailer {
             id: f.id,
             path: f.path.clone(),
             shown_path: f.shown_path.clone(),
-            source_id: source_id(f.id, fp.as_ref()),
+            source_id: source_id(&reader.file, f.id),
             container: f.container.clone(),
             group: f.group,
             container_id: f.container_id.clone(),
@@ -1194,7 +1200,9 @@ impl Tailer {
             if let Some(r) = f.reader.as_ref() {
                 if let Ok(fp) = fingerprint(&r.file) {
                     f.fingerprint = Some(fp);
-                    f.source_id = source_id(f.id, Some(&fp));
+                    if f.source_id.is_none() {
+                        f.source_id = source_id(&r.file, f.id);
+                    }
                 }
             }
         }
@@ -1424,11 +1432,22 @@ impl FileId {
     }
 }
 
-fn source_id(id: FileId, fp: Option<&RangeHash>) -> Arc<str> {
-    match fp {
-        Some(fp) => Arc::from(format!("{id}:{:016x}", fp.hash)),
-        None => Arc::from(id.to_string()),
-    }
+/// The identity of a file's events: device, inode and a hash of the file's first line.
+/// The first line is complete before any event of the file exists and never changes, so
+/// the identity is the same across restarts (unlike a fingerprint that grows with a young
+/// file); it differs for a new file that reuses the inode. `None` while the file has no
+/// complete first line yet.
+fn source_id(file: &File, id: FileId) -> Option<Arc<str>> {
+    let head = read_range(file, 0, FINGERPRINT_BYTES).ok()?;
+    let first = match memchr::memchr(b'\n', &head) {
+        Some(nl) => &head[..=nl],
+        None if head.len() == FINGERPRINT_BYTES => &head[..],
+        None => return None,
+    };
+    Some(Arc::from(format!(
+        "{id}:{:016x}",
+        RangeHash::of(first).hash
+    )))
 }
 
 /// The directory to watch for a glob: its leading components without wildcards (for a

@@ -478,3 +478,29 @@ fn files_over_the_harvester_limit_get_a_slot_without_waiting_for_a_full_scan_int
     msgs.sort();
     assert_eq!(msgs.len(), 20, "{msgs:?}");
 }
+
+#[test]
+fn source_identity_is_stable_as_a_young_file_grows_and_across_restarts() {
+    let mut env = Env::new();
+    env.append("a.log", &cri("stdout", "F", "first"));
+    let mut t = env.tailer();
+    let first = env.drain(&mut t, true);
+    env.append("a.log", &cri("stdout", "F", &"x".repeat(3000)));
+    let second = env.drain(&mut t, false);
+    drop(second);
+    drop(t);
+    let mut t = env.tailer();
+    let again = env.drain(&mut t, true);
+    let id = |e: &Event| e.source().unwrap().id.clone();
+    assert_eq!(
+        id(&first[0]),
+        id(&again[0]),
+        "the file grew past 1 KiB and logtide restarted"
+    );
+    assert!(id(&first[0]).contains(':'));
+    // A different file at the same path is a different source.
+    fs::remove_file(env.logs().join("a.log")).unwrap();
+    env.append("a.log", &cri("stdout", "F", "another file"));
+    let other = env.drain(&mut t, true);
+    assert_ne!(id(&other[0]), id(&first[0]));
+}
