@@ -13,6 +13,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use logtide_pipeline::{run_files, FilesConfig};
 
+mod k8s_path;
 mod parse;
 mod process;
 mod registry;
@@ -59,6 +60,8 @@ enum Command {
     Parse(parse::ParseArgs),
     /// Run a configuration's processors over NDJSON events from standard input.
     Process(process::ProcessArgs),
+    /// Print the Kubernetes metadata (pod, namespace, container, …) each log path carries.
+    K8sPath(k8s_path::K8sPathArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -124,6 +127,7 @@ fn main() -> ExitCode {
         Command::Registry(cmd) => registry::run(cmd),
         Command::Parse(args) => parse::run(&args),
         Command::Process(args) => process::run(&args),
+        Command::K8sPath(args) => k8s_path::run(&args),
     };
     match result {
         Ok(code) => code,
