@@ -22,7 +22,7 @@ use crate::Error;
 use logtide_json::{Processors, Stats as ProcessorStats};
 
 /// Events per batch handed from a tailer to the output.
-const BATCH: usize = 1024;
+const BATCH: usize = 512;
 /// Batches queued between the tailers and the output.
 const QUEUE: usize = 2;
 /// Longest idle wait between polls when no file changes.
