@@ -1,10 +1,10 @@
 //! Joining partial chunks into whole entries.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::hash::Hash;
 
 use logtide_event::Timestamp;
+use rustc_hash::FxHashMap;
 
 use crate::line::{Line, Message, Stream};
 use crate::Error;
@@ -137,7 +137,8 @@ struct Pending<M> {
 #[derive(Debug)]
 pub struct Reassembler<K, M> {
     config: ReassemblerConfig,
-    pending: HashMap<(K, Stream), Pending<M>>,
+    /// Keyed by caller-chosen keys (never by log content), so a fast hash is safe.
+    pending: FxHashMap<(K, Stream), Pending<M>>,
     next_seq: u64,
     stats: ReassemblerStats,
 }
@@ -200,7 +201,7 @@ impl<K: Eq + Hash + Clone, M> Reassembler<K, M> {
                 max_entry_bytes: config.max_entry_bytes.max(1),
                 max_pending: config.max_pending.max(1),
             },
-            pending: HashMap::new(),
+            pending: FxHashMap::default(),
             next_seq: 0,
             stats: ReassemblerStats::default(),
         }

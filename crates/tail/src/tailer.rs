@@ -25,6 +25,7 @@ use std::time::Instant;
 use logtide_container_log::{parse_line, Entry, Format, Reassembler, ReassemblerConfig, Stream};
 use logtide_event::{AckOutcome, AckToken, Acknowledge, Event, Source, Timestamp};
 use regex::Regex;
+use rustc_hash::FxHashMap;
 use serde_json::{Map, Value};
 
 use crate::config::{RegistryConfig, StreamFilter, TailConfig};
@@ -206,10 +207,10 @@ impl Inflight {
 /// The parts of the engine that process lines, apart from the file table.
 struct Core {
     reassembler: Reassembler<u32, Chunk>,
-    pending: HashMap<(u32, Stream), Track>,
+    pending: FxHashMap<(u32, Stream), Track>,
     /// Containers numbered, so that joining keys are cheap to hash.
     groups: HashMap<Arc<str>, u32>,
-    holds: HashMap<FileKey, BTreeMap<u64, u32>>,
+    holds: FxHashMap<FileKey, BTreeMap<u64, u32>>,
     /// Acknowledged entries of several chunks that a restart could read only partly.
     acked: Vec<AckedEntry>,
     inflight: Inflight,
@@ -560,9 +561,9 @@ impl Tailer {
             by_id: HashMap::new(),
             core: Core {
                 reassembler,
-                pending: HashMap::new(),
+                pending: FxHashMap::default(),
                 groups: HashMap::new(),
-                holds: HashMap::new(),
+                holds: FxHashMap::default(),
                 acked: Vec::new(),
                 inflight: Inflight::default(),
                 acks,
