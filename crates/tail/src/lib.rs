@@ -16,8 +16,10 @@
 //! - renamed files are drained before the file that replaced them; copytruncate restarts
 //!   at 0 (counted as possible loss); deleted files are drained for `close_removed_after`;
 //! - a bad line is counted and reported, never stops a file; over-long lines are cut;
-//! - memory is bounded by `read_buffer_bytes`, `max_line_bytes`, `max_entry_bytes` and
-//!   `harvester_limit`, not by input.
+//! - memory is bounded by configuration, not by input: one read buffer
+//!   (`read_buffer_bytes`), lines of at most `max_line_bytes`, at most 4096 entries being
+//!   joined of at most `max_entry_bytes` each (in practice one or two per container),
+//!   `harvester_limit` open files, and the events in flight (the host's queue).
 //!
 //! # Example
 //!
