@@ -504,3 +504,44 @@ fn source_identity_is_stable_as_a_young_file_grows_and_across_restarts() {
     let other = env.drain(&mut t, true);
     assert_ne!(id(&other[0]), id(&first[0]));
 }
+
+#[test]
+fn a_deleted_file_not_drained_in_time_is_given_up_and_counted() {
+    let mut env = Env::new();
+    env.append("a.log", &cri("stdout", "F", "read"));
+    let (mut tc, rc) = env.config();
+    tc.close_removed_after = Duration::from_secs(2);
+    let mut t = Tailer::open(tc, rc).unwrap();
+    assert_eq!(messages(&env.drain(&mut t, true)), ["read"]);
+    // Written and deleted, then the reader is kept away from it (the output is stuck, say)
+    // for longer than close_removed_after: the bytes are given up, and counted.
+    env.append("a.log", &cri("stdout", "F", "never read"));
+    fs::remove_file(env.logs().join("a.log")).unwrap();
+    t.scan(env.t);
+    env.t += Duration::from_secs(3);
+    t.commit(env.t, true).unwrap();
+    let s = t.stats();
+    assert_eq!(s.removed_gave_up, 1);
+    assert_eq!(
+        s.bytes_lost_removed,
+        cri("stdout", "F", "never read").len() as u64
+    );
+    assert!(env.drain(&mut t, true).is_empty());
+}
+
+#[test]
+fn gzipped_rotated_files_are_not_read() {
+    let mut env = Env::new();
+    env.append("0.log", &cri("stdout", "F", "plain"));
+    fs::write(
+        env.logs().join("0.log.20240101-000000.gz"),
+        b"\x1f\x8b\x08\x00binary",
+    )
+    .unwrap();
+    let (mut tc, rc) = env.config();
+    tc.paths = vec![format!("{}/*.log*", env.logs().display())];
+    let mut t = Tailer::open(tc, rc).unwrap();
+    assert_eq!(messages(&env.drain(&mut t, true)), ["plain"]);
+    assert_eq!(t.stats().parse_errors, 0);
+    assert_eq!(t.stats().files_opened, 1);
+}
