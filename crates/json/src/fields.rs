@@ -190,29 +190,50 @@ impl Rename {
     /// error in `error.message` (as Filebeat does) and stops; without it, every pair is
     /// tried. Either way each failure is reported.
     pub(crate) fn run(&self, event: &mut Event, report: &mut Report<'_>) {
-        let mut done = Vec::new();
-        for (i, pair) in self.fields.iter().enumerate() {
-            match rename_one(event, pair, self.ignore_missing) {
-                Ok(Some(moved)) => {
-                    if self.fail_on_error && self.fields.len() > 1 {
-                        done.push((i, moved));
-                    }
+        let ignore_missing = self.ignore_missing;
+        apply_pairs(
+            event,
+            &self.fields,
+            self.fail_on_error,
+            report,
+            "Failed to rename fields in processor",
+            |event, pair| rename_one(event, pair, ignore_missing),
+            undo_rename,
+        );
+    }
+}
+
+/// Applies `apply` to each pair. With `fail_on_error`, the first failure undoes (with
+/// `undo`, newest first) the pairs applied before it, records `"{failure}: {error}"` in
+/// `error.message` and stops; without it, every pair is tried. Each failure is reported.
+fn apply_pairs<U>(
+    event: &mut Event,
+    pairs: &[FromTo],
+    fail_on_error: bool,
+    report: &mut Report<'_>,
+    failure: &str,
+    mut apply: impl FnMut(&mut Event, &FromTo) -> Result<Option<U>>,
+    mut undo: impl FnMut(&mut Event, &FromTo, U),
+) {
+    let mut done = Vec::new();
+    for (i, pair) in pairs.iter().enumerate() {
+        match apply(event, pair) {
+            Ok(Some(applied)) => {
+                if fail_on_error && pairs.len() > 1 {
+                    done.push((i, applied));
                 }
-                Ok(None) => {}
-                Err(e) => {
-                    if self.fail_on_error {
-                        for (j, moved) in done.into_iter().rev() {
-                            undo_rename(event, &self.fields[j], moved);
-                        }
-                        set_error_message(
-                            event,
-                            format!("Failed to rename fields in processor: {e}"),
-                        );
-                        report.error(e);
-                        return;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                if fail_on_error {
+                    for (j, applied) in done.into_iter().rev() {
+                        undo(event, &pairs[j], applied);
                     }
+                    set_error_message(event, format!("{failure}: {e}"));
                     report.error(e);
+                    return;
                 }
+                report.error(e);
             }
         }
     }
@@ -287,32 +308,19 @@ impl CopyFields {
 
     /// Failures are handled as in [`Rename::run`].
     pub(crate) fn run(&self, event: &mut Event, report: &mut Report<'_>) {
-        let mut done = Vec::new();
-        for (i, pair) in self.fields.iter().enumerate() {
-            match copy_one(event, pair, self.ignore_missing) {
-                Ok(Some(created)) => {
-                    if self.fail_on_error && self.fields.len() > 1 {
-                        done.push((i, created));
-                    }
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    if self.fail_on_error {
-                        for (j, created) in done.into_iter().rev() {
-                            let (map, to) = route_mut(event, &self.fields[j].to);
-                            take_exact(map, &to[..created]);
-                        }
-                        set_error_message(
-                            event,
-                            format!("Failed to copy fields in copy_fields processor: {e}"),
-                        );
-                        report.error(e);
-                        return;
-                    }
-                    report.error(e);
-                }
-            }
-        }
+        let ignore_missing = self.ignore_missing;
+        apply_pairs(
+            event,
+            &self.fields,
+            self.fail_on_error,
+            report,
+            "Failed to copy fields in copy_fields processor",
+            |event, pair| copy_one(event, pair, ignore_missing),
+            |event, pair, created| {
+                let (map, to) = route_mut(event, &pair.to);
+                take_exact(map, &to[..created]);
+            },
+        );
     }
 }
 
