@@ -168,33 +168,48 @@ struct MoveConfig {
     _when: IgnoredAny,
 }
 
-/// `rename`: moves fields; never overwrites an existing field.
+/// The options `rename` and `copy_fields` share.
 #[derive(Debug)]
-pub(crate) struct Rename {
+struct Moves {
     fields: Vec<FromTo>,
     ignore_missing: bool,
     fail_on_error: bool,
 }
 
-impl Rename {
-    pub(crate) fn build(options: &Value, path: &str) -> Result<Self> {
+impl Moves {
+    fn build(options: &Value, path: &str) -> Result<Self> {
         let c: MoveConfig = config::from_value(options, path)?;
-        Ok(Rename {
+        Ok(Moves {
             fields: c.fields,
             ignore_missing: c.ignore_missing,
             fail_on_error: c.fail_on_error,
         })
+    }
+}
+
+/// `rename`: moves fields; never overwrites an existing field.
+#[derive(Debug)]
+pub(crate) struct Rename(Moves);
+
+impl Rename {
+    pub(crate) fn build(options: &Value, path: &str) -> Result<Self> {
+        Moves::build(options, path).map(Rename)
     }
 
     /// With `fail_on_error`, the first failure undoes the renames before it, records the
     /// error in `error.message` (as Filebeat does) and stops; without it, every pair is
     /// tried. Either way each failure is reported.
     pub(crate) fn run(&self, event: &mut Event, report: &mut Report<'_>) {
-        let ignore_missing = self.ignore_missing;
+        let Moves {
+            fields,
+            ignore_missing,
+            fail_on_error,
+        } = &self.0;
+        let ignore_missing = *ignore_missing;
         apply_pairs(
             event,
-            &self.fields,
-            self.fail_on_error,
+            fields,
+            *fail_on_error,
             report,
             "Failed to rename fields in processor",
             |event, pair| rename_one(event, pair, ignore_missing),
@@ -290,29 +305,25 @@ fn undo_rename(event: &mut Event, pair: &FromTo, moved: Moved) {
 
 /// `copy_fields`: copies fields; never overwrites an existing field.
 #[derive(Debug)]
-pub(crate) struct CopyFields {
-    fields: Vec<FromTo>,
-    ignore_missing: bool,
-    fail_on_error: bool,
-}
+pub(crate) struct CopyFields(Moves);
 
 impl CopyFields {
     pub(crate) fn build(options: &Value, path: &str) -> Result<Self> {
-        let c: MoveConfig = config::from_value(options, path)?;
-        Ok(CopyFields {
-            fields: c.fields,
-            ignore_missing: c.ignore_missing,
-            fail_on_error: c.fail_on_error,
-        })
+        Moves::build(options, path).map(CopyFields)
     }
 
     /// Failures are handled as in [`Rename::run`].
     pub(crate) fn run(&self, event: &mut Event, report: &mut Report<'_>) {
-        let ignore_missing = self.ignore_missing;
+        let Moves {
+            fields,
+            ignore_missing,
+            fail_on_error,
+        } = &self.0;
+        let ignore_missing = *ignore_missing;
         apply_pairs(
             event,
-            &self.fields,
-            self.fail_on_error,
+            fields,
+            *fail_on_error,
             report,
             "Failed to copy fields in copy_fields processor",
             |event, pair| copy_one(event, pair, ignore_missing),
