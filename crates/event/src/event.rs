@@ -1,11 +1,12 @@
 //! The event record.
 
+use std::cell::OnceCell;
 use std::sync::Arc;
 
 use serde::ser::SerializeMap;
 use serde_json::{Map, Value};
 
-use crate::{path, AckToken, Error, Timestamp};
+use crate::{path, AckToken, Error, LogEntry, Timestamp};
 
 /// Key under which the event timestamp appears in JSON.
 pub const TIMESTAMP_KEY: &str = "@timestamp";
@@ -33,10 +34,16 @@ pub struct Source {
 /// are not shipped as fields (as in Filebeat). An event is not `Clone` because its
 /// [`AckToken`] must be reported exactly once; use [`Event::clone_unacked`] for a copy
 /// without one.
+///
+/// An event made [`from_log_entry`](Event::from_log_entry) holds its fields as a
+/// [`LogEntry`] until they are first asked for; [`write_json`](Event::write_json) writes
+/// such an event without ever building its maps.
 #[derive(Debug, Default)]
 pub struct Event {
     timestamp: Timestamp,
-    fields: Map<String, Value>,
+    /// Fields not yet moved into `fields`; `fields` is built from it on first use.
+    entry: Option<LogEntry>,
+    fields: OnceCell<Map<String, Value>>,
     metadata: Map<String, Value>,
     source: Option<Source>,
     ack: Option<AckToken>,
@@ -55,7 +62,16 @@ impl Event {
     pub fn with_fields(timestamp: Timestamp, fields: Map<String, Value>) -> Self {
         Event {
             timestamp,
-            fields,
+            fields: OnceCell::from(fields),
+            ..Event::default()
+        }
+    }
+
+    /// An event with the fields of a container log entry (see [`LogEntry`]).
+    pub fn from_log_entry(timestamp: Timestamp, entry: LogEntry) -> Self {
+        Event {
+            timestamp,
+            entry: Some(entry),
             ..Event::default()
         }
     }
@@ -89,7 +105,7 @@ impl Event {
         };
         Ok(Event {
             timestamp,
-            fields,
+            fields: OnceCell::from(fields),
             metadata,
             ..Event::default()
         })
@@ -107,12 +123,24 @@ impl Event {
 
     /// The fields, in insertion order.
     pub fn fields(&self) -> &Map<String, Value> {
-        &self.fields
+        self.fields.get_or_init(|| {
+            self.entry
+                .as_ref()
+                .map(LogEntry::to_fields)
+                .unwrap_or_default()
+        })
     }
 
     /// The fields, for modification.
     pub fn fields_mut(&mut self) -> &mut Map<String, Value> {
-        &mut self.fields
+        if self.fields.get().is_none() {
+            let fields = self.entry.take().map(|e| e.to_fields()).unwrap_or_default();
+            self.fields = OnceCell::from(fields);
+        }
+        self.entry = None;
+        self.fields
+            .get_mut()
+            .expect("the fields were set just above")
     }
 
     /// The `@metadata` values.
@@ -133,7 +161,7 @@ impl Event {
             .and_then(|p| p.strip_prefix('.'))
         {
             Some(rest) => (&self.metadata, rest),
-            None => (&self.fields, path),
+            None => (self.fields(), path),
         }
     }
 
@@ -143,7 +171,7 @@ impl Event {
             .and_then(|p| p.strip_prefix('.'))
         {
             Some(rest) => (&mut self.metadata, rest),
-            None => (&mut self.fields, path),
+            None => (self.fields_mut(), path),
         }
     }
 
@@ -200,6 +228,7 @@ impl Event {
     pub fn clone_unacked(&self) -> Event {
         Event {
             timestamp: self.timestamp,
+            entry: self.entry.clone(),
             fields: self.fields.clone(),
             metadata: self.metadata.clone(),
             source: self.source.clone(),
@@ -213,11 +242,16 @@ impl Event {
         out.extend_from_slice(b"{\"@timestamp\":\"");
         self.timestamp.write_rfc3339(out);
         out.push(b'"');
-        for (k, v) in &self.fields {
-            out.push(b',');
-            crate::json::write_str(out, k);
-            out.push(b':');
-            crate::json::write_value(out, v);
+        match (self.fields.get(), &self.entry) {
+            (None, Some(entry)) => entry.write_members(out),
+            _ => {
+                for (k, v) in self.fields() {
+                    out.push(b',');
+                    crate::json::write_str(out, k);
+                    out.push(b':');
+                    crate::json::write_value(out, v);
+                }
+            }
         }
         if !self.metadata.is_empty() {
             out.extend_from_slice(b",\"@metadata\":");
@@ -231,7 +265,7 @@ impl Event {
 impl PartialEq for Event {
     fn eq(&self, other: &Self) -> bool {
         self.timestamp == other.timestamp
-            && self.fields == other.fields
+            && self.fields() == other.fields()
             && self.metadata == other.metadata
             && self.source == other.source
     }
@@ -240,9 +274,10 @@ impl PartialEq for Event {
 impl serde::Serialize for Event {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let extra = usize::from(!self.metadata.is_empty());
-        let mut map = serializer.serialize_map(Some(self.fields.len() + 1 + extra))?;
+        let fields = self.fields();
+        let mut map = serializer.serialize_map(Some(fields.len() + 1 + extra))?;
         map.serialize_entry(TIMESTAMP_KEY, &self.timestamp)?;
-        for (k, v) in &self.fields {
+        for (k, v) in fields {
             map.serialize_entry(k, v)?;
         }
         if !self.metadata.is_empty() {
@@ -333,6 +368,67 @@ mod tests {
         for (value, want) in cases {
             assert_eq!(Event::from_json(value).unwrap_err().to_string(), want);
         }
+    }
+
+    fn entry(partial: bool, truncated: bool, id: bool, attrs: bool) -> LogEntry {
+        LogEntry {
+            message: "{\"msg\":\"tab\there\"}\n\u{1}".into(),
+            stream: "stderr",
+            path: Arc::from("/var/log/containers/a_b_c-0123.log"),
+            offset: 18_446_744_073_709_551_615,
+            partial,
+            truncated,
+            container_id: id.then(|| Arc::from("0123")),
+            docker_attrs: attrs.then(|| json!({"tag": "x", "n": [1, 2.5]})),
+            input_type: "container",
+        }
+    }
+
+    #[test]
+    fn log_entry_events_write_what_their_maps_write() {
+        let time = Timestamp::parse_rfc3339(b"2024-01-02T03:04:05.5Z").unwrap();
+        for bits in 0..16u8 {
+            let e = entry(bits & 1 != 0, bits & 2 != 0, bits & 4 != 0, bits & 8 != 0);
+            let lazy = Event::from_log_entry(time, e.clone());
+            let mut direct = Vec::new();
+            lazy.write_json(&mut direct);
+            let built = Event::with_fields(time, e.to_fields());
+            let mut from_maps = Vec::new();
+            built.write_json(&mut from_maps);
+            assert_eq!(
+                String::from_utf8(direct).unwrap(),
+                String::from_utf8(from_maps).unwrap()
+            );
+            assert_eq!(
+                serde_json::to_vec(&lazy).unwrap(),
+                serde_json::to_vec(&built).unwrap()
+            );
+            assert_eq!(lazy, built);
+        }
+    }
+
+    #[test]
+    fn log_entry_fields_are_reachable_and_changeable() {
+        let mut e = Event::from_log_entry(Timestamp::UNIX_EPOCH, entry(true, false, true, false));
+        assert_eq!(
+            e.get("log.file.path"),
+            Some(&json!("/var/log/containers/a_b_c-0123.log"))
+        );
+        assert_eq!(e.get("log.flags"), Some(&json!(["partial"])));
+        assert_eq!(e.get("container.id"), Some(&json!("0123")));
+        assert_eq!(e.get("docker"), None);
+        e.insert("kubernetes.pod.name", json!("a")).unwrap();
+        assert_eq!(e.remove("stream"), Some(json!("stderr")));
+        let mut out = Vec::new();
+        e.write_json(&mut out);
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["kubernetes"]["pod"]["name"], json!("a"));
+        assert_eq!(v["input"]["type"], json!("container"));
+        assert!(v.get("stream").is_none());
+        assert_eq!(
+            e.fields().keys().collect::<Vec<_>>(),
+            ["message", "log", "container", "input", "kubernetes"]
+        );
     }
 
     #[test]

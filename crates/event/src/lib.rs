@@ -27,11 +27,13 @@
 mod ack;
 mod event;
 pub mod json;
+mod log_entry;
 pub mod path;
 mod timestamp;
 
 pub use ack::{AckOutcome, AckToken, Acknowledge};
 pub use event::{Event, Source, METADATA_KEY, TIMESTAMP_KEY};
+pub use log_entry::LogEntry;
 pub use timestamp::{Timestamp, TimestampError};
 
 /// Errors of this crate.

@@ -23,10 +23,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use logtide_container_log::{parse_line, Entry, Format, Reassembler, ReassemblerConfig, Stream};
-use logtide_event::{AckOutcome, AckToken, Acknowledge, Event, Source, Timestamp};
+use logtide_event::{AckOutcome, AckToken, Acknowledge, Event, LogEntry, Source, Timestamp};
 use regex::Regex;
 use rustc_hash::FxHashMap;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::config::{RegistryConfig, StreamFilter, TailConfig};
 use crate::identity::{
@@ -390,56 +390,22 @@ impl Core {
             self.stats.entries_truncated += 1;
         }
         let chunk = &entry.start;
-        let mut fields = Map::with_capacity(6);
-        fields.insert("message".into(), Value::String(into_string(entry.message)));
-        fields.insert("stream".into(), Value::String(entry.stream.as_str().into()));
-        let mut log = Map::with_capacity(3);
-        log.insert(
-            "file".into(),
-            Value::Object(Map::from_iter([(
-                "path".to_owned(),
-                Value::String(chunk.path.to_string()),
-            )])),
-        );
-        log.insert("offset".into(), Value::from(chunk.offset));
-        if entry.partial || truncated {
-            let mut flags = Vec::new();
-            if entry.partial {
-                flags.push(Value::String("partial".into()));
-            }
-            if truncated {
-                flags.push(Value::String("truncated".into()));
-            }
-            log.insert("flags".into(), Value::Array(flags));
-        }
-        fields.insert("log".into(), Value::Object(log));
-        if let Some(id) = &chunk.container_id {
-            fields.insert(
-                "container".into(),
-                Value::Object(Map::from_iter([(
-                    "id".to_owned(),
-                    Value::String(id.to_string()),
-                )])),
-            );
-        }
-        if let Some(attrs) = entry
+        let docker_attrs = entry
             .attrs
             .as_deref()
-            .and_then(|a| serde_json::from_slice::<Value>(a).ok())
-        {
-            fields.insert(
-                "docker".into(),
-                Value::Object(Map::from_iter([("attrs".to_owned(), attrs)])),
-            );
-        }
-        fields.insert(
-            "input".into(),
-            Value::Object(Map::from_iter([(
-                "type".to_owned(),
-                Value::String("container".into()),
-            )])),
-        );
-        let mut event = Event::with_fields(entry.time, fields);
+            .and_then(|a| serde_json::from_slice::<Value>(a).ok());
+        let fields = LogEntry {
+            message: into_string(entry.message),
+            stream: entry.stream.as_str(),
+            path: chunk.path.clone(),
+            offset: chunk.offset,
+            partial: entry.partial,
+            truncated,
+            container_id: chunk.container_id.clone(),
+            docker_attrs,
+            input_type: "container",
+        };
+        let mut event = Event::from_log_entry(entry.time, fields);
         event.set_source(Source {
             id: chunk.source.clone(),
             start: chunk.offset,

@@ -1,0 +1,128 @@
+//! The fields of an entry read from a container log file, held as plain values.
+//!
+//! Every tailed entry carries the same handful of fields, four of them inside nested
+//! objects (`log.file.path`, `log.offset`, `container.id`, `input.type`). Building them as
+//! JSON maps costs a map, a key string and a hash per object for every entry, which is
+//! most of the work of shipping a line when no processor looks at it. An [`Event`] made
+//! [`from_log_entry`](crate::Event::from_log_entry) keeps them here instead and builds the
+//! maps only when something asks for the event's fields; writing it as JSON writes these
+//! values directly, with the same bytes the maps would give.
+//!
+//! [`Event`]: crate::Event
+
+use std::io::Write;
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use crate::json::{write_str, write_value};
+
+/// A container log entry's fields, in the order and under the names Filebeat uses:
+/// `message`, `stream`, `log.file.path`, `log.offset`, `log.flags` (when partial or
+/// truncated), `container.id` (when known), `docker.attrs` (when the line had any) and
+/// `input.type`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LogEntry {
+    /// `message`: the entry's text, partial chunks joined.
+    pub message: String,
+    /// `stream`: `stdout` or `stderr`.
+    pub stream: &'static str,
+    /// `log.file.path`: the file the entry's first chunk was read from.
+    pub path: Arc<str>,
+    /// `log.offset`: the byte offset of the entry's first chunk in that file.
+    pub offset: u64,
+    /// Adds `partial` to `log.flags`: the entry ended without its final chunk.
+    pub partial: bool,
+    /// Adds `truncated` to `log.flags`: the entry was cut at the size limit.
+    pub truncated: bool,
+    /// `container.id`, from the file's path.
+    pub container_id: Option<Arc<str>>,
+    /// `docker.attrs`: the `attrs` object of a docker json-file line.
+    pub docker_attrs: Option<Value>,
+    /// `input.type`.
+    pub input_type: &'static str,
+}
+
+fn object(key: &str, value: Value) -> Value {
+    Value::Object(Map::from_iter([(key.to_owned(), value)]))
+}
+
+impl LogEntry {
+    fn flags(&self) -> impl Iterator<Item = &'static str> {
+        [
+            self.partial.then_some("partial"),
+            self.truncated.then_some("truncated"),
+        ]
+        .into_iter()
+        .flatten()
+    }
+
+    /// The fields as a JSON map.
+    pub fn to_fields(&self) -> Map<String, Value> {
+        let mut fields = Map::with_capacity(6);
+        fields.insert("message".into(), Value::String(self.message.clone()));
+        fields.insert("stream".into(), Value::String(self.stream.into()));
+        let mut log = Map::with_capacity(3);
+        log.insert(
+            "file".into(),
+            object("path", Value::String(self.path.to_string())),
+        );
+        log.insert("offset".into(), Value::from(self.offset));
+        if self.partial || self.truncated {
+            let flags = self.flags().map(|f| Value::String(f.into())).collect();
+            log.insert("flags".into(), Value::Array(flags));
+        }
+        fields.insert("log".into(), Value::Object(log));
+        if let Some(id) = &self.container_id {
+            fields.insert(
+                "container".into(),
+                object("id", Value::String(id.to_string())),
+            );
+        }
+        if let Some(attrs) = &self.docker_attrs {
+            fields.insert("docker".into(), object("attrs", attrs.clone()));
+        }
+        fields.insert(
+            "input".into(),
+            object("type", Value::String(self.input_type.into())),
+        );
+        fields
+    }
+
+    /// Appends the fields as members of a JSON object, each preceded by a comma: the
+    /// bytes [`to_fields`](Self::to_fields) would be written as.
+    pub(crate) fn write_members(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b",\"message\":");
+        write_str(out, &self.message);
+        out.extend_from_slice(b",\"stream\":");
+        write_str(out, self.stream);
+        out.extend_from_slice(b",\"log\":{\"file\":{\"path\":");
+        write_str(out, &self.path);
+        // Writing into a Vec cannot fail.
+        let _ = write!(out, "}},\"offset\":{}", self.offset);
+        if self.partial || self.truncated {
+            out.extend_from_slice(b",\"flags\":[");
+            for (i, flag) in self.flags().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_str(out, flag);
+            }
+            out.push(b']');
+        }
+        out.push(b'}');
+        if let Some(id) = &self.container_id {
+            out.extend_from_slice(b",\"container\":{\"id\":");
+            write_str(out, id);
+            out.push(b'}');
+        }
+        if let Some(attrs) = &self.docker_attrs {
+            out.extend_from_slice(b",\"docker\":{\"attrs\":");
+            write_value(out, attrs);
+            out.push(b'}');
+        }
+        out.extend_from_slice(b",\"input\":{\"type\":");
+        write_str(out, self.input_type);
+        out.push(b'}');
+    }
+}
