@@ -42,7 +42,8 @@ fn compare(got: &Value, want: &Value) -> Result<(), String> {
     let (Some(got_obj), Some(want_obj)) = (got.as_object(), want.as_object()) else {
         return Err(format!("expected {want}, got {got}"));
     };
-    if !got_obj.keys().eq(KEYS.iter().copied()) {
+    // The order of the keys in the raw output is checked by `each_path_gets_its_own_line`.
+    if got_obj.len() != KEYS.len() || !KEYS.iter().all(|k| got_obj.contains_key(*k)) {
         return Err(format!("output keys are not exactly {KEYS:?}: {got}"));
     }
     for (key, w) in want_obj {

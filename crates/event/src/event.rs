@@ -30,7 +30,9 @@ pub struct Source {
 
 /// One log entry or metric sample on its way through logtide.
 ///
-/// Fields keep their insertion order. `@metadata` holds values that steer processing but
+/// Fields are kept and written in the byte order of their keys (as Go's encoding/json
+/// writes Filebeat's maps), so output is the same whatever order processors added
+/// them in. `@metadata` holds values that steer processing but
 /// are not shipped as fields (as in Filebeat). An event is not `Clone` because its
 /// [`AckToken`] must be reported exactly once; use [`Event::clone_unacked`] for a copy
 /// without one.
@@ -85,7 +87,7 @@ impl Event {
                 found: path::json_type(&value),
             });
         };
-        let timestamp = match fields.shift_remove(TIMESTAMP_KEY) {
+        let timestamp = match fields.remove(TIMESTAMP_KEY) {
             None => Timestamp::now(),
             Some(Value::String(s)) => Timestamp::parse_rfc3339(s.as_bytes())?,
             Some(other) => {
@@ -94,7 +96,7 @@ impl Event {
                 })
             }
         };
-        let metadata = match fields.shift_remove(METADATA_KEY) {
+        let metadata = match fields.remove(METADATA_KEY) {
             None => Map::new(),
             Some(Value::Object(m)) => m,
             Some(other) => {
@@ -121,7 +123,7 @@ impl Event {
         self.timestamp = timestamp;
     }
 
-    /// The fields, in insertion order.
+    /// The fields, ordered by key.
     pub fn fields(&self) -> &Map<String, Value> {
         self.fields.get_or_init(|| {
             self.entry
@@ -236,7 +238,7 @@ impl Event {
         }
     }
 
-    /// Appends the event as one JSON object: `@timestamp` first, then the fields in order,
+    /// Appends the event as one JSON object: `@timestamp` first, then the fields by key,
     /// then `@metadata` when it is not empty (the same bytes as its `Serialize` form).
     pub fn write_json(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(b"{\"@timestamp\":\"");
@@ -303,13 +305,13 @@ mod tests {
     }
 
     #[test]
-    fn json_round_trip_keeps_order_and_metadata() {
+    fn json_output_orders_keys_and_keeps_metadata() {
         let e = sample();
         let mut out = Vec::new();
         e.write_json(&mut out);
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            r#"{"@timestamp":"2024-01-02T03:04:05.123456789Z","message":"hello","kubernetes":{"labels":{"app.kubernetes.io/name":"shop"}},"@metadata":{"_id":"abc"}}"#
+            r#"{"@timestamp":"2024-01-02T03:04:05.123456789Z","kubernetes":{"labels":{"app.kubernetes.io/name":"shop"}},"message":"hello","@metadata":{"_id":"abc"}}"#
         );
     }
 
@@ -427,7 +429,7 @@ mod tests {
         assert!(v.get("stream").is_none());
         assert_eq!(
             e.fields().keys().collect::<Vec<_>>(),
-            ["message", "log", "container", "input", "kubernetes"]
+            ["container", "input", "kubernetes", "log", "message"]
         );
     }
 

@@ -1,7 +1,7 @@
 //! The event every logtide stage shares.
 //!
 //! This crate is deliberately small: an [`Event`] (a nanosecond [`Timestamp`], fields as
-//! JSON values in insertion order, `@metadata`, the [`Source`] it was read from), field
+//! JSON values ordered by key, `@metadata`, the [`Source`] it was read from), field
 //! path access that treats dotted keys the way Filebeat does, and the [`AckToken`] through
 //! which a sink tells a source that an event is done. It has no async runtime and no SDK
 //! dependencies, so every crate can use it.
@@ -20,7 +20,7 @@
 //!
 //! let mut out = Vec::new();
 //! event.write_json(&mut out);
-//! assert!(out.starts_with(br#"{"@timestamp":"2016-10-06T00:17:09.669794202Z","message""#));
+//! assert!(out.starts_with(br#"{"@timestamp":"2016-10-06T00:17:09.669794202Z","kubernetes""#));
 //! # Ok::<(), logtide_event::Error>(())
 //! ```
 

@@ -17,10 +17,9 @@ use serde_json::{Map, Value};
 
 use crate::json::{write_str, write_value};
 
-/// A container log entry's fields, in the order and under the names Filebeat uses:
-/// `message`, `stream`, `log.file.path`, `log.offset`, `log.flags` (when partial or
-/// truncated), `container.id` (when known), `docker.attrs` (when the line had any) and
-/// `input.type`.
+/// A container log entry's fields, under the names Filebeat uses: `message`, `stream`,
+/// `log.file.path`, `log.offset`, `log.flags` (when partial or truncated), `container.id`
+/// (when known), `docker.attrs` (when the line had any) and `input.type`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LogEntry {
     /// `message`: the entry's text, partial chunks joined.
@@ -90,27 +89,9 @@ impl LogEntry {
     }
 
     /// Appends the fields as members of a JSON object, each preceded by a comma: the
-    /// bytes [`to_fields`](Self::to_fields) would be written as.
+    /// bytes [`to_fields`](Self::to_fields) would be written as (keys in byte order, as
+    /// a map writes them).
     pub(crate) fn write_members(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(b",\"message\":");
-        write_str(out, &self.message);
-        out.extend_from_slice(b",\"stream\":");
-        write_str(out, self.stream);
-        out.extend_from_slice(b",\"log\":{\"file\":{\"path\":");
-        write_str(out, &self.path);
-        // Writing into a Vec cannot fail.
-        let _ = write!(out, "}},\"offset\":{}", self.offset);
-        if self.partial || self.truncated {
-            out.extend_from_slice(b",\"flags\":[");
-            for (i, flag) in self.flags().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_str(out, flag);
-            }
-            out.push(b']');
-        }
-        out.push(b'}');
         if let Some(id) = &self.container_id {
             out.extend_from_slice(b",\"container\":{\"id\":");
             write_str(out, id);
@@ -123,6 +104,24 @@ impl LogEntry {
         }
         out.extend_from_slice(b",\"input\":{\"type\":");
         write_str(out, self.input_type);
+        out.extend_from_slice(b"},\"log\":{\"file\":{\"path\":");
+        write_str(out, &self.path);
         out.push(b'}');
+        if self.partial || self.truncated {
+            out.extend_from_slice(b",\"flags\":[");
+            for (i, flag) in self.flags().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_str(out, flag);
+            }
+            out.push(b']');
+        }
+        // Writing into a Vec cannot fail.
+        let _ = write!(out, ",\"offset\":{}}}", self.offset);
+        out.extend_from_slice(b",\"message\":");
+        write_str(out, &self.message);
+        out.extend_from_slice(b",\"stream\":");
+        write_str(out, self.stream);
     }
 }

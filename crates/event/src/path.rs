@@ -97,7 +97,7 @@ pub fn insert(
 /// Removes `path` and returns its value; the order of the remaining keys is kept.
 pub fn remove(map: &mut Map<String, Value>, path: &str) -> Option<Value> {
     let (parent, key) = parent_of(map, path)?;
-    parent.shift_remove(key)
+    parent.remove(key)
 }
 
 /// The JSON type name of a value, as used in error messages.

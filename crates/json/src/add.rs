@@ -206,7 +206,7 @@ mod tests {
         let mut event = Event::from_json(input).unwrap();
         let outcome = chain.run(&mut event);
         let mut out = serde_json::to_value(&event).unwrap();
-        out.as_object_mut().unwrap().shift_remove("@timestamp");
+        out.as_object_mut().unwrap().remove("@timestamp");
         let errors = outcome
             .errors()
             .iter()

@@ -429,7 +429,7 @@ fn take_exact(map: &mut Map<String, Value>, path: &str) -> Option<Value> {
             }
         }
     }
-    cur.shift_remove(last)
+    cur.remove(last)
 }
 
 /// Removes the value at `path`, found as [`path::get`] finds it (at each level the whole
@@ -441,7 +441,7 @@ fn remove_at(map: &mut Map<String, Value>, path: &str) -> Option<(Value, usize)>
     let mut splits = 0;
     loop {
         if cur.contains_key(key) {
-            return cur.shift_remove(key).map(|v| (v, splits));
+            return cur.remove(key).map(|v| (v, splits));
         }
         let (head, tail) = key.split_once('.')?;
         match cur.get_mut(head) {
@@ -630,7 +630,7 @@ mod tests {
         let mut event = Event::from_json(input).unwrap();
         let outcome = chain.run(&mut event);
         let mut out = serde_json::to_value(&event).unwrap();
-        out.as_object_mut().unwrap().shift_remove("@timestamp");
+        out.as_object_mut().unwrap().remove("@timestamp");
         let errors = outcome
             .errors()
             .iter()
@@ -938,7 +938,7 @@ mod tests {
             let options = json!({"fields": fields, "ignore_missing": ignore_missing});
             let (mut got, errors) = run(name, options, input.clone());
             if !errors.is_empty() {
-                let message = got.as_object_mut().unwrap().shift_remove("error");
+                let message = got.as_object_mut().unwrap().remove("error");
                 proptest::prop_assert!(message.is_some());
                 proptest::prop_assert_eq!(got, input);
             }

@@ -203,7 +203,9 @@ mod tests {
         }
         let failing = [
             (json!({"a.b": "c", "a.b.c": "d"}), "cannot expand \"a.b.c\": found conflicting key: a.b is a string, not an object"),
-            (json!({"a.b.c": "d", "a.b": "c"}), "cannot expand \"a.b\": found existing (object) value"),
+            // Keys are visited in byte order, whatever order the text had them in.
+            (json!({"a.b.c": "d", "a.b": "c"}), "cannot expand \"a.b.c\": found conflicting key: a.b is a string, not an object"),
+            (json!({"a": {"b": {"c": 1}}, "a.b": "x"}), "cannot expand \"a.b\": found existing (object) value"),
             (json!({"a": 1, "a.b": 2}), "cannot expand \"a.b\": found conflicting key: a is a number, not an object"),
             (json!({"a.b": 2, "a": 1}), "cannot expand \"a.b\": found conflicting key: a is a number, not an object"),
             (json!({"a": {"b": 1}, "a.b": {"c": 1}}), "cannot expand \"a.b\": found conflicting key"),

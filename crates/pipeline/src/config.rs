@@ -542,7 +542,7 @@ mod tests {
             ("inputs:\n  - type: container\n", "output: one output must be set"),
             ("inputs:\n  - type: container\noutput.console: {}\noutput.file: {path: /x}\n", "only one output may be set"),
             ("inputs:\n  - type: container\noutput.console: {}\nregistry: {flush: soon}\n", "registry.flush: invalid duration \"soon\""),
-            ("inputs:\n  - type: container\noutput.console.pretty: true\noutput:\n  console: {pretty: false}\n", "output.console is set twice"),
+            ("inputs:\n  - type: container\noutput.console.pretty: true\noutput:\n  console: {pretty: false}\n", "output.console.pretty is set twice"),
             ("inputs: [\n", "invalid YAML"),
             ("inputs:\n  - type: container\n    paths: ['${LOGTIDE_SURELY_UNSET_VAR}']\noutput.console: {}\n", "inputs[0].paths[0]: environment variable LOGTIDE_SURELY_UNSET_VAR is not set"),
             ("output.console: {}\n", "missing field `inputs`"),
