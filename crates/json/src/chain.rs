@@ -1,5 +1,8 @@
 //! Processor chains: building them from configuration and running them over events.
 
+use std::fmt;
+use std::sync::Arc;
+
 use logtide_event::path::json_type;
 use logtide_event::Event;
 use serde_json::{Map, Value};
@@ -30,8 +33,44 @@ struct Entry {
     processor: Processor,
 }
 
+/// A processor whose work lives outside this crate, such as `add_kubernetes_metadata`,
+/// which needs a Kubernetes client: the host supplies it through [`Extensions`] and the
+/// chain runs it at its place in the list, under its `when` condition, like any other.
+pub trait Extension: Send + Sync + fmt::Debug {
+    /// Runs over one event. An error is reported in the [`Outcome`] and the event goes on
+    /// to the next processor, as with the built-in processors.
+    fn run(&self, event: &mut Event) -> std::result::Result<(), String>;
+}
+
+/// The processors a host adds to the built-in ones (see [`Processors::from_config_with`]).
+pub trait Extensions {
+    /// The names it builds, e.g. `["add_kubernetes_metadata"]`.
+    fn names(&self) -> &[&'static str];
+
+    /// Builds the processor `name` from its options (the `when` key already taken out);
+    /// errors name `path` (e.g. `processors[0].add_kubernetes_metadata`) and the key.
+    fn build(&self, name: &'static str, options: &Value, path: &str) -> Result<Arc<dyn Extension>>;
+}
+
+/// No extensions: only the built-in processors.
+struct BuiltinOnly;
+
+impl Extensions for BuiltinOnly {
+    fn names(&self) -> &[&'static str] {
+        &[]
+    }
+
+    fn build(&self, name: &'static str, _: &Value, path: &str) -> Result<Arc<dyn Extension>> {
+        Err(Error::UnknownProcessor {
+            path: path.to_owned(),
+            name: name.to_owned(),
+        })
+    }
+}
+
 #[derive(Debug)]
 enum Processor {
+    Extension(Arc<dyn Extension>),
     DecodeJsonFields(DecodeJsonFields),
     DropFields(DropFields),
     DropEvent,
@@ -71,6 +110,16 @@ impl Processors {
     /// [`Processors::from_config`] for a list found at `path` in a larger configuration,
     /// e.g. `inputs[0].processors`; errors start with that path.
     pub fn from_config_at(config: &Value, path: &str) -> Result<Processors> {
+        Processors::from_config_with(config, path, &BuiltinOnly)
+    }
+
+    /// [`Processors::from_config_at`] that also accepts the processors `extensions`
+    /// builds, each at its place in the list.
+    pub fn from_config_with(
+        config: &Value,
+        path: &str,
+        extensions: &dyn Extensions,
+    ) -> Result<Processors> {
         let list = match config {
             Value::Null => return Ok(Processors::default()),
             Value::Array(list) => list,
@@ -86,7 +135,7 @@ impl Processors {
         };
         let mut entries = Vec::with_capacity(list.len());
         for (index, item) in list.iter().enumerate() {
-            entries.push(Entry::build(format!("{path}[{index}]"), item)?);
+            entries.push(Entry::build(format!("{path}[{index}]"), item, extensions)?);
         }
         Ok(Processors { entries })
     }
@@ -145,7 +194,7 @@ impl Processors {
 
 impl Entry {
     /// Builds the processor at `at` (e.g. `processors[1]`).
-    fn build(at: String, item: &Value) -> Result<Entry> {
+    fn build(at: String, item: &Value, extensions: &dyn Extensions) -> Result<Entry> {
         let Value::Object(item) = item else {
             return Err(Error::InvalidConfig {
                 path: at,
@@ -223,12 +272,22 @@ impl Entry {
                 "truncate_fields",
                 Processor::TruncateFields(TruncateFields::build(options, &path)?),
             ),
-            _ => {
-                return Err(Error::UnknownProcessor {
-                    path: at,
-                    name: name.clone(),
-                })
-            }
+            other => match extensions.names().iter().find(|n| **n == other) {
+                Some(&name) => {
+                    let mut options = options.clone();
+                    if let Value::Object(o) = &mut options {
+                        o.remove("when");
+                    }
+                    let extension = extensions.build(name, &options, &path)?;
+                    (name, Processor::Extension(extension))
+                }
+                None => {
+                    return Err(Error::UnknownProcessor {
+                        path: at,
+                        name: name.clone(),
+                    })
+                }
+            },
         };
         let when = match options.get("when") {
             None | Some(Value::Null) => None,
@@ -245,6 +304,11 @@ impl Entry {
 impl Processor {
     fn run(&self, event: &mut Event, report: &mut Report<'_>) -> Flow {
         match self {
+            Processor::Extension(p) => {
+                if let Err(reason) = p.run(event) {
+                    report.error(Error::Extension { reason });
+                }
+            }
             Processor::DecodeJsonFields(p) => p.run(event, report),
             Processor::DropFields(p) => p.run(event, report),
             Processor::DropEvent => return Flow::Drop,
@@ -413,6 +477,90 @@ impl Stats {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// An extension that writes `node` from its `name` option, or fails on events that
+    /// have `fail`.
+    #[derive(Debug)]
+    struct SetNode(String);
+
+    impl Extension for SetNode {
+        fn run(&self, event: &mut Event) -> std::result::Result<(), String> {
+            if event.contains("fail") {
+                return Err("cannot set node".to_owned());
+            }
+            event
+                .insert("node", Value::String(self.0.clone()))
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }
+    }
+
+    struct Hosted;
+
+    impl Extensions for Hosted {
+        fn names(&self) -> &[&'static str] {
+            &["set_node"]
+        }
+
+        fn build(
+            &self,
+            _: &'static str,
+            options: &Value,
+            path: &str,
+        ) -> Result<Arc<dyn Extension>> {
+            match options.get("name").and_then(Value::as_str) {
+                Some(name) if options.as_object().is_some_and(|o| o.len() == 1) => {
+                    Ok(Arc::new(SetNode(name.to_owned())))
+                }
+                _ => Err(Error::MissingKey {
+                    path: path.to_owned(),
+                    key: "name".to_owned(),
+                }),
+            }
+        }
+    }
+
+    #[test]
+    fn extensions_run_in_place_with_their_conditions() {
+        let config = json!([
+            {"add_fields": {"target": "", "fields": {"step": 1}}},
+            {"set_node": {"name": "n1", "when": {"has_fields": ["step"]}}},
+            {"copy_fields": {"fields": [{"from": "node", "to": "copied"}]}},
+        ]);
+        assert!(matches!(
+            Processors::from_config(&config),
+            Err(Error::UnknownProcessor { .. })
+        ));
+        let chain = Processors::from_config_with(&config, "processors", &Hosted).unwrap();
+        assert_eq!(
+            chain.names().collect::<Vec<_>>(),
+            ["add_fields", "set_node", "copy_fields"]
+        );
+        let mut e = Event::new(logtide_event::Timestamp::UNIX_EPOCH);
+        assert!(chain.run(&mut e).errors().is_empty());
+        assert_eq!(e.get("copied"), Some(&json!("n1")));
+
+        let mut failing = Event::new(logtide_event::Timestamp::UNIX_EPOCH);
+        failing.insert("fail", json!(true)).unwrap();
+        let outcome = chain.run(&mut failing);
+        let errors: Vec<String> = outcome.errors().iter().map(|e| e.to_string()).collect();
+        // The chain went on after the failure: copy_fields ran and found no `node`.
+        assert_eq!(
+            errors,
+            [
+                "processors[1].set_node: cannot set node",
+                "processors[2].copy_fields: field \"node\" not found"
+            ]
+        );
+        assert!(!outcome.is_dropped());
+
+        let bad = json!([{"set_node": {"when": {"has_fields": ["x"]}}}]);
+        let err = Processors::from_config_with(&bad, "inputs[0].processors", &Hosted).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "inputs[0].processors[0].set_node: missing required key \"name\""
+        );
+    }
 
     #[test]
     fn build_errors_name_position_and_key() {

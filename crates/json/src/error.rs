@@ -54,6 +54,14 @@ pub enum Error {
         error: regex::Error,
     },
 
+    /// A processor supplied by the host ([`Extension`]) failed on an event.
+    ///
+    /// [`Extension`]: crate::Extension
+    #[error("{reason}")]
+    Extension {
+        /// What the processor reported.
+        reason: String,
+    },
     /// A string field does not hold exactly one JSON value (`decode_json_fields`).
     #[error("parsing field \"{field}\" as JSON: {reason}")]
     InvalidJson {

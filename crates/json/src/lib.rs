@@ -90,6 +90,8 @@ mod error;
 mod fields;
 mod merge;
 
-pub use chain::{Outcome, ProcessorError, Processors, Stats, PROCESSOR_NAMES};
+pub use chain::{
+    Extension, Extensions, Outcome, ProcessorError, Processors, Stats, PROCESSOR_NAMES,
+};
 pub use condition::Condition;
 pub use error::{Error, Result};
