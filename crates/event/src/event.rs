@@ -123,6 +123,14 @@ impl Event {
         self.timestamp = timestamp;
     }
 
+    /// The container log entry the event was made from, as long as its fields are
+    /// unchanged (see [`Event::from_log_entry`]); `None` once they have been changed, or
+    /// for other events. A cheap way to read the entry's path or container id.
+    pub fn log_entry(&self) -> Option<&LogEntry> {
+        // `fields_mut`, the only way to change the fields, drops the entry.
+        self.entry.as_ref()
+    }
+
     /// The fields, ordered by key.
     pub fn fields(&self) -> &Map<String, Value> {
         self.fields.get_or_init(|| {
@@ -412,6 +420,7 @@ mod tests {
     #[test]
     fn log_entry_fields_are_reachable_and_changeable() {
         let mut e = Event::from_log_entry(Timestamp::UNIX_EPOCH, entry(true, false, true, false));
+        assert_eq!(e.log_entry().map(|l| l.offset), Some(u64::MAX));
         assert_eq!(
             e.get("log.file.path"),
             Some(&json!("/var/log/containers/a_b_c-0123.log"))
@@ -419,7 +428,9 @@ mod tests {
         assert_eq!(e.get("log.flags"), Some(&json!(["partial"])));
         assert_eq!(e.get("container.id"), Some(&json!("0123")));
         assert_eq!(e.get("docker"), None);
+        assert!(e.log_entry().is_some(), "reading fields keeps the entry");
         e.insert("kubernetes.pod.name", json!("a")).unwrap();
+        assert!(e.log_entry().is_none(), "changed fields live in the maps");
         assert_eq!(e.remove("stream"), Some(json!("stderr")));
         let mut out = Vec::new();
         e.write_json(&mut out);

@@ -17,13 +17,15 @@
 //! ```
 
 pub mod config;
+mod hold;
 pub mod output;
 mod run;
 
 use std::path::PathBuf;
 
 pub use config::{FilesConfig, OutputConfig};
-pub use run::{run_files, RunSummary};
+pub use hold::{Gate, HoldStats};
+pub use run::{run_files, run_files_with, RunOptions, RunSummary};
 
 /// Errors of this crate.
 #[derive(Debug, thiserror::Error)]

@@ -17,6 +17,7 @@ use logtide_event::{AckToken, Event};
 use logtide_tail::{TailStats, Tailer, Watch};
 
 use crate::config::{build_processors, FilesConfig};
+use crate::hold::{Gate, Hold, HoldStats};
 use crate::output::{self, Output};
 use crate::Error;
 use logtide_json::{Processors, Stats as ProcessorStats};
@@ -39,10 +40,33 @@ const STATS_EVERY: Duration = Duration::from_secs(30);
 pub struct RunSummary {
     /// The tailer counters of each input, in configuration order.
     pub inputs: Vec<TailStats>,
+    /// What waited for the [`Gate`] in each input, in configuration order.
+    pub held: Vec<HoldStats>,
+}
+
+/// What a run takes besides its configuration file.
+#[derive(Clone, Default)]
+pub struct RunOptions {
+    /// Events wait in their input until this gate lets them go (see [`Gate`]), for at
+    /// most `max_wait`, with at most `max_waiting` events waiting per input.
+    pub gate: Option<Arc<dyn Gate>>,
+    /// The longest an event waits for the gate.
+    pub max_wait: Duration,
+    /// The most events waiting for the gate in one input.
+    pub max_waiting: usize,
 }
 
 /// Runs logtide-files until `stop` is set, then shuts down cleanly.
 pub fn run_files(config: &FilesConfig, stop: Arc<AtomicBool>) -> Result<RunSummary, Error> {
+    run_files_with(config, stop, RunOptions::default())
+}
+
+/// [`run_files`] with [`RunOptions`].
+pub fn run_files_with(
+    config: &FilesConfig,
+    stop: Arc<AtomicBool>,
+    options: RunOptions,
+) -> Result<RunSummary, Error> {
     let origin = std::path::Path::new("configuration");
     let global = Arc::new(build_processors(&config.processors, "processors", origin)?);
     let mut tailers = Vec::new();
@@ -60,7 +84,11 @@ pub fn run_files(config: &FilesConfig, stop: Arc<AtomicBool>) -> Result<RunSumma
             input_stats: ProcessorStats::default(),
             global_stats: ProcessorStats::default(),
         };
-        tailers.push((tailer, chain));
+        let hold = options
+            .gate
+            .clone()
+            .map(|gate| Hold::new(gate, options.max_wait, options.max_waiting));
+        tailers.push((tailer, chain, hold));
     }
     let out = output::build(&config.output)?;
     let (tx, rx) = sync_channel::<Batch>(QUEUE);
@@ -71,19 +99,21 @@ pub fn run_files(config: &FilesConfig, stop: Arc<AtomicBool>) -> Result<RunSumma
         .spawn(move || output_loop(rx, out, &output_stop, timeout))
         .map_err(|e| Error::Output(format!("cannot start the output thread: {e}")))?;
     let mut handles = Vec::new();
-    for (i, (tailer, chain)) in tailers.into_iter().enumerate() {
+    for (i, (tailer, chain, hold)) in tailers.into_iter().enumerate() {
         let tx = tx.clone();
         let stop = stop.clone();
         let h = thread::Builder::new()
             .name(format!("input-{i}"))
-            .spawn(move || tail_loop(i, tailer, chain, tx, &stop, timeout))
+            .spawn(move || tail_loop(i, tailer, chain, hold, tx, &stop, timeout))
             .map_err(|e| Error::Output(format!("cannot start an input thread: {e}")))?;
         handles.push(h);
     }
     drop(tx);
     let mut summary = RunSummary::default();
     for h in handles {
-        summary.inputs.push(h.join().unwrap_or_default());
+        let (tail, held) = h.join().unwrap_or_default();
+        summary.inputs.push(tail);
+        summary.held.push(held);
     }
     let _ = output_thread.join();
     Ok(summary)
@@ -162,10 +192,11 @@ fn tail_loop(
     input: usize,
     mut tailer: Tailer,
     mut chain: Chain,
+    mut hold: Option<Hold>,
     tx: SyncSender<Batch>,
     stop: &AtomicBool,
     timeout: Duration,
-) -> TailStats {
+) -> (TailStats, HoldStats) {
     let (back, returned) = channel::<Vec<Event>>();
     let mut spare: Vec<Vec<Event>> = Vec::new();
     let mut watch = Watch::new();
@@ -187,6 +218,10 @@ fn tail_loop(
             }
         }
         let n = tailer.poll(now, &mut batch, BATCH);
+        if let Some(hold) = &mut hold {
+            hold.admit(&mut batch, now);
+            hold.release(&mut batch, now);
+        }
         chain.apply(input, &mut batch);
         if !batch.is_empty() {
             let next = spare.pop().unwrap_or_else(|| Vec::with_capacity(BATCH));
@@ -212,6 +247,7 @@ fn tail_loop(
                 open_files = s.open_files,
                 inflight = s.inflight_events,
                 truncations = s.truncations,
+                waiting_for_metadata = hold.as_ref().map_or(0, Hold::len),
                 dropped_by_processors = chain.input_stats.dropped() + chain.global_stats.dropped(),
                 processor_errors = chain
                     .input_stats
@@ -229,6 +265,17 @@ fn tail_loop(
         }
     }
     drop(tx);
+    // Events still waiting were not shipped: dropping them leaves their offsets where
+    // they are, and they are read again at the next start.
+    let held = hold.as_ref().map(Hold::stats).unwrap_or_default();
+    if let Some(waiting) = hold.as_ref().map(Hold::len).filter(|&n| n > 0) {
+        tracing::info!(
+            input,
+            waiting,
+            "events still waiting for metadata will be read again at the next start"
+        );
+    }
+    drop(hold);
     let deadline = Instant::now() + timeout;
     while tailer.has_inflight() && Instant::now() < deadline {
         let _ = tailer.commit(Instant::now(), false);
@@ -249,9 +296,10 @@ fn tail_loop(
         events = stats.events,
         lines = stats.lines,
         parse_errors = stats.parse_errors,
+        held = held.held,
         "input stopped"
     );
-    stats
+    (stats, held)
 }
 
 fn output_loop(
