@@ -468,6 +468,21 @@ pub struct Tailer {
     shared: Vec<u8>,
     /// Files are waiting for a slot under `harvester_limit`: scan again soon.
     deferred: bool,
+    /// How many tracked files each path (`log.file.path`) has.
+    path_files: HashMap<Arc<str>, usize>,
+    /// Paths that gained their first or lost their last file, not yet taken.
+    changes: Vec<FileChange>,
+}
+
+/// A change in the set of paths the tailer reads, for whoever keeps something per file
+/// (see [`Tailer::take_file_changes`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FileChange {
+    /// The tailer started reading a file at this path (`log.file.path`).
+    Started(Arc<str>),
+    /// The tailer is done with every file at this path: read to its end after it was
+    /// deleted or rotated away and every line acknowledged, or given up on.
+    Finished(Arc<str>),
 }
 
 impl std::fmt::Debug for Tailer {
@@ -550,6 +565,8 @@ impl Tailer {
             load_report,
             shared: Vec::new(),
             deferred: false,
+            path_files: HashMap::new(),
+            changes: Vec::new(),
         })
     }
 
@@ -857,7 +874,35 @@ impl Tailer {
                 f.status = Status::Finished;
             }
         }
+        self.track(&state.shown_path);
         self.files.insert(key, state);
+    }
+
+    /// Counts one more file at `path`.
+    fn track(&mut self, path: &Arc<str>) {
+        let n = self.path_files.entry(path.clone()).or_insert(0);
+        *n += 1;
+        if *n == 1 {
+            self.changes.push(FileChange::Started(path.clone()));
+        }
+    }
+
+    /// Counts one file fewer at `path`.
+    fn untrack(&mut self, path: &Arc<str>) {
+        if let Some(n) = self.path_files.get_mut(path) {
+            *n -= 1;
+            if *n == 0 {
+                self.path_files.remove(path);
+                self.changes.push(FileChange::Finished(path.clone()));
+            }
+        }
+    }
+
+    /// The paths that gained their first tracked file or lost their last one since the
+    /// last call, in order. A path is `Started` again if a file appears there after it
+    /// was `Finished`.
+    pub fn take_file_changes(&mut self) -> Vec<FileChange> {
+        std::mem::take(&mut self.changes)
     }
 
     /// Where to start reading a file the registry may know, and which continuation chunks
@@ -1136,6 +1181,7 @@ impl Tailer {
             order: f.order,
         };
         self.by_id.insert(state.id, new_key);
+        self.track(&state.shown_path);
         self.files.insert(new_key, state);
     }
 
@@ -1347,6 +1393,7 @@ impl Tailer {
                 if self.by_id.get(&f.id) == Some(&key) {
                     self.by_id.remove(&f.id);
                 }
+                self.untrack(&f.shown_path);
             }
         }
         if self

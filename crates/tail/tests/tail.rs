@@ -408,6 +408,50 @@ fn deleted_files_are_drained() {
 }
 
 #[test]
+fn file_changes_say_when_a_path_starts_and_is_done() {
+    use logtide_tail::FileChange;
+    let mut env = Env::new();
+    env.append("a.log", &cri("stdout", "F", "one"));
+    env.append("b.log", &cri("stdout", "F", "two"));
+    let mut t = env.tailer();
+    env.drain(&mut t, true);
+    let logs = env.logs();
+    let path = |name: &str| -> std::sync::Arc<str> {
+        std::sync::Arc::from(logs.join(name).to_string_lossy().as_ref())
+    };
+    let mut started = t.take_file_changes();
+    started.sort_by_key(|c| format!("{c:?}"));
+    assert_eq!(
+        started,
+        [
+            FileChange::Started(path("a.log")),
+            FileChange::Started(path("b.log"))
+        ]
+    );
+    assert!(t.take_file_changes().is_empty(), "changes are taken once");
+
+    // Written before deletion, not yet acknowledged: the path is not done yet.
+    env.append("a.log", &cri("stdout", "F", "last words"));
+    fs::remove_file(env.logs().join("a.log")).unwrap();
+    let pending = env.drain(&mut t, false);
+    assert_eq!(messages(&pending), ["last words"]);
+    assert!(
+        t.take_file_changes().is_empty(),
+        "unacknowledged lines keep the file"
+    );
+    for mut e in pending {
+        e.take_ack().unwrap().accept();
+    }
+    env.drain(&mut t, true);
+    assert_eq!(t.take_file_changes(), [FileChange::Finished(path("a.log"))]);
+
+    // A new file at the same path starts it again.
+    env.append("a.log", &cri("stdout", "F", "again"));
+    env.drain(&mut t, true);
+    assert_eq!(t.take_file_changes(), [FileChange::Started(path("a.log"))]);
+}
+
+#[test]
 fn harvester_limit_bounds_open_files() {
     let mut env = Env::new();
     for i in 0..20 {
