@@ -25,7 +25,7 @@ use std::path::PathBuf;
 
 pub use config::{FilesConfig, OutputConfig};
 pub use hold::{Gate, HoldStats};
-pub use run::{run_files, run_files_with, RunOptions, RunSummary};
+pub use run::{run_files, run_files_with, FileObserver, RunOptions, RunSummary};
 
 /// Errors of this crate.
 #[derive(Debug, thiserror::Error)]

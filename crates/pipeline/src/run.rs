@@ -14,7 +14,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use logtide_event::{AckToken, Event};
-use logtide_tail::{TailStats, Tailer, Watch};
+use logtide_tail::{FileChange, TailStats, Tailer, Watch};
 
 use crate::config::{build_processors, FilesConfig};
 use crate::hold::{Gate, Hold, HoldStats};
@@ -44,9 +44,17 @@ pub struct RunSummary {
     pub held: Vec<HoldStats>,
 }
 
+/// Told which log file paths the inputs start and finish reading.
+pub trait FileObserver: Send + Sync {
+    /// A path gained its first file, or the inputs are done with its last one.
+    fn file_changed(&self, change: &FileChange);
+}
+
 /// What a run takes besides its configuration file.
 #[derive(Clone, Default)]
 pub struct RunOptions {
+    /// Told of every [`FileChange`] of every input.
+    pub files: Option<Arc<dyn FileObserver>>,
     /// Events wait in their input until this gate lets them go (see [`Gate`]), for at
     /// most `max_wait`, with at most `max_waiting` events waiting per input.
     pub gate: Option<Arc<dyn Gate>>,
@@ -88,7 +96,7 @@ pub fn run_files_with(
             .gate
             .clone()
             .map(|gate| Hold::new(gate, options.max_wait, options.max_waiting));
-        tailers.push((tailer, chain, hold));
+        tailers.push((tailer, chain, hold, options.files.clone()));
     }
     let out = output::build(&config.output)?;
     let (tx, rx) = sync_channel::<Batch>(QUEUE);
@@ -99,12 +107,13 @@ pub fn run_files_with(
         .spawn(move || output_loop(rx, out, &output_stop, timeout))
         .map_err(|e| Error::Output(format!("cannot start the output thread: {e}")))?;
     let mut handles = Vec::new();
-    for (i, (tailer, chain, hold)) in tailers.into_iter().enumerate() {
+    for (i, (tailer, chain, hold, files)) in tailers.into_iter().enumerate() {
         let tx = tx.clone();
         let stop = stop.clone();
+        let stages = Stages { chain, hold, files };
         let h = thread::Builder::new()
             .name(format!("input-{i}"))
-            .spawn(move || tail_loop(i, tailer, chain, hold, tx, &stop, timeout))
+            .spawn(move || tail_loop(i, tailer, stages, tx, &stop, timeout))
             .map_err(|e| Error::Output(format!("cannot start an input thread: {e}")))?;
         handles.push(h);
     }
@@ -188,15 +197,34 @@ impl Chain {
     }
 }
 
+/// What an input's events go through between the tailer and the output.
+struct Stages {
+    chain: Chain,
+    hold: Option<Hold>,
+    files: Option<Arc<dyn FileObserver>>,
+}
+
 fn tail_loop(
     input: usize,
     mut tailer: Tailer,
-    mut chain: Chain,
-    mut hold: Option<Hold>,
+    stages: Stages,
     tx: SyncSender<Batch>,
     stop: &AtomicBool,
     timeout: Duration,
 ) -> (TailStats, HoldStats) {
+    let Stages {
+        mut chain,
+        mut hold,
+        files,
+    } = stages;
+    let report_files = |tailer: &mut Tailer| {
+        let changes = tailer.take_file_changes();
+        if let Some(files) = &files {
+            for change in &changes {
+                files.file_changed(change);
+            }
+        }
+    };
     let (back, returned) = channel::<Vec<Event>>();
     let mut spare: Vec<Vec<Event>> = Vec::new();
     let mut watch = Watch::new();
@@ -218,6 +246,7 @@ fn tail_loop(
             }
         }
         let n = tailer.poll(now, &mut batch, BATCH);
+        report_files(&mut tailer);
         if let Some(hold) = &mut hold {
             hold.admit(&mut batch, now);
             hold.release(&mut batch, now);
@@ -236,6 +265,7 @@ fn tail_loop(
         if let Err(e) = tailer.commit(now, false) {
             tracing::error!(input, error = %e, "cannot write the registry; retrying");
         }
+        report_files(&mut tailer);
         if now.duration_since(last_stats) >= STATS_EVERY {
             last_stats = now;
             let s = tailer.stats();

@@ -8,7 +8,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use logtide_event::Event;
-use logtide_pipeline::{run_files_with, FilesConfig, Gate, RunOptions};
+use logtide_pipeline::{run_files_with, FileObserver, FilesConfig, Gate, RunOptions};
+use logtide_tail::FileChange;
 
 /// Lets events through once `open` is set.
 struct Switch {
@@ -78,6 +79,7 @@ fn events_wait_for_the_gate_then_go_in_order() {
         gate: Some(gate.clone()),
         max_wait: Duration::from_secs(60),
         max_waiting: 1000,
+        ..RunOptions::default()
     };
     let cfg = config(dir.path());
     let run = {
@@ -111,6 +113,7 @@ fn a_shut_gate_delays_events_by_at_most_max_wait() {
         })),
         max_wait: Duration::from_millis(300),
         max_waiting: 1000,
+        ..RunOptions::default()
     };
     let cfg = config(dir.path());
     let run = {
@@ -136,6 +139,7 @@ fn events_still_waiting_at_stop_are_read_again_at_the_next_start() {
         }) as Arc<dyn Gate>),
         max_wait: Duration::from_secs(60),
         max_waiting: 1000,
+        ..RunOptions::default()
     };
     let stop = Arc::new(AtomicBool::new(false));
     let cfg = config(dir.path());
@@ -168,4 +172,54 @@ fn events_still_waiting_at_stop_are_read_again_at_the_next_start() {
     );
     stop.store(true, Ordering::Relaxed);
     run.join().unwrap().expect("clean run");
+}
+
+/// Records the file changes it is told of.
+#[derive(Default)]
+struct Recorder(std::sync::Mutex<Vec<FileChange>>);
+
+impl FileObserver for Recorder {
+    fn file_changed(&self, change: &FileChange) {
+        self.0.lock().unwrap().push(change.clone());
+    }
+}
+
+#[test]
+fn the_file_observer_hears_when_a_deleted_file_is_done() {
+    let dir = tempfile::tempdir().unwrap();
+    write_log(dir.path(), 5);
+    let recorder = Arc::new(Recorder::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let options = RunOptions {
+        files: Some(recorder.clone()),
+        ..RunOptions::default()
+    };
+    let cfg = config(dir.path());
+    let run = {
+        let stop = stop.clone();
+        thread::spawn(move || run_files_with(&cfg, stop, options))
+    };
+    assert_eq!(
+        wait_for(dir.path(), 5, Duration::from_secs(10)),
+        expected(5)
+    );
+    let path: Arc<str> = Arc::from(dir.path().join("logs/app.log").to_string_lossy().as_ref());
+    assert_eq!(
+        *recorder.0.lock().unwrap(),
+        [FileChange::Started(path.clone())]
+    );
+    fs::remove_file(dir.path().join("logs/app.log")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while recorder.0.lock().unwrap().len() < 2 && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(50));
+    }
+    stop.store(true, Ordering::Relaxed);
+    run.join().unwrap().expect("clean run");
+    assert_eq!(
+        *recorder.0.lock().unwrap(),
+        [
+            FileChange::Started(path.clone()),
+            FileChange::Finished(path)
+        ]
+    );
 }
