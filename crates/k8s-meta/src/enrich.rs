@@ -451,6 +451,41 @@ impl Enricher {
         }
     }
 
+    /// Whether `event` can be enriched now without waiting: its pod is known, or it never
+    /// will be (no container log path, no cluster, or its pod's wait has run out). For a
+    /// host that holds events itself (a gate in front of the processors) and then calls
+    /// [`Enricher::enrich_event`] or [`Enricher::enrich_batch`]. The first call for an
+    /// unknown pod starts its wait, as enriching would.
+    pub fn ready(&self, event: &Event) -> bool {
+        if !matches!(self.status, ClusterStatus::Watching { .. }) {
+            return true;
+        }
+        let Some(path) = event.get("log.file.path").and_then(Value::as_str) else {
+            return true;
+        };
+        let Some(info) = match_log_path(path) else {
+            return true;
+        };
+        let Some(pod_only) = self.settings.matcher_for(path, info.layout) else {
+            return true;
+        };
+        let known = !matches!(
+            lookup(&self.shared.read(), &self.settings, &info, pod_only),
+            Lookup::Unknown
+        );
+        known
+            || wait_key(&info)
+                .and_then(|key| {
+                    self.shared.wait_deadline(
+                        key,
+                        Instant::now(),
+                        self.settings.wait_for_metadata,
+                        true,
+                    )
+                })
+                .is_none()
+    }
+
     /// Enriches one event, waiting as [`Enricher::enrich_batch_blocking`] does. For
     /// callers that see one event at a time; batches are cheaper (one lock per batch).
     pub fn enrich_event(&self, event: &mut Event) {

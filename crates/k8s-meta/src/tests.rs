@@ -401,6 +401,11 @@ fn lines_wait_for_the_watch_to_learn_their_pod() {
         event("/var/log/syslog"),
         event(&link("web-1", "nginx", &id(1))),
     ];
+    assert!(!enricher.ready(&batch[0]));
+    assert!(
+        enricher.ready(&batch[1]),
+        "not a container log: nothing to wait for"
+    );
     let pending = enricher.enrich_batch(&mut batch);
     assert_eq!(pending.indices(), [0, 2]);
     assert!(pending.deadline().is_some());
@@ -431,6 +436,7 @@ fn lines_wait_for_the_watch_to_learn_their_pod() {
         enricher.enrich_pending(&mut batch, &mut pending);
     }
     writer.join().unwrap();
+    assert!(enricher.ready(&batch[0]));
     assert_eq!(batch[2].get("kubernetes.pod.uid"), Some(&json!(uid(1))));
     let stats = enricher.stats();
     assert_eq!((stats.enriched, stats.waited, stats.pod_unknown), (2, 2, 0));
@@ -440,6 +446,7 @@ fn lines_wait_for_the_watch_to_learn_their_pod() {
     let enricher = Enricher::attached(short, Arc::new(Shared::default()), watching);
     let mut batch = vec![event(&link("ghost", "app", &id(7)))];
     enricher.enrich_batch_blocking(&mut batch);
+    assert!(enricher.ready(&batch[0]), "its wait has run out");
     assert_eq!(batch[0].get("kubernetes.pod.name"), Some(&json!("ghost")));
     let stats = enricher.stats();
     assert_eq!((stats.waited, stats.pod_unknown), (1, 1));
