@@ -135,21 +135,33 @@ pub fn from_value<T: DeserializeOwned>(value: Value, file: &Path) -> Result<T, E
 }
 
 /// Builds a processor chain from a `processors:` list; `at` is its path for errors.
+/// `add_kubernetes_metadata` starts its Kubernetes client (path-derived fields only
+/// when no cluster is configured).
 pub fn build_processors(
     list: &[Value],
     at: &str,
     file: &Path,
 ) -> Result<logtide_json::Processors, Error> {
-    logtide_json::Processors::from_config_at(&Value::Array(list.to_vec()), at).map_err(|e| {
-        Error::Config {
-            file: file.to_owned(),
-            message: e.to_string(),
-        }
-    })
+    build_processors_with(list, at, file, &crate::k8s::Started::default())
 }
 
+/// [`build_processors`] with the given processors beside the built-in ones.
+pub(crate) fn build_processors_with(
+    list: &[Value],
+    at: &str,
+    file: &Path,
+    extensions: &dyn logtide_json::Extensions,
+) -> Result<logtide_json::Processors, Error> {
+    logtide_json::Processors::from_config_with(&Value::Array(list.to_vec()), at, extensions)
+        .map_err(|e| Error::Config {
+            file: file.to_owned(),
+            message: e.to_string(),
+        })
+}
+
+/// Checks a `processors:` list without starting anything.
 fn check_processors(list: &[Value], at: &str, file: &Path) -> Result<(), Error> {
-    build_processors(list, at, file).map(drop)
+    build_processors_with(list, at, file, &crate::k8s::CheckOnly).map(drop)
 }
 
 /// Loads only a `processors:` list from a configuration file: from a full logtide-files

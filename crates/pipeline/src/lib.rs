@@ -18,6 +18,7 @@
 
 pub mod config;
 mod hold;
+mod k8s;
 pub mod output;
 mod run;
 

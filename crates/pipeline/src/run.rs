@@ -16,8 +16,9 @@ use std::time::{Duration, Instant};
 use logtide_event::{AckToken, Event};
 use logtide_tail::{FileChange, TailStats, Tailer, Watch};
 
-use crate::config::{build_processors, FilesConfig};
+use crate::config::{build_processors_with, FilesConfig};
 use crate::hold::{Gate, Hold, HoldStats};
+use crate::k8s::Kubernetes;
 use crate::output::{self, Output};
 use crate::Error;
 use logtide_json::{Processors, Stats as ProcessorStats};
@@ -34,6 +35,10 @@ const WAKE_SCAN_EVERY: Duration = Duration::from_secs(1);
 const WATCH_UPDATE_EVERY: Duration = Duration::from_secs(5);
 /// How often counters are logged.
 const STATS_EVERY: Duration = Duration::from_secs(30);
+/// The longest a line waits for its pod's metadata, whatever the enricher says.
+const K8S_MAX_WAIT: Duration = Duration::from_secs(30);
+/// The most lines of one input waiting for their pods' metadata.
+const K8S_MAX_WAITING: usize = 4096;
 
 /// What a run did, per input.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -42,6 +47,8 @@ pub struct RunSummary {
     pub inputs: Vec<TailStats>,
     /// What waited for the [`Gate`] in each input, in configuration order.
     pub held: Vec<HoldStats>,
+    /// The counters of each `add_kubernetes_metadata`, in configuration order.
+    pub kubernetes: Vec<logtide_k8s_meta::EnrichStats>,
 }
 
 /// Told which log file paths the inputs start and finish reading.
@@ -76,28 +83,57 @@ pub fn run_files_with(
     options: RunOptions,
 ) -> Result<RunSummary, Error> {
     let origin = std::path::Path::new("configuration");
-    let global = Arc::new(build_processors(&config.processors, "processors", origin)?);
+    let started = crate::k8s::Started::default();
+    let global = Arc::new(build_processors_with(
+        &config.processors,
+        "processors",
+        origin,
+        &started,
+    )?);
     let mut tailers = Vec::new();
     for (i, input) in config.inputs.iter().enumerate() {
         let tailer = Tailer::open(input.tail_config(), config.registry_config(i))?;
         let report = tailer.load_report();
         tracing::info!(input = i, registry_version = ?report.version, "input started");
         let chain = Chain {
-            input: build_processors(
+            input: build_processors_with(
                 &input.processors,
                 &format!("inputs[{i}].processors"),
                 origin,
+                &started,
             )?,
             global: global.clone(),
             input_stats: ProcessorStats::default(),
             global_stats: ProcessorStats::default(),
         };
-        let hold = options
-            .gate
-            .clone()
-            .map(|gate| Hold::new(gate, options.max_wait, options.max_waiting));
-        tailers.push((tailer, chain, hold, options.files.clone()));
+        tailers.push((tailer, chain));
     }
+    let mut options = options;
+    let enrichers = started.enrichers();
+    let kubernetes = (!enrichers.is_empty()).then(|| Arc::new(Kubernetes { enrichers }));
+    if let Some(k) = &kubernetes {
+        // Lines of a pod the watch has not reported yet wait for it; the enricher lets
+        // them go when its own wait (`wait_for_metadata`) runs out, and these bounds are
+        // only a safety net.
+        if options.gate.is_none() {
+            options.gate = Some(k.clone());
+            options.max_wait = K8S_MAX_WAIT;
+            options.max_waiting = K8S_MAX_WAITING;
+        }
+        if options.files.is_none() {
+            options.files = Some(k.clone());
+        }
+    }
+    let tailers: Vec<_> = tailers
+        .into_iter()
+        .map(|(tailer, chain)| {
+            let hold = options
+                .gate
+                .clone()
+                .map(|gate| Hold::new(gate, options.max_wait, options.max_waiting));
+            (tailer, chain, hold, options.files.clone())
+        })
+        .collect();
     let out = output::build(&config.output)?;
     let (tx, rx) = sync_channel::<Batch>(QUEUE);
     let timeout = config.shutdown_timeout;
@@ -125,6 +161,12 @@ pub fn run_files_with(
         summary.held.push(held);
     }
     let _ = output_thread.join();
+    if let Some(k) = &kubernetes {
+        summary.kubernetes = k.stats();
+        for (i, s) in summary.kubernetes.iter().enumerate() {
+            tracing::info!(processor = i, stats = ?s, "add_kubernetes_metadata counters");
+        }
+    }
     Ok(summary)
 }
 
