@@ -202,6 +202,29 @@ enum Lookup<'s> {
 /// fields are wanted), so a run of events from one file matches the path once.
 type PathCache = Option<(String, Option<(LogPathInfo, bool)>)>;
 
+/// What the lines of one file get: fields and a miss reason, or a wait until a deadline.
+enum RunState {
+    Done(Fields, Option<MissReason>),
+    Waiting(Instant),
+}
+
+/// The objects merged into an event: `kubernetes` and `container`.
+struct Fields {
+    kubernetes: Map<String, Value>,
+    container: Map<String, Value>,
+}
+
+impl Fields {
+    fn apply(&self, event: &mut Event) {
+        if !self.kubernetes.is_empty() {
+            merge(event, "kubernetes", self.kubernetes.clone());
+        }
+        if !self.container.is_empty() {
+            merge(event, "container", self.container.clone());
+        }
+    }
+}
+
 #[derive(Default)]
 struct Tally {
     enriched: u64,
@@ -486,6 +509,50 @@ impl Enricher {
                 .is_none()
     }
 
+    /// What the lines of one path get from the store now.
+    fn resolve(
+        &self,
+        store: &Store,
+        info: &LogPathInfo,
+        pod_only: bool,
+        cluster: bool,
+        now: Instant,
+        first: bool,
+    ) -> RunState {
+        let settings = &*self.settings;
+        if !cluster {
+            return RunState::Done(path_fields(info, pod_only), Some(MissReason::NoCluster));
+        }
+        match lookup(store, settings, info, pod_only) {
+            Lookup::Found(pod, container) => {
+                if let Some(key) = wait_key(info) {
+                    self.shared.found(key);
+                }
+                let container = container.and_then(|c| pod.containers.get(c));
+                RunState::Done(
+                    render(store, settings, pod, container, info, pod_only),
+                    None,
+                )
+            }
+            Lookup::NoContainer(pod) => RunState::Done(
+                render(store, settings, pod, None, info, pod_only),
+                Some(MissReason::ContainerNotInPod),
+            ),
+            Lookup::Unknown => {
+                let deadline = wait_key(info).and_then(|key| {
+                    self.shared
+                        .wait_deadline(key, now, settings.wait_for_metadata, first)
+                });
+                match deadline {
+                    Some(deadline) => RunState::Waiting(deadline),
+                    None => {
+                        RunState::Done(path_fields(info, pod_only), Some(MissReason::PodUnknown))
+                    }
+                }
+            }
+        }
+    }
+
     /// Enriches one event, waiting as [`Enricher::enrich_batch_blocking`] does. For
     /// callers that see one event at a time; batches are cheaper (one lock per batch).
     pub fn enrich_event(&self, event: &mut Event) {
@@ -505,6 +572,7 @@ impl Enricher {
         let now = Instant::now();
         let mut tally = Tally::default();
         let mut cache: PathCache = None;
+        let mut run_state: Option<RunState> = None;
         let store = self.shared.read();
         for i in indices {
             let Some(event) = events.get_mut(i) else {
@@ -523,47 +591,30 @@ impl Enricher {
                     Some((info, pod_only))
                 });
                 cache = Some((path.to_owned(), info));
+                run_state = None;
             }
             let Some((_, Some((info, pod_only)))) = &cache else {
                 tally.miss(MissReason::NoPathMatch);
                 continue;
             };
-            if !cluster {
-                path_fields(event, info, *pod_only);
-                tally.miss(MissReason::NoCluster);
-                continue;
-            }
-            match lookup(&store, settings, info, *pod_only) {
-                Lookup::Found(pod, container) => {
-                    if let Some(key) = wait_key(info) {
-                        self.shared.found(key);
+            // The store does not change during the batch, so every line of a run from one
+            // file comes out the same: look up and render once per run.
+            let state = run_state
+                .get_or_insert_with(|| self.resolve(&store, info, *pod_only, cluster, now, first));
+            match state {
+                RunState::Done(fields, miss) => {
+                    fields.apply(event);
+                    match miss {
+                        None => tally.enriched += 1,
+                        Some(reason) => tally.miss(*reason),
                     }
-                    let container = container.and_then(|c| pod.containers.get(c));
-                    render(&store, settings, event, pod, container, info, *pod_only);
-                    tally.enriched += 1;
                 }
-                Lookup::NoContainer(pod) => {
-                    render(&store, settings, event, pod, None, info, *pod_only);
-                    tally.miss(MissReason::ContainerNotInPod);
-                }
-                Lookup::Unknown => {
-                    let deadline = wait_key(info).and_then(|key| {
-                        self.shared
-                            .wait_deadline(key, now, settings.wait_for_metadata, first)
-                    });
-                    match deadline {
-                        Some(deadline) => {
-                            pending.indices.push(i);
-                            pending.deadline =
-                                Some(pending.deadline.map_or(deadline, |d| d.min(deadline)));
-                            if first {
-                                tally.waited += 1;
-                            }
-                        }
-                        None => {
-                            path_fields(event, info, *pod_only);
-                            tally.miss(MissReason::PodUnknown);
-                        }
+                RunState::Waiting(deadline) => {
+                    pending.indices.push(i);
+                    pending.deadline =
+                        Some(pending.deadline.map_or(*deadline, |d| d.min(*deadline)));
+                    if first {
+                        tally.waited += 1;
                     }
                 }
             }
@@ -665,7 +716,7 @@ fn merge(event: &mut Event, key: &str, fields: Map<String, Value>) {
 }
 
 /// The fields the path carries, for events without the pod's metadata.
-fn path_fields(event: &mut Event, info: &LogPathInfo, pod_only: bool) {
+fn path_fields(info: &LogPathInfo, pod_only: bool) -> Fields {
     let mut k8s = Map::new();
     let mut pod = Map::new();
     if let Some(name) = &info.pod {
@@ -683,13 +734,13 @@ fn path_fields(event: &mut Event, info: &LogPathInfo, pod_only: bool) {
     if let (Some(name), false) = (&info.container, pod_only) {
         k8s.insert("container".into(), object([("name", string(name))]));
     }
-    if !k8s.is_empty() {
-        merge(event, "kubernetes", k8s);
-    }
+    let mut container = Map::new();
     if let (Some(id), false) = (&info.container_id, pod_only) {
-        let mut container = Map::new();
         container.insert("id".into(), string(id));
-        merge(event, "container", container);
+    }
+    Fields {
+        kubernetes: k8s,
+        container,
     }
 }
 
@@ -697,12 +748,11 @@ fn path_fields(event: &mut Event, info: &LogPathInfo, pod_only: bool) {
 fn render(
     store: &Store,
     settings: &Settings,
-    event: &mut Event,
     pod: &PodMeta,
     container: Option<&ContainerMeta>,
     info: &LogPathInfo,
     pod_only: bool,
-) {
+) -> Fields {
     let mut k8s = Map::new();
     k8s.insert(
         "pod".into(),
@@ -765,9 +815,12 @@ fn render(
         }
         k8s.insert("container".into(), Value::Object(c));
     }
-    merge(event, "kubernetes", k8s);
+    let mut fields = Map::new();
     if pod_only {
-        return;
+        return Fields {
+            kubernetes: k8s,
+            container: fields,
+        };
     }
     // The path's id is the container that wrote the line; after a restart the pod's
     // current id is another one.
@@ -775,14 +828,14 @@ fn render(
         .container_id
         .as_deref()
         .or(container.and_then(|c| c.id.as_deref()));
-    let mut fields = Map::new();
     if let Some(id) = id {
         fields.insert("id".into(), string(id));
     }
     if let Some(runtime) = container.and_then(|c| c.runtime.as_deref()) {
         fields.insert("runtime".into(), string(runtime));
     }
-    if !fields.is_empty() {
-        merge(event, "container", fields);
+    Fields {
+        kubernetes: k8s,
+        container: fields,
     }
 }

@@ -15,7 +15,9 @@ pub(crate) const MAX_WAITING_KEYS: usize = 4096;
 #[derive(Debug, Default)]
 pub(crate) struct Shared {
     store: RwLock<Store>,
-    generation: Mutex<u64>,
+    /// Bumped under `signal`'s lock, read without it.
+    generation: AtomicU64,
+    signal: Mutex<()>,
     changed: Condvar,
     /// When each unknown pod (by lookup key) was first asked for.
     waits: Mutex<FxHashMap<Box<str>, Instant>>,
@@ -72,39 +74,32 @@ impl Shared {
     }
 
     fn bump(&self) {
-        let mut generation = self
-            .generation
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        *generation += 1;
+        let _guard = self.signal.lock().unwrap_or_else(PoisonError::into_inner);
+        self.generation.fetch_add(1, Ordering::AcqRel);
         self.changed.notify_all();
     }
 
     pub(crate) fn generation(&self) -> u64 {
-        *self
-            .generation
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        self.generation.load(Ordering::Acquire)
     }
 
     /// Blocks until the store changes after `since`, or until `deadline`; returns whether
     /// it changed.
     pub(crate) fn wait_for_change(&self, since: u64, deadline: Instant) -> bool {
-        let mut generation = self
-            .generation
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut guard = self.signal.lock().unwrap_or_else(PoisonError::into_inner);
         loop {
-            if *generation != since {
+            // Bumps happen under the lock held here, so none is missed between this check
+            // and the wait.
+            if self.generation.load(Ordering::Acquire) != since {
                 return true;
             }
             let now = Instant::now();
             if now >= deadline {
                 return false;
             }
-            generation = self
+            guard = self
                 .changed
-                .wait_timeout(generation, deadline - now)
+                .wait_timeout(guard, deadline - now)
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
         }
