@@ -28,6 +28,11 @@
 //! Pipeline threads read the cache through a `std::sync::RwLock`, once per batch; the
 //! watch thread holds the write lock only to apply one event.
 //!
+//! Memory follows the pods watched, not the input: the live pods of the node, deleted
+//! pods within the bounds below, at most 32 container ids per pod, owners only while a
+//! pod refers to them, interned strings freed once unused, at most 4,096 unknown pods
+//! waited for at once, and one entry per log file the tailer reports open.
+//!
 //! # Enriching a batch
 //!
 //! [`Enricher::enrich_batch`] takes a batch of events (each with `log.file.path`, as the

@@ -22,6 +22,8 @@ use crate::settings::{Pattern, Settings};
 #[derive(Debug, Default)]
 pub(crate) struct Interner {
     set: FxHashSet<Arc<str>>,
+    /// How many strings the last collection left.
+    kept: usize,
 }
 
 impl Interner {
@@ -38,7 +40,23 @@ impl Interner {
     pub(crate) fn collect(&mut self) -> usize {
         let before = self.set.len();
         self.set.retain(|s| Arc::strong_count(s) > 1);
+        self.kept = self.set.len();
         before - self.set.len()
+    }
+
+    /// Collects once the set has doubled since the last collection (pods that change
+    /// labels or images leave strings behind without any pod being removed).
+    pub(crate) fn collect_if_grown(&mut self) -> usize {
+        if self.set.len() > 2 * self.kept.max(1024) {
+            self.collect()
+        } else {
+            0
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.set.len()
     }
 }
 
@@ -532,6 +550,11 @@ impl Store {
         }
     }
 
+    #[cfg(test)]
+    pub(crate) fn interned(&self) -> usize {
+        self.strings.len()
+    }
+
     /// Files tracked now.
     pub(crate) fn open_file_count(&self) -> usize {
         self.open_files.len()
@@ -598,6 +621,8 @@ impl Store {
         if report != Sweep::default() {
             self.forget_unused_owners();
             self.strings.collect();
+        } else {
+            self.strings.collect_if_grown();
         }
         report
     }

@@ -595,6 +595,25 @@ fn restarted_containers_keep_their_old_ids_and_names_go_to_the_newest_pod() {
 }
 
 #[test]
+fn strings_of_changed_pods_are_freed() {
+    let settings = settings(json!({}));
+    let mut store = Store::default();
+    for version in 0..3000u32 {
+        let p = pod(
+            "web-1",
+            1,
+            version,
+            &[("nginx", &format!("nginx:{version}"), &id(1))],
+            json!({}),
+        );
+        store.apply_pod(&k8s_pod(p), &settings);
+        store.sweep(Instant::now(), &settings);
+    }
+    // One image left of 3000, plus the pod's other strings.
+    assert!(store.interned() < 2 * 1024 + 20, "{}", store.interned());
+}
+
+#[test]
 fn relists_mark_unlisted_pods_deleted() {
     let settings = settings(json!({}));
     let mut store = Store::default();
