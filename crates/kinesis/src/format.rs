@@ -14,7 +14,8 @@
 //! - The header is one JSON object on one line:
 //!   - `"v": 1` — the format version (a consumer refuses versions it does not know);
 //!   - `"n"` — the number of events in the body (after decompression and rejoining);
-//!   - `"comp"` — `"none"` or `"gzip"`: how the body is compressed;
+//!   - `"comp"` — `"none"`, `"gzip"` (RFC 1952) or `"zstd"` (one RFC 8878 frame): how
+//!     the body is compressed;
 //!   - `"split"` (only on chunks of an event too large for one record):
 //!     `{"id": "<16 hex>", "i": <index from 0>, "count": <chunks>, "len": <body bytes>}`.
 //!     The bodies of chunks `0..count` of the same `id`, concatenated in index order, are
@@ -22,6 +23,27 @@
 //!     says). Chunks may arrive in any order and on any shard.
 //! - The body is NDJSON: each event as one JSON object (`@timestamp` first, `@metadata`
 //!   last when present) followed by `\n`, compressed as a whole when `comp` says so.
+//! - The partition key is not part of the format: producers choose it (logtide uses the
+//!   container id by default), consumers need not read it.
+//!
+//! `"zstd"` joined the values of `"comp"` before any logtide release wrote version 1
+//! records, so every version 1 reader knows it.
+//!
+//! An example record of two events, not compressed:
+//!
+//! ```text
+//! \x1e{"v":1,"n":2,"comp":"none"}
+//! {"@timestamp":"2024-06-01T00:36:59.526712987Z","message":"order placed","container":{"id":"3f1c…"}}
+//! {"@timestamp":"2024-06-01T00:37:00.000000000Z","message":"GET /healthz 200","container":{"id":"3f1c…"}}
+//! ```
+//!
+//! and the first of three chunks of one large event, gzip-compressed as a whole before it
+//! was cut:
+//!
+//! ```text
+//! \x1e{"v":1,"n":1,"comp":"gzip","split":{"id":"9e3779b97f4a7c15","i":0,"count":3,"len":2500000}}
+//! <the first bytes of the gzip stream>
+//! ```
 
 use std::io::{Read, Write};
 
@@ -41,7 +63,12 @@ pub enum Compression {
     None,
     /// gzip (RFC 1952).
     Gzip,
+    /// zstd (RFC 8878), one frame.
+    Zstd,
 }
+
+/// zstd level used for record bodies: fast, with most of the gain on log text.
+const ZSTD_LEVEL: i32 = 1;
 
 /// Where a chunk belongs.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -123,6 +150,8 @@ pub fn compress(body: &[u8], comp: Compression) -> Vec<u8> {
             let _ = enc.write_all(body);
             enc.finish().unwrap_or_default()
         }
+        // Compressing from memory into memory fails only when out of memory.
+        Compression::Zstd => zstd::bulk::compress(body, ZSTD_LEVEL).unwrap_or_default(),
     }
 }
 
@@ -135,6 +164,20 @@ pub fn decompress(body: &[u8], comp: Compression, limit: usize) -> Result<Vec<u8
             let mut dec = flate2::read::GzDecoder::new(body).take(limit as u64 + 1);
             dec.read_to_end(&mut out)
                 .map_err(|e| Error::Record(format!("gzip body: {e}")))?;
+            if out.len() > limit {
+                return Err(Error::Record(format!(
+                    "body decompresses to more than {limit} bytes"
+                )));
+            }
+            Ok(out)
+        }
+        Compression::Zstd => {
+            let mut out = Vec::new();
+            let dec = zstd::stream::read::Decoder::new(body)
+                .map_err(|e| Error::Record(format!("zstd body: {e}")))?;
+            dec.take(limit as u64 + 1)
+                .read_to_end(&mut out)
+                .map_err(|e| Error::Record(format!("zstd body: {e}")))?;
             if out.len() > limit {
                 return Err(Error::Record(format!(
                     "body decompresses to more than {limit} bytes"
@@ -187,5 +230,26 @@ mod tests {
         assert_eq!(decompress(&z, Compression::Gzip, body.len()).unwrap(), body);
         assert!(decompress(&z, Compression::Gzip, body.len() - 1).is_err());
         assert!(decompress(b"not gzip", Compression::Gzip, 100).is_err());
+    }
+
+    #[test]
+    fn zstd_round_trip_and_bomb_limit() {
+        let body = b"{\"message\":\"x\"}\n".repeat(1000);
+        let z = compress(&body, Compression::Zstd);
+        assert!(z.len() < body.len() / 10);
+        assert_eq!(decompress(&z, Compression::Zstd, body.len()).unwrap(), body);
+        let err = decompress(&z, Compression::Zstd, body.len() - 1).unwrap_err();
+        assert!(err.to_string().contains("more than"), "{err}");
+        assert!(decompress(b"not zstd", Compression::Zstd, 100).is_err());
+        assert!(decompress(&z[..z.len() / 2], Compression::Zstd, body.len()).is_err());
+        let h = Header {
+            v: 1,
+            n: 1,
+            comp: Compression::Zstd,
+            split: None,
+        };
+        let mut rec = Vec::new();
+        h.write(&mut rec);
+        assert_eq!(&rec[1..], b"{\"v\":1,\"n\":1,\"comp\":\"zstd\"}\n");
     }
 }

@@ -29,11 +29,11 @@
 //! big.insert("message", json!("x".repeat(3 << 20)))?;
 //! let mut small = Event::new(Timestamp::UNIX_EPOCH);
 //! small.insert("message", json!("hello"))?;
-//! let mut events = [small, big];
-//! let keys = ["container-a".to_owned(), "container-a".to_owned()];
+//! let events = [small, big];
+//! let keys = ["container-a", "container-a"];
 //!
 //! let mut packer = Packer::new(PackConfig { oversize: OversizePolicy::Split, ..PackConfig::default() }, 7)?;
-//! let packed = packer.pack(&mut events, &keys);
+//! let packed = packer.pack(&events, &keys);
 //! assert!(packed.records.iter().all(|r| r.size() <= 1 << 20));
 //!
 //! let mut decoder = Decoder::default();
@@ -46,11 +46,16 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod config;
 mod deadletter;
 mod decode;
 pub mod format;
+mod key;
 mod pack;
+mod schedule;
+mod sink;
 
+pub use config::{KinesisConfig, MaxRecordBytes, PartitionKey, MIN_RECORD_BYTES};
 pub use deadletter::DeadLetters;
 pub use decode::{peek_header, Decoded, Decoder, DecoderConfig, Incomplete};
 pub use format::{Compression, FORMAT_VERSION};
@@ -58,6 +63,7 @@ pub use pack::{
     request_batches, OversizePolicy, PackConfig, Packed, Packer, Record, DEFAULT_MAX_RECORD_BYTES,
     MAX_RECORD_BYTES_LIMIT, MAX_REQUEST_BYTES, MAX_REQUEST_RECORDS,
 };
+pub use sink::{Batch, Sink, SinkStats};
 
 /// Errors of this crate.
 #[derive(Debug, thiserror::Error)]
@@ -69,9 +75,31 @@ pub enum Error {
     /// A record could not be decoded; says what is wrong.
     #[error("undecodable record: {0}")]
     Record(String),
-    /// The dead-letter file could not be written.
+    /// The dead-letter file could not be written. Retryable: nothing was lost, the
+    /// events wait in the sink's batch.
     #[error("dead letters: {0}")]
     DeadLetter(String),
+    /// The AWS client could not be set up, or the stream's limits could not be read.
+    #[error("kinesis setup: {0}")]
+    Setup(String),
+    /// Kinesis did not accept every record before the caller's deadline. Retryable: the
+    /// batch keeps the records not yet accepted; putting it again goes on from there.
+    #[error("kinesis unavailable: {unsent} records not yet accepted after {attempts} attempts; last error: {last_error}")]
+    Unavailable {
+        /// Records not yet accepted.
+        unsent: usize,
+        /// Requests sent in this call.
+        attempts: u64,
+        /// What the last failure said.
+        last_error: String,
+    },
+}
+
+impl Error {
+    /// Whether trying again later may succeed (the sink keeps what is not yet sent).
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Error::DeadLetter(_) | Error::Unavailable { .. })
+    }
 }
 
 /// Results of this crate.

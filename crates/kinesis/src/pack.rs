@@ -140,20 +140,28 @@ impl Packer {
             Compression::None => 0,
             // gzip's framing, plus its worst case on incompressible input.
             Compression::Gzip => 64 + self.config.max_record_bytes / 1000,
+            // zstd's frame header and block headers, plus its worst case (ZSTD_compressBound).
+            Compression::Zstd => 64 + self.config.max_record_bytes / 128,
         };
         self.config
             .max_record_bytes
             .saturating_sub(key.len() + HEADER_ROOM + overhead)
     }
 
-    /// Packs `events` (with `keys[i]` the partition key of event `i`). Events may be changed
-    /// (truncation). Record order follows event order within each partition key.
-    pub fn pack(&mut self, events: &mut [Event], keys: &[String]) -> Packed {
+    /// Packs `events` (with `keys[i]` the partition key of event `i`). Record order follows
+    /// event order within each partition key. Events are not changed: a truncated event is
+    /// a truncated copy in its record.
+    ///
+    /// # Panics
+    ///
+    /// When `keys` is shorter than `events` (a caller's bug, not bad input).
+    pub fn pack<K: AsRef<str>>(&mut self, events: &[Event], keys: &[K]) -> Packed {
+        assert!(keys.len() >= events.len(), "one partition key per event");
         let mut out = Packed::default();
         let mut open: Option<Open> = None;
         let mut line = Vec::new();
         for i in 0..events.len() {
-            let key = &keys[i];
+            let key = keys[i].as_ref();
             line.clear();
             events[i].write_json(&mut line);
             line.push(b'\n');
@@ -162,18 +170,18 @@ impl Packer {
                 if let Some(o) = open.take() {
                     self.close(o, &mut out);
                 }
-                self.oversize(i, &mut events[i], key, &mut line, &mut out);
+                self.oversize(i, &events[i], key, &mut line, &mut out);
                 continue;
             }
             let same = open.as_ref().is_some_and(|o| {
-                self.config.aggregate && &o.key == key && o.body.len() + line.len() <= cap
+                self.config.aggregate && o.key == key && o.body.len() + line.len() <= cap
             });
             if !same {
                 if let Some(o) = open.take() {
                     self.close(o, &mut out);
                 }
                 open = Some(Open {
-                    key: key.clone(),
+                    key: key.to_owned(),
                     body: Vec::with_capacity(line.len()),
                     events: Vec::new(),
                 });
@@ -222,7 +230,7 @@ impl Packer {
     fn oversize(
         &mut self,
         i: usize,
-        event: &mut Event,
+        event: &Event,
         key: &str,
         line: &mut Vec<u8>,
         out: &mut Packed,
@@ -230,7 +238,8 @@ impl Packer {
         match self.config.oversize {
             OversizePolicy::DeadLetter => out.dead_letters.push((i, "oversize")),
             OversizePolicy::Truncate => {
-                if truncate_to_fit(event, self.capacity(key), line) {
+                let mut copy = event.clone_unacked();
+                if truncate_to_fit(&mut copy, self.capacity(key), line) {
                     out.truncated.push(i);
                     out.records.push(self.record(key.to_owned(), line, vec![i]));
                 } else {
@@ -367,13 +376,13 @@ mod tests {
     #[test]
     fn aggregates_per_key_within_the_limit() {
         let mut p = Packer::new(cfg(4096, OversizePolicy::Split), 1).unwrap();
-        let mut events: Vec<Event> = (0..50)
+        let events: Vec<Event> = (0..50)
             .map(|i| ev(&format!("message number {i} {}", "x".repeat(100))))
             .collect();
         let keys: Vec<String> = (0..50)
             .map(|i| if i < 25 { "a".into() } else { "b".into() })
             .collect();
-        let packed = p.pack(&mut events, &keys);
+        let packed = p.pack(&events, &keys);
         assert!(packed.records.len() >= 2);
         let mut seen: Vec<usize> = Vec::new();
         for r in &packed.records {
@@ -390,22 +399,31 @@ mod tests {
         let keys = vec!["k".to_owned()];
 
         let mut p = Packer::new(cfg(4096, OversizePolicy::DeadLetter), 1).unwrap();
-        let packed = p.pack(&mut [ev(&big)], &keys);
+        let packed = p.pack(&[ev(&big)], &keys);
         assert_eq!(packed.dead_letters, [(0, "oversize")]);
         assert!(packed.records.is_empty());
 
         let mut p = Packer::new(cfg(4096, OversizePolicy::Truncate), 1).unwrap();
-        let mut events = [ev(&big)];
-        let packed = p.pack(&mut events, &keys);
+        let events = [ev(&big)];
+        let packed = p.pack(&events, &keys);
         assert_eq!(packed.truncated, [0]);
         assert_eq!(packed.records.len(), 1);
         assert!(packed.records[0].size() <= 4096);
-        assert_eq!(events[0].get("log.flags"), Some(&json!(["truncated"])));
-        let kept = events[0].get("message").and_then(Value::as_str).unwrap();
+        assert_eq!(
+            events[0].get("message"),
+            Some(&json!(big)),
+            "the caller's event is left as it was"
+        );
+        let sent = crate::Decoder::default()
+            .decode(&packed.records[0].data, 0)
+            .unwrap()
+            .events;
+        assert_eq!(sent[0].get("log.flags"), Some(&json!(["truncated"])));
+        let kept = sent[0].get("message").and_then(Value::as_str).unwrap();
         assert!(big.starts_with(kept) && kept.len() > 3000);
 
         let mut p = Packer::new(cfg(4096, OversizePolicy::Split), 1).unwrap();
-        let packed = p.pack(&mut [ev(&big)], &keys);
+        let packed = p.pack(&[ev(&big)], &keys);
         assert_eq!(packed.split, [0]);
         assert!(packed.records.len() >= 5);
         assert!(packed
@@ -416,13 +434,15 @@ mod tests {
 
     #[test]
     fn an_event_that_only_fits_compressed_is_not_split() {
-        let mut c = cfg(4096, OversizePolicy::Split);
-        c.compression = Compression::Gzip;
-        let mut p = Packer::new(c, 1).unwrap();
-        let packed = p.pack(&mut [ev(&"z".repeat(50_000))], &["k".to_owned()]);
-        assert_eq!(packed.records.len(), 1);
-        assert!(packed.split.is_empty());
-        assert!(packed.records[0].size() <= 4096);
+        for comp in [Compression::Gzip, Compression::Zstd] {
+            let mut c = cfg(4096, OversizePolicy::Split);
+            c.compression = comp;
+            let mut p = Packer::new(c, 1).unwrap();
+            let packed = p.pack(&[ev(&"z".repeat(50_000))], &["k"]);
+            assert_eq!(packed.records.len(), 1, "{comp:?}");
+            assert!(packed.split.is_empty());
+            assert!(packed.records[0].size() <= 4096);
+        }
     }
 
     #[test]

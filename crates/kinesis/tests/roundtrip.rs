@@ -30,7 +30,11 @@ fn config() -> impl Strategy<Value = PackConfig> {
     (
         prop_oneof![Just(4096usize), Just(8192), Just(65_536)],
         any::<bool>(),
-        prop_oneof![Just(Compression::None), Just(Compression::Gzip)],
+        prop_oneof![
+            Just(Compression::None),
+            Just(Compression::Gzip),
+            Just(Compression::Zstd)
+        ],
         prop_oneof![
             Just(OversizePolicy::Split),
             Just(OversizePolicy::Truncate),
@@ -59,9 +63,8 @@ proptest! {
     ) {
         let originals: Vec<Event> = msgs.into_iter().enumerate().map(|(i, m)| event(m, i as u64)).collect();
         let keys: Vec<String> = (0..originals.len()).map(|i| format!("container-{}", key_of[i])).collect();
-        let mut events: Vec<Event> = originals.iter().map(Event::clone_unacked).collect();
         let mut packer = Packer::new(cfg, 42).unwrap();
-        let packed = packer.pack(&mut events, &keys);
+        let packed = packer.pack(&originals, &keys);
 
         for r in &packed.records {
             prop_assert!(r.size() <= cfg.max_record_bytes, "record {} > {}", r.size(), cfg.max_record_bytes);

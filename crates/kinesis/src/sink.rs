@@ -1,0 +1,553 @@
+//! The PutRecords sink: a blocking front over the AWS SDK for threads that are not async.
+
+use std::hash::BuildHasher;
+use std::time::{Duration, Instant};
+
+use aws_sdk_kinesis::config::http::HttpResponse;
+use aws_sdk_kinesis::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_kinesis::operation::put_records::PutRecordsError;
+use aws_sdk_kinesis::primitives::Blob;
+use aws_sdk_kinesis::types::PutRecordsRequestEntry;
+use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
+use logtide_event::{Event, Timestamp};
+use serde_json::Value;
+
+use crate::config::{KinesisConfig, MaxRecordBytes, PartitionKey};
+use crate::deadletter::DeadLetters;
+use crate::decode::Decoder;
+use crate::key::partition_keys;
+use crate::pack::{Packer, Record, DEFAULT_MAX_RECORD_BYTES, MAX_RECORD_BYTES_LIMIT};
+use crate::schedule::{Outcome, Rejected, Schedule};
+use crate::Error;
+
+/// First wait after a failure.
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+/// Longest wait between two attempts while Kinesis fails.
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// Longest a connection may take to open.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest one PutRecords attempt may take (up to 5 MiB to upload).
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Counters of a [`Sink`], for the host's telemetry. Every event handed to the sink ends
+/// in exactly one of `events`, `dead_letters_oversize`, `dead_letters_rejected` (a
+/// truncated or split event is also counted in `events`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SinkStats {
+    /// Events accepted by Kinesis.
+    pub events: u64,
+    /// Records accepted by Kinesis.
+    pub records: u64,
+    /// Bytes (data plus partition key) of the accepted records.
+    pub bytes: u64,
+    /// PutRecords requests sent.
+    pub requests: u64,
+    /// Records that failed on their own (throttled, internal failure) and were sent again.
+    pub records_retried: u64,
+    /// Requests refused as a whole with a throttling error.
+    pub requests_throttled: u64,
+    /// Requests that failed with a server error (5xx).
+    pub requests_server_errors: u64,
+    /// Requests that failed in the network: connection, timeout, unreadable response.
+    pub requests_network_errors: u64,
+    /// Requests refused for a reason that needs an operator (access denied, stream not
+    /// found, KMS): retried with backoff until fixed.
+    pub requests_denied: u64,
+    /// Requests refused for their content; halved to find the refused record.
+    pub requests_refused: u64,
+    /// Events larger than a record, split into chunks.
+    pub events_split: u64,
+    /// Events larger than a record, truncated.
+    pub events_truncated: u64,
+    /// Events written to the dead-letter file because they were too large for a record
+    /// (`oversize: dead_letter`, or `truncate` when even the head does not fit).
+    pub dead_letters_oversize: u64,
+    /// Events written to the dead-letter file because Kinesis refused their record.
+    pub dead_letters_rejected: u64,
+    /// Chunks of a split event not sent because another chunk of it was refused (the
+    /// event is in the dead-letter file).
+    pub chunks_abandoned: u64,
+    /// Events whose partition key field was missing (keyed by their source instead).
+    pub partition_key_fallbacks: u64,
+    /// Time spent waiting between attempts.
+    pub backoff: Duration,
+}
+
+/// One batch of events packed into records, on its way to Kinesis. It holds what is not
+/// yet accepted: after a [`Sink::put`] error, putting it again continues where it stopped.
+#[derive(Debug)]
+pub struct Batch {
+    records: Vec<Record>,
+    schedule: Schedule,
+}
+
+impl Batch {
+    /// Whether every record was accepted or dead-lettered.
+    pub fn is_done(&self) -> bool {
+        self.schedule.is_done() && !self.schedule.has_rejected()
+    }
+
+    /// Records not yet accepted (nor given up).
+    pub fn unsent_records(&self) -> usize {
+        self.schedule.unsent()
+    }
+
+    /// The batch's records.
+    pub fn records(&self) -> &[Record] {
+        &self.records
+    }
+}
+
+/// Why a request failed as a whole.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Failure {
+    Throttled,
+    Server,
+    Network,
+    Denied,
+    Refused,
+}
+
+/// Ships events to one Kinesis stream with PutRecords.
+///
+/// The sink owns a small single-threaded tokio runtime, so its methods block and can be
+/// called from plain threads. [`Sink::send`] returns once Kinesis accepted every event or
+/// the event was dead-lettered (counted, with its reason); while Kinesis fails it keeps
+/// retrying with capped exponential backoff and jitter, so the caller's bounded queue
+/// fills and stops the producers. Memory: one batch's records at a time.
+pub struct Sink {
+    rt: tokio::runtime::Runtime,
+    client: aws_sdk_kinesis::Client,
+    stream: String,
+    rule: PartitionKey,
+    packer: Packer,
+    dead: DeadLetters,
+    stats: SinkStats,
+    random: std::collections::hash_map::RandomState,
+    batches: u64,
+    jitter_seed: u64,
+}
+
+impl std::fmt::Debug for Sink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sink")
+            .field("stream", &self.stream)
+            .field("packer", &self.packer)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sink {
+    /// Validates `config`, sets up the AWS client (credentials from the default chain) and
+    /// the dead-letter directory, and reads the stream's record limit when
+    /// `max_record_bytes` is `auto`. Does not otherwise contact AWS.
+    pub fn connect(config: &KinesisConfig) -> Result<Sink, Error> {
+        config.validate()?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .build()
+            .map_err(|e| Error::Setup(format!("cannot start the async runtime: {e}")))?;
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+                aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+            ))
+            .build_https();
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .http_client(http)
+            // The sink retries itself: per record, without limit, with its own backoff.
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .timeout_config(
+                aws_config::timeout::TimeoutConfig::builder()
+                    .connect_timeout(CONNECT_TIMEOUT)
+                    .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+                    .build(),
+            );
+        if let Some(region) = &config.region {
+            loader = loader.region(aws_config::Region::new(region.clone()));
+        }
+        if let Some(endpoint) = &config.endpoint {
+            loader = loader.endpoint_url(endpoint);
+        }
+        let sdk = rt.block_on(loader.load());
+        if sdk.region().is_none() {
+            return Err(Error::Config(
+                "region: not set, and the AWS default chain (AWS_REGION, profile, IMDS) has none"
+                    .into(),
+            ));
+        }
+        let client = aws_sdk_kinesis::Client::new(&sdk);
+        let max_record_bytes = match config.max_record_bytes {
+            MaxRecordBytes::Bytes(n) => n,
+            MaxRecordBytes::FromStream => {
+                rt.block_on(stream_record_limit(&client, &config.stream_name))?
+            }
+        };
+        let dead = DeadLetters::open(&config.dead_letter_path)?;
+        let random = std::collections::hash_map::RandomState::new();
+        let seed = random.hash_one((std::process::id(), Timestamp::now().to_string()));
+        let packer = Packer::new(config.pack_config(max_record_bytes), seed)?;
+        tracing::info!(
+            stream = %config.stream_name,
+            max_record_bytes,
+            "kinesis sink ready"
+        );
+        Ok(Sink {
+            rt,
+            client,
+            stream: config.stream_name.clone(),
+            rule: config.partition_key.clone(),
+            packer,
+            dead,
+            stats: SinkStats::default(),
+            jitter_seed: seed,
+            random,
+            batches: 0,
+        })
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &SinkStats {
+        &self.stats
+    }
+
+    /// The record limit in force (data plus partition key).
+    pub fn max_record_bytes(&self) -> usize {
+        self.packer.config().max_record_bytes
+    }
+
+    /// Ships `events`, in order per partition key: returns once each was accepted by
+    /// Kinesis or dead-lettered. Retries for as long as Kinesis fails; an error means the
+    /// dead-letter file could not be written, and nothing was sent.
+    pub fn send(&mut self, events: &[Event]) -> Result<(), Error> {
+        let mut batch = self.prepare(events)?;
+        loop {
+            match self.put(&mut batch, None) {
+                Ok(()) => return Ok(()),
+                // Dead letters of refused records: the batch keeps them; try again.
+                Err(e) => {
+                    tracing::error!(error = %e, "kinesis sink: retrying");
+                    self.sleep(BACKOFF_MAX);
+                }
+            }
+        }
+    }
+
+    /// Packs `events` into records. Events too large for a record are split, truncated or
+    /// written to the dead-letter file now, as the `oversize` policy says; an error (the
+    /// dead-letter file cannot be written) leaves nothing half done but the dead letters
+    /// already written.
+    pub fn prepare(&mut self, events: &[Event]) -> Result<Batch, Error> {
+        self.batches += 1;
+        let random = match self.rule {
+            PartitionKey::Random => format!("{:016x}", self.random.hash_one(self.batches)),
+            _ => String::new(),
+        };
+        let keys = partition_keys(
+            &self.rule,
+            events,
+            &random,
+            &mut self.stats.partition_key_fallbacks,
+        );
+        let packed = self.packer.pack(events, &keys);
+        for &(i, reason) in &packed.dead_letters {
+            self.dead.event(&events[i], reason)?;
+            self.stats.dead_letters_oversize += 1;
+            tracing::warn!(
+                reason,
+                bytes_limit = self.max_record_bytes(),
+                "event too large for a kinesis record: dead-lettered"
+            );
+        }
+        self.stats.events_split += packed.split.len() as u64;
+        self.stats.events_truncated += packed.truncated.len() as u64;
+        let schedule = Schedule::new(&packed.records);
+        Ok(Batch {
+            records: packed.records,
+            schedule,
+        })
+    }
+
+    /// Sends what `batch` holds that Kinesis has not accepted yet, retrying failures, until
+    /// everything is accepted or dead-lettered (`Ok`), or `deadline` passes (an error; the
+    /// batch keeps its state, put it again to go on).
+    pub fn put(&mut self, batch: &mut Batch, deadline: Option<Instant>) -> Result<(), Error> {
+        let mut backoff = self.backoff();
+        let mut attempts = 0u64;
+        let mut last_error = String::new();
+        loop {
+            self.dead_letter_rejected(batch)?;
+            if batch.schedule.is_done() {
+                return Ok(());
+            }
+            let req = batch.schedule.next_request(&batch.records);
+            attempts += 1;
+            self.stats.requests += 1;
+            let result = self.rt.block_on(put_records(
+                &self.client,
+                &self.stream,
+                &batch.records,
+                &req,
+            ));
+            let retry = match result {
+                Ok(outcomes) => {
+                    let mut retried = 0u64;
+                    for (&r, o) in req.iter().zip(&outcomes) {
+                        match o {
+                            Outcome::Accepted => {
+                                self.stats.records += 1;
+                                self.stats.bytes += batch.records[r].size() as u64;
+                            }
+                            Outcome::Retry => retried += 1,
+                            Outcome::Reject(_) => {}
+                        }
+                    }
+                    self.stats.records_retried += retried;
+                    self.stats.events += batch.schedule.apply(&req, outcomes);
+                    if retried > 0 {
+                        last_error = format!("{retried} of {} records throttled", req.len());
+                        tracing::debug!(
+                            retried,
+                            records = req.len(),
+                            "kinesis: records failed; retrying them"
+                        );
+                        true
+                    } else {
+                        backoff = self.backoff();
+                        false
+                    }
+                }
+                Err((failure, message)) => {
+                    match failure {
+                        Failure::Throttled => self.stats.requests_throttled += 1,
+                        Failure::Server => self.stats.requests_server_errors += 1,
+                        Failure::Network => self.stats.requests_network_errors += 1,
+                        Failure::Denied => self.stats.requests_denied += 1,
+                        Failure::Refused => self.stats.requests_refused += 1,
+                    }
+                    if failure == Failure::Denied {
+                        tracing::error!(error = %message, "kinesis refused the request; retrying until this is fixed");
+                    } else {
+                        tracing::warn!(error = %message, records = req.len(), "kinesis request failed; retrying");
+                    }
+                    let refused = (failure == Failure::Refused).then(|| message.clone());
+                    batch.schedule.request_failed(&req, refused);
+                    last_error = message;
+                    failure != Failure::Refused
+                }
+            };
+            if retry {
+                let wait = backoff.next().unwrap_or(BACKOFF_MAX);
+                if deadline.is_some_and(|d| Instant::now() + wait >= d) {
+                    return Err(Error::Unavailable {
+                        unsent: batch.schedule.unsent(),
+                        attempts,
+                        last_error,
+                    });
+                }
+                self.stats.backoff += wait;
+                self.sleep(wait);
+            }
+        }
+    }
+
+    fn backoff(&self) -> ExponentialBackoff {
+        ExponentialBuilder::default()
+            .with_min_delay(BACKOFF_MIN)
+            .with_max_delay(BACKOFF_MAX)
+            .with_factor(2.0)
+            .with_jitter()
+            .with_jitter_seed(self.jitter_seed ^ self.stats.requests)
+            .without_max_times()
+            .build()
+    }
+
+    fn sleep(&self, d: Duration) {
+        // On the runtime, so that its connections are looked after meanwhile.
+        self.rt.block_on(tokio::time::sleep(d));
+    }
+
+    /// Writes the events of refused records to the dead-letter file.
+    fn dead_letter_rejected(&mut self, batch: &mut Batch) -> Result<(), Error> {
+        let mut rejected = batch.schedule.take_rejected();
+        while let Some(Rejected { records, reason }) = rejected.first().cloned() {
+            let events = events_of(&batch.records[records.clone()]);
+            let reason = format!("rejected: {reason}");
+            for e in &events {
+                if let Err(err) = self.dead.event(e, &reason) {
+                    batch.schedule.restore_rejected(rejected);
+                    return Err(err);
+                }
+            }
+            tracing::warn!(%reason, events = events.len(), "kinesis refused a record: its events are dead-lettered");
+            self.stats.dead_letters_rejected += events.len() as u64;
+            self.stats.chunks_abandoned +=
+                batch.schedule.dropped(records.clone()).saturating_sub(1) as u64;
+            rejected.remove(0);
+        }
+        Ok(())
+    }
+}
+
+/// The events a record (or the chunks of one split event) carries, decoded from the
+/// record data itself. Data that does not decode (it was built here, so it should) is
+/// kept as the message of an event, so that nothing is lost.
+fn events_of(records: &[Record]) -> Vec<Event> {
+    let mut decoder = Decoder::default();
+    let mut out = Vec::new();
+    for r in records {
+        match decoder.decode(&r.data, 0) {
+            Ok(d) => out.extend(d.events),
+            Err(e) => {
+                let mut ev = Event::new(Timestamp::now());
+                let _ = ev.insert(
+                    "message",
+                    Value::String(String::from_utf8_lossy(&r.data).into_owned()),
+                );
+                let _ = ev.insert("error.message", Value::String(e.to_string()));
+                out.push(ev);
+            }
+        }
+    }
+    out
+}
+
+/// The stream's record limit from DescribeStreamSummary.
+async fn stream_record_limit(
+    client: &aws_sdk_kinesis::Client,
+    stream: &str,
+) -> Result<usize, Error> {
+    let out = client
+        .describe_stream_summary()
+        .stream_name(stream)
+        .send()
+        .await
+        .map_err(|e| {
+            Error::Setup(format!(
+                "max_record_bytes: auto needs DescribeStreamSummary of stream {stream}: {}",
+                describe_sdk_error(&e)
+            ))
+        })?;
+    let kib = out
+        .stream_description_summary()
+        .and_then(|s| s.max_record_size_in_kib());
+    Ok(match kib {
+        Some(k) if k > 0 => (k as usize * 1024).min(MAX_RECORD_BYTES_LIMIT),
+        _ => DEFAULT_MAX_RECORD_BYTES,
+    })
+}
+
+/// One PutRecords call: the outcome of each record, or why the request failed as a whole.
+async fn put_records(
+    client: &aws_sdk_kinesis::Client,
+    stream: &str,
+    records: &[Record],
+    req: &[usize],
+) -> Result<Vec<Outcome>, (Failure, String)> {
+    let mut entries = Vec::with_capacity(req.len());
+    for &r in req {
+        let entry = PutRecordsRequestEntry::builder()
+            .data(Blob::new(records[r].data.clone()))
+            .partition_key(records[r].partition_key.clone())
+            .build()
+            .map_err(|e| (Failure::Refused, format!("record {r}: {e}")))?;
+        entries.push(entry);
+    }
+    let out = client
+        .put_records()
+        .stream_name(stream)
+        .set_records(Some(entries))
+        .send()
+        .await
+        .map_err(|e| (classify(&e), describe_sdk_error(&e)))?;
+    let results = out.records();
+    if results.len() != req.len() {
+        return Err((
+            Failure::Server,
+            format!(
+                "response holds {} results for {} records",
+                results.len(),
+                req.len()
+            ),
+        ));
+    }
+    Ok(results
+        .iter()
+        .map(|r| match r.error_code() {
+            None => Outcome::Accepted,
+            Some(code) if transient_record_error(code) => Outcome::Retry,
+            Some(code) => Outcome::Reject(format!(
+                "{code}: {}",
+                r.error_message().unwrap_or("no message")
+            )),
+        })
+        .collect())
+}
+
+/// Per-record error codes that pass: Kinesis documents the first two for PutRecords.
+fn transient_record_error(code: &str) -> bool {
+    matches!(
+        code,
+        "ProvisionedThroughputExceededException"
+            | "InternalFailure"
+            | "InternalFailureException"
+            | "ServiceUnavailable"
+            | "KMSThrottlingException"
+            | "ThrottlingException"
+    )
+}
+
+fn classify(e: &SdkError<PutRecordsError, HttpResponse>) -> Failure {
+    match e {
+        SdkError::ServiceError(se) => {
+            let code = se.err().code().unwrap_or_default();
+            match code {
+                "ProvisionedThroughputExceededException"
+                | "LimitExceededException"
+                | "KMSThrottlingException"
+                | "ThrottlingException"
+                | "Throttling"
+                | "TooManyRequestsException"
+                | "RequestLimitExceeded" => Failure::Throttled,
+                "ValidationException" | "InvalidArgumentException" | "SerializationException" => {
+                    Failure::Refused
+                }
+                "InternalFailure" | "InternalFailureException" | "ServiceUnavailable" => {
+                    Failure::Server
+                }
+                _ if se.raw().status().as_u16() >= 500 => Failure::Server,
+                _ if se.raw().status().as_u16() == 429 => Failure::Throttled,
+                _ => Failure::Denied,
+            }
+        }
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            Failure::Network
+        }
+        _ => Failure::Denied,
+    }
+}
+
+/// An SDK error with its code and message, and the causes below it.
+fn describe_sdk_error<E, R>(e: &SdkError<E, R>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    if let SdkError::ServiceError(se) = e {
+        return format!(
+            "{}: {}",
+            se.err().code().unwrap_or("unknown error"),
+            se.err().message().unwrap_or("no message")
+        );
+    }
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}

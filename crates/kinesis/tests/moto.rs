@@ -1,0 +1,85 @@
+//! The sink against moto_server, a real local Kinesis-compatible service.
+
+use logtide_event::{Event, Timestamp};
+use logtide_kinesis::{Decoder, KinesisConfig, Sink};
+use logtide_testkit::{KinesisTool, MotoServer, AWS_ENV};
+use serde_json::json;
+
+/// Fake credentials for the AWS default chain, set once before any test reads them.
+fn set_aws_env() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        for (k, v) in AWS_ENV {
+            std::env::set_var(k, v);
+        }
+    });
+}
+
+fn event(container: &str, n: usize, msg: String) -> Event {
+    let mut e = Event::new(Timestamp::new(1_700_000_000 + n as i64, 0).unwrap());
+    e.insert("message", json!(msg)).unwrap();
+    e.insert("container.id", json!(container)).unwrap();
+    e.insert("log.offset", json!(n)).unwrap();
+    e
+}
+
+#[test]
+fn events_arrive_in_order_per_container() {
+    set_aws_env();
+    let moto = MotoServer::start();
+    let tool = KinesisTool::new(&moto.endpoint());
+    tool.create_stream("logs", 2);
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = KinesisConfig::new("logs");
+    config.endpoint = Some(moto.endpoint());
+    config.region = Some("us-east-1".into());
+    config.dead_letter_path = dir.path().join("dl");
+    let mut sink = Sink::connect(&config).unwrap();
+    let events: Vec<Event> = (0..3000)
+        .map(|i| {
+            event(
+                ["a", "b", "c"][i % 3],
+                i,
+                format!("line {i} {}", "x".repeat(i % 700)),
+            )
+        })
+        .collect();
+    for batch in events.chunks(512) {
+        sink.send(batch).unwrap();
+    }
+    let mut big = event("a", 3000, "y".repeat(3 << 20));
+    big.insert("kind", json!("big")).unwrap();
+    sink.send(std::slice::from_ref(&big)).unwrap();
+    let stats = sink.stats().clone();
+    assert_eq!(stats.events, 3001, "{stats:?}");
+    assert_eq!(stats.events_split, 1);
+
+    let records = tool.read_all("logs");
+    assert_eq!(records.len() as u64, stats.records);
+    let mut decoder = Decoder::default();
+    let mut per_key: std::collections::HashMap<String, Vec<u64>> = Default::default();
+    let mut got_big = false;
+    for r in &records {
+        for e in decoder.decode(&r.data, 0).unwrap().events {
+            let c = e.get("container.id").unwrap().as_str().unwrap().to_owned();
+            assert_eq!(c, r.partition_key);
+            if e.get("kind").is_some() {
+                assert_eq!(e.get("message"), big.get("message"));
+                got_big = true;
+            }
+            per_key
+                .entry(c)
+                .or_default()
+                .push(e.get("log.offset").unwrap().as_u64().unwrap());
+        }
+    }
+    assert!(got_big);
+    let total: usize = per_key.values().map(Vec::len).sum();
+    assert_eq!(total, 3001);
+    for (k, offsets) in per_key {
+        assert!(
+            offsets.windows(2).all(|w| w[0] < w[1]),
+            "key {k} out of order"
+        );
+    }
+}
