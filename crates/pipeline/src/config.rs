@@ -7,6 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
+pub use logtide_kinesis::KinesisConfig;
 use logtide_tail::{duration, InputFormat, RegistryConfig, StreamFilter, TailConfig};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
@@ -309,6 +310,8 @@ pub struct OutputsConfig {
     pub console: Option<ConsoleConfig>,
     /// Rotating files.
     pub file: Option<FileOutputConfig>,
+    /// An AWS Kinesis stream.
+    pub kinesis: Option<KinesisConfig>,
 }
 
 /// The output chosen.
@@ -318,6 +321,8 @@ pub enum OutputConfig {
     Console(ConsoleConfig),
     /// `output.file`.
     File(FileOutputConfig),
+    /// `output.kinesis`: see [`KinesisConfig`] for its keys and their defaults.
+    Kinesis(KinesisConfig),
 }
 
 /// The `registry` section.
@@ -464,20 +469,39 @@ impl FilesConfig {
             )?;
         }
         check_processors(&raw.processors, "processors", origin)?;
-        let output = match (raw.output.console, raw.output.file) {
-            (Some(c), None) => OutputConfig::Console(c),
-            (None, Some(f)) => OutputConfig::File(f),
-            (None, None) => {
-                return Err(bad(
-                    "output: one output must be set (output.console or output.file)".into(),
-                ))
-            }
-            (Some(_), Some(_)) => {
-                return Err(bad(
-                    "output: only one output may be set, found output.console and output.file"
-                        .into(),
-                ))
-            }
+        let OutputsConfig {
+            console,
+            file,
+            kinesis,
+        } = raw.output;
+        let mut chosen: Vec<(&str, OutputConfig)> = Vec::new();
+        if let Some(c) = console {
+            chosen.push(("output.console", OutputConfig::Console(c)));
+        }
+        if let Some(f) = file {
+            chosen.push(("output.file", OutputConfig::File(f)));
+        }
+        if let Some(k) = kinesis {
+            k.validate().map_err(|e| {
+                bad(match e {
+                    logtide_kinesis::Error::Config(m) => format!("output.kinesis.{m}"),
+                    other => format!("output.kinesis: {other}"),
+                })
+            })?;
+            chosen.push(("output.kinesis", OutputConfig::Kinesis(k)));
+        }
+        if chosen.len() > 1 {
+            let names: Vec<&str> = chosen.iter().map(|(n, _)| *n).collect();
+            return Err(bad(format!(
+                "output: only one output may be set, found {}",
+                names.join(" and ")
+            )));
+        }
+        let Some((_, output)) = chosen.pop() else {
+            return Err(bad(
+                "output: one output must be set (output.console, output.file or output.kinesis)"
+                    .into(),
+            ));
         };
         Ok(FilesConfig {
             inputs: raw.inputs,
@@ -528,6 +552,45 @@ mod tests {
     }
 
     #[test]
+    fn kinesis_output_dotted_and_nested_are_equivalent() {
+        let a = load("inputs:\n  - type: container\noutput.kinesis:\n  stream_name: logs\n  region: ap-northeast-1\n").unwrap();
+        let b = load("inputs:\n  - type: container\noutput:\n  kinesis:\n    stream_name: logs\n    region: ap-northeast-1\n").unwrap();
+        let c = load("inputs:\n  - type: container\noutput.kinesis.stream_name: logs\noutput.kinesis.region: ap-northeast-1\n").unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a, c);
+        let OutputConfig::Kinesis(k) = a.output else {
+            panic!("{:?}", a.output)
+        };
+        let mut want = KinesisConfig::new("logs");
+        want.region = Some("ap-northeast-1".into());
+        assert_eq!(k, want);
+    }
+
+    #[test]
+    fn kinesis_output_takes_every_issue_key() {
+        let c = load(
+            "inputs:\n  - type: container\noutput.kinesis:\n  stream_name: logs\n  region: ap-northeast-1\n  endpoint: http://127.0.0.1:5000\n  partition_key: kubernetes.pod.uid\n  max_record_bytes: 2097152\n  oversize: truncate\n  dead_letter_path: /tmp/dl\n  aggregate: false\n  compression: gzip\n",
+        )
+        .unwrap();
+        let OutputConfig::Kinesis(k) = c.output else {
+            panic!("{:?}", c.output)
+        };
+        assert_eq!(k.endpoint.as_deref(), Some("http://127.0.0.1:5000"));
+        assert_eq!(
+            k.partition_key,
+            logtide_kinesis::PartitionKey::Field("kubernetes.pod.uid".into())
+        );
+        assert_eq!(
+            k.max_record_bytes,
+            logtide_kinesis::MaxRecordBytes::Bytes(2 << 20)
+        );
+        assert_eq!(k.oversize, logtide_kinesis::OversizePolicy::Truncate);
+        assert_eq!(k.dead_letter_path, PathBuf::from("/tmp/dl"));
+        assert!(!k.aggregate);
+        assert_eq!(k.compression, logtide_kinesis::Compression::Gzip);
+    }
+
+    #[test]
     fn filebeat_aliases_load() {
         let c = load(
             "filebeat.inputs:\n  - type: container\n    paths: ['/x/*.log']\n    stream: stderr\nfilebeat.registry.path: /data/reg\nfilebeat.registry.flush: 5s\noutput.file:\n  path: /tmp/out\n  filename: events.ndjson\n",
@@ -552,7 +615,13 @@ mod tests {
             ("inputs:\n  - type: container\n    pathz: []\noutput.console: {}\n", "test.yml: inputs[0].pathz: unknown field `pathz`, expected one of"),
             ("inputs:\n  - type: log\noutput.console: {}\n", "inputs[0].type: unsupported input type \"log\""),
             ("inputs:\n  - type: container\n", "output: one output must be set"),
-            ("inputs:\n  - type: container\noutput.console: {}\noutput.file: {path: /x}\n", "only one output may be set"),
+            ("inputs:\n  - type: container\noutput.console: {}\noutput.file: {path: /x}\n", "only one output may be set, found output.console and output.file"),
+            ("inputs:\n  - type: container\noutput.console: {}\noutput.kinesis: {stream_name: logs}\n", "only one output may be set, found output.console and output.kinesis"),
+            ("inputs:\n  - type: container\noutput.kinesis: {stream_name: logs, shards: 2}\n", "output.kinesis.shards: unknown field `shards`"),
+            ("inputs:\n  - type: container\noutput.kinesis: {region: x}\n", "output.kinesis: missing field `stream_name`"),
+            ("inputs:\n  - type: container\noutput.kinesis: {stream_name: logs, max_record_bytes: 20000000}\n", "output.kinesis.max_record_bytes: 20000000 is outside"),
+            ("inputs:\n  - type: container\noutput.kinesis: {stream_name: logs, oversize: drop}\n", "output.kinesis.oversize: unknown variant `drop`"),
+            ("inputs:\n  - type: container\noutput.kinesis: {stream_name: 'bad name'}\n", "output.kinesis.stream_name: \"bad name\" is not a stream name"),
             ("inputs:\n  - type: container\noutput.console: {}\nregistry: {flush: soon}\n", "registry.flush: invalid duration \"soon\""),
             ("inputs:\n  - type: container\noutput.console.pretty: true\noutput:\n  console: {pretty: false}\n", "output.console.pretty is set twice"),
             ("inputs: [\n", "invalid YAML"),

@@ -1,4 +1,4 @@
-//! Outputs of logtide-files that need no service: the console and rotating files.
+//! Outputs of logtide-files: the console, rotating files, and an AWS Kinesis stream.
 //!
 //! An output writes a whole batch, flushes it, and only then are the batch's events
 //! acknowledged (by the caller), so a crash never acknowledges unwritten events.
@@ -6,8 +6,10 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use logtide_event::Event;
+use logtide_kinesis::{KinesisConfig, Sink};
 
 use crate::config::{ConsoleConfig, FileOutputConfig, OutputConfig};
 use crate::Error;
@@ -23,6 +25,7 @@ pub fn build(config: &OutputConfig) -> Result<Box<dyn Output>, Error> {
     Ok(match config {
         OutputConfig::Console(c) => Box::new(ConsoleOutput::new(c.clone())),
         OutputConfig::File(f) => Box::new(FileOutput::open(f.clone())?),
+        OutputConfig::Kinesis(k) => Box::new(KinesisOutput::connect(k)?),
     })
 }
 
@@ -165,6 +168,119 @@ impl Output for FileOutput {
         self.file.flush()?;
         self.size += self.buf.len() as u64;
         Ok(())
+    }
+}
+
+/// How long one `write_batch` keeps retrying before it reports the failure to its caller
+/// (who tries again, or gives up when shutting down); the sink keeps its progress.
+const KINESIS_PUT_WINDOW: Duration = Duration::from_secs(5);
+/// How often the Kinesis counters are logged.
+const KINESIS_STATS_EVERY: Duration = Duration::from_secs(30);
+
+/// Events to an AWS Kinesis stream, through [`logtide_kinesis::Sink`].
+///
+/// `write_batch` returns once every event of the batch was accepted by Kinesis or
+/// dead-lettered (counted, with its reason). While Kinesis fails it retries for a few
+/// seconds, then returns the error so that the caller can decide (retry, or give up at
+/// shutdown); the records already accepted are remembered, so when the caller hands the
+/// same batch again only the rest is sent.
+pub struct KinesisOutput {
+    sink: Sink,
+    /// The batch left unfinished by the last error, with a fingerprint of its events.
+    unfinished: Option<(u128, logtide_kinesis::Batch)>,
+    last_stats: Instant,
+}
+
+impl std::fmt::Debug for KinesisOutput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KinesisOutput")
+            .field("sink", &self.sink)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Identifies a batch by its events' contents (computed only after a failure).
+fn fingerprint(events: &[Event]) -> u128 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    let mut buf = Vec::new();
+    for e in events {
+        buf.clear();
+        e.write_json(&mut buf);
+        h.update(&buf);
+        h.update(b"\n");
+    }
+    h.digest128()
+}
+
+impl KinesisOutput {
+    /// Connects to the stream (credentials from the AWS default chain).
+    pub fn connect(config: &KinesisConfig) -> Result<Self, Error> {
+        let sink = Sink::connect(config).map_err(|e| Error::Output(format!("kinesis: {e}")))?;
+        Ok(KinesisOutput {
+            sink,
+            unfinished: None,
+            last_stats: Instant::now(),
+        })
+    }
+
+    /// The sink's counters.
+    pub fn stats(&self) -> &logtide_kinesis::SinkStats {
+        self.sink.stats()
+    }
+
+    fn log_stats(&self) {
+        let s = self.sink.stats();
+        tracing::info!(
+            events = s.events,
+            records = s.records,
+            bytes = s.bytes,
+            requests = s.requests,
+            records_retried = s.records_retried,
+            requests_throttled = s.requests_throttled,
+            requests_server_errors = s.requests_server_errors,
+            requests_network_errors = s.requests_network_errors,
+            requests_denied = s.requests_denied,
+            requests_refused = s.requests_refused,
+            events_split = s.events_split,
+            events_truncated = s.events_truncated,
+            dead_letters_oversize = s.dead_letters_oversize,
+            dead_letters_rejected = s.dead_letters_rejected,
+            chunks_abandoned = s.chunks_abandoned,
+            partition_key_fallbacks = s.partition_key_fallbacks,
+            backoff_ms = s.backoff.as_millis() as u64,
+            "kinesis counters"
+        );
+    }
+}
+
+impl Output for KinesisOutput {
+    fn write_batch(&mut self, events: &[Event]) -> io::Result<()> {
+        let mut batch = match self.unfinished.take() {
+            Some((fp, batch)) if fp == fingerprint(events) => batch,
+            other => {
+                if other.is_some() {
+                    tracing::warn!("a batch left unfinished was given up by the caller; its events were not acknowledged and will be read again");
+                }
+                self.sink.prepare(events).map_err(io::Error::other)?
+            }
+        };
+        let result = self
+            .sink
+            .put(&mut batch, Some(Instant::now() + KINESIS_PUT_WINDOW));
+        if self.last_stats.elapsed() >= KINESIS_STATS_EVERY {
+            self.last_stats = Instant::now();
+            self.log_stats();
+        }
+        result.map_err(|e| {
+            self.unfinished = Some((fingerprint(events), batch));
+            io::Error::other(e)
+        })
+    }
+}
+
+impl Drop for KinesisOutput {
+    fn drop(&mut self) {
+        self.log_stats();
     }
 }
 
