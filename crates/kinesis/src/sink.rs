@@ -366,7 +366,7 @@ impl Sink {
 
     fn sleep(&self, d: Duration) {
         // On the runtime, so that its connections are looked after meanwhile.
-        self.rt.block_on(tokio::time::sleep(d));
+        self.rt.block_on(async { tokio::time::sleep(d).await });
     }
 
     /// Writes the events of refused records to the dead-letter file.

@@ -83,3 +83,51 @@ fn events_arrive_in_order_per_container() {
         );
     }
 }
+
+#[test]
+fn a_request_refused_as_a_whole_is_halved_down_to_the_refused_record() {
+    set_aws_env();
+    let moto = MotoServer::start();
+    let tool = KinesisTool::new(&moto.endpoint());
+    tool.create_stream("limits", 1);
+    let dir = tempfile::tempdir().unwrap();
+    // moto refuses a whole request holding a record over 1 MiB; the sink believes 2 MiB.
+    let mut config = KinesisConfig::new("limits");
+    config.endpoint = Some(moto.endpoint());
+    config.region = Some("us-east-1".into());
+    config.dead_letter_path = dir.path().join("dl");
+    config.max_record_bytes = logtide_kinesis::MaxRecordBytes::Bytes(2 << 20);
+    let mut sink = Sink::connect(&config).unwrap();
+    let events: Vec<Event> = (0..40)
+        .map(|i| {
+            let len = if i == 17 { 1_500_000 } else { 50 };
+            event(&format!("k{i}"), i, "m".repeat(len))
+        })
+        .collect();
+    sink.send(&events).unwrap();
+    let stats = sink.stats().clone();
+    assert_eq!(stats.events, 39, "{stats:?}");
+    assert_eq!(stats.dead_letters_rejected, 1, "{stats:?}");
+    assert!(stats.requests_refused >= 2, "halved: {stats:?}");
+    let mut decoder = Decoder::default();
+    let offsets: std::collections::BTreeSet<u64> = tool
+        .read_all("limits")
+        .iter()
+        .flat_map(|r| decoder.decode(&r.data, 0).unwrap().events)
+        .map(|e| e.get("log.offset").unwrap().as_u64().unwrap())
+        .collect();
+    assert_eq!(offsets.len(), 39);
+    assert!(!offsets.contains(&17));
+    let dl = std::fs::read_dir(dir.path().join("dl"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let text = std::fs::read_to_string(dl).unwrap();
+    assert!(
+        text.contains("\"reason\":\"rejected: ValidationException"),
+        "{}",
+        &text[..200]
+    );
+}

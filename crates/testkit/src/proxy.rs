@@ -36,7 +36,7 @@ pub enum Fault {
 }
 
 /// What the proxy did, for the test to check against.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct ProxyLog {
     /// Requests seen.
     pub requests: u64,
@@ -51,6 +51,19 @@ pub struct ProxyLog {
     /// Data of the records the service received but whose answer was cut: the only
     /// records that may legitimately arrive twice.
     pub unanswered: HashSet<Vec<u8>>,
+}
+
+impl std::fmt::Debug for ProxyLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProxyLog")
+            .field("requests", &self.requests)
+            .field("throttled", &self.throttled)
+            .field("server_errors", &self.server_errors)
+            .field("resets", &self.resets)
+            .field("records_failed", &self.records_failed)
+            .field("unanswered_records", &self.unanswered.len())
+            .finish()
+    }
 }
 
 type Plan = Box<dyn FnMut(u64) -> Fault + Send>;
@@ -270,8 +283,13 @@ fn reset(conn: &TcpStream) {
     let _ = conn.shutdown(Shutdown::Both);
 }
 
+/// The data of a PutRecords entry (base64 in the request).
 fn record_data(rec: &Value) -> Vec<u8> {
-    rec["Data"].as_str().unwrap_or_default().as_bytes().to_vec()
+    use base64::Engine;
+    let text = rec["Data"].as_str().unwrap_or_default();
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .unwrap_or_else(|_| text.as_bytes().to_vec())
 }
 
 fn serve(conn: TcpStream, s: &Shared) {
