@@ -228,6 +228,10 @@ pub struct InputConfig {
     /// Longest line kept (Filebeat's `max_bytes`).
     #[serde(default = "default_max_bytes")]
     pub max_bytes: usize,
+    /// Longest entry joined from partial lines (CRI `P` lines, docker lines without a
+    /// newline); the rest is cut and the entry flagged truncated. Default 1 MiB.
+    #[serde(default = "default_max_entry_bytes")]
+    pub max_entry_bytes: usize,
     /// Processors of this input (run before the global ones).
     #[serde(default)]
     pub processors: Vec<Value>,
@@ -248,6 +252,9 @@ fn default_harvester_limit() -> usize {
 fn default_max_bytes() -> usize {
     TailConfig::default().max_line_bytes
 }
+fn default_max_entry_bytes() -> usize {
+    TailConfig::default().max_entry_bytes
+}
 
 impl InputConfig {
     /// The tailer configuration of this input.
@@ -261,6 +268,7 @@ impl InputConfig {
             close_inactive: self.close_inactive,
             harvester_limit: self.harvester_limit,
             max_line_bytes: self.max_bytes,
+            max_entry_bytes: self.max_entry_bytes,
             ..TailConfig::default()
         }
     }
