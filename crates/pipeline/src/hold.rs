@@ -26,7 +26,7 @@ pub trait Gate: Send + Sync {
     fn ready(&self, event: &Event) -> bool;
 }
 
-/// Counters of a [`Hold`].
+/// Counters of the events that waited for a [`Gate`] in one input.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct HoldStats {
     /// Events that had to wait.
