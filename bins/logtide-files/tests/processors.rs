@@ -179,10 +179,15 @@ fn the_seed_configuration_loads_and_shapes_events() {
         String::from_utf8_lossy(&check.stderr)
     );
 
+    // Read from a kubelet log link; with no cluster here, add_kubernetes_metadata adds
+    // what the path says.
+    let id = "0069869de9adf97f574c62029aeba65d1ecd85a2a112e87fbc28afe4dec2b843";
+    let path = format!("/var/log/containers/shop-7d9f-abcde_prod_shop-{id}.log");
     let input = json!({
         "@timestamp": "2024-06-01T00:36:59.526712987Z",
         "message": r#"{"ts":"2024-06-01T00:36:59.526Z","level":"info","msg":"order placed","order":{"id":48213,"items":[{"sku":"A-1","qty":2}]},"user":"u-7731"}"#,
         "stream": "stdout",
+        "log": {"file": {"path": path}},
     });
     let plain = json!({"@timestamp": "2024-06-01T00:37:00Z", "message": "GET /healthz 200 0.4ms", "stream": "stdout"});
     let out = process(&seed, format!("{input}\n{plain}\n").as_bytes());
@@ -198,6 +203,13 @@ fn the_seed_configuration_loads_and_shapes_events() {
         json!({
             "@timestamp": "2024-06-01T00:36:59.526712987Z",
             "stream": "stdout",
+            "log": {"file": {"path": path}},
+            "container": {"id": id},
+            "kubernetes": {
+                "pod": {"name": "shop-7d9f-abcde"},
+                "namespace": "prod",
+                "container": {"name": "shop"}
+            },
             "message-json": {
                 "ts": "2024-06-01T00:36:59.526Z", "level": "info", "msg": "order placed",
                 "order": {"id": 48213, "items": [{"sku": "A-1", "qty": 2}]}, "user": "u-7731"
