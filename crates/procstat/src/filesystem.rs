@@ -209,4 +209,34 @@ mod tests {
             vec![mk("/", "ext4", "/dev/a"), mk("/data", "xfs", "/dev/c")]
         );
     }
+
+    #[test]
+    fn event_from_statvfs() {
+        let common = Common {
+            host_name: "n1".into(),
+            period_ms: 10_000,
+        };
+        let mount = Mount {
+            device: "/dev/vda".into(),
+            mount_point: "/".into(),
+            fs_type: "ext4".into(),
+            options: "rw,relatime".into(),
+        };
+        // 100 blocks of 4 KiB: 40 free, 30 of them available to users.
+        let usage = FsUsage {
+            blocks: 100,
+            blocks_free: 40,
+            blocks_available: 30,
+            fragment_size: 4096,
+            files: 1000,
+            files_free: 900,
+        };
+        let e = filesystem_event(&common, Timestamp::UNIX_EPOCH, &mount, &usage);
+        let mut out = Vec::new();
+        e.write_json(&mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{"@timestamp":"1970-01-01T00:00:00.000000000Z","event":{"dataset":"system.filesystem","module":"system"},"host":{"name":"n1"},"metricset":{"name":"filesystem","period":10000},"service":{"type":"system"},"system":{"filesystem":{"available":122880,"device_name":"/dev/vda","files":1000,"free":163840,"free_files":900,"mount_point":"/","options":"rw,relatime","total":409600,"type":"ext4","used":{"bytes":245760,"pct":0.6667}}}}"#
+        );
+    }
 }

@@ -79,3 +79,119 @@ pub fn golden(rel: &str, actual: &str) {
         );
     }
 }
+
+/// What a test kubelet saw of one request.
+#[derive(Clone, Debug, Default)]
+pub struct Seen {
+    pub request_line: String,
+    pub authorization: Option<String>,
+}
+
+/// A kubelet stand-in on loopback: an HTTPS server (rustls, the `tls/kubelet.pem`
+/// certificate signed by `tls/ca.pem`) answering every request with `status` and `body`.
+/// It stops by itself after 30 seconds.
+pub struct TestKubelet {
+    pub url: String,
+    pub seen: std::sync::Arc<std::sync::Mutex<Vec<Seen>>>,
+}
+
+impl TestKubelet {
+    pub fn start(status: &'static str, body: Vec<u8>) -> Self {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        use std::io::{Read, Write};
+        use std::sync::{Arc, Mutex};
+
+        let certs: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_file_iter(data("tls/kubelet.pem"))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+        let key = PrivateKeyDer::from_pem_file(data("tls/kubelet.key")).unwrap();
+        let config = Arc::new(
+            rustls::ServerConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap(),
+        );
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let url = format!(
+            "https://127.0.0.1:{}",
+            listener.local_addr().unwrap().port()
+        );
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        std::thread::spawn(move || {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            while std::time::Instant::now() < deadline {
+                let (tcp, _) = match listener.accept() {
+                    Ok(c) => c,
+                    Err(_) => {
+                        std::thread::sleep(std::time::Duration::from_millis(5));
+                        continue;
+                    }
+                };
+                tcp.set_nonblocking(false).unwrap();
+                tcp.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+                    .unwrap();
+                let conn = rustls::ServerConnection::new(config.clone()).unwrap();
+                let mut tls = rustls::StreamOwned::new(conn, tcp);
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                let complete = loop {
+                    match tls.read(&mut buf) {
+                        Ok(0) | Err(_) => break false,
+                        Ok(n) => {
+                            request.extend_from_slice(&buf[..n]);
+                            if request.windows(4).any(|w| w == b"\r\n\r\n") {
+                                break true;
+                            }
+                        }
+                    }
+                };
+                if !complete {
+                    // The client refused the certificate, or went away.
+                    continue;
+                }
+                let text = String::from_utf8_lossy(&request).into_owned();
+                let mut lines = text.lines();
+                let request_line = lines.next().unwrap_or_default().to_owned();
+                let authorization = lines
+                    .filter_map(|l| l.split_once(':'))
+                    .find(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+                    .map(|(_, v)| v.trim().to_owned());
+                log.lock().unwrap().push(Seen {
+                    request_line,
+                    authorization,
+                });
+                let head = format!(
+                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = tls.write_all(head.as_bytes());
+                let _ = tls.write_all(&body);
+                let _ = tls.flush();
+                tls.conn.send_close_notify();
+                let _ = tls.flush();
+            }
+        });
+        TestKubelet { url, seen }
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+/// A loopback URL where nothing listens.
+pub fn closed_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    format!("https://127.0.0.1:{port}")
+}
