@@ -19,6 +19,7 @@
 pub mod config;
 mod hold;
 mod k8s;
+pub mod metrics;
 pub mod output;
 mod run;
 

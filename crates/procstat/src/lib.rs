@@ -10,7 +10,7 @@
 //! Parsing is pure: every file format has a function from text to values
 //! ([`parse_stat`], [`parse_meminfo`], [`parse_mountinfo`], [`parse_diskstats`],
 //! [`parse_netdev`], [`parse_summary`], …), and a [`Collector`] reads the files, keeps the
-//! previous sample for rates, and builds [`Event`](logtide_event::Event)s. Counters that
+//! previous sample for rates, and builds [`Event`] values. Counters that
 //! go down (a device re-created, a reboot) give no rate for that period instead of a bogus
 //! one; a 32-bit counter that wraps is recognized.
 //!

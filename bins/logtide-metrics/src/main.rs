@@ -1,0 +1,107 @@
+//! `logtide-metrics`: the node agent that collects node and Kubernetes metrics.
+//!
+//! This binary only parses arguments, loads the configuration and hands over to
+//! `logtide_pipeline::metrics`; see `--help`.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use logtide_pipeline::metrics::{collect_once, run_metrics, MetricsConfig};
+
+/// Collects node (cpu, load, memory, filesystem, diskio, network) and Kubernetes (pod,
+/// container, volume) metrics with Metricbeat's field names and ships them to the
+/// configured output.
+#[derive(Debug, Parser)]
+#[command(name = "logtide-metrics", version, about)]
+struct Cli {
+    /// Configuration file (YAML).
+    #[arg(short = 'c', long = "config", default_value = "logtide-metrics.yml")]
+    config: PathBuf,
+    /// Collect every metricset once (two samples one second apart where rates need
+    /// them), print the events as NDJSON on standard output and exit: 1 if a collection
+    /// failed.
+    #[arg(long)]
+    once: bool,
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LOGTIDE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+/// Sets `stop` on SIGTERM or SIGINT; a second signal exits at once.
+fn stop_on_signals() -> anyhow::Result<Arc<AtomicBool>> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])
+        .context("cannot install signal handlers")?;
+    let flag = stop.clone();
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for sig in signals.forever() {
+                if flag.swap(true, Ordering::SeqCst) {
+                    eprintln!("logtide-metrics: second signal {sig}: exiting now");
+                    std::process::exit(130);
+                }
+                tracing::info!(signal = sig, "stopping: writing what is queued");
+            }
+        })
+        .context("cannot start the signal thread")?;
+    Ok(stop)
+}
+
+fn once(config: &MetricsConfig) -> anyhow::Result<ExitCode> {
+    let report = collect_once(config, Duration::from_secs(1))?;
+    let mut buf = Vec::new();
+    for e in &report.events {
+        e.write_json(&mut buf);
+        buf.push(b'\n');
+    }
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(&buf)?;
+    stdout.flush()?;
+    for (name, e) in &report.errors {
+        eprintln!("logtide-metrics: {name}: {e}");
+    }
+    Ok(if report.errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
+    let config = MetricsConfig::load(&cli.config)?;
+    if cli.once {
+        return once(&config);
+    }
+    init_logging();
+    let stop = stop_on_signals()?;
+    let summary = run_metrics(&config, stop)?;
+    let events: u64 = summary.output.events.load(Ordering::Relaxed);
+    tracing::info!(events, "stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("logtide-metrics: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
