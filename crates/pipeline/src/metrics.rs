@@ -56,6 +56,8 @@ const QUEUE: usize = 64;
 const STATS_EVERY: Duration = Duration::from_secs(60);
 /// Longest wait between retries of a failing output.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// How long shutdown waits for a collection still running.
+const STOP_GRACE: Duration = Duration::from_secs(5);
 /// Longest sleep before looking at the stop flag again.
 const POLL: Duration = Duration::from_millis(200);
 
@@ -466,6 +468,10 @@ fn output_loop(
         let batch = match rx.recv_timeout(POLL) {
             Ok(b) => b,
             Err(RecvTimeoutError::Timeout) => {
+                // Stopping, and what was queued is written.
+                if stop.load(Ordering::Relaxed) {
+                    return;
+                }
                 if last_stats.elapsed() >= STATS_EVERY {
                     last_stats = Instant::now();
                     summary.log();
@@ -520,7 +526,7 @@ pub fn run_metrics(config: &MetricsConfig, stop: Arc<AtomicBool>) -> Result<Metr
             .name(format!("metrics-{name}"))
             .spawn(move || collector_loop(c, tx, stats, stop, origin))
             .map_err(|e| Error::Output(format!("cannot start a collector thread: {e}")))?;
-        handles.push(h);
+        handles.push((name.clone(), h));
     }
     drop(tx);
     let output_thread = {
@@ -530,10 +536,24 @@ pub fn run_metrics(config: &MetricsConfig, stop: Arc<AtomicBool>) -> Result<Metr
             .spawn(move || output_loop(rx, out, stats, stop, summary))
             .map_err(|e| Error::Output(format!("cannot start the output thread: {e}")))?
     };
-    for h in handles {
-        let _ = h.join();
+    // Wait for the collectors; once stopping, a collection stuck in the kernel (a dead
+    // network mount) is given STOP_GRACE and then left behind.
+    let mut stopping_since: Option<Instant> = None;
+    while handles.iter().any(|(_, h)| !h.is_finished()) {
+        if stop.load(Ordering::Relaxed) {
+            let since = *stopping_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= STOP_GRACE {
+                for (name, h) in &handles {
+                    if !h.is_finished() {
+                        tracing::warn!(metricset = %name, "collection still running at shutdown: left behind");
+                    }
+                }
+                break;
+            }
+        }
+        thread::sleep(Duration::from_millis(50));
     }
-    // The collectors are gone: the output writes what is queued, then ends.
+    // The output writes what is queued, then ends.
     let _ = output_thread.join();
     summary.log();
     Ok(MetricsSummary {

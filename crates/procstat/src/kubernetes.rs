@@ -393,15 +393,24 @@ impl KubernetesCollector {
 
     fn collect_kubelet(&mut self, at: SampleTime, c: &mut Collection) -> Result<()> {
         let body = self.client.fetch_summary()?;
-        let summary = parse_summary(&body, self.client.summary_url())?;
-        drop(body);
-        let capacity = self.capacity(c);
+        let got = self.events_from_summary(&body, at)?;
+        c.events = got.events;
+        c.problems = got.problems;
+        Ok(())
+    }
+
+    /// The events of a Summary document, as a collection from the kubelet would make
+    /// them (node capacity and cgroup limits read from the host root): the collector's
+    /// work without the request, for replaying a saved document.
+    pub fn events_from_summary(&mut self, body: &[u8], at: SampleTime) -> Result<Collection> {
+        let mut c = Collection::default();
+        let summary = parse_summary(body, self.client.summary_url())?;
+        let capacity = self.capacity(&mut c);
         self.refresh_cgroup_limits(&mut c.problems);
         let view = LimitsView {
             external: &self.limits,
             cgroup: &self.cgroup_limits,
         };
-        let start = c.events.len();
         summary_events(
             &self.common,
             at.wall,
@@ -412,10 +421,10 @@ impl KubernetesCollector {
             &mut c.events,
         );
         let address = self.client.summary_url().trim_end_matches("/stats/summary");
-        for e in &mut c.events[start..] {
+        for e in &mut c.events {
             put(e, "service.address", address);
         }
-        Ok(())
+        Ok(c)
     }
 
     fn collect_cgroups(&mut self, at: SampleTime, c: &mut Collection) -> Result<()> {
