@@ -557,6 +557,8 @@ pub struct IndexMapping {
     pub(crate) runtime: BTreeMap<String, Value>,
     pub(crate) rules: Rules,
     pub(crate) field_count: usize,
+    /// Buffers the walk reuses (the dotted path and where its names are).
+    pub(crate) scratch: (String, Vec<(usize, usize)>),
 }
 
 impl IndexMapping {
@@ -653,6 +655,7 @@ impl IndexMapping {
             runtime,
             rules,
             field_count,
+            scratch: Default::default(),
         })
     }
 

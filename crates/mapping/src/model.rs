@@ -175,7 +175,11 @@ impl IndexMapping {
             runtime,
             rules,
             field_count,
+            scratch,
         } = self;
+        let (mut path, mut spans) = std::mem::take(scratch);
+        path.clear();
+        spans.clear();
         let mut w = Walker {
             rules,
             runtime,
@@ -183,9 +187,9 @@ impl IndexMapping {
             undo: Vec::new(),
             base_count: *field_count,
             added: 0,
-            path: String::new(),
-            spans: Vec::new(),
-            steps: Vec::new(),
+            path,
+            spans,
+            steps: Vec::with_capacity(8),
         };
         let inherited = root.dynamic.unwrap_or(Dynamic::True);
         let mut result = Ok(());
@@ -199,8 +203,11 @@ impl IndexMapping {
             new_runtime,
             undo,
             added,
+            path,
+            spans,
             ..
         } = w;
+        *scratch = (path, spans);
         if result.is_ok() && learn {
             *field_count += added;
             runtime.extend(new_runtime);
@@ -248,7 +255,14 @@ impl Undo {
 
 type Walk = Result<(), Box<Rejection>>;
 
-struct Walker<'m> {
+/// A step of the walk, borrowing the document's keys (made owned only for a rejection).
+#[derive(Clone, Copy)]
+enum StepRef<'d> {
+    Key(&'d str, usize),
+    Index(usize),
+}
+
+struct Walker<'m, 'd> {
     rules: &'m Rules,
     runtime: &'m BTreeMap<String, Value>,
     new_runtime: Vec<(String, Value)>,
@@ -260,10 +274,10 @@ struct Walker<'m> {
     /// Where each mapped name of `path` starts and ends (names may hold dots when an
     /// object has `subobjects: false`).
     spans: Vec<(usize, usize)>,
-    steps: Vec<Step>,
+    steps: Vec<StepRef<'d>>,
 }
 
-impl Walker<'_> {
+impl<'d> Walker<'_, 'd> {
     fn push_name(&mut self, name: &str) -> usize {
         let before = self.path.len();
         if !self.path.is_empty() {
@@ -321,7 +335,17 @@ impl Walker<'_> {
             reason,
             mapped_type: mapped_type.map(str::to_owned),
             mapped_by_this_document: by_this_doc,
-            steps: self.steps.clone(),
+            steps: self
+                .steps
+                .iter()
+                .map(|st| match *st {
+                    StepRef::Key(key, seg) => Step::Key {
+                        key: key.to_owned(),
+                        seg,
+                    },
+                    StepRef::Index(i) => Step::Index(i),
+                })
+                .collect(),
         })
     }
 
@@ -335,7 +359,7 @@ impl Walker<'_> {
     fn object_members(
         &mut self,
         node: &mut ObjectNode,
-        map: &Map<String, Value>,
+        map: &'d Map<String, Value>,
         inherited: Dynamic,
         at_root: bool,
     ) -> Walk {
@@ -350,15 +374,12 @@ impl Walker<'_> {
     fn key(
         &mut self,
         node: &mut ObjectNode,
-        key: &str,
-        value: &Value,
+        key: &'d str,
+        value: &'d Value,
         inherited: Dynamic,
         at_root: bool,
     ) -> Walk {
-        self.steps.push(Step::Key {
-            key: key.to_owned(),
-            seg: 0,
-        });
+        self.steps.push(StepRef::Key(key, 0));
         let (len, spans) = (self.path.len(), self.spans.len());
         let result = self.key_inner(node, key, value, inherited, at_root);
         self.pop_to(len, spans);
@@ -369,8 +390,8 @@ impl Walker<'_> {
     fn key_inner(
         &mut self,
         node: &mut ObjectNode,
-        key: &str,
-        value: &Value,
+        key: &'d str,
+        value: &'d Value,
         inherited: Dynamic,
         at_root: bool,
     ) -> Walk {
@@ -378,7 +399,7 @@ impl Walker<'_> {
             self.push_name(key);
             return Err(self.reject(RejectionKind::BadName, reason, None, false));
         }
-        if at_root {
+        if at_root && key.starts_with('_') {
             let first = key.split('.').next().unwrap_or(key);
             if METADATA_FIELDS.contains(&first) {
                 self.push_name(first);
@@ -393,16 +414,14 @@ impl Walker<'_> {
         if !node.subobjects || !key.contains('.') {
             return self.member(node, key, value, inherited);
         }
-        let parts: Vec<&str> = key.split('.').collect();
-        let Some((last, parents)) = parts.split_last() else {
-            return Ok(());
-        };
         let key_base = self.path.len();
         let mut cur = node;
         let mut dynamic = inherited;
-        for (i, part) in parents.iter().enumerate() {
-            if let Some(Step::Key { seg, .. }) = self.steps.last_mut() {
-                *seg = i;
+        let mut rest = key;
+        let mut seg = 0;
+        while let Some((part, tail)) = rest.split_once('.') {
+            if let Some(StepRef::Key(_, at)) = self.steps.last_mut() {
+                *at = seg;
             }
             match self.descend(cur, part, dynamic, (key, key_base))? {
                 Some((child, d)) => {
@@ -411,19 +430,17 @@ impl Walker<'_> {
                 }
                 None => return Ok(()),
             }
+            rest = tail;
+            seg += 1;
             if !cur.subobjects {
                 // The rest of the name is one field name inside this object.
-                let rest = parts[i + 1..].join(".");
-                if let Some(Step::Key { seg, .. }) = self.steps.last_mut() {
-                    *seg = i + 1;
-                }
-                return self.member(cur, &rest, value, dynamic);
+                break;
             }
         }
-        if let Some(Step::Key { seg, .. }) = self.steps.last_mut() {
-            *seg = parents.len();
+        if let Some(StepRef::Key(_, at)) = self.steps.last_mut() {
+            *at = seg;
         }
-        self.member(cur, last, value, dynamic)
+        self.member(cur, rest, value, dynamic)
     }
 
     /// Moves into the object `name` of `node` for a dotted key, creating it when dynamic
@@ -576,11 +593,14 @@ impl Walker<'_> {
         &mut self,
         node: &mut ObjectNode,
         name: &str,
-        value: &Value,
+        value: &'d Value,
         inherited: Dynamic,
     ) -> Walk {
         self.push_name(name);
-        if !node.properties.contains_key(name) {
+        if let Some(existing) = node.properties.get_mut(name) {
+            return self.value(existing, value, inherited);
+        }
+        {
             if self.runtime.contains_key(&self.path)
                 || self.new_runtime.iter().any(|(p, _)| *p == self.path)
             {
@@ -622,7 +642,10 @@ impl Walker<'_> {
                 }
             }
         }
-        self.value(node, name, value, inherited)
+        match node.properties.get_mut(name) {
+            Some(existing) => self.value(existing, value, inherited),
+            None => Ok(()),
+        }
     }
 
     /// The elements of an array for a field that is not mapped yet: the first non-null
@@ -631,25 +654,25 @@ impl Walker<'_> {
         &mut self,
         node: &mut ObjectNode,
         name: &str,
-        items: &[Value],
+        items: &'d [Value],
         inherited: Dynamic,
         first: usize,
     ) -> Walk {
         for (i, item) in items.iter().enumerate().skip(first) {
-            self.steps.push(Step::Index(i));
-            let result = if node.properties.contains_key(name) {
-                self.value(node, name, item, inherited)
+            self.steps.push(StepRef::Index(i));
+            let result = if let Some(existing) = node.properties.get_mut(name) {
+                self.value(existing, item, inherited)
             } else {
                 match item {
                     Value::Array(inner) => self.new_array(node, name, inner, inherited, 0),
                     Value::Null => Ok(()),
                     Value::Object(_) => match self.create_object(node, name, inherited) {
-                        Ok(true) => self.value(node, name, item, inherited),
+                        Ok(true) => self.value_of(node, name, item, inherited),
                         Ok(false) => Ok(()),
                         Err(e) => Err(e),
                     },
                     scalar => match self.create_leaf(node, name, scalar, inherited) {
-                        Ok(true) => self.value(node, name, item, inherited),
+                        Ok(true) => self.value_of(node, name, item, inherited),
                         Ok(false) => Ok(()),
                         Err(e) => Err(e),
                     },
@@ -662,17 +685,25 @@ impl Walker<'_> {
     }
 
     /// Checks a value against the mapped node `name` of `node` (the path ends with it).
-    fn value(
+    fn value_of(
         &mut self,
         node: &mut ObjectNode,
         name: &str,
-        value: &Value,
+        value: &'d Value,
         inherited: Dynamic,
     ) -> Walk {
+        match node.properties.get_mut(name) {
+            Some(existing) => self.value(existing, value, inherited),
+            None => Ok(()),
+        }
+    }
+
+    /// Checks a value against a mapped node (the path ends with its name).
+    fn value(&mut self, existing: &mut Node, value: &'d Value, inherited: Dynamic) -> Walk {
         if let Value::Array(items) = value {
             for (i, item) in items.iter().enumerate() {
-                self.steps.push(Step::Index(i));
-                let result = self.value(node, name, item, inherited);
+                self.steps.push(StepRef::Index(i));
+                let result = self.value(existing, item, inherited);
                 self.steps.pop();
                 result?;
             }
@@ -681,9 +712,6 @@ impl Walker<'_> {
         if value.is_null() {
             return Ok(());
         }
-        let Some(existing) = node.properties.get_mut(name) else {
-            return Ok(());
-        };
         match (existing, value) {
             (Node::Object(o), Value::Object(members)) => {
                 if !o.enabled {
@@ -925,12 +953,7 @@ pub(crate) fn check_scalar(f: &FieldNode, v: &Value, settings: &IndexSettings) -
         Kind::Text | Kind::Opaque => Ok(()),
         Kind::Alias => Err(Bad::Alias),
         Kind::Keyword => match v {
-            Value::String(s)
-                if f.ignore_above
-                    .is_some_and(|max| s.chars().count() as u64 > max) =>
-            {
-                Ok(())
-            }
+            Value::String(s) if f.ignore_above.is_some_and(|max| longer_than(s, max)) => Ok(()),
             Value::String(s) if !f.stored_only && s.len() > MAX_TERM_BYTES => Err(Bad::Immense),
             _ => Ok(()),
         },
@@ -950,8 +973,11 @@ pub(crate) fn check_scalar(f: &FieldNode, v: &Value, settings: &IndexSettings) -
             _ => Err(Bad::Malformed),
         },
         Kind::Date(format) => {
-            let text = scalar_text(v);
-            if format.parses(&text) {
+            let parses = match v {
+                Value::String(s) => format.parses(s),
+                other => format.parses(&scalar_text(other)),
+            };
+            if parses {
                 Ok(())
             } else {
                 Err(Bad::Malformed)
@@ -1025,12 +1051,17 @@ fn float_fits(type_name: &str, v: &Value, coerce: bool) -> Result<(), Bad> {
     }
 }
 
+/// Whether a string has more than `max` characters (counted only when it might).
+fn longer_than(s: &str, max: u64) -> bool {
+    s.len() as u64 > max && s.chars().count() as u64 > max
+}
+
 /// Checks a key as Elasticsearch checks field names.
 fn validate_key(key: &str) -> Result<(), String> {
     if key.is_empty() {
         return Err("field name cannot be an empty string".into());
     }
-    if key.trim().is_empty() {
+    if key.starts_with(char::is_whitespace) && key.trim().is_empty() {
         return Err(format!(
             "field name cannot contain only whitespace: ['{key}']"
         ));
@@ -1045,7 +1076,7 @@ fn validate_key(key: &str) -> Result<(), String> {
                     "object field starting or ending with a [.] makes object resolution ambiguous: [{key}]"
                 ));
             }
-            if part.trim().is_empty() {
+            if part.starts_with(char::is_whitespace) && part.trim().is_empty() {
                 return Err(format!(
                     "object field cannot contain only whitespace: ['{key}']"
                 ));
