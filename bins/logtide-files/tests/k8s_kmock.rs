@@ -7,11 +7,11 @@
 //! selectors and wants `metadata.resourceVersion` on every object.
 
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use logtide_testkit::Kmock;
 use serde_json::{json, Value};
 
 const BIN: &str = env!("CARGO_BIN_EXE_logtide-files");
@@ -29,43 +29,6 @@ impl Drop for Killed {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-/// Starts the kmock server of logtide-k8s-meta's tests with `objects`; returns it and its
-/// port.
-fn start_kmock(objects: &Path) -> (Killed, u16) {
-    let python = python();
-    let probe = Command::new(&python)
-        .args(["-c", "import kmock"])
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {python}: {e}"));
-    assert!(
-        probe.status.success(),
-        "kmock is not installed for {python}: run `{python} -m pip install kmock` (.ci/run does)"
-    );
-    let script =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../crates/k8s-meta/tests/kmock_server.py");
-    let mut child = Command::new(&python)
-        .arg(script)
-        .arg(objects)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start kmock");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(port) = line.strip_prefix("PORT ") {
-                let _ = tx.send(port.trim().parse::<u16>().expect("a port number"));
-            }
-        }
-    });
-    let port = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("kmock reports its port");
-    (Killed(child), port)
 }
 
 fn id(n: u8) -> String {
@@ -145,21 +108,13 @@ fn wait_until(what: &str, within: Duration, mut check: impl FnMut() -> bool) {
 fn tails_real_files_and_enriches_them_from_served_pods() {
     let dir = tempfile::tempdir().unwrap();
     let objects = dir.path().join("objects.json");
-    // No Namespace object: kmock answers a list of namespaces with a 500 (a quirk of the
-    // emulator), so namespace labels are covered by the crate's scripted-API tests.
+    // kmock answers a list of namespaces with a 500 (a quirk of the emulator), so
+    // namespace metadata is off here; the crate's scripted-API tests cover it.
     fs::write(&objects, json!([pod("web-0", 1)]).to_string()).unwrap();
-    let (_kmock, port) = start_kmock(&objects);
+    let kmock = Kmock::start(&objects);
+    let port = kmock.port();
     let kubeconfig = dir.path().join("kubeconfig");
-    fs::write(
-        &kubeconfig,
-        format!(
-            "apiVersion: v1\nkind: Config\ncurrent-context: kmock\n\
-             clusters:\n- name: kmock\n  cluster:\n    server: http://127.0.0.1:{port}\n\
-             contexts:\n- name: kmock\n  context:\n    cluster: kmock\n    user: tester\n\
-             users:\n- name: tester\n  user: {{}}\n"
-        ),
-    )
-    .unwrap();
+    kmock.write_kubeconfig(&kubeconfig);
 
     let logs = dir.path().join("var/log/containers");
     fs::create_dir_all(&logs).unwrap();
@@ -179,6 +134,7 @@ fn tails_real_files_and_enriches_them_from_served_pods() {
              \x20     kube_config: {kubeconfig}\n\
              \x20     node: {NODE}\n\
              \x20     wait_for_metadata: 60s\n\
+             \x20     add_resource_metadata.namespace.enabled: false\n\
              output.file: {{path: {out}, filename: events.ndjson}}\n",
             logs = logs.display(),
             reg = dir.path().join("registry").display(),

@@ -8,9 +8,8 @@
 //!
 //! This test fails when kmock is missing: `.ci/run` installs it.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,64 +19,10 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
 use logtide_event::{Event, LogEntry, Timestamp};
 use logtide_k8s_meta::{build_enricher, ClusterStatus, Enricher};
+use logtide_testkit::Kmock;
 use serde_json::{json, Value};
 
 const NODE: &str = "node-a";
-
-fn python() -> String {
-    std::env::var("LOGTIDE_PYTHON").unwrap_or_else(|_| "python3".to_owned())
-}
-
-/// The kmock server process; killed when dropped.
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_kmock(objects: &Path) -> Server {
-    let python = python();
-    let probe = Command::new(&python)
-        .args(["-c", "import kmock"])
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {python}: {e}"));
-    assert!(
-        probe.status.success(),
-        "kmock is not installed for {python}: run `{python} -m pip install kmock` (.ci/run does)\n{}",
-        String::from_utf8_lossy(&probe.stderr)
-    );
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/kmock_server.py");
-    let mut child = Command::new(&python)
-        .arg(script)
-        .arg(objects)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start kmock with {python}: {e}"));
-    let stdout = child.stdout.take().expect("piped stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if let Some(port) = line.strip_prefix("PORT ") {
-                let _ = tx.send(port.trim().parse::<u16>());
-            }
-        }
-    });
-    let mut server = Server { child, port: 0 };
-    server.port = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("kmock did not report its port within 60 s")
-        .expect("kmock printed a bad port");
-    server
-}
 
 fn id(n: u8) -> String {
     format!("{n:02x}").repeat(32)
@@ -211,8 +156,8 @@ fn enriches_real_log_paths_from_a_served_cluster() {
     let objects_file = dir.path().join("objects.json");
     std::fs::write(&objects_file, serde_json::to_vec(&objects).expect("json"))
         .expect("write objects");
-    let server = start_kmock(&objects_file);
-    let kubeconfig = kubeconfig(dir.path(), server.port);
+    let server = Kmock::start(&objects_file);
+    let kubeconfig = kubeconfig(dir.path(), server.port());
 
     let options = json!({
         "kube_config": kubeconfig,
@@ -225,7 +170,7 @@ fn enriches_real_log_paths_from_a_served_cluster() {
         build_enricher(&options, "processors[0].add_kubernetes_metadata").expect("build");
     match enricher.cluster() {
         ClusterStatus::Watching { url, node } => {
-            assert!(url.contains(&server.port.to_string()), "{url}");
+            assert!(url.contains(&server.port().to_string()), "{url}");
             assert_eq!(node.as_deref(), Some(NODE));
         }
         other => panic!("expected a watch on kmock, got {other:?}"),

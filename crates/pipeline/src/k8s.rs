@@ -19,6 +19,11 @@ use crate::run::FileObserver;
 /// The processor name Filebeat uses.
 pub(crate) const ADD_KUBERNETES_METADATA: &str = "add_kubernetes_metadata";
 
+/// The processor's options, checked; errors name the key.
+fn options(options: &Value, path: &str) -> logtide_json::Result<K8sMetaConfig> {
+    K8sMetaConfig::from_value(options, path).map_err(|e| config_error(e, path))
+}
+
 fn config_error(e: logtide_k8s_meta::Error, path: &str) -> logtide_json::Error {
     match e {
         logtide_k8s_meta::Error::Config { path, message } => logtide_json::Error::InvalidConfig {
@@ -57,7 +62,7 @@ impl Extensions for CheckOnly {
         options: &Value,
         path: &str,
     ) -> logtide_json::Result<Arc<dyn Extension>> {
-        K8sMetaConfig::from_value(options, path).map_err(|e| config_error(e, path))?;
+        self::options(options, path)?;
         Ok(Arc::new(Checked))
     }
 }
@@ -92,7 +97,7 @@ impl Extensions for Started {
         options: &Value,
         path: &str,
     ) -> logtide_json::Result<Arc<dyn Extension>> {
-        let config = K8sMetaConfig::from_value(options, path).map_err(|e| config_error(e, path))?;
+        let config = self::options(options, path)?;
         let enricher = Arc::new(config.build().map_err(|e| config_error(e, path))?);
         tracing::info!(at = path, cluster = ?enricher.cluster(), "add_kubernetes_metadata started");
         self.enrichers

@@ -7,6 +7,8 @@
 //! - [`FaultProxy`]: an HTTP proxy on loopback in front of either, answering throttling
 //!   errors, 500s and connection resets, or failing some records of a PutRecords request,
 //!   as its plan says.
+//! - [`Kmock`]: kmock (`pip install kmock`), a Kubernetes API emulator serving fixed
+//!   objects, for the Kubernetes metadata tests.
 //! - [`KinesisTool`]: stream chores (create, read back every record) done with boto3, a
 //!   real client, so that tests do not check logtide with logtide.
 //!
@@ -25,10 +27,12 @@
 //! assert!(records.is_empty());
 //! ```
 
+mod kmock;
 mod proxy;
 mod service;
 mod tool;
 
+pub use kmock::Kmock;
 pub use proxy::{Fault, FaultProxy, ProxyLog};
 pub use service::{free_port, test_services_dir, wait_for_port, KinesisMock, MotoServer, Service};
 pub use tool::{KinesisTool, StreamRecord};

@@ -1,10 +1,10 @@
 """A Kubernetes API mock (kmock's emulator) on 127.0.0.1 for logtide-k8s-meta's tests.
 
-Usage: python3 kmock_server.py OBJECTS.json
+Usage: python3 kmock_server.py OBJECTS.json PORT
 
 Loads the objects (a JSON list of Kubernetes objects, each with apiVersion, kind and
-metadata), serves them on a free port, prints `PORT <n>` on stdout once listening, and
-runs until its standard input closes. Objects created, patched or deleted through the
+metadata), serves them on 127.0.0.1:PORT, prints `PORT <n>` on stdout once listening,
+and runs until it is killed. Objects created, patched or deleted through the
 API are broadcast to watches. kmock ignores label and field selectors.
 """
 
@@ -26,15 +26,15 @@ PLURALS = {
 async def main() -> None:
     with open(sys.argv[1], encoding="utf-8") as f:
         objects = json.load(f)
-    async with kmock.KubernetesEmulator() as handler, kmock.Server(handler, host="127.0.0.1") as server:
+    port = int(sys.argv[2])
+    async with kmock.KubernetesEmulator() as handler, kmock.Server(handler, host="127.0.0.1", port=port) as server:
         for obj in objects:
             group_version = obj["apiVersion"]
             resource = f"{group_version}/{PLURALS[obj['kind']]}"
             meta = obj["metadata"]
             handler.objects[resource, meta.get("namespace"), meta["name"]] = obj
         print(f"PORT {server.port}", flush=True)
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, sys.stdin.read)
+        await asyncio.Event().wait()
 
 
 if __name__ == "__main__":
