@@ -1,5 +1,18 @@
-//! Kinesis for logtide: the record format, packing events within the service's limits,
-//! oversize handling, and decoding records back into events.
+//! Kinesis for logtide: the PutRecords sink, the record format, packing events within the
+//! service's limits, oversize handling, and decoding records back into events.
+//!
+//! - [`Sink`] ships events to one stream (`output.kinesis`, configured by
+//!   [`KinesisConfig`]): a blocking front over the AWS SDK for the agent's plain threads.
+//!   [`Sink::send`] returns once every event was accepted by Kinesis or dead-lettered with
+//!   its reason; it retries only the records that failed, with capped exponential backoff
+//!   and jitter, for as long as Kinesis fails (so the caller's bounded queue stops the
+//!   producers), and keeps the order of each partition key across retries: a key's next
+//!   record is sent only once the one before it was accepted. [`Sink::prepare`] and
+//!   [`Sink::put`] split the same work for callers that want a deadline: a [`Batch`] left
+//!   unfinished by an error holds what Kinesis has not accepted yet, and putting it again
+//!   goes on from there. [`SinkStats`] counts everything accepted, retried and discarded.
+//!   Credentials come from the AWS default chain (environment, profile, web identity,
+//!   IMDS); TLS is rustls with ring.
 //!
 //! The record format is a contract between the sink, the relay and any other consumer;
 //! it is versioned and documented in [`format`](mod@format). In short: a record is the byte 0x1E, a
@@ -18,7 +31,29 @@
 //!   producers (a JSON object or text becomes one event).
 //! - [`DeadLetters`] keeps what cannot be shipped, with the reason.
 //!
-//! # Example
+//! # Examples
+//!
+//! Shipping events (credentials from the environment, a local endpoint):
+//!
+//! ```no_run
+//! use logtide_event::{Event, Timestamp};
+//! use logtide_kinesis::{KinesisConfig, Sink};
+//! use serde_json::json;
+//!
+//! let mut config = KinesisConfig::new("logs");
+//! config.region = Some("ap-northeast-1".into());
+//! config.endpoint = Some("http://127.0.0.1:5000".into());
+//! config.dead_letter_path = "/tmp/logtide-dead-letter".into();
+//! let mut sink = Sink::connect(&config)?;
+//! let mut event = Event::new(Timestamp::now());
+//! event.insert("message", json!("hello"))?;
+//! event.insert("container.id", json!("3f1c2e9a7b6d"))?;
+//! sink.send(&[event])?;
+//! assert_eq!(sink.stats().events, 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Packing and decoding, without a service:
 //!
 //! ```
 //! use logtide_event::{Event, Timestamp};

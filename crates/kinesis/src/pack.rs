@@ -160,41 +160,65 @@ impl Packer {
         let mut out = Packed::default();
         let mut open: Option<Open> = None;
         let mut line = Vec::new();
-        for i in 0..events.len() {
+        for (i, event) in events.iter().enumerate() {
             let key = keys[i].as_ref();
-            line.clear();
-            events[i].write_json(&mut line);
-            line.push(b'\n');
             let cap = self.capacity(key);
-            if line.len() > cap && !self.fits_compressed(&line, key) {
+            // Each event is written straight into the record it most likely goes to: the
+            // open one when it is for the same key, else a new one.
+            let joins = open
+                .as_ref()
+                .is_some_and(|o| self.config.aggregate && o.key == key);
+            if !joins {
                 if let Some(o) = open.take() {
                     self.close(o, &mut out);
                 }
-                self.oversize(i, &events[i], key, &mut line, &mut out);
+            }
+            let o = open.get_or_insert_with(|| self.open(key, cap));
+            let start = o.body.len();
+            event.write_json(&mut o.body);
+            o.body.push(b'\n');
+            if o.body.len() <= cap || (start == 0 && self.fits_compressed(&o.body, key)) {
+                o.events.push(i);
                 continue;
             }
-            let same = open.as_ref().is_some_and(|o| {
-                self.config.aggregate && o.key == key && o.body.len() + line.len() <= cap
-            });
-            if !same {
+            // It does not fit: take it out again.
+            line.clear();
+            line.extend_from_slice(&o.body[start..]);
+            o.body.truncate(start);
+            if start > 0 {
                 if let Some(o) = open.take() {
                     self.close(o, &mut out);
                 }
-                open = Some(Open {
-                    key: key.to_owned(),
-                    body: Vec::with_capacity(line.len()),
-                    events: Vec::new(),
-                });
+            } else {
+                open = None;
             }
-            if let Some(o) = open.as_mut() {
-                o.body.extend_from_slice(&line);
-                o.events.push(i);
+            if line.len() > cap && !self.fits_compressed(&line, key) {
+                self.oversize(i, event, key, &mut line, &mut out);
+                continue;
             }
+            let mut o = self.open(key, cap);
+            o.body.extend_from_slice(&line);
+            o.events.push(i);
+            open = Some(o);
         }
         if let Some(o) = open.take() {
             self.close(o, &mut out);
         }
         out
+    }
+
+    /// A new record for `key`; its buffer starts large enough for a typical aggregate.
+    fn open(&self, key: &str, cap: usize) -> Open {
+        let initial = if self.config.aggregate {
+            32 << 10
+        } else {
+            1024
+        };
+        Open {
+            key: key.to_owned(),
+            body: Vec::with_capacity(initial.min(cap)),
+            events: Vec::new(),
+        }
     }
 
     /// Whether one event's line fits in one record once compressed.
@@ -210,7 +234,6 @@ impl Packer {
 
     /// A whole (not split) record holding `body`, the NDJSON lines of `events`.
     fn record(&self, partition_key: String, body: &[u8], events: Vec<usize>) -> Record {
-        let body = compress(body, self.config.compression);
         let header = Header {
             v: FORMAT_VERSION,
             n: events.len() as u32,
@@ -219,7 +242,10 @@ impl Packer {
         };
         let mut data = Vec::with_capacity(body.len() + 64);
         header.write(&mut data);
-        data.extend_from_slice(&body);
+        match self.config.compression {
+            Compression::None => data.extend_from_slice(body),
+            comp => data.extend_from_slice(&compress(body, comp)),
+        }
         Record {
             partition_key,
             data,
