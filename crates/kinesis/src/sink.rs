@@ -283,6 +283,15 @@ impl Sink {
                 return Ok(());
             }
             let req = batch.schedule.next_request(&batch.records);
+            if req.is_empty() {
+                // The schedule is not done but has nothing to send: a bug, reported
+                // instead of looping; the batch keeps its records.
+                return Err(Error::Unavailable {
+                    unsent: batch.schedule.unsent(),
+                    attempts,
+                    last_error: "no record can be sent though the batch is not done".into(),
+                });
+            }
             attempts += 1;
             self.stats.requests += 1;
             let result = self.rt.block_on(put_records(
