@@ -30,6 +30,38 @@
 //!   rejoining of chunks with bounded memory and a timeout, and records written by other
 //!   producers (a JSON object or text becomes one event).
 //! - [`DeadLetters`] keeps what cannot be shipped, with the reason.
+//! - [`Consumer`] reads a stream: shard discovery, checkpoints in a local file
+//!   ([`FileCheckpoints`]) or a DynamoDB lease table shared by several instances,
+//!   GetRecords within the per-shard limits, resharding in order, decoding.
+//!
+//! # The record-consumer contract
+//!
+//! - [`Consumer::poll`] hands out [`ShardBatch`]es: the events of one GetRecords call on
+//!   one shard, in record order. Every event carries an [`AckToken`](logtide_event::AckToken);
+//!   acknowledgements may come back in any order and from any thread.
+//! - A shard's checkpoint is the sequence number of the last record such that it and every
+//!   record before it on the shard are done: all their events accepted or discarded (a
+//!   dropped token holds the checkpoint back). Chunks of a split event are done when the
+//!   rejoined event is, whichever shards they came from; a split event whose chunks do not
+//!   all arrive within `chunk_timeout` is dead-lettered with the reason and its chunks are
+//!   done. An undecodable record is dead-lettered with the reason; records of other
+//!   producers (JSON or text) become one event each.
+//! - Reading resumes `AFTER_SEQUENCE_NUMBER` the checkpoint, else at `start_position`.
+//!   Delivery is at least once: what was read but not checkpointed is read again after a
+//!   restart or a lease changing hands.
+//! - A child shard is read only after its parents were read to their end (GetRecords
+//!   returned no next iterator) here, or checkpointed `SHARD_END` by anyone, so events of
+//!   one partition key keep their order across splits and merges.
+//! - Per shard: at most 5 GetRecords calls a second and 2 MB a second (a large batch is
+//!   followed by a proportionally longer pause); throttling and failures back off
+//!   exponentially (200 ms to 5 s); an expired iterator is acquired again after the last
+//!   record read.
+//! - [`Consumer::stop_fetching`], then the sinks flush, then [`Consumer::shutdown`]:
+//!   final checkpoints, and leases released for others to take at once.
+//!
+//! The lease table layout (the Kinesis Client Library's) and its semantics are described
+//! on [`Lease`]: `leaseKey`, `leaseOwner`, `leaseCounter`, `checkpoint`,
+//! `checkpointSubSequenceNumber`, `ownerSwitchesSinceCheckpoint`, `parentShardId`.
 //!
 //! # Examples
 //!
@@ -81,19 +113,28 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod checkpoint;
 mod config;
+mod consumer;
 mod deadletter;
 mod decode;
 pub mod format;
 mod key;
+mod lease;
 mod pack;
 mod schedule;
 mod sink;
 
+pub use checkpoint::{FileCheckpoints, CHECKPOINT_FORMAT_VERSION, SHARD_END};
 pub use config::{KinesisConfig, MaxRecordBytes, PartitionKey, MIN_RECORD_BYTES};
+pub use consumer::{
+    CheckpointConfig, Consumer, ConsumerConfig, ConsumerStats, DynamoDbConfig, ShardBatch,
+    StartPosition,
+};
 pub use deadletter::DeadLetters;
 pub use decode::{peek_header, Decoded, Decoder, DecoderConfig, Incomplete};
 pub use format::{Compression, FORMAT_VERSION};
+pub use lease::Lease;
 pub use pack::{
     request_batches, OversizePolicy, PackConfig, Packed, Packer, Record, DEFAULT_MAX_RECORD_BYTES,
     MAX_RECORD_BYTES_LIMIT, MAX_REQUEST_BYTES, MAX_REQUEST_RECORDS,
@@ -117,6 +158,15 @@ pub enum Error {
     /// The AWS client could not be set up, or the stream's limits could not be read.
     #[error("kinesis setup: {0}")]
     Setup(String),
+    /// The checkpoint file could not be read or written; names the file.
+    #[error("checkpoint: {0}")]
+    Checkpoint(String),
+    /// The DynamoDB lease table refused or failed a call. Retryable.
+    #[error("lease table: {0}")]
+    Lease(String),
+    /// A Kinesis read call (ListShards, GetShardIterator, GetRecords) failed. Retryable.
+    #[error("kinesis: {0}")]
+    Kinesis(String),
     /// Kinesis did not accept every record before the caller's deadline. Retryable: the
     /// batch keeps the records not yet accepted; putting it again goes on from there.
     #[error("kinesis unavailable: {unsent} records not yet accepted after {attempts} attempts; last error: {last_error}")]
@@ -133,7 +183,10 @@ pub enum Error {
 impl Error {
     /// Whether trying again later may succeed (the sink keeps what is not yet sent).
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Error::DeadLetter(_) | Error::Unavailable { .. })
+        matches!(
+            self,
+            Error::DeadLetter(_) | Error::Unavailable { .. } | Error::Lease(_) | Error::Kinesis(_)
+        )
     }
 }
 

@@ -150,34 +150,10 @@ impl Sink {
             .enable_time()
             .build()
             .map_err(|e| Error::Setup(format!("cannot start the async runtime: {e}")))?;
-        let http = aws_smithy_http_client::Builder::new()
-            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-                aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-            ))
-            .build_https();
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .http_client(http)
-            // The sink retries itself: per record, without limit, with its own backoff.
-            .retry_config(aws_config::retry::RetryConfig::disabled())
-            .timeout_config(
-                aws_config::timeout::TimeoutConfig::builder()
-                    .connect_timeout(CONNECT_TIMEOUT)
-                    .operation_attempt_timeout(ATTEMPT_TIMEOUT)
-                    .build(),
-            );
-        if let Some(region) = &config.region {
-            loader = loader.region(aws_config::Region::new(region.clone()));
-        }
-        if let Some(endpoint) = &config.endpoint {
-            loader = loader.endpoint_url(endpoint);
-        }
-        let sdk = rt.block_on(loader.load());
-        if sdk.region().is_none() {
-            return Err(Error::Config(
-                "region: not set, and the AWS default chain (AWS_REGION, profile, IMDS) has none"
-                    .into(),
-            ));
-        }
+        let sdk = rt.block_on(sdk_config(
+            config.region.as_deref(),
+            config.endpoint.as_deref(),
+        ))?;
         let client = aws_sdk_kinesis::Client::new(&sdk);
         let max_record_bytes = match config.max_record_bytes {
             MaxRecordBytes::Bytes(n) => n,
@@ -421,6 +397,44 @@ fn events_of(records: &[Record]) -> Vec<Event> {
         }
     }
     out
+}
+
+/// The AWS configuration shared by the sink, the consumer and the lease table: rustls
+/// (ring), the default credentials chain, the SDK's own retries off (callers retry with
+/// their own backoff), connect and attempt timeouts, optional region and endpoint.
+pub(crate) async fn sdk_config(
+    region: Option<&str>,
+    endpoint: Option<&str>,
+) -> Result<aws_config::SdkConfig, Error> {
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https();
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(http)
+        // Callers retry themselves, with their own backoff (the sink per record, without limit).
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .connect_timeout(CONNECT_TIMEOUT)
+                .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+                .build(),
+        );
+    if let Some(region) = region {
+        loader = loader.region(aws_config::Region::new(region.to_owned()));
+    }
+    if let Some(endpoint) = endpoint {
+        loader = loader.endpoint_url(endpoint);
+    }
+    let sdk = loader.load().await;
+    if sdk.region().is_none() {
+        return Err(Error::Config(
+            "region: not set, and the AWS default chain (AWS_REGION, profile, IMDS) has none"
+                .into(),
+        ));
+    }
+    Ok(sdk)
 }
 
 /// The stream's record limit from DescribeStreamSummary.

@@ -4,6 +4,10 @@
     kinesis_tool.py ENDPOINT create NAME SHARDS      create a stream, wait until ACTIVE
     kinesis_tool.py ENDPOINT wait NAME               wait until the stream is ACTIVE
     kinesis_tool.py ENDPOINT max-record-size NAME KIB   UpdateMaxRecordSize, wait until ACTIVE
+    kinesis_tool.py ENDPOINT split NAME              SplitShard of the first open shard at the
+                                                     middle of its hash key range, wait until ACTIVE;
+                                                     prints the shard split
+    kinesis_tool.py ENDPOINT shard-count NAME N      UpdateShardCount (UNIFORM_SCALING), wait
     kinesis_tool.py ENDPOINT read NAME               every record of every shard, oldest first,
                                                      one JSON object a line:
                                                      {"shard", "seq", "key", "data" (hex)}
@@ -87,6 +91,28 @@ def main(argv):
         time.sleep(0.2)
         s = wait_active(k, name)
         print(json.dumps({"MaxRecordSizeInKiB": s.get("MaxRecordSizeInKiB")}))
+    elif cmd == "split":
+        wait_active(k, name)
+        shards = k.list_shards(StreamName=name)["Shards"]
+        open_ = [s for s in shards if "EndingSequenceNumber" not in s["SequenceNumberRange"]]
+        s = open_[0]
+        lo = int(s["HashKeyRange"]["StartingHashKey"])
+        hi = int(s["HashKeyRange"]["EndingHashKey"])
+        k.split_shard(
+            StreamName=name,
+            ShardToSplit=s["ShardId"],
+            NewStartingHashKey=str((lo + hi) // 2),
+        )
+        time.sleep(0.2)
+        wait_active(k, name)
+        print(s["ShardId"])
+    elif cmd == "shard-count":
+        wait_active(k, name)
+        k.update_shard_count(
+            StreamName=name, TargetShardCount=int(argv[4]), ScalingType="UNIFORM_SCALING"
+        )
+        time.sleep(0.2)
+        wait_active(k, name)
     elif cmd == "read":
         read(k, name)
     else:

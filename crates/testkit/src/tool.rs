@@ -71,6 +71,20 @@ impl KinesisTool {
         v["MaxRecordSizeInKiB"].as_u64()
     }
 
+    /// Splits the first open shard at the middle of its hash key range (SplitShard) and
+    /// waits until the stream is active; returns the parent shard's id.
+    pub fn split_shard(&self, name: &str) -> String {
+        String::from_utf8_lossy(&self.run(&["split", name]))
+            .trim()
+            .to_owned()
+    }
+
+    /// Sets the stream's open shard count (UpdateShardCount, uniform scaling) and waits
+    /// until the stream is active.
+    pub fn update_shard_count(&self, name: &str, shards: u32) {
+        self.run(&["shard-count", name, &shards.to_string()]);
+    }
+
     /// Every record of every shard, each shard oldest first.
     pub fn read_all(&self, name: &str) -> Vec<StreamRecord> {
         let out = self.run(&["read", name]);
