@@ -9,6 +9,8 @@
 //!   as its plan says.
 //! - [`Kmock`]: kmock (`pip install kmock`), a Kubernetes API emulator serving fixed
 //!   objects, for the Kubernetes metadata tests.
+//! - [`S3Tool`]: buckets and objects (gunzipped NDJSON lines) and DynamoDB tables read
+//!   back with boto3.
 //! - [`KinesisTool`]: stream chores (create, read back every record) done with boto3, a
 //!   real client, so that tests do not check logtide with logtide.
 //!
@@ -29,11 +31,13 @@
 
 mod kmock;
 mod proxy;
+mod s3tool;
 mod service;
 mod tool;
 
 pub use kmock::Kmock;
 pub use proxy::{Fault, FaultProxy, ProxyLog};
+pub use s3tool::{ObjectLine, S3Tool};
 pub use service::{free_port, test_services_dir, wait_for_port, KinesisMock, MotoServer, Service};
 pub use tool::{KinesisTool, StreamRecord};
 

@@ -1,0 +1,231 @@
+//! `sinks.s3`: the archive's configuration.
+
+use std::time::Duration;
+
+use serde::de::{self, Deserializer};
+use serde::Deserialize;
+
+use crate::Error;
+
+/// A size in bytes, written as a number or with a unit: `64MiB`, `512KiB`, `1GiB`, `10MB`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+impl ByteSize {
+    /// Parses `64MiB`, `512 KiB`, `1048576`, `10MB`, `1GB`.
+    pub fn parse(s: &str) -> Option<ByteSize> {
+        let s = s.trim();
+        let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+        let (num, unit) = s.split_at(split);
+        let n: u64 = num.parse().ok()?;
+        let mult: u64 = match unit.trim() {
+            "" | "B" => 1,
+            "KiB" => 1 << 10,
+            "MiB" => 1 << 20,
+            "GiB" => 1 << 30,
+            "KB" | "kB" => 1000,
+            "MB" => 1_000_000,
+            "GB" => 1_000_000_000,
+            _ => return None,
+        };
+        n.checked_mul(mult).map(ByteSize)
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(u64),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::N(n) => Ok(ByteSize(n)),
+            Raw::S(s) => ByteSize::parse(&s).ok_or_else(|| {
+                de::Error::custom(format!("{s:?} is not a size such as 64MiB or 1048576"))
+            }),
+        }
+    }
+}
+
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let s = String::deserialize(d)?;
+    humantime::parse_duration(&s)
+        .map_err(|e| de::Error::custom(format!("{s:?} is not a duration such as 60s: {e}")))
+}
+
+/// The configuration of the S3 archive (`sinks.s3`). Credentials come from the AWS
+/// default chain.
+///
+/// ```yaml
+/// sinks:
+///   s3:
+///     bucket: logs-archive
+///     prefix: logtide
+///     region: ap-northeast-1
+///     endpoint: http://127.0.0.1:5000   # optional; path-style addressing then
+///     max_object_bytes: 64MiB           # compressed size at which an object is cut
+///     max_age: 60s                      # oldest event an open object may hold
+///     key_template: "{prefix}/%Y/%m/%d/%H/{shard}-{sequence}.ndjson.gz"
+///     multipart_part_bytes: 8MiB        # objects larger than this use a multipart upload
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Config {
+    /// The bucket (required).
+    pub bucket: String,
+    /// Key prefix (`{prefix}` in the template); default `logtide`.
+    #[serde(default = "default_prefix")]
+    pub prefix: String,
+    /// AWS region; default: the AWS default chain's.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Endpoint URL instead of the region's (local testing, S3-compatible stores); path
+    /// style addressing is used with it. Default none.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// Compressed size at which an object is cut; default 64 MiB.
+    #[serde(default = "default_max_object_bytes", deserialize_with = "bytes_field")]
+    pub max_object_bytes: u64,
+    /// Longest an object stays open; default `60s`.
+    #[serde(default = "default_max_age", deserialize_with = "duration")]
+    pub max_age: Duration,
+    /// Key template: `{prefix}`, `{shard}`, `{sequence}` and `%Y %m %d %H %M` (UTC, of the
+    /// object's first event); default `{prefix}/%Y/%m/%d/%H/{shard}-{sequence}.ndjson.gz`.
+    #[serde(default = "default_key_template")]
+    pub key_template: String,
+    /// Part size of multipart uploads (at least 5 MiB); objects larger than one part are
+    /// uploaded in parts. Default 8 MiB.
+    #[serde(default = "default_part_bytes", deserialize_with = "bytes_field")]
+    pub multipart_part_bytes: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(transparent)]
+struct Sized(ByteSize);
+
+fn default_prefix() -> String {
+    "logtide".into()
+}
+fn default_max_object_bytes() -> u64 {
+    64 << 20
+}
+fn default_max_age() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_key_template() -> String {
+    "{prefix}/%Y/%m/%d/%H/{shard}-{sequence}.ndjson.gz".into()
+}
+fn default_part_bytes() -> u64 {
+    8 << 20
+}
+
+/// The smallest part S3 accepts (but the last).
+pub(crate) const MIN_PART_BYTES: u64 = 5 << 20;
+
+impl S3Config {
+    /// A configuration for `bucket` with every other option at its default.
+    pub fn new(bucket: impl Into<String>) -> Self {
+        S3Config {
+            bucket: bucket.into(),
+            prefix: default_prefix(),
+            region: None,
+            endpoint: None,
+            max_object_bytes: default_max_object_bytes(),
+            max_age: default_max_age(),
+            key_template: default_key_template(),
+            multipart_part_bytes: default_part_bytes(),
+        }
+    }
+
+    /// Checks every option without contacting AWS; errors name the key.
+    pub fn validate(&self) -> Result<(), Error> {
+        let b = &self.bucket;
+        if b.len() < 3
+            || b.len() > 63
+            || !b
+                .bytes()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'.')
+        {
+            return Err(Error::Config(format!(
+                "bucket: {b:?} is not a bucket name (3 to 63 of a-z, 0-9, - .)"
+            )));
+        }
+        if self.region.as_deref().is_some_and(str::is_empty) {
+            return Err(Error::Config("region: must not be empty".into()));
+        }
+        if let Some(e) = &self.endpoint {
+            if !(e.starts_with("http://") || e.starts_with("https://")) {
+                return Err(Error::Config(format!(
+                    "endpoint: {e:?} is not an http:// or https:// URL"
+                )));
+            }
+        }
+        if self.max_object_bytes < 1024 {
+            return Err(Error::Config(
+                "max_object_bytes: must be at least 1KiB".into(),
+            ));
+        }
+        if self.max_age.is_zero() {
+            return Err(Error::Config("max_age: must be more than 0s".into()));
+        }
+        if !self.key_template.contains("{sequence}") || !self.key_template.contains("{shard}") {
+            return Err(Error::Config(format!(
+                "key_template: {:?} must contain {{shard}} and {{sequence}} (so that a batch delivered again overwrites its object)",
+                self.key_template
+            )));
+        }
+        if self.multipart_part_bytes < MIN_PART_BYTES {
+            return Err(Error::Config(
+                "multipart_part_bytes: must be at least 5MiB (S3's smallest part)".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn bytes_field<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    Ok(Sized::deserialize(d)?.0 .0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        for (s, n) in [
+            ("64MiB", 64 << 20),
+            ("512 KiB", 512 << 10),
+            ("1048576", 1 << 20),
+            ("10MB", 10_000_000),
+        ] {
+            assert_eq!(ByteSize::parse(s), Some(ByteSize(n)), "{s}");
+        }
+        for s in ["", "MiB", "12 parsecs", "99999999999999999999GiB"] {
+            assert_eq!(ByteSize::parse(s), None, "{s}");
+        }
+    }
+
+    #[test]
+    fn validation_names_the_key() {
+        let mut c = S3Config::new("Bad_Bucket");
+        assert!(c.validate().unwrap_err().to_string().contains("bucket:"));
+        c = S3Config::new("ok-bucket");
+        c.validate().unwrap();
+        c.key_template = "{prefix}/x.gz".into();
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("key_template:"));
+        c = S3Config::new("ok-bucket");
+        c.multipart_part_bytes = 1 << 20;
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("multipart_part_bytes:"));
+    }
+}

@@ -1,0 +1,81 @@
+//! S3 and DynamoDB chores with boto3 (`scripts/s3_tool.py`).
+
+use std::path::Path;
+use std::process::Command;
+
+/// One NDJSON line of an object read back from S3.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectLine {
+    /// The object's key.
+    pub key: String,
+    /// The object's (compressed) size.
+    pub size: u64,
+    /// The line, without its newline.
+    pub line: String,
+}
+
+/// Runs `scripts/s3_tool.py` against one endpoint (`LOGTIDE_PYTHON` names the
+/// interpreter; default `python3`, with boto3 installed).
+#[derive(Clone, Debug)]
+pub struct S3Tool {
+    endpoint: String,
+}
+
+impl S3Tool {
+    /// A tool for the service at `endpoint`.
+    pub fn new(endpoint: &str) -> S3Tool {
+        S3Tool {
+            endpoint: endpoint.to_owned(),
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> Vec<u8> {
+        let python = std::env::var("LOGTIDE_PYTHON").unwrap_or_else(|_| "python3".into());
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/s3_tool.py");
+        let out = Command::new(&python)
+            .arg(script)
+            .arg(&self.endpoint)
+            .args(args)
+            .envs(crate::AWS_ENV)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {python}: {e}; install Python 3 with boto3"));
+        assert!(
+            out.status.success(),
+            "s3_tool.py {args:?} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    }
+
+    /// Creates a bucket.
+    pub fn create_bucket(&self, bucket: &str) {
+        self.run(&["create-bucket", bucket]);
+    }
+
+    /// Every line of every gzip NDJSON object under `prefix`.
+    pub fn read_lines(&self, bucket: &str, prefix: &str) -> Vec<ObjectLine> {
+        self.run(&["read", bucket, prefix])
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_slice(l)
+                    .unwrap_or_else(|e| panic!("s3_tool.py printed a bad line: {e}"));
+                ObjectLine {
+                    key: v["key"].as_str().unwrap_or_default().to_owned(),
+                    size: v["size"].as_u64().unwrap_or_default(),
+                    line: v["line"].as_str().unwrap_or_default().to_owned(),
+                }
+            })
+            .collect()
+    }
+
+    /// Every item of a DynamoDB table, as DynamoDB JSON.
+    pub fn scan_table(&self, table: &str) -> Vec<serde_json::Value> {
+        self.run(&["leases", table])
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .filter_map(|l| serde_json::from_slice(l).ok())
+            .collect()
+    }
+}
