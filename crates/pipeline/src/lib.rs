@@ -21,12 +21,14 @@ mod hold;
 mod k8s;
 pub mod metrics;
 pub mod output;
+mod relay;
 mod run;
 
 use std::path::PathBuf;
 
 pub use config::{FilesConfig, OutputConfig};
 pub use hold::{Gate, HoldStats};
+pub use relay::{run_relay, RelayConfig, RelaySinks, RelaySource, RelaySummary};
 pub use run::{run_files, run_files_with, FileObserver, RunOptions, RunSummary};
 
 /// Errors of this crate.
