@@ -161,9 +161,10 @@ fn runs_on_aligned_ticks_to_a_file_and_stops_on_sigterm() {
     for line in &lines {
         let v: Value = serde_json::from_str(line).unwrap();
         let ts = v["@timestamp"].as_str().unwrap();
-        // Ticks fall on whole seconds: collection starts within a few hundred ms of one.
+        // Ticks fall on whole seconds: collection starts soon after one (a loaded
+        // machine may delay it a little).
         let frac: f64 = format!("0.{}", &ts[20..29]).parse().unwrap();
-        assert!(frac < 0.5, "{ts} is not near a tick");
+        assert!(frac < 0.7, "{ts} is not near a tick");
         assert_eq!(v["metricset"]["period"], 1000);
     }
 }

@@ -50,8 +50,10 @@ use crate::config::{expand_dotted, expand_env, from_value, parse_yaml, FilesConf
 use crate::output::{self, Output};
 use crate::{Error, OutputConfig};
 
-/// Batches queued between the collectors and the output.
-const QUEUE: usize = 64;
+/// Batches queued between the collectors and the output: one tick of every collector
+/// (aligned ticks arrive together), and a bound on memory while the output fails (a
+/// 100-pod Kubernetes batch is about 0.8 MB).
+const QUEUE: usize = 8;
 /// How often the counters are logged.
 const STATS_EVERY: Duration = Duration::from_secs(60);
 /// Longest wait between retries of a failing output.
@@ -655,6 +657,25 @@ mod tests {
             let err = load(text).unwrap_err();
             assert!(err.contains(want), "{text:?}\n got: {err}\nwant: {want}");
         }
+    }
+
+    #[test]
+    fn outputs_are_those_of_logtide_files() {
+        let c = load("output.kinesis:\n  stream_name: metrics\n  region: eu-west-1\n").unwrap();
+        match c.output {
+            OutputConfig::Kinesis(k) => {
+                assert_eq!(k.stream_name, "metrics");
+                assert_eq!(k.region.as_deref(), Some("eu-west-1"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let c = load("output.file.path: /tmp/m\noutput.file.filename: m.ndjson\n").unwrap();
+        match c.output {
+            OutputConfig::File(f) => assert_eq!(f.filename, "m.ndjson"),
+            other => panic!("{other:?}"),
+        }
+        let err = load("output.kinesis: {region: x}\n").unwrap_err();
+        assert!(err.contains("output.kinesis"), "{err}");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Building metric events: the fields every event carries, rounding, counters.
 
 use logtide_event::{Event, Timestamp};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 /// When a sample was taken: the wall-clock time (the event's `@timestamp`) and a monotonic
 /// reading (for rates, so that a clock step never makes a bogus rate).
@@ -42,11 +42,34 @@ impl Common {
     }
 }
 
-/// Sets a field. Paths are this crate's own and never cross a non-object value, so the
-/// insert cannot fail; a debug build checks it.
+/// Sets a field at a dotted path of this crate's own (no key of it contains a dot).
 pub(crate) fn put(event: &mut Event, path: &str, value: impl Into<Value>) {
-    let result = event.insert(path, value.into());
-    debug_assert!(result.is_ok(), "{path}: {result:?}");
+    set(event.fields_mut(), path, value);
+}
+
+/// The object at a dotted path below `map`, created where missing (a non-object value in
+/// the way is replaced; this crate never builds such a path). Existing levels are found
+/// without allocating.
+pub(crate) fn obj<'m>(map: &'m mut Map<String, Value>, path: &str) -> &'m mut Map<String, Value> {
+    let mut cur = map;
+    for seg in path.split('.') {
+        if !cur.get(seg).is_some_and(Value::is_object) {
+            cur.insert(seg.to_owned(), Value::Object(Map::new()));
+        }
+        cur = match cur.get_mut(seg) {
+            Some(Value::Object(next)) => next,
+            _ => unreachable!("an object was put at {seg} just above"),
+        };
+    }
+    cur
+}
+
+/// Sets a dotted path below `map`.
+pub(crate) fn set(map: &mut Map<String, Value>, path: &str, value: impl Into<Value>) {
+    match path.rsplit_once('.') {
+        Some((parent, key)) => obj(map, parent).insert(key.to_owned(), value.into()),
+        None => map.insert(path.to_owned(), value.into()),
+    };
 }
 
 /// Rounds to four decimals, as Metricbeat does for its percentages.
