@@ -90,9 +90,11 @@ pub fn run_files_with(
         origin,
         &started,
     )?);
+    let global_enrichers = started.enrichers().len();
     let mut tailers = Vec::new();
     for (i, input) in config.inputs.iter().enumerate() {
         let tailer = Tailer::open(input.tail_config(), config.registry_config(i))?;
+        let before = started.enrichers().len();
         let report = tailer.load_report();
         tracing::info!(input = i, registry_version = ?report.version, "input started");
         let chain = Chain {
@@ -106,32 +108,36 @@ pub fn run_files_with(
             input_stats: ProcessorStats::default(),
             global_stats: ProcessorStats::default(),
         };
-        tailers.push((tailer, chain));
+        // The enrichers this input's events meet: the global list's and its own.
+        let all = started.enrichers();
+        let mut mine = all[..global_enrichers].to_vec();
+        mine.extend_from_slice(&all[before..]);
+        tailers.push((tailer, chain, mine));
     }
-    let mut options = options;
     let enrichers = started.enrichers();
-    let kubernetes = (!enrichers.is_empty()).then(|| Arc::new(Kubernetes { enrichers }));
-    if let Some(k) = &kubernetes {
-        // Lines of a pod the watch has not reported yet wait for it; the enricher lets
-        // them go when its own wait (`wait_for_metadata`) runs out, and these bounds are
-        // only a safety net.
-        if options.gate.is_none() {
-            options.gate = Some(k.clone());
-            options.max_wait = K8S_MAX_WAIT;
-            options.max_waiting = K8S_MAX_WAITING;
-        }
-        if options.files.is_none() {
-            options.files = Some(k.clone());
-        }
-    }
+    let kubernetes = (!enrichers.is_empty()).then(|| Kubernetes { enrichers });
     let tailers: Vec<_> = tailers
         .into_iter()
-        .map(|(tailer, chain)| {
-            let hold = options
-                .gate
-                .clone()
-                .map(|gate| Hold::new(gate, options.max_wait, options.max_waiting));
-            (tailer, chain, hold, options.files.clone())
+        .map(|(tailer, chain, mine)| {
+            let k8s = (!mine.is_empty()).then(|| Arc::new(Kubernetes { enrichers: mine }));
+            // Lines of a pod the watch has not reported yet wait for it; the enricher
+            // lets them go when its own wait (`wait_for_metadata`) runs out, and these
+            // bounds are only a safety net.
+            let hold = match (&options.gate, &k8s) {
+                (Some(gate), _) => Some(Hold::new(
+                    gate.clone(),
+                    options.max_wait,
+                    options.max_waiting,
+                )),
+                (None, Some(k)) => Some(Hold::new(k.clone(), K8S_MAX_WAIT, K8S_MAX_WAITING)),
+                (None, None) => None,
+            };
+            let files = match (&options.files, k8s) {
+                (Some(files), _) => Some(files.clone()),
+                (None, Some(k)) => Some(k as Arc<dyn FileObserver>),
+                (None, None) => None,
+            };
+            (tailer, chain, hold, files)
         })
         .collect();
     let out = output::build(&config.output)?;
