@@ -9,15 +9,15 @@
 #![allow(missing_docs)]
 
 use std::hint::black_box;
+use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use logtide_benches::Workload;
 use logtide_container_log::{parse_line, Format};
-use logtide_event::Event;
+use logtide_event::{Event, LogEntry};
 use logtide_kinesis::{Compression, KinesisConfig, PackConfig, Packer, Sink};
 use logtide_testkit::{KinesisTool, MotoServer, AWS_ENV};
-use serde_json::{json, Value};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -28,29 +28,26 @@ const BATCH: usize = 512;
 
 /// Events as the tailer makes them from the generated CRI logs, one container per 5,000
 /// lines.
+/// Events as the tailer makes them: a `LogEntry` each (fields built only on demand).
 fn events() -> Vec<Event> {
     let w = Workload::load("cri", SIZE);
     w.iter()
         .enumerate()
         .filter_map(|(i, line)| {
             let l = parse_line(line, Format::Auto).ok()?;
-            let id = format!("{:064x}", i / 5000);
-            let mut e = Event::new(l.time);
-            e.insert(
-                "message",
-                Value::String(String::from_utf8_lossy(l.message.raw()).into_owned()),
-            )
-            .ok()?;
-            e.insert("stream", json!("stdout")).ok()?;
-            e.insert("input.type", json!("container")).ok()?;
-            e.insert(
-                "log.file.path",
-                json!(format!("/var/log/containers/app_default_app-{id}.log")),
-            )
-            .ok()?;
-            e.insert("log.offset", json!(i * 200)).ok()?;
-            e.insert("container.id", json!(id)).ok()?;
-            Some(e)
+            let id: Arc<str> = Arc::from(format!("{:064x}", i / 5000));
+            let entry = LogEntry {
+                message: String::from_utf8_lossy(l.message.raw()).into_owned(),
+                stream: "stdout",
+                path: Arc::from(format!("/var/log/containers/app_default_app-{id}.log")),
+                offset: (i * 200) as u64,
+                partial: false,
+                truncated: false,
+                container_id: Some(id),
+                docker_attrs: None,
+                input_type: "container",
+            };
+            Some(Event::from_log_entry(l.time, entry))
         })
         .collect()
 }
@@ -58,7 +55,7 @@ fn events() -> Vec<Event> {
 fn keys(batch: &[Event]) -> Vec<&str> {
     batch
         .iter()
-        .map(|e| e.get("container.id").and_then(Value::as_str).unwrap_or("-"))
+        .map(|e| e.get_str("container.id").unwrap_or("-"))
         .collect()
 }
 

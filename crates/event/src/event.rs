@@ -191,6 +191,23 @@ impl Event {
         path::get(map, path)
     }
 
+    /// The string at a field path, like `get(path)` when that is a string, but read
+    /// straight from a [`LogEntry`] (without building the maps) for its string fields:
+    /// `message`, `stream`, `log.file.path`, `container.id`, `input.type`.
+    pub fn get_str(&self, path: &str) -> Option<&str> {
+        if let Some(entry) = &self.entry {
+            match path {
+                "message" => return Some(&entry.message),
+                "stream" => return Some(entry.stream),
+                "log.file.path" => return Some(&entry.path),
+                "container.id" => return entry.container_id.as_deref(),
+                "input.type" => return Some(entry.input_type),
+                _ => {}
+            }
+        }
+        self.get(path).and_then(Value::as_str)
+    }
+
     /// The value at a field path, for modification.
     pub fn get_mut(&mut self, path: &str) -> Option<&mut Value> {
         let (map, path) = self.route_mut(path);
@@ -427,6 +444,22 @@ mod tests {
         );
         assert_eq!(e.get("log.flags"), Some(&json!(["partial"])));
         assert_eq!(e.get("container.id"), Some(&json!("0123")));
+        for path in [
+            "message",
+            "stream",
+            "log.file.path",
+            "container.id",
+            "input.type",
+        ] {
+            let fresh =
+                Event::from_log_entry(Timestamp::UNIX_EPOCH, entry(true, false, true, false));
+            assert_eq!(
+                fresh.get_str(path),
+                e.get(path).and_then(Value::as_str),
+                "{path}"
+            );
+        }
+        assert_eq!(e.get_str("log.offset"), None, "not a string");
         assert_eq!(e.get("docker"), None);
         assert!(e.log_entry().is_some(), "reading fields keeps the entry");
         e.insert("kubernetes.pod.name", json!("a")).unwrap();

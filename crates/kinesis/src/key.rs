@@ -28,10 +28,16 @@ pub(crate) fn partition_keys<'e>(
     events
         .iter()
         .map(|e| {
-            let key = match e.get(path) {
-                Some(Value::String(s)) if !s.is_empty() => Some(Cow::Borrowed(s.as_str())),
-                Some(v @ (Value::Number(_) | Value::Bool(_))) => Some(Cow::Owned(v.to_string())),
-                _ => None,
+            // `get_str` reads a tailed entry's container id without building its maps.
+            let key = match e.get_str(path) {
+                Some(s) if !s.is_empty() => Some(Cow::Borrowed(s)),
+                Some(_) => None,
+                None => match e.get(path) {
+                    Some(v @ (Value::Number(_) | Value::Bool(_))) => {
+                        Some(Cow::Owned(v.to_string()))
+                    }
+                    _ => None,
+                },
             };
             let key = key.unwrap_or_else(|| {
                 *fallbacks += 1;
