@@ -3,14 +3,11 @@
 //! This binary only parses arguments, loads the configuration and hands over to the
 //! library crates; see `--help`.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
-use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use logtide_pipeline::process::{init_logging, stop_on_signals};
 use logtide_pipeline::{run_files, FilesConfig};
 
 mod k8s_path;
@@ -70,44 +67,10 @@ enum TestCommand {
     Config(ConfigArg),
 }
 
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("LOGTIDE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
-}
-
-/// Sets `stop` on SIGTERM or SIGINT; a second signal exits at once.
-fn stop_on_signals() -> anyhow::Result<Arc<AtomicBool>> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])
-        .context("cannot install signal handlers")?;
-    let flag = stop.clone();
-    std::thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            for sig in signals.forever() {
-                if flag.swap(true, Ordering::SeqCst) {
-                    eprintln!(
-                        "logtide-files: second signal {sig}: exiting without a clean shutdown"
-                    );
-                    std::process::exit(130);
-                }
-                tracing::info!(signal = sig, "stopping: flushing and saving the registry");
-            }
-        })
-        .context("cannot start the signal thread")?;
-    Ok(stop)
-}
-
 fn run(config: &ConfigArg) -> anyhow::Result<ExitCode> {
     init_logging();
     let config = FilesConfig::load(&config.config)?;
-    let stop = stop_on_signals()?;
+    let stop = stop_on_signals("logtide-files", "flushing and saving the registry")?;
     let summary = run_files(&config, stop)?;
     let events: u64 = summary.inputs.iter().map(|s| s.events).sum();
     tracing::info!(events, "stopped");

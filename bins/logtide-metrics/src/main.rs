@@ -3,16 +3,15 @@
 //! This binary only parses arguments, loads the configuration and hands over to
 //! `logtide_pipeline::metrics`; see `--help`.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use anyhow::Context;
 use clap::Parser;
 use logtide_pipeline::metrics::{collect_once, run_metrics, MetricsConfig};
+use logtide_pipeline::process::{init_logging, stop_on_signals};
 
 /// Events are built on the collector threads and freed on the output thread; this
 /// allocator handles that without lock contention (and halves the CPU time of building
@@ -34,38 +33,6 @@ struct Cli {
     /// failed.
     #[arg(long)]
     once: bool,
-}
-
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("LOGTIDE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
-}
-
-/// Sets `stop` on SIGTERM or SIGINT; a second signal exits at once.
-fn stop_on_signals() -> anyhow::Result<Arc<AtomicBool>> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])
-        .context("cannot install signal handlers")?;
-    let flag = stop.clone();
-    std::thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            for sig in signals.forever() {
-                if flag.swap(true, Ordering::SeqCst) {
-                    eprintln!("logtide-metrics: second signal {sig}: exiting now");
-                    std::process::exit(130);
-                }
-                tracing::info!(signal = sig, "stopping: writing what is queued");
-            }
-        })
-        .context("cannot start the signal thread")?;
-    Ok(stop)
 }
 
 fn once(config: &MetricsConfig) -> anyhow::Result<ExitCode> {
@@ -94,7 +61,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         return once(&config);
     }
     init_logging();
-    let stop = stop_on_signals()?;
+    let stop = stop_on_signals("logtide-metrics", "writing what is queued")?;
     let summary = run_metrics(&config, stop)?;
     let events: u64 = summary.output.events.load(Ordering::Relaxed);
     tracing::info!(events, "stopped");

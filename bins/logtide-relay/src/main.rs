@@ -6,11 +6,9 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
-use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use logtide_pipeline::process::{init_logging, stop_on_signals};
 use logtide_pipeline::{run_relay, RelayConfig};
 
 /// Relays a Kinesis stream to S3, files and the console. Without a subcommand, runs the
@@ -54,13 +52,7 @@ enum TestCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging();
     let result = match cli.command {
         None => run(&cli.run),
         Some(Command::Run(c)) => run(&c),
@@ -79,7 +71,7 @@ fn main() -> ExitCode {
 
 fn run(c: &ConfigArg) -> anyhow::Result<()> {
     let config = RelayConfig::load(&c.config)?;
-    let stop = stop_on_signals()?;
+    let stop = stop_on_signals("logtide-relay", "flushing, checkpointing, releasing leases")?;
     let summary = run_relay(&config, stop)?;
     tracing::info!(
         records = summary.consumer.records,
@@ -90,31 +82,4 @@ fn run(c: &ConfigArg) -> anyhow::Result<()> {
         "relay stopped"
     );
     Ok(())
-}
-
-/// Sets `stop` on SIGTERM or SIGINT; a second signal exits at once.
-fn stop_on_signals() -> anyhow::Result<Arc<AtomicBool>> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])
-        .context("cannot install signal handlers")?;
-    let flag = stop.clone();
-    std::thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            for sig in signals.forever() {
-                if flag.swap(true, Ordering::Relaxed) {
-                    eprintln!(
-                        "logtide-relay: second signal {sig}: exiting without a clean shutdown"
-                    );
-                    std::process::exit(1);
-                }
-                tracing::info!(
-                    signal = sig,
-                    "stopping: flushing, checkpointing, releasing leases"
-                );
-            }
-        })
-        .context("cannot start the signal thread")?;
-    Ok(stop)
 }

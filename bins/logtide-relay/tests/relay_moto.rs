@@ -52,7 +52,7 @@ fn relay(config: &Path) -> Child {
         .args(["run", "--config"])
         .arg(config)
         .envs(AWS_ENV)
-        .env("RUST_LOG", "info")
+        .env("LOGTIDE_LOG", "info")
         .spawn()
         .unwrap()
 }

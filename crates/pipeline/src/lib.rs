@@ -21,6 +21,7 @@ mod hold;
 mod k8s;
 pub mod metrics;
 pub mod output;
+pub mod process;
 mod relay;
 mod run;
 
@@ -49,6 +50,9 @@ pub enum Error {
     /// A configured feature is not available.
     #[error("{0}")]
     Unsupported(String),
+    /// The process could not set itself up (signal handlers, threads).
+    #[error("{0}")]
+    Process(String),
     /// A tailer could not start.
     #[error(transparent)]
     Tail(#[from] logtide_tail::Error),
