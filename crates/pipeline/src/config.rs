@@ -432,6 +432,69 @@ fn apply_aliases(value: &mut Value) -> Result<(), String> {
     Ok(())
 }
 
+impl OutputsConfig {
+    /// The one output that is set; errors (starting with the key) when none or several
+    /// are, or when the chosen one is invalid.
+    pub fn choose(self) -> Result<OutputConfig, String> {
+        let OutputsConfig {
+            console,
+            file,
+            kinesis,
+        } = self;
+        let mut chosen: Vec<(&str, OutputConfig)> = Vec::new();
+        if let Some(c) = console {
+            chosen.push(("output.console", OutputConfig::Console(c)));
+        }
+        if let Some(f) = file {
+            chosen.push(("output.file", OutputConfig::File(f)));
+        }
+        if let Some(k) = kinesis {
+            k.validate().map_err(|e| match e {
+                logtide_kinesis::Error::Config(m) => format!("output.kinesis.{m}"),
+                other => format!("output.kinesis: {other}"),
+            })?;
+            chosen.push(("output.kinesis", OutputConfig::Kinesis(k)));
+        }
+        if chosen.len() > 1 {
+            let names: Vec<&str> = chosen.iter().map(|(n, _)| *n).collect();
+            return Err(format!(
+                "output: only one output may be set, found {}",
+                names.join(" and ")
+            ));
+        }
+        match chosen.pop() {
+            Some((_, output)) => Ok(output),
+            None => Err(
+                "output: one output must be set (output.console, output.file or output.kinesis)"
+                    .into(),
+            ),
+        }
+    }
+}
+
+/// The output an `output` section (dotted keys already expanded, `${VAR}` not yet)
+/// selects, for binaries whose configuration has one beside keys of their own.
+pub fn output_from_section(section: Option<Value>, origin: &Path) -> Result<OutputConfig, Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct OnlyOutput {
+        #[serde(default)]
+        output: OutputsConfig,
+    }
+    let mut doc = serde_json::Map::new();
+    if let Some(section) = section {
+        doc.insert("output".into(), section);
+    }
+    let mut value = Value::Object(doc);
+    let bad = |message: String| Error::Config {
+        file: origin.to_owned(),
+        message,
+    };
+    expand_env(&mut value, "").map_err(bad)?;
+    let only: OnlyOutput = from_value(value, origin)?;
+    only.output.choose().map_err(bad)
+}
+
 impl FilesConfig {
     /// Loads and validates a logtide-files configuration file.
     pub fn load(path: &Path) -> Result<Self, Error> {
@@ -477,40 +540,7 @@ impl FilesConfig {
             )?;
         }
         check_processors(&raw.processors, "processors", origin)?;
-        let OutputsConfig {
-            console,
-            file,
-            kinesis,
-        } = raw.output;
-        let mut chosen: Vec<(&str, OutputConfig)> = Vec::new();
-        if let Some(c) = console {
-            chosen.push(("output.console", OutputConfig::Console(c)));
-        }
-        if let Some(f) = file {
-            chosen.push(("output.file", OutputConfig::File(f)));
-        }
-        if let Some(k) = kinesis {
-            k.validate().map_err(|e| {
-                bad(match e {
-                    logtide_kinesis::Error::Config(m) => format!("output.kinesis.{m}"),
-                    other => format!("output.kinesis: {other}"),
-                })
-            })?;
-            chosen.push(("output.kinesis", OutputConfig::Kinesis(k)));
-        }
-        if chosen.len() > 1 {
-            let names: Vec<&str> = chosen.iter().map(|(n, _)| *n).collect();
-            return Err(bad(format!(
-                "output: only one output may be set, found {}",
-                names.join(" and ")
-            )));
-        }
-        let Some((_, output)) = chosen.pop() else {
-            return Err(bad(
-                "output: one output must be set (output.console, output.file or output.kinesis)"
-                    .into(),
-            ));
-        };
+        let output = raw.output.choose().map_err(bad)?;
         Ok(FilesConfig {
             inputs: raw.inputs,
             registry: raw.registry,

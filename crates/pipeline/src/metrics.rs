@@ -46,7 +46,7 @@ use logtide_procstat::{
 use logtide_tail::duration;
 use serde_json::Value;
 
-use crate::config::{expand_dotted, expand_env, from_value, parse_yaml, FilesConfig};
+use crate::config::{expand_dotted, expand_env, from_value, parse_yaml};
 use crate::output::{self, Output};
 use crate::{Error, OutputConfig};
 
@@ -197,7 +197,7 @@ impl MetricsConfig {
         let mut value = Value::Object(root);
         expand_env(&mut value, "").map_err(bad)?;
         let raw: RawMetrics = from_value(value, origin)?;
-        let output = parse_output(output, origin)?;
+        let output = crate::config::output_from_section(output, origin)?;
         if raw.period.is_zero() {
             return Err(bad("period: must be more than 0".into()));
         }
@@ -279,17 +279,6 @@ impl MetricsConfig {
 
 /// Reads the `output` section with logtide-files' own rules, so that both binaries
 /// accept exactly the same outputs.
-fn parse_output(output: Option<Value>, origin: &Path) -> Result<OutputConfig, Error> {
-    let mut doc = serde_json::Map::new();
-    doc.insert("inputs".into(), serde_json::json!([{"type": "container"}]));
-    if let Some(o) = output {
-        doc.insert("output".into(), o);
-    }
-    // JSON is YAML: hand the section to the logtide-files loader unchanged.
-    let text = Value::Object(doc).to_string();
-    Ok(FilesConfig::from_yaml(&text, origin)?.output)
-}
-
 /// Counters of one collector.
 #[derive(Debug, Default)]
 pub struct CollectorStats {
