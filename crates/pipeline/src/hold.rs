@@ -50,20 +50,17 @@ pub(crate) struct Hold {
     max_wait: Duration,
     max_events: usize,
     /// Waiting events by the path of the file they were read from.
-    waiting: HashMap<String, Waiting>,
+    waiting: HashMap<Arc<str>, Waiting>,
     len: usize,
     stats: HoldStats,
 }
 
-/// The key events wait under: their file, so that a file's lines stay in order.
-fn key_of(event: &Event) -> String {
+/// The key events wait under: their file, so that a file's lines stay in order (for a
+/// tailed entry, a shared reference to its path, not a copy).
+fn key_of(event: &Event) -> Arc<str> {
     match event.log_entry() {
-        Some(entry) => entry.path.to_string(),
-        None => event
-            .get("log.file.path")
-            .and_then(|v| v.as_str())
-            .unwrap_or_default()
-            .to_owned(),
+        Some(entry) => entry.path.clone(),
+        None => Arc::from(event.get_str("log.file.path").unwrap_or_default()),
     }
 }
 
@@ -126,7 +123,7 @@ impl Hold {
         }
         let gate = &self.gate;
         let max_wait = self.max_wait;
-        let mut go: Vec<(String, bool)> = Vec::new();
+        let mut go: Vec<(Arc<str>, bool)> = Vec::new();
         for (key, w) in &self.waiting {
             let timed_out = now.duration_since(w.since) >= max_wait;
             if timed_out || w.events.front().is_none_or(|e| gate.ready(e)) {
@@ -181,7 +178,7 @@ mod tests {
     impl Gate for Known {
         fn ready(&self, event: &Event) -> bool {
             let path = key_of(event);
-            self.0.lock().unwrap().contains(&path)
+            self.0.lock().unwrap().iter().any(|k| **k == *path)
         }
     }
 
