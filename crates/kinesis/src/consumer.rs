@@ -344,6 +344,8 @@ struct ShardRun {
     from_start: bool,
     next_fetch: Instant,
     failures: u32,
+    /// How far the last GetRecords call was behind the shard's tip.
+    millis_behind: Option<u64>,
 }
 
 #[derive(Clone, Debug)]
@@ -472,6 +474,15 @@ impl Consumer {
         let mut s = self.stats.clone();
         s.acks_abandoned = self.acks.lock().abandoned;
         s
+    }
+
+    /// How far the reading of each shard being read is behind the shard's tip
+    /// (`MillisBehindLatest` of its last GetRecords call), for shards read at least once.
+    pub fn lag(&self) -> Vec<(String, u64)> {
+        self.running
+            .iter()
+            .filter_map(|(id, r)| Some((id.clone(), r.millis_behind?)))
+            .collect()
     }
 
     /// Shards being read now.
@@ -607,6 +618,7 @@ impl Consumer {
                     from_start,
                     next_fetch: Instant::now(),
                     failures: 0,
+                    millis_behind: None,
                 },
             );
         }
@@ -785,6 +797,7 @@ impl Consumer {
             return Ok(None);
         };
         r.failures = 0;
+        r.millis_behind = f.millis_behind.or(r.millis_behind);
         self.stats.get_records_calls += 1;
         let bytes: u64 = f.records.iter().map(|(_, d)| d.len() as u64).sum();
         self.stats.records += f.records.len() as u64;
@@ -1020,6 +1033,7 @@ async fn list_shards(
 struct Fetched {
     records: Vec<(String, Vec<u8>)>,
     next: Option<String>,
+    millis_behind: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -1083,6 +1097,7 @@ async fn fetch(
                 .map(|r| (r.sequence_number().to_owned(), r.data().as_ref().to_vec()))
                 .collect(),
             next: o.next_shard_iterator().map(str::to_owned),
+            millis_behind: o.millis_behind_latest().and_then(|m| u64::try_from(m).ok()),
         }),
         Err(e) => Err(match e.as_service_error() {
             Some(s) if s.is_provisioned_throughput_exceeded_exception() => FetchError::Throttled,

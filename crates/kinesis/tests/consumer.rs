@@ -123,6 +123,16 @@ fn checkpoints_follow_acknowledgements_and_splits_rejoin() {
         |(seen, _)| seen.len() == all.len(),
     );
     c.commit().unwrap();
+    // Every shard was read to its tip.
+    let mut lag = c.lag();
+    lag.sort();
+    assert_eq!(
+        lag,
+        [
+            ("shardId-000000000000".to_owned(), 0),
+            ("shardId-000000000001".to_owned(), 0)
+        ]
+    );
     let stats = c.shutdown().unwrap();
     assert!(stats.acks_abandoned > 0, "{stats:?}");
     assert_eq!(stats.dead_letters_incomplete, 0);

@@ -381,6 +381,8 @@ struct RawFiles {
     processors: Vec<Value>,
     #[serde(default, with = "duration::option")]
     shutdown_timeout: Option<std::time::Duration>,
+    #[serde(default)]
+    http: crate::http::HttpConfig,
 }
 
 /// The configuration of `logtide-files run`.
@@ -396,6 +398,8 @@ pub struct FilesConfig {
     pub processors: Vec<Value>,
     /// How long shutdown waits for in-flight events to be acknowledged.
     pub shutdown_timeout: std::time::Duration,
+    /// The self-monitoring endpoint (`http.enabled`, `http.host`, `http.port`).
+    pub http: crate::http::HttpConfig,
 }
 
 /// Moves Filebeat's top-level names to logtide's: `filebeat.inputs` → `inputs`,
@@ -549,6 +553,7 @@ impl FilesConfig {
             shutdown_timeout: raw
                 .shutdown_timeout
                 .unwrap_or(std::time::Duration::from_secs(10)),
+            http: raw.http,
         })
     }
 
@@ -577,6 +582,30 @@ mod tests {
 
     fn load(text: &str) -> Result<FilesConfig, String> {
         FilesConfig::from_yaml(text, Path::new("test.yml")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn http_keys_as_filebeat_has_them() {
+        let c = FilesConfig::from_yaml(
+            "inputs: [{type: container, paths: [/x/*.log]}]\noutput.console: {}\nhttp.enabled: true\nhttp.host: 0.0.0.0\nhttp.port: 5066",
+            Path::new("f.yml"),
+        )
+        .unwrap();
+        assert!(c.http.enabled);
+        assert_eq!(c.http.address(crate::http::FILES_PORT), "0.0.0.0:5066");
+        let off = FilesConfig::from_yaml(
+            "inputs: [{type: container, paths: [/x/*.log]}]\noutput.console: {}",
+            Path::new("f.yml"),
+        )
+        .unwrap();
+        assert!(!off.http.enabled);
+        let err = FilesConfig::from_yaml(
+            "inputs: [{type: container, paths: [/x/*.log]}]\noutput.console: {}\nhttp.prot: 1",
+            Path::new("f.yml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("http.prot"), "{err}");
     }
 
     #[test]

@@ -18,12 +18,14 @@
 
 pub mod config;
 mod hold;
+pub mod http;
 mod k8s;
 pub mod metrics;
 pub mod output;
 pub mod process;
 mod relay;
 mod run;
+pub mod telemetry;
 
 use std::path::PathBuf;
 
@@ -31,6 +33,7 @@ pub use config::{FilesConfig, OutputConfig};
 pub use hold::{Gate, HoldStats};
 pub use relay::{run_relay, RelayConfig, RelaySinks, RelaySource, RelaySummary};
 pub use run::{run_files, run_files_with, FileObserver, RunOptions, RunSummary};
+pub use telemetry::Telemetry;
 
 /// Errors of this crate.
 #[derive(Debug, thiserror::Error)]

@@ -12,12 +12,21 @@ use logtide_event::Event;
 use logtide_kinesis::{KinesisConfig, Sink};
 
 use crate::config::{ConsoleConfig, FileOutputConfig, OutputConfig};
+use crate::telemetry::Telemetry;
 use crate::Error;
 
 /// Somewhere events go.
 pub trait Output: Send {
     /// Writes and flushes every event of the batch, in order.
     fn write_batch(&mut self, events: &[Event]) -> io::Result<()>;
+
+    /// The output's name in the self-metrics (`output` label).
+    fn name(&self) -> &'static str;
+
+    /// Hands what the output counted since the last call to `telemetry` (bytes shipped,
+    /// retries, errors, dead letters) and returns how many of the events written since
+    /// then were dead-lettered instead of delivered.
+    fn publish(&mut self, telemetry: &Telemetry) -> u64;
 }
 
 /// Builds the output a configuration selects.
@@ -46,6 +55,8 @@ fn encode(events: &[Event], pretty: bool, buf: &mut Vec<u8>) {
 pub struct ConsoleOutput {
     config: ConsoleConfig,
     buf: Vec<u8>,
+    /// Bytes written since the last [`Output::publish`].
+    written: u64,
 }
 
 impl ConsoleOutput {
@@ -54,6 +65,7 @@ impl ConsoleOutput {
         ConsoleOutput {
             config,
             buf: Vec::new(),
+            written: 0,
         }
     }
 }
@@ -64,7 +76,18 @@ impl Output for ConsoleOutput {
         encode(events, self.config.pretty, &mut self.buf);
         let mut out = io::stdout().lock();
         out.write_all(&self.buf)?;
-        out.flush()
+        out.flush()?;
+        self.written += self.buf.len() as u64;
+        Ok(())
+    }
+
+    fn name(&self) -> &'static str {
+        "console"
+    }
+
+    fn publish(&mut self, telemetry: &Telemetry) -> u64 {
+        telemetry.add_bytes("shipped", std::mem::take(&mut self.written));
+        0
     }
 }
 
@@ -100,6 +123,8 @@ pub struct FileOutput {
     file: File,
     size: u64,
     buf: Vec<u8>,
+    /// Bytes written since the last [`Output::publish`].
+    written: u64,
 }
 
 impl FileOutput {
@@ -121,6 +146,7 @@ impl FileOutput {
             file,
             size,
             buf: Vec::new(),
+            written: 0,
         })
     }
 
@@ -167,7 +193,17 @@ impl Output for FileOutput {
         self.file.write_all(&self.buf)?;
         self.file.flush()?;
         self.size += self.buf.len() as u64;
+        self.written += self.buf.len() as u64;
         Ok(())
+    }
+
+    fn name(&self) -> &'static str {
+        "file"
+    }
+
+    fn publish(&mut self, telemetry: &Telemetry) -> u64 {
+        telemetry.add_bytes("shipped", std::mem::take(&mut self.written));
+        0
     }
 }
 
@@ -189,6 +225,8 @@ pub struct KinesisOutput {
     /// The batch left unfinished by the last error, with a fingerprint of its events.
     unfinished: Option<(u128, logtide_kinesis::Batch)>,
     last_stats: Instant,
+    /// The counters as of the last [`Output::publish`].
+    published: logtide_kinesis::SinkStats,
 }
 
 impl std::fmt::Debug for KinesisOutput {
@@ -220,6 +258,7 @@ impl KinesisOutput {
             sink,
             unfinished: None,
             last_stats: Instant::now(),
+            published: logtide_kinesis::SinkStats::default(),
         })
     }
 
@@ -275,6 +314,43 @@ impl Output for KinesisOutput {
             self.unfinished = Some((fingerprint(events), batch));
             io::Error::other(e)
         })
+    }
+
+    fn name(&self) -> &'static str {
+        "kinesis"
+    }
+
+    fn publish(&mut self, t: &Telemetry) -> u64 {
+        let now = self.sink.stats().clone();
+        let was = std::mem::replace(&mut self.published, now.clone());
+        let name = self.name();
+        t.add_bytes("shipped", now.bytes - was.bytes);
+        t.add_retries(name, now.records_retried - was.records_retried);
+        for (kind, n) in [
+            ("throttled", now.requests_throttled - was.requests_throttled),
+            (
+                "server",
+                now.requests_server_errors - was.requests_server_errors,
+            ),
+            (
+                "network",
+                now.requests_network_errors - was.requests_network_errors,
+            ),
+            ("denied", now.requests_denied - was.requests_denied),
+            ("refused", now.requests_refused - was.requests_refused),
+        ] {
+            t.add_output_errors(name, kind, n);
+        }
+        t.add_modified_events("oversize_split", now.events_split - was.events_split);
+        t.add_modified_events(
+            "oversize_truncated",
+            now.events_truncated - was.events_truncated,
+        );
+        let oversize = now.dead_letters_oversize - was.dead_letters_oversize;
+        let rejected = now.dead_letters_rejected - was.dead_letters_rejected;
+        t.add_discarded_events("oversize_dead_letter", oversize);
+        t.add_discarded_events("dead_letter", rejected);
+        oversize + rejected
     }
 }
 

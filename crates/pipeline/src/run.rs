@@ -18,8 +18,10 @@ use logtide_tail::{FileChange, TailStats, Tailer, Watch};
 
 use crate::config::{build_processors_with, FilesConfig};
 use crate::hold::{Gate, Hold, HoldStats};
+use crate::http::{HttpServer, FILES_PORT};
 use crate::k8s::Kubernetes;
 use crate::output::{self, Output};
+use crate::telemetry::Telemetry;
 use crate::Error;
 use logtide_json::{Processors, Stats as ProcessorStats};
 
@@ -35,6 +37,8 @@ const WAKE_SCAN_EVERY: Duration = Duration::from_secs(1);
 const WATCH_UPDATE_EVERY: Duration = Duration::from_secs(5);
 /// How often counters are logged.
 const STATS_EVERY: Duration = Duration::from_secs(30);
+/// How often counters and file progress go to the self-metrics.
+const PUBLISH_EVERY: Duration = Duration::from_secs(1);
 /// The longest a line waits for its pod's metadata, whatever the enricher says.
 const K8S_MAX_WAIT: Duration = Duration::from_secs(30);
 /// The most lines of one input waiting for their pods' metadata.
@@ -69,6 +73,9 @@ pub struct RunOptions {
     pub max_wait: Duration,
     /// The most events waiting for the gate in one input.
     pub max_waiting: usize,
+    /// Where the run counts what it does (a new one when `None`); served on the
+    /// configuration's `http` endpoint when enabled.
+    pub telemetry: Option<Arc<Telemetry>>,
 }
 
 /// Runs logtide-files until `stop` is set, then shuts down cleanly.
@@ -83,6 +90,8 @@ pub fn run_files_with(
     options: RunOptions,
 ) -> Result<RunSummary, Error> {
     let origin = std::path::Path::new("configuration");
+    let telemetry = options.telemetry.clone().unwrap_or_default();
+    let _http = HttpServer::start_if_enabled(&config.http, FILES_PORT, telemetry.clone())?;
     let started = crate::k8s::Started::default();
     let global = Arc::new(build_processors_with(
         &config.processors,
@@ -114,7 +123,18 @@ pub fn run_files_with(
         mine.extend_from_slice(&all[before..]);
         tailers.push((tailer, chain, mine));
     }
+    telemetry.set_ready("inputs", Ok(()));
     let enrichers = started.enrichers();
+    for (i, e) in enrichers.iter().enumerate() {
+        let e = e.clone();
+        telemetry.add_check(&format!("kubernetes[{i}]"), move || {
+            if e.is_synced() {
+                Ok(())
+            } else {
+                Err("the first list of pods has not arrived".into())
+            }
+        });
+    }
     let kubernetes = (!enrichers.is_empty()).then(|| Kubernetes { enrichers });
     let tailers: Vec<_> = tailers
         .into_iter()
@@ -141,18 +161,25 @@ pub fn run_files_with(
         })
         .collect();
     let out = output::build(&config.output)?;
+    telemetry.set_ready("output", Ok(()));
     let (tx, rx) = sync_channel::<Batch>(QUEUE);
     let timeout = config.shutdown_timeout;
     let output_stop = stop.clone();
+    let output_telemetry = telemetry.clone();
     let output_thread = thread::Builder::new()
         .name("output".into())
-        .spawn(move || output_loop(rx, out, &output_stop, timeout))
+        .spawn(move || output_loop(rx, out, &output_stop, timeout, &output_telemetry))
         .map_err(|e| Error::Output(format!("cannot start the output thread: {e}")))?;
     let mut handles = Vec::new();
     for (i, (tailer, chain, hold, files)) in tailers.into_iter().enumerate() {
         let tx = tx.clone();
         let stop = stop.clone();
-        let stages = Stages { chain, hold, files };
+        let stages = Stages {
+            chain,
+            hold,
+            files,
+            telemetry: telemetry.clone(),
+        };
         let h = thread::Builder::new()
             .name(format!("input-{i}"))
             .spawn(move || tail_loop(i, tailer, stages, tx, &stop, timeout))
@@ -212,11 +239,14 @@ struct Chain {
 
 impl Chain {
     /// Runs the processors over a batch; dropped events are acknowledged as discarded
-    /// (and counted), so their offsets are not held back.
-    fn apply(&mut self, input: usize, batch: &mut Vec<Event>) {
+    /// (and counted), so their offsets are not held back. Returns the number of events
+    /// dropped and of processor errors.
+    fn apply(&mut self, input: usize, batch: &mut Vec<Event>) -> (u64, u64) {
         if self.input.is_empty() && self.global.is_empty() {
-            return;
+            return (0, 0);
         }
+        let before = batch.len();
+        let mut errors = 0;
         let Chain {
             input: own,
             global,
@@ -231,6 +261,7 @@ impl Chain {
                 let outcome = chain.run(event);
                 stats.record(&outcome);
                 for e in outcome.errors() {
+                    errors += 1;
                     tracing::debug!(input, error = %e, "processor error");
                 }
                 if outcome.is_dropped() {
@@ -242,6 +273,7 @@ impl Chain {
             }
             true
         });
+        ((before - batch.len()) as u64, errors)
     }
 }
 
@@ -250,6 +282,30 @@ struct Stages {
     chain: Chain,
     hold: Option<Hold>,
     files: Option<Arc<dyn FileObserver>>,
+    telemetry: Arc<Telemetry>,
+}
+
+/// Hands the tailer's counters gained since `was` and its files' progress to the
+/// self-metrics.
+fn publish_tail(telemetry: &Telemetry, input: usize, tailer: &Tailer, was: &mut TailStats) {
+    let now = tailer.stats();
+    let t = telemetry;
+    t.add_events("read", now.events - was.events);
+    t.add_bytes("read", now.bytes - was.bytes);
+    t.add_discarded_lines("parse_error", now.parse_errors - was.parse_errors);
+    t.add_discarded_lines("stream_filtered", now.lines_filtered - was.lines_filtered);
+    t.add_lost_bytes(
+        "line_too_long",
+        now.bytes_skipped_too_long - was.bytes_skipped_too_long,
+    );
+    t.add_modified_events(
+        "entry_truncated",
+        now.entries_truncated - was.entries_truncated,
+    );
+    t.add_modified_events("partial_flushed", now.partial_flushed - was.partial_flushed);
+    t.add_truncations(now.truncations - was.truncations);
+    *was = now;
+    t.set_files(input, &tailer.progress(), Instant::now());
 }
 
 fn tail_loop(
@@ -264,7 +320,10 @@ fn tail_loop(
         mut chain,
         mut hold,
         files,
+        telemetry,
     } = stages;
+    let mut published = TailStats::default();
+    let mut last_publish = Instant::now();
     let report_files = |tailer: &mut Tailer| {
         let changes = tailer.take_file_changes();
         if let Some(files) = &files {
@@ -299,7 +358,10 @@ fn tail_loop(
             hold.admit(&mut batch, now);
             hold.release(&mut batch, now);
         }
-        chain.apply(input, &mut batch);
+        let (dropped, errors) = chain.apply(input, &mut batch);
+        telemetry.add_discarded_events("processor_drop", dropped);
+        telemetry.add_processor_errors(errors);
+        telemetry.add_events("processed", batch.len() as u64);
         if !batch.is_empty() {
             let next = spare.pop().unwrap_or_else(|| Vec::with_capacity(BATCH));
             let full = Batch {
@@ -314,6 +376,13 @@ fn tail_loop(
             tracing::error!(input, error = %e, "cannot write the registry; retrying");
         }
         report_files(&mut tailer);
+        for loss in tailer.take_losses() {
+            telemetry.add_file_lost_bytes(&loss.path, loss.reason, loss.bytes);
+        }
+        if now.duration_since(last_publish) >= PUBLISH_EVERY {
+            last_publish = now;
+            publish_tail(&telemetry, input, &tailer, &mut published);
+        }
         if now.duration_since(last_stats) >= STATS_EVERY {
             last_stats = now;
             let s = tailer.stats();
@@ -368,6 +437,10 @@ fn tail_loop(
     if let Err(e) = tailer.commit(Instant::now(), true) {
         tracing::error!(input, error = %e, "cannot write the registry at shutdown");
     }
+    for loss in tailer.take_losses() {
+        telemetry.add_file_lost_bytes(&loss.path, loss.reason, loss.bytes);
+    }
+    publish_tail(&telemetry, input, &tailer, &mut published);
     let stats = tailer.stats();
     tracing::info!(
         input,
@@ -385,7 +458,9 @@ fn output_loop(
     mut out: Box<dyn Output>,
     stop: &AtomicBool,
     timeout: Duration,
+    telemetry: &Telemetry,
 ) {
+    let name = out.name();
     for Batch {
         events: mut batch,
         back,
@@ -393,9 +468,17 @@ fn output_loop(
     {
         let mut backoff = Duration::from_millis(100);
         let mut stopping_since: Option<Instant> = None;
+        let started = Instant::now();
+        telemetry.batch_started(name, started);
+        let mut dead_lettered = 0;
         loop {
-            match out.write_batch(&batch) {
+            let result = out.write_batch(&batch);
+            dead_lettered += out.publish(telemetry);
+            match result {
                 Ok(()) => {
+                    telemetry.batch_done(name, started.elapsed());
+                    telemetry.add_events("shipped", batch.len() as u64 - dead_lettered);
+                    telemetry.set_ready("output", Ok(()));
                     AckToken::accept_all(batch.iter_mut().filter_map(Event::take_ack));
                     // Dropped by the input thread, or here when it is gone.
                     let _ = back.send(std::mem::take(&mut batch));
@@ -403,6 +486,8 @@ fn output_loop(
                 }
                 Err(e) => {
                     tracing::error!(error = %e, events = batch.len(), "output failed; retrying");
+                    telemetry.add_output_errors(name, "write", 1);
+                    telemetry.set_ready("output", Err(format!("{name}: {e}")));
                     if stop.load(Ordering::Relaxed) {
                         let since = *stopping_since.get_or_insert_with(Instant::now);
                         if since.elapsed() >= timeout {

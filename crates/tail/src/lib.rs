@@ -57,7 +57,7 @@ use std::sync::Arc;
 pub use config::{duration, InputFormat, RegistryConfig, StreamFilter, TailConfig};
 pub use identity::{FileId, RangeHash, FINGERPRINT_BYTES, PREFIX_BYTES};
 pub use registry::{Registry, RegistryEntry, REGISTRY_VERSION};
-pub use tailer::{FileChange, Tailer};
+pub use tailer::{FileChange, FileProgress, Loss, Tailer};
 pub use watch::Watch;
 
 /// Errors of this crate.

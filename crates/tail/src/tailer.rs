@@ -472,6 +472,44 @@ pub struct Tailer {
     path_files: HashMap<Arc<str>, usize>,
     /// Paths that gained their first or lost their last file, not yet taken.
     changes: Vec<FileChange>,
+    /// Bytes lost, not yet taken.
+    losses: Vec<Loss>,
+}
+
+/// How far one file is read and shipped (see [`Tailer::progress`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FileProgress {
+    /// The path as discovered (`log.file.path`).
+    pub path: Arc<str>,
+    /// The file's size now; `None` when it is gone from its path.
+    pub size: Option<u64>,
+    /// The end of the last line read.
+    pub read: u64,
+    /// Where a restart would read from: every entry before it is acknowledged.
+    pub shipped: u64,
+    /// When the oldest entry of this file still waiting for acknowledgement was read.
+    pub oldest_unshipped: Option<Instant>,
+}
+
+impl FileProgress {
+    /// Bytes written to the file but not yet shipped (read or not).
+    pub fn behind(&self) -> u64 {
+        self.size.unwrap_or(self.read).saturating_sub(self.shipped)
+    }
+}
+
+/// Bytes of a file that will never be read (see [`Tailer::take_losses`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Loss {
+    /// The path as discovered (`log.file.path`).
+    pub path: Arc<str>,
+    /// How many bytes.
+    pub bytes: u64,
+    /// Why: `deleted_before_read` (the file was deleted or rotated away and given up on
+    /// before it was read to its end).
+    pub reason: &'static str,
 }
 
 /// A change in the set of paths the tailer reads, for whoever keeps something per file
@@ -567,6 +605,7 @@ impl Tailer {
             deferred: false,
             path_files: HashMap::new(),
             changes: Vec::new(),
+            losses: Vec::new(),
         })
     }
 
@@ -896,6 +935,12 @@ impl Tailer {
                 self.changes.push(FileChange::Finished(path.clone()));
             }
         }
+    }
+
+    /// The bytes given up on since the last call, per file (also counted in
+    /// [`TailStats::bytes_lost_removed`]).
+    pub fn take_losses(&mut self) -> Vec<Loss> {
+        std::mem::take(&mut self.losses)
     }
 
     /// The paths that gained their first tracked file or lost their last one since the
@@ -1279,6 +1324,11 @@ impl Tailer {
                         let lost = len.saturating_sub(r.offset());
                         self.core.stats.removed_gave_up += 1;
                         self.core.stats.bytes_lost_removed += lost;
+                        self.losses.push(Loss {
+                            path: f.shown_path.clone(),
+                            bytes: lost,
+                            reason: "deleted_before_read",
+                        });
                         tracing::error!(file = %f.shown_path, lost_bytes = lost,
                             "gave up draining a removed file (close_removed_after)");
                     }
@@ -1436,6 +1486,43 @@ impl Tailer {
     /// Whether events are still waiting for acknowledgement.
     pub fn has_inflight(&self) -> bool {
         !self.core.inflight.is_empty()
+    }
+
+    /// How far each file being read is shipped, for self-monitoring. Costs one `fstat`
+    /// per file and a walk over the events in flight: call it every few seconds, not per
+    /// batch.
+    pub fn progress(&self) -> Vec<FileProgress> {
+        // The oldest event in flight holding each file: tracks are in read order.
+        let mut oldest: HashMap<FileKey, Instant> = HashMap::new();
+        for track in self.core.inflight.slots.iter().flatten() {
+            for (file, _) in &track.holds {
+                oldest.entry(*file).or_insert(track.since);
+            }
+        }
+        self.files
+            .iter()
+            .filter(|(_, f)| !f.superseded)
+            .map(|(&key, f)| {
+                let size = match &f.reader {
+                    Some(r) => r.file.metadata().ok().map(|m| m.len()),
+                    None => std::fs::metadata(&f.path)
+                        .ok()
+                        .filter(|m| FileId::of(m) == f.id)
+                        .map(|m| m.len()),
+                };
+                let shipped = self
+                    .core
+                    .lowest_hold(key)
+                    .map_or(f.read_offset, |h| h.min(f.read_offset));
+                FileProgress {
+                    path: f.shown_path.clone(),
+                    size,
+                    read: f.read_offset,
+                    shipped,
+                    oldest_unshipped: oldest.get(&key).copied(),
+                }
+            })
+            .collect()
     }
 }
 

@@ -166,6 +166,44 @@ fn offsets_are_saved_only_behind_acknowledged_entries() {
 }
 
 #[test]
+fn progress_tells_what_is_read_shipped_and_waiting() {
+    let mut env = Env::new();
+    env.append("a.log", &cri("stdout", "F", "one"));
+    env.append("a.log", &cri("stdout", "F", "two"));
+    let line = cri("stdout", "F", "one").len() as u64;
+    let mut t = env.tailer();
+    let read_at = env.t;
+    let mut events = env.drain(&mut t, false);
+    let p = t.progress();
+    assert_eq!(p.len(), 1);
+    let a = &p[0];
+    assert!(a.path.ends_with("/logs/a.log"), "{}", a.path);
+    assert_eq!((a.size, a.read, a.shipped), (Some(2 * line), 2 * line, 0));
+    assert_eq!(a.behind(), 2 * line);
+    let oldest = a.oldest_unshipped.expect("two events wait");
+    assert!(oldest > read_at && oldest <= env.t);
+
+    events[0].take_ack().unwrap().accept();
+    t.commit(env.t, true).unwrap();
+    let a = &t.progress()[0];
+    assert_eq!((a.shipped, a.behind()), (line, line));
+    assert!(a.oldest_unshipped.is_some());
+
+    // Written but not read yet counts as behind too.
+    let third = cri("stdout", "F", "three");
+    env.append("a.log", &third);
+    events[1].take_ack().unwrap().accept();
+    t.commit(env.t, true).unwrap();
+    let a = &t.progress()[0];
+    let size = 2 * line + third.len() as u64;
+    assert_eq!(
+        (a.read, a.shipped, a.size),
+        (2 * line, 2 * line, Some(size))
+    );
+    assert_eq!((a.behind(), a.oldest_unshipped), (third.len() as u64, None));
+}
+
+#[test]
 fn restart_resumes_after_acknowledged_data_only() {
     let mut env = Env::new();
     env.append("a.log", &cri("stdout", "F", "one"));
@@ -570,6 +608,14 @@ fn a_deleted_file_not_drained_in_time_is_given_up_and_counted() {
         s.bytes_lost_removed,
         cri("stdout", "F", "never read").len() as u64
     );
+    let losses = t.take_losses();
+    assert_eq!(losses.len(), 1);
+    assert!(losses[0].path.ends_with("/logs/a.log"));
+    assert_eq!(
+        (losses[0].bytes, losses[0].reason),
+        (s.bytes_lost_removed, "deleted_before_read")
+    );
+    assert!(t.take_losses().is_empty(), "taken once");
     assert!(env.drain(&mut t, true).is_empty());
 }
 

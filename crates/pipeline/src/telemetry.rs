@@ -1,0 +1,621 @@
+//! Self-monitoring: the counters and gauges a binary serves on `/metrics`, and the
+//! readiness of its sources and sinks served on `/readyz` (see [`crate::http`]).
+//!
+//! Every event a binary takes in is accounted for: `logtide_events_total{stage="read"}`
+//! equals `shipped` plus every `logtide_discarded_events_total{reason}` plus what is still
+//! on its way (queued, waiting for metadata or for the sink). Lines that never became
+//! events and bytes never read have their own counters, by reason:
+//!
+//! | metric | labels | what |
+//! |---|---|---|
+//! | `logtide_events_total` | `stage`: `read`, `processed`, `shipped` | events taken in, past the processors, accepted by the sink |
+//! | `logtide_bytes_total` | `stage`: `read`, `shipped` | bytes read from files or records; bytes the sink accepted |
+//! | `logtide_discarded_events_total` | `reason` | events that will never be shipped: `processor_drop`, `dead_letter`, `oversize_dead_letter`, `undecodable`, `incomplete_entry` |
+//! | `logtide_modified_events_total` | `reason` | events shipped changed: `oversize_truncated`, `oversize_split`, `entry_truncated`, `partial_flushed` |
+//! | `logtide_discarded_lines_total` | `reason` | lines that never became events: `parse_error`, `stream_filtered` |
+//! | `logtide_lost_bytes_total` | `reason` | bytes never read: `deleted_before_read`, `line_too_long` |
+//! | `logtide_file_lost_bytes_total` | `path`, `reason` | the same, per file (`deleted_before_read`) |
+//! | `logtide_file_truncations_total` | | files truncated in place (copytruncate): lines written just before may be lost |
+//! | `logtide_processor_errors_total` | | processor errors (the event goes on, with `error.message`) |
+//! | `logtide_output_retries_total` | `output` | records or requests sent again |
+//! | `logtide_output_errors_total` | `output`, `kind` | failed requests: `throttled`, `server`, `network`, `denied`, `refused`, `write` |
+//! | `logtide_output_latency_seconds` | `output` | time to write a batch, retries included (histogram) |
+//! | `logtide_output_oldest_unacked_seconds` | `output` | age of the batch the sink is working on (0 when idle) |
+//! | `logtide_file_bytes_behind` | `path` | bytes written to a file and not yet shipped |
+//! | `logtide_file_oldest_unshipped_seconds` | `path` | age of the oldest entry read from a file and not yet acknowledged |
+//! | `logtide_files_open` | | files open for reading |
+//! | `logtide_relay_millis_behind_latest` | `shard` | how far the relay's reading is behind the tip of each shard it owns |
+//! | `logtide_ready` | | 1 when every source and sink is connected (as `/readyz`) |
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+type Labels = Vec<(&'static str, String)>;
+type Counters = Family<Labels, Counter>;
+type Seconds = Family<Labels, Gauge<f64, AtomicU64>>;
+type Latency = Family<Labels, Histogram, fn() -> Histogram>;
+
+/// Paths kept in `logtide_file_lost_bytes_total`; losses of further paths count under
+/// the path `other`, so a storm of deleted files cannot grow the endpoint without bound.
+const MAX_LOSS_PATHS: usize = 1000;
+
+fn latency_histogram() -> Histogram {
+    // 1 ms to about 65 s.
+    Histogram::new(exponential_buckets(0.001, 2.0, 17))
+}
+
+fn label(key: &'static str, value: &str) -> Labels {
+    vec![(key, value.to_owned())]
+}
+
+/// The self-metrics of one process; cheap to share (`Arc`) between its threads.
+pub struct Telemetry {
+    registry: Registry,
+    events: Counters,
+    bytes: Counters,
+    discarded_events: Counters,
+    modified_events: Counters,
+    discarded_lines: Counters,
+    lost_bytes: Counters,
+    file_lost_bytes: Counters,
+    truncations: Counter,
+    processor_errors: Counter,
+    retries: Counters,
+    output_errors: Counters,
+    latency: Latency,
+    oldest_unacked: Seconds,
+    file_behind: Family<Labels, Gauge>,
+    file_oldest: Seconds,
+    files_open: Gauge,
+    relay_behind: Family<Labels, Gauge>,
+    ready: Gauge,
+    state: Mutex<State>,
+}
+
+/// A readiness check asked at each `/readyz` or scrape.
+type Check = Box<dyn Fn() -> Result<(), String> + Send>;
+
+#[derive(Default)]
+struct State {
+    /// Per component: `None` when ready, else why not.
+    readiness: BTreeMap<String, Option<String>>,
+    /// Components asked when readiness is read.
+    checks: Vec<(String, Check)>,
+    /// The paths each input last reported, so that paths gone are removed.
+    paths: HashMap<usize, HashSet<Arc<str>>>,
+    /// The paths in `logtide_file_lost_bytes_total`.
+    loss_paths: HashSet<String>,
+    /// The shards the relay last reported.
+    shards: HashSet<String>,
+    /// Since when each output has been working on its current batch.
+    busy_since: HashMap<String, Instant>,
+}
+
+impl std::fmt::Debug for Telemetry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Telemetry").finish_non_exhaustive()
+    }
+}
+
+impl Default for Telemetry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Telemetry {
+    /// Every metric at zero, every component ready until it says otherwise.
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let t = Telemetry {
+            events: Counters::default(),
+            bytes: Counters::default(),
+            discarded_events: Counters::default(),
+            modified_events: Counters::default(),
+            discarded_lines: Counters::default(),
+            lost_bytes: Counters::default(),
+            file_lost_bytes: Counters::default(),
+            truncations: Counter::default(),
+            processor_errors: Counter::default(),
+            retries: Counters::default(),
+            output_errors: Counters::default(),
+            latency: Latency::new_with_constructor(latency_histogram),
+            oldest_unacked: Seconds::default(),
+            file_behind: Family::default(),
+            file_oldest: Seconds::default(),
+            files_open: Gauge::default(),
+            relay_behind: Family::default(),
+            ready: Gauge::default(),
+            state: Mutex::new(State::default()),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "logtide_events",
+            "Events by stage: read, processed, shipped",
+            t.events.clone(),
+        );
+        registry.register(
+            "logtide_bytes",
+            "Bytes by stage: read, shipped",
+            t.bytes.clone(),
+        );
+        registry.register(
+            "logtide_discarded_events",
+            "Events that will never be shipped, by reason",
+            t.discarded_events.clone(),
+        );
+        registry.register(
+            "logtide_modified_events",
+            "Events shipped changed (cut, split), by reason",
+            t.modified_events.clone(),
+        );
+        registry.register(
+            "logtide_discarded_lines",
+            "Lines that never became events, by reason",
+            t.discarded_lines.clone(),
+        );
+        registry.register(
+            "logtide_lost_bytes",
+            "Bytes never read, by reason",
+            t.lost_bytes.clone(),
+        );
+        registry.register(
+            "logtide_file_lost_bytes",
+            "Bytes never read, by file and reason",
+            t.file_lost_bytes.clone(),
+        );
+        registry.register(
+            "logtide_file_truncations",
+            "Files truncated in place (copytruncate); lines written just before may be lost",
+            t.truncations.clone(),
+        );
+        registry.register(
+            "logtide_processor_errors",
+            "Processor errors (the event goes on with error.message)",
+            t.processor_errors.clone(),
+        );
+        registry.register(
+            "logtide_output_retries",
+            "Records or requests sent again, by output",
+            t.retries.clone(),
+        );
+        registry.register(
+            "logtide_output_errors",
+            "Failed output requests, by output and kind",
+            t.output_errors.clone(),
+        );
+        registry.register(
+            "logtide_output_latency_seconds",
+            "Time to write a batch, retries included",
+            t.latency.clone(),
+        );
+        registry.register(
+            "logtide_output_oldest_unacked_seconds",
+            "Age of the batch an output is working on (0 when idle)",
+            t.oldest_unacked.clone(),
+        );
+        registry.register(
+            "logtide_file_bytes_behind",
+            "Bytes written to a file and not yet shipped",
+            t.file_behind.clone(),
+        );
+        registry.register(
+            "logtide_file_oldest_unshipped_seconds",
+            "Age of the oldest entry read from a file and not yet acknowledged",
+            t.file_oldest.clone(),
+        );
+        registry.register(
+            "logtide_files_open",
+            "Files open for reading",
+            t.files_open.clone(),
+        );
+        registry.register(
+            "logtide_relay_millis_behind_latest",
+            "How far the relay's reading is behind the tip of each shard it owns",
+            t.relay_behind.clone(),
+        );
+        registry.register(
+            "logtide_ready",
+            "1 when every source and sink is connected",
+            t.ready.clone(),
+        );
+        Telemetry { registry, ..t }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Counts events at a stage (`read`, `processed`, `shipped`).
+    pub fn add_events(&self, stage: &str, n: u64) {
+        if n > 0 {
+            self.events.get_or_create(&label("stage", stage)).inc_by(n);
+        }
+    }
+
+    /// Counts bytes at a stage (`read`, `shipped`).
+    pub fn add_bytes(&self, stage: &str, n: u64) {
+        if n > 0 {
+            self.bytes.get_or_create(&label("stage", stage)).inc_by(n);
+        }
+    }
+
+    /// Counts events that will never be shipped.
+    pub fn add_discarded_events(&self, reason: &str, n: u64) {
+        if n > 0 {
+            self.discarded_events
+                .get_or_create(&label("reason", reason))
+                .inc_by(n);
+        }
+    }
+
+    /// Counts events shipped changed.
+    pub fn add_modified_events(&self, reason: &str, n: u64) {
+        if n > 0 {
+            self.modified_events
+                .get_or_create(&label("reason", reason))
+                .inc_by(n);
+        }
+    }
+
+    /// Counts lines that never became events.
+    pub fn add_discarded_lines(&self, reason: &str, n: u64) {
+        if n > 0 {
+            self.discarded_lines
+                .get_or_create(&label("reason", reason))
+                .inc_by(n);
+        }
+    }
+
+    /// Counts bytes never read.
+    pub fn add_lost_bytes(&self, reason: &str, n: u64) {
+        if n > 0 {
+            self.lost_bytes
+                .get_or_create(&label("reason", reason))
+                .inc_by(n);
+        }
+    }
+
+    /// Counts bytes of one file never read (also counted by [`Self::add_lost_bytes`]).
+    pub fn add_file_lost_bytes(&self, path: &str, reason: &str, n: u64) {
+        self.add_lost_bytes(reason, n);
+        let path = {
+            let mut state = self.state();
+            if state.loss_paths.contains(path) || state.loss_paths.len() < MAX_LOSS_PATHS {
+                state.loss_paths.insert(path.to_owned());
+                path
+            } else {
+                "other"
+            }
+        };
+        self.file_lost_bytes
+            .get_or_create(&vec![
+                ("path", path.to_owned()),
+                ("reason", reason.to_owned()),
+            ])
+            .inc_by(n);
+    }
+
+    /// Counts files truncated in place.
+    pub fn add_truncations(&self, n: u64) {
+        self.truncations.inc_by(n);
+    }
+
+    /// Counts processor errors.
+    pub fn add_processor_errors(&self, n: u64) {
+        self.processor_errors.inc_by(n);
+    }
+
+    /// Counts records or requests an output sent again.
+    pub fn add_retries(&self, output: &str, n: u64) {
+        if n > 0 {
+            self.retries
+                .get_or_create(&label("output", output))
+                .inc_by(n);
+        }
+    }
+
+    /// Counts failed requests of an output, by kind.
+    pub fn add_output_errors(&self, output: &str, kind: &str, n: u64) {
+        if n > 0 {
+            self.output_errors
+                .get_or_create(&vec![
+                    ("output", output.to_owned()),
+                    ("kind", kind.to_owned()),
+                ])
+                .inc_by(n);
+        }
+    }
+
+    /// An output took a batch: its age counts in `logtide_output_oldest_unacked_seconds`
+    /// until [`Self::batch_done`].
+    pub fn batch_started(&self, output: &str, at: Instant) {
+        self.state().busy_since.insert(output.to_owned(), at);
+    }
+
+    /// An output is done with its batch, which took `took` (retries included).
+    pub fn batch_done(&self, output: &str, took: Duration) {
+        self.state().busy_since.remove(output);
+        self.latency
+            .get_or_create(&label("output", output))
+            .observe(took.as_secs_f64());
+        self.oldest_unacked
+            .get_or_create(&label("output", output))
+            .set(0.0);
+    }
+
+    /// Replaces what input `input` reports of its files.
+    pub fn set_files(&self, input: usize, files: &[logtide_tail::FileProgress], now: Instant) {
+        // Several generations of one path (a rotation) add up.
+        let mut by_path: HashMap<Arc<str>, (u64, Option<Instant>)> = HashMap::new();
+        for f in files {
+            let e = by_path.entry(f.path.clone()).or_default();
+            e.0 += f.behind();
+            e.1 = match (e.1, f.oldest_unshipped) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        let mut state = self.state();
+        let previous = state.paths.insert(input, by_path.keys().cloned().collect());
+        for gone in previous.iter().flatten() {
+            if !by_path.contains_key(gone) {
+                self.file_behind.remove(&label("path", gone));
+                self.file_oldest.remove(&label("path", gone));
+            }
+        }
+        for (path, (behind, oldest)) in by_path {
+            let l = label("path", &path);
+            self.file_behind
+                .get_or_create(&l)
+                .set(i64::try_from(behind).unwrap_or(i64::MAX));
+            let age = oldest.map_or(0.0, |t| now.saturating_duration_since(t).as_secs_f64());
+            self.file_oldest.get_or_create(&l).set(age);
+        }
+        let open: usize = state.paths.values().map(HashSet::len).sum();
+        drop(state);
+        self.files_open.set(open as i64);
+    }
+
+    /// Replaces the relay's lag per owned shard (milliseconds behind the shard's tip).
+    pub fn set_shard_lag(&self, lag: &[(String, u64)]) {
+        let mut state = self.state();
+        let now: HashSet<String> = lag.iter().map(|(s, _)| s.clone()).collect();
+        for gone in state.shards.difference(&now) {
+            self.relay_behind.remove(&label("shard", gone));
+        }
+        for (shard, millis) in lag {
+            self.relay_behind
+                .get_or_create(&label("shard", shard))
+                .set(i64::try_from(*millis).unwrap_or(i64::MAX));
+        }
+        state.shards = now;
+    }
+
+    /// Records whether a component (a source or sink, by name) is connected; `Err`
+    /// says why not.
+    pub fn set_ready(&self, component: &str, state: Result<(), String>) {
+        self.state()
+            .readiness
+            .insert(component.to_owned(), state.err());
+    }
+
+    /// Adds a component whose readiness `check` tells when asked.
+    pub fn add_check(
+        &self,
+        component: &str,
+        check: impl Fn() -> Result<(), String> + Send + 'static,
+    ) {
+        self.state()
+            .checks
+            .push((component.to_owned(), Box::new(check)));
+    }
+
+    /// Whether every component is ready, and a line per component.
+    pub fn readiness(&self) -> (bool, String) {
+        let state = self.state();
+        let mut all = state.readiness.clone();
+        for (name, check) in &state.checks {
+            all.insert(name.clone(), check().err());
+        }
+        drop(state);
+        let mut ok = true;
+        let mut text = String::new();
+        for (name, why) in &all {
+            match why {
+                None => text.push_str(&format!("{name}: ok\n")),
+                Some(why) => {
+                    ok = false;
+                    text.push_str(&format!("{name}: not ready: {why}\n"));
+                }
+            }
+        }
+        (ok, text)
+    }
+
+    /// The metrics in the OpenMetrics text format (which Prometheus reads).
+    pub fn encode(&self) -> String {
+        let (ready, _) = self.readiness();
+        self.ready.set(i64::from(ready));
+        let now = Instant::now();
+        for (output, since) in &self.state().busy_since {
+            self.oldest_unacked
+                .get_or_create(&label("output", output))
+                .set(now.saturating_duration_since(*since).as_secs_f64());
+        }
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn value(text: &str, series: &str) -> Option<f64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+    }
+
+    #[test]
+    fn counters_and_gauges_are_served_by_label() {
+        let t = Telemetry::new();
+        t.add_events("read", 10);
+        t.add_events("read", 5);
+        t.add_events("shipped", 12);
+        t.add_discarded_events("processor_drop", 3);
+        t.add_discarded_lines("parse_error", 0);
+        t.add_file_lost_bytes("/var/log/containers/a.log", "deleted_before_read", 77);
+        t.add_output_errors("kinesis", "throttled", 2);
+        let text = t.encode();
+        assert_eq!(
+            value(&text, r#"logtide_events_total{stage="read"}"#),
+            Some(15.0)
+        );
+        assert_eq!(
+            value(&text, r#"logtide_events_total{stage="shipped"}"#),
+            Some(12.0)
+        );
+        assert_eq!(
+            value(
+                &text,
+                r#"logtide_discarded_events_total{reason="processor_drop"}"#
+            ),
+            Some(3.0)
+        );
+        assert!(!text.contains("parse_error"), "zero adds create no series");
+        assert_eq!(
+            value(
+                &text,
+                r#"logtide_lost_bytes_total{reason="deleted_before_read"}"#
+            ),
+            Some(77.0)
+        );
+        assert_eq!(
+            value(
+                &text,
+                r#"logtide_file_lost_bytes_total{path="/var/log/containers/a.log",reason="deleted_before_read"}"#
+            ),
+            Some(77.0)
+        );
+        assert_eq!(
+            value(
+                &text,
+                r#"logtide_output_errors_total{output="kinesis",kind="throttled"}"#
+            ),
+            Some(2.0)
+        );
+        assert_eq!(value(&text, "logtide_ready"), Some(1.0));
+        assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn readiness_names_what_is_not_connected() {
+        let t = Telemetry::new();
+        t.set_ready("output", Ok(()));
+        t.set_ready("kubernetes", Err("pod watch not synced".into()));
+        let (ok, text) = t.readiness();
+        assert!(!ok);
+        assert_eq!(
+            text,
+            "kubernetes: not ready: pod watch not synced\noutput: ok\n"
+        );
+        assert_eq!(value(&t.encode(), "logtide_ready"), Some(0.0));
+        t.set_ready("kubernetes", Ok(()));
+        assert!(t.readiness().0);
+        let synced = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = synced.clone();
+        t.add_check("watch", move || {
+            if flag.load(std::sync::atomic::Ordering::Relaxed) {
+                Ok(())
+            } else {
+                Err("not synced".into())
+            }
+        });
+        assert_eq!(
+            t.readiness(),
+            (
+                false,
+                "kubernetes: ok\noutput: ok\nwatch: not ready: not synced\n".into()
+            )
+        );
+        synced.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert!(t.readiness().0);
+    }
+
+    #[test]
+    fn shards_and_busy_outputs_come_and_go() {
+        let t = Telemetry::new();
+        t.set_shard_lag(&[("shardId-0".into(), 1500), ("shardId-1".into(), 0)]);
+        t.set_shard_lag(&[("shardId-1".into(), 20)]);
+        let text = t.encode();
+        assert_eq!(
+            value(
+                &text,
+                r#"logtide_relay_millis_behind_latest{shard="shardId-1"}"#
+            ),
+            Some(20.0)
+        );
+        assert!(
+            !text.contains("shardId-0"),
+            "a shard no longer owned is removed"
+        );
+
+        t.batch_started("kinesis", Instant::now() - Duration::from_secs(3));
+        let age = value(
+            &t.encode(),
+            r#"logtide_output_oldest_unacked_seconds{output="kinesis"}"#,
+        )
+        .unwrap();
+        assert!((3.0..60.0).contains(&age), "{age}");
+        t.batch_done("kinesis", Duration::from_millis(20));
+        let text = t.encode();
+        assert_eq!(
+            value(
+                &text,
+                r#"logtide_output_oldest_unacked_seconds{output="kinesis"}"#
+            ),
+            Some(0.0)
+        );
+        assert_eq!(
+            value(
+                &text,
+                r#"logtide_output_latency_seconds_count{output="kinesis"}"#
+            ),
+            Some(1.0)
+        );
+    }
+
+    #[test]
+    fn lost_paths_are_bounded() {
+        let t = Telemetry::new();
+        for i in 0..MAX_LOSS_PATHS + 5 {
+            t.add_file_lost_bytes(&format!("/p/{i}.log"), "deleted_before_read", 1);
+        }
+        let text = t.encode();
+        assert_eq!(
+            value(
+                &text,
+                r#"logtide_file_lost_bytes_total{path="other",reason="deleted_before_read"}"#
+            ),
+            Some(5.0)
+        );
+        assert_eq!(
+            value(
+                &text,
+                r#"logtide_lost_bytes_total{reason="deleted_before_read"}"#
+            ),
+            Some((MAX_LOSS_PATHS + 5) as f64)
+        );
+    }
+}
