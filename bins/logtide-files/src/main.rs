@@ -14,6 +14,7 @@ mod k8s_path;
 mod parse;
 mod process;
 mod registry;
+mod status;
 
 /// Events are built on the input threads and freed on the output thread; this allocator
 /// handles that pattern without lock contention or heap fragmentation.
@@ -59,6 +60,9 @@ enum Command {
     Process(process::ProcessArgs),
     /// Print the Kubernetes metadata (pod, namespace, container, …) each log path carries.
     K8sPath(k8s_path::K8sPathArgs),
+    /// Per file: what is shipped, what is behind, what was lost and why (from the registry
+    /// and the running agent's `http` endpoint).
+    Status(status::StatusArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -91,6 +95,7 @@ fn main() -> ExitCode {
         Command::Parse(args) => parse::run(&args),
         Command::Process(args) => process::run(&args),
         Command::K8sPath(args) => k8s_path::run(&args),
+        Command::Status(args) => status::run(&args),
     };
     match result {
         Ok(code) => code,

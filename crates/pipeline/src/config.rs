@@ -225,6 +225,10 @@ pub struct InputConfig {
     /// Most files open at once.
     #[serde(default = "default_harvester_limit")]
     pub harvester_limit: usize,
+    /// How long a deleted or rotated-away file is still read before the rest of it is
+    /// given up on (counted as lost); default `5m`.
+    #[serde(default = "default_close_removed_after", with = "duration")]
+    pub close_removed_after: std::time::Duration,
     /// Longest line kept (Filebeat's `max_bytes`).
     #[serde(default = "default_max_bytes")]
     pub max_bytes: usize,
@@ -245,6 +249,9 @@ fn default_scan_frequency() -> std::time::Duration {
 }
 fn default_close_inactive() -> std::time::Duration {
     TailConfig::default().close_inactive
+}
+fn default_close_removed_after() -> std::time::Duration {
+    TailConfig::default().close_removed_after
 }
 fn default_harvester_limit() -> usize {
     TailConfig::default().harvester_limit
@@ -267,6 +274,7 @@ impl InputConfig {
             scan_frequency: self.scan_frequency,
             close_inactive: self.close_inactive,
             harvester_limit: self.harvester_limit,
+            close_removed_after: self.close_removed_after,
             max_line_bytes: self.max_bytes,
             max_entry_bytes: self.max_entry_bytes,
             ..TailConfig::default()

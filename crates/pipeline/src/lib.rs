@@ -25,6 +25,7 @@ pub mod output;
 pub mod process;
 mod relay;
 mod run;
+pub mod status;
 pub mod telemetry;
 
 use std::path::PathBuf;

@@ -211,9 +211,21 @@ struct Batch {
     back: Sender<Vec<Event>>,
 }
 
+/// How often an input waiting for room in the queue looks after its files.
+const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(1);
+
 /// Hands a batch to the output, waiting while the queue is full; gives up (the events
-/// are then not acknowledged and are read again after a restart) when stopping.
-fn send(tx: &SyncSender<Batch>, mut batch: Batch, stop: &AtomicBool) -> bool {
+/// are then not acknowledged and are read again after a restart) when stopping. While
+/// it waits (the output is slow or failing), `housekeeping` runs every second, so that
+/// acknowledgements still reach the registry and deleted files are still given up on
+/// after `close_removed_after` instead of holding their disk space.
+fn send(
+    tx: &SyncSender<Batch>,
+    mut batch: Batch,
+    stop: &AtomicBool,
+    mut housekeeping: impl FnMut(Instant),
+) -> bool {
+    let mut last = Instant::now();
     loop {
         match tx.try_send(batch) {
             Ok(()) => return true,
@@ -223,6 +235,11 @@ fn send(tx: &SyncSender<Batch>, mut batch: Batch, stop: &AtomicBool) -> bool {
                 }
                 batch = b;
                 thread::sleep(Duration::from_millis(5));
+                let now = Instant::now();
+                if now.duration_since(last) >= HOUSEKEEPING_EVERY {
+                    last = now;
+                    housekeeping(now);
+                }
             }
             Err(TrySendError::Disconnected(_)) => return false,
         }
@@ -285,27 +302,51 @@ struct Stages {
     telemetry: Arc<Telemetry>,
 }
 
-/// Hands the tailer's counters gained since `was` and its files' progress to the
-/// self-metrics.
-fn publish_tail(telemetry: &Telemetry, input: usize, tailer: &Tailer, was: &mut TailStats) {
-    let now = tailer.stats();
-    let t = telemetry;
-    t.add_events("read", now.events - was.events);
-    t.add_bytes("read", now.bytes - was.bytes);
-    t.add_discarded_lines("parse_error", now.parse_errors - was.parse_errors);
-    t.add_discarded_lines("stream_filtered", now.lines_filtered - was.lines_filtered);
-    t.add_lost_bytes(
-        "line_too_long",
-        now.bytes_skipped_too_long - was.bytes_skipped_too_long,
-    );
-    t.add_modified_events(
-        "entry_truncated",
-        now.entries_truncated - was.entries_truncated,
-    );
-    t.add_modified_events("partial_flushed", now.partial_flushed - was.partial_flushed);
-    t.add_truncations(now.truncations - was.truncations);
-    *was = now;
-    t.set_files(input, &tailer.progress(), Instant::now());
+/// Hands an input's counters, file progress and losses to the self-metrics.
+struct Publisher {
+    input: usize,
+    telemetry: Arc<Telemetry>,
+    /// The counters as of the last publication.
+    published: TailStats,
+    last: Instant,
+}
+
+impl Publisher {
+    /// Losses go at once; counters and progress every [`PUBLISH_EVERY`], or now when
+    /// `force`.
+    fn publish(&mut self, tailer: &mut Tailer, now: Instant, force: bool) {
+        let t = &*self.telemetry;
+        for loss in tailer.take_losses() {
+            t.add_file_lost_bytes(&loss.path, loss.reason, loss.bytes);
+        }
+        if !force && now.duration_since(self.last) < PUBLISH_EVERY {
+            return;
+        }
+        self.last = now;
+        let (was, now_stats) = (self.published, tailer.stats());
+        t.add_events("read", now_stats.events - was.events);
+        t.add_bytes("read", now_stats.bytes - was.bytes);
+        t.add_discarded_lines("parse_error", now_stats.parse_errors - was.parse_errors);
+        t.add_discarded_lines(
+            "stream_filtered",
+            now_stats.lines_filtered - was.lines_filtered,
+        );
+        t.add_lost_bytes(
+            "line_too_long",
+            now_stats.bytes_skipped_too_long - was.bytes_skipped_too_long,
+        );
+        t.add_modified_events(
+            "entry_truncated",
+            now_stats.entries_truncated - was.entries_truncated,
+        );
+        t.add_modified_events(
+            "partial_flushed",
+            now_stats.partial_flushed - was.partial_flushed,
+        );
+        t.add_truncations(now_stats.truncations - was.truncations);
+        self.published = now_stats;
+        t.set_files(self.input, &tailer.progress(), now);
+    }
 }
 
 fn tail_loop(
@@ -322,8 +363,12 @@ fn tail_loop(
         files,
         telemetry,
     } = stages;
-    let mut published = TailStats::default();
-    let mut last_publish = Instant::now();
+    let mut publisher = Publisher {
+        input,
+        telemetry: telemetry.clone(),
+        published: TailStats::default(),
+        last: Instant::now(),
+    };
     let report_files = |tailer: &mut Tailer| {
         let changes = tailer.take_file_changes();
         if let Some(files) = &files {
@@ -368,7 +413,16 @@ fn tail_loop(
                 events: std::mem::replace(&mut batch, next),
                 back: back.clone(),
             };
-            if !send(&tx, full, stop) {
+            let waiting = |now: Instant| {
+                tailer.scan(now);
+                report_files(&mut tailer);
+                if let Err(e) = tailer.commit(now, false) {
+                    tracing::error!(input, error = %e, "cannot write the registry; retrying");
+                }
+                report_files(&mut tailer);
+                publisher.publish(&mut tailer, now, false);
+            };
+            if !send(&tx, full, stop, waiting) {
                 break;
             }
         }
@@ -376,13 +430,7 @@ fn tail_loop(
             tracing::error!(input, error = %e, "cannot write the registry; retrying");
         }
         report_files(&mut tailer);
-        for loss in tailer.take_losses() {
-            telemetry.add_file_lost_bytes(&loss.path, loss.reason, loss.bytes);
-        }
-        if now.duration_since(last_publish) >= PUBLISH_EVERY {
-            last_publish = now;
-            publish_tail(&telemetry, input, &tailer, &mut published);
-        }
+        publisher.publish(&mut tailer, now, false);
         if now.duration_since(last_stats) >= STATS_EVERY {
             last_stats = now;
             let s = tailer.stats();
@@ -437,10 +485,7 @@ fn tail_loop(
     if let Err(e) = tailer.commit(Instant::now(), true) {
         tracing::error!(input, error = %e, "cannot write the registry at shutdown");
     }
-    for loss in tailer.take_losses() {
-        telemetry.add_file_lost_bytes(&loss.path, loss.reason, loss.bytes);
-    }
-    publish_tail(&telemetry, input, &tailer, &mut published);
+    publisher.publish(&mut tailer, Instant::now(), true);
     let stats = tailer.stats();
     tracing::info!(
         input,

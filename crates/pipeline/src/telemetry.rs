@@ -458,6 +458,75 @@ impl Telemetry {
     }
 }
 
+/// One sample of a scraped metrics text: `name{labels} value`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sample {
+    /// The series name (`logtide_events_total`).
+    pub name: String,
+    /// Its labels.
+    pub labels: BTreeMap<String, String>,
+    /// Its value.
+    pub value: f64,
+}
+
+/// Reads the samples of a Prometheus or OpenMetrics text, as served on `/metrics`;
+/// comments and lines that are not samples are skipped.
+pub fn parse_samples(text: &str) -> Vec<Sample> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(parse_sample)
+        .collect()
+}
+
+fn parse_sample(line: &str) -> Option<Sample> {
+    let (name, rest) = match line.find('{') {
+        Some(i) => (&line[..i], &line[i + 1..]),
+        None => {
+            let (name, value) = line.split_once(' ')?;
+            return Some(Sample {
+                name: name.to_owned(),
+                labels: BTreeMap::new(),
+                value: value.split_whitespace().next()?.parse().ok()?,
+            });
+        }
+    };
+    let mut labels = BTreeMap::new();
+    let mut chars = rest.char_indices().peekable();
+    let end = loop {
+        // key="value", … }
+        let (start, c) = *chars.peek()?;
+        if c == '}' {
+            break start;
+        }
+        if c == ',' || c == ' ' {
+            chars.next();
+            continue;
+        }
+        let eq = rest[start..].find("=\"")? + start;
+        let key = rest[start..eq].to_owned();
+        while chars.next_if(|&(i, _)| i <= eq + 1).is_some() {}
+        let mut value = String::new();
+        loop {
+            let (_, c) = chars.next()?;
+            match c {
+                '"' => break,
+                '\\' => match chars.next()?.1 {
+                    'n' => value.push('\n'),
+                    other => value.push(other),
+                },
+                c => value.push(c),
+            }
+        }
+        labels.insert(key, value);
+    };
+    let value = rest[end + 1..].split_whitespace().next()?.parse().ok()?;
+    Some(Sample {
+        name: name.to_owned(),
+        labels,
+        value,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -594,6 +663,27 @@ mod tests {
             ),
             Some(1.0)
         );
+    }
+
+    #[test]
+    fn served_text_parses_back() {
+        let t = Telemetry::new();
+        t.add_file_lost_bytes("/a \"quoted\" \\ path", "deleted_before_read", 9);
+        t.add_events("read", 3);
+        let samples = parse_samples(&t.encode());
+        let lost = samples
+            .iter()
+            .find(|s| s.name == "logtide_file_lost_bytes_total")
+            .unwrap();
+        assert_eq!(lost.labels["path"], "/a \"quoted\" \\ path");
+        assert_eq!(lost.labels["reason"], "deleted_before_read");
+        assert_eq!(lost.value, 9.0);
+        let ready = samples.iter().find(|s| s.name == "logtide_ready").unwrap();
+        assert!(ready.labels.is_empty());
+        assert_eq!(ready.value, 1.0);
+        assert!(samples
+            .iter()
+            .any(|s| s.name == "logtide_events_total" && s.value == 3.0));
     }
 
     #[test]

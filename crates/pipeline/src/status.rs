@@ -1,0 +1,186 @@
+//! What the `status` commands read from a running process: its `/metrics` endpoint,
+//! summarized as what was read, shipped, discarded and lost, by reason.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde_json::{json, Map, Value};
+
+use crate::http::{self, HttpConfig, METRICS_PATH, READYZ_PATH};
+use crate::telemetry::{parse_samples, Sample};
+
+/// The families a summary lists, with their heading and the label that splits them.
+const TOTALS: [(&str, &str, &str); 5] = [
+    ("events", "logtide_events_total", "stage"),
+    (
+        "discarded_events",
+        "logtide_discarded_events_total",
+        "reason",
+    ),
+    ("modified_events", "logtide_modified_events_total", "reason"),
+    ("discarded_lines", "logtide_discarded_lines_total", "reason"),
+    ("lost_bytes", "logtide_lost_bytes_total", "reason"),
+];
+
+/// The metrics of a running process.
+#[derive(Clone, Debug)]
+pub struct Scraped {
+    /// Where they came from (host:port).
+    pub address: String,
+    /// The samples.
+    pub samples: Vec<Sample>,
+    /// `/readyz`'s answer: ready or not, and its lines.
+    pub ready: (bool, String),
+}
+
+/// The address to connect to for an endpoint configured as `config`: a wildcard listen
+/// address is reached on loopback.
+pub fn connect_address(config: &HttpConfig, default_port: u16) -> String {
+    let host = match config.host.as_deref() {
+        None | Some("0.0.0.0") => "127.0.0.1",
+        Some("::") | Some("[::]") => "[::1]",
+        Some(h) => h,
+    };
+    HttpConfig {
+        host: Some(host.to_owned()),
+        ..config.clone()
+    }
+    .address(default_port)
+}
+
+impl Scraped {
+    /// Scrapes the endpoint that `config` describes; the error says why it could not
+    /// (not enabled, nothing listening).
+    pub fn fetch(config: &HttpConfig, default_port: u16) -> Result<Scraped, String> {
+        let address = connect_address(config, default_port);
+        if !config.enabled {
+            return Err(format!(
+                "the http endpoint is not enabled (http.enabled: true); not asking {address}"
+            ));
+        }
+        let (status, text) = http::get(&address, METRICS_PATH)
+            .map_err(|e| format!("{address}: {e} (is the process running?)"))?;
+        if status != 200 {
+            return Err(format!("{address}{METRICS_PATH}: HTTP {status}"));
+        }
+        let ready = match http::get(&address, READYZ_PATH) {
+            Ok((status, body)) => (status == 200, body),
+            Err(e) => (false, format!("{READYZ_PATH}: {e}\n")),
+        };
+        Ok(Scraped {
+            address,
+            samples: parse_samples(&text),
+            ready,
+        })
+    }
+
+    /// The values of family `name` by the value of `label`.
+    pub fn by_label(&self, name: &str, label: &str) -> BTreeMap<String, f64> {
+        let mut out = BTreeMap::new();
+        for s in self.samples.iter().filter(|s| s.name == name) {
+            if let Some(v) = s.labels.get(label) {
+                *out.entry(v.clone()).or_default() += s.value;
+            }
+        }
+        out
+    }
+
+    /// The samples of family `name`.
+    pub fn family<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Sample> + 'a {
+        self.samples.iter().filter(move |s| s.name == name)
+    }
+
+    /// The totals as JSON: `{"events": {"read": n, …}, "discarded_events": {…}, …}`.
+    pub fn totals_json(&self) -> Value {
+        let mut out = Map::new();
+        for (key, name, label) in TOTALS {
+            let m: Map<String, Value> = self
+                .by_label(name, label)
+                .into_iter()
+                .map(|(k, v)| (k, json!(v as u64)))
+                .collect();
+            out.insert(key.into(), Value::Object(m));
+        }
+        out.insert("ready".into(), json!(self.ready.0));
+        Value::Object(out)
+    }
+
+    /// The totals as text, a line per family that has values.
+    pub fn totals_text(&self) -> String {
+        let mut out = String::new();
+        for (key, name, label) in TOTALS {
+            let values = self.by_label(name, label);
+            if values.is_empty() {
+                continue;
+            }
+            let parts: Vec<String> = values
+                .iter()
+                .map(|(k, v)| format!("{k} {}", *v as u64))
+                .collect();
+            let _ = writeln!(out, "{}: {}", key.replace('_', " "), parts.join(", "));
+        }
+        let (ready, lines) = &self.ready;
+        if *ready {
+            out.push_str("ready: yes\n");
+        } else {
+            let _ = writeln!(out, "ready: no");
+            for l in lines.lines() {
+                let _ = writeln!(out, "  {l}");
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::HttpServer;
+    use crate::telemetry::Telemetry;
+    use std::sync::Arc;
+
+    #[test]
+    fn totals_of_a_running_endpoint() {
+        let t = Arc::new(Telemetry::new());
+        t.add_events("read", 10);
+        t.add_events("shipped", 7);
+        t.add_discarded_events("processor_drop", 3);
+        t.add_file_lost_bytes("/l/a.log", "deleted_before_read", 120);
+        t.set_ready("output", Err("kinesis: throttled".into()));
+        let server = HttpServer::start("127.0.0.1:0", t).unwrap();
+        let config = HttpConfig {
+            enabled: true,
+            host: Some("0.0.0.0".into()),
+            port: Some(server.address().port()),
+        };
+        let s = Scraped::fetch(&config, 1).unwrap();
+        assert_eq!(
+            s.totals_text(),
+            "events: read 10, shipped 7\ndiscarded events: processor_drop 3\n\
+             lost bytes: deleted_before_read 120\nready: no\n  output: not ready: kinesis: throttled\n"
+        );
+        assert_eq!(
+            s.totals_json(),
+            json!({"events": {"read": 10, "shipped": 7}, "discarded_events": {"processor_drop": 3},
+                   "modified_events": {}, "discarded_lines": {},
+                   "lost_bytes": {"deleted_before_read": 120}, "ready": false})
+        );
+    }
+
+    #[test]
+    fn an_endpoint_that_is_off_or_absent_says_so() {
+        let off = HttpConfig::default();
+        let err = Scraped::fetch(&off, 5066).unwrap_err();
+        assert!(err.contains("http.enabled: true"), "{err}");
+        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = free.local_addr().unwrap().port();
+        drop(free);
+        let absent = HttpConfig {
+            enabled: true,
+            host: None,
+            port: Some(port),
+        };
+        let err = Scraped::fetch(&absent, 5066).unwrap_err();
+        assert!(err.contains("is the process running?"), "{err}");
+    }
+}
