@@ -246,3 +246,36 @@ fn a_missing_config_fails_clearly() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("nope.yml: cannot read"));
 }
+
+#[test]
+fn logs_are_json_lines_when_asked() {
+    let s = Setup::new();
+    let cfg = s.config("");
+    s.append("a.log", &cri("F", "one"));
+    let mut child = Command::new(BIN)
+        .args(["run", "-c", cfg.to_str().unwrap()])
+        .env("LOGTIDE_LOG_FORMAT", "json")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert_eq!(s.wait_for(1).len(), 1);
+    assert!(terminate(&mut child).success());
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    let lines: Vec<Value> = err
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l:?}")))
+        .collect();
+    assert!(lines.len() >= 2, "{err}");
+    for l in &lines {
+        assert!(l["timestamp"].is_string() && l["level"].is_string(), "{l}");
+        assert!(l["fields"]["message"].is_string(), "{l}");
+    }
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["fields"]["message"] == "input started" && l["fields"]["input"] == 0),
+        "{err}"
+    );
+}

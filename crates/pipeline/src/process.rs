@@ -8,15 +8,32 @@ use std::sync::Arc;
 use crate::Error;
 
 /// Logs to standard error with `tracing`, at the level `LOGTIDE_LOG` gives (an
-/// `EnvFilter` directive such as `info` or `logtide_tail=debug`; `info` by default).
+/// `EnvFilter` directive such as `info` or `logtide_tail=debug`; `info` by default), as
+/// text or, with `LOGTIDE_LOG_FORMAT=json`, as one JSON object per line (`timestamp`,
+/// `level`, `target`, `fields`) for log collectors.
+///
+/// Nothing logged carries a secret: configurations are never logged whole, and the
+/// values that could hold one (webhook URLs, passwords, tokens) are redacted by their
+/// types' `Debug`.
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("LOGTIDE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let json = match std::env::var("LOGTIDE_LOG_FORMAT").as_deref() {
+        Ok("json") => true,
+        Ok("text") | Err(_) => false,
+        Ok(other) => {
+            eprintln!("LOGTIDE_LOG_FORMAT={other:?} is neither text nor json; logging text");
+            false
+        }
+    };
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().with_current_span(false).init();
+    } else {
+        builder.with_ansi(std::io::stderr().is_terminal()).init();
+    }
 }
 
 /// A flag that SIGTERM or SIGINT sets, logging `stopping` (what the program does now,
