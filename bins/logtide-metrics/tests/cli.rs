@@ -5,6 +5,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use logtide_pipeline::http::{get, METRICS_PATH, READYZ_PATH};
+use logtide_pipeline::telemetry::parse_samples;
 use serde_json::Value;
 
 fn bin() -> Command {
@@ -110,10 +112,14 @@ fn a_bad_configuration_names_the_key() {
 fn runs_on_aligned_ticks_to_a_file_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("out");
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
     let config = write_config(
         dir.path(),
         &format!(
-            "metricsets: [cpu, memory, network]\nperiod: 1s\noutput.file:\n  path: {}\n  filename: metrics.ndjson\n",
+            "metricsets: [cpu, memory, network]\nperiod: 1s\noutput.file:\n  path: {}\n  filename: metrics.ndjson\nhttp.enabled: true\nhttp.port: {port}\n",
             out_dir.display()
         ),
     );
@@ -140,6 +146,34 @@ fn runs_on_aligned_ticks_to_a_file_and_stops_on_sigterm() {
         assert!(Instant::now() < deadline, "no events in time: {text}");
         std::thread::sleep(Duration::from_millis(100));
     };
+    // The self-metrics agree with the file: what was shipped was written, and every
+    // event collected was shipped, is on its way, or was a rate's priming sample.
+    let address = format!("127.0.0.1:{port}");
+    let count = || std::fs::read_to_string(&file).unwrap().lines().count() as f64;
+    let before = count();
+    let (status, text) = get(&address, METRICS_PATH).unwrap();
+    let after = count();
+    assert_eq!(status, 200);
+    let samples = parse_samples(&text);
+    let value = |name: &str, label: &str| {
+        samples
+            .iter()
+            .filter(|s| s.name == name && s.labels.values().any(|v| v == label))
+            .map(|s| s.value)
+            .sum::<f64>()
+    };
+    let shipped = value("logtide_events_total", "shipped");
+    assert!(
+        before <= shipped && shipped <= after,
+        "{before} {shipped} {after}"
+    );
+    let priming = value("logtide_discarded_events_total", "priming_sample");
+    assert!(priming > 0.0, "{text}");
+    assert!(
+        value("logtide_events_total", "read") >= shipped + priming,
+        "{text}"
+    );
+    assert_eq!(get(&address, READYZ_PATH).unwrap().0, 200);
     let status = Command::new("kill")
         .arg("-TERM")
         .arg(child.id().to_string())

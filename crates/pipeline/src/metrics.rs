@@ -47,7 +47,9 @@ use logtide_tail::duration;
 use serde_json::Value;
 
 use crate::config::{expand_dotted, expand_env, from_value, parse_yaml};
+use crate::http::{HttpConfig, HttpServer, METRICS_PORT};
 use crate::output::{self, Output};
+use crate::telemetry::Telemetry;
 use crate::{Error, OutputConfig};
 
 /// Batches queued between the collectors and the output: one tick of every collector
@@ -153,6 +155,8 @@ struct RawMetrics {
     filesystem: FilesystemSection,
     #[serde(default)]
     kubernetes: Option<KubernetesSection>,
+    #[serde(default)]
+    http: HttpConfig,
 }
 
 /// The configuration of `logtide-metrics`.
@@ -170,6 +174,8 @@ pub struct MetricsConfig {
     pub kubernetes: Option<KubernetesSection>,
     /// The output.
     pub output: OutputConfig,
+    /// The self-monitoring endpoint (`http.enabled`, `http.host`, `http.port`).
+    pub http: HttpConfig,
 }
 
 impl MetricsConfig {
@@ -236,6 +242,7 @@ impl MetricsConfig {
             filesystem: raw.filesystem,
             kubernetes: raw.kubernetes,
             output,
+            http: raw.http,
         })
     }
 
@@ -382,10 +389,15 @@ fn collect_and_report(
     collector: &mut dyn Collector,
     origin: Instant,
     stats: &CollectorStats,
+    telemetry: &Telemetry,
 ) -> Option<Vec<Event>> {
     let name = collector.name().to_owned();
+    let component = format!("metricset {name}");
     match collector.collect(sample_time(origin)) {
         Ok(c) => {
+            telemetry.set_ready(&component, Ok(()));
+            telemetry.add_source_errors(&name, c.problems.len() as u64);
+            telemetry.add_events("read", c.events.len() as u64);
             add(&stats.collections, 1);
             add(&stats.problems, c.problems.len() as u64);
             add(&stats.counter_resets, c.counter_resets);
@@ -396,6 +408,8 @@ fn collect_and_report(
         }
         Err(e) => {
             add(&stats.failures, 1);
+            telemetry.add_source_errors(&name, 1);
+            telemetry.set_ready(&component, Err(e.to_string()));
             tracing::warn!(metricset = %name, error = %e, "collection failed");
             None
         }
@@ -408,11 +422,14 @@ fn collector_loop(
     stats: Arc<CollectorStats>,
     stop: Arc<AtomicBool>,
     origin: Instant,
+    telemetry: Arc<Telemetry>,
 ) {
     let period = collector.period();
     if collector.needs_two_samples() {
-        // The first sample only primes the rates.
-        let _ = collect_and_report(collector.as_mut(), origin, &stats);
+        // The first sample only primes the rates: its events are not shipped.
+        if let Some(events) = collect_and_report(collector.as_mut(), origin, &stats, &telemetry) {
+            telemetry.add_discarded_events("priming_sample", events.len() as u64);
+        }
     }
     loop {
         let wait = until_next_tick(Timestamp::now().unix_nanos(), period);
@@ -420,13 +437,17 @@ fn collector_loop(
             return;
         }
         let started = Instant::now();
-        if let Some(events) = collect_and_report(collector.as_mut(), origin, &stats) {
+        if let Some(events) = collect_and_report(collector.as_mut(), origin, &stats, &telemetry) {
             let n = events.len() as u64;
             if n > 0 {
                 match tx.try_send(events) {
-                    Ok(()) => add(&stats.events, n),
+                    Ok(()) => {
+                        add(&stats.events, n);
+                        telemetry.add_events("processed", n);
+                    }
                     Err(TrySendError::Full(_)) => {
                         add(&stats.events_dropped, n);
+                        telemetry.add_discarded_events("queue_full", n);
                         tracing::warn!(
                             metricset = collector.name(),
                             events = n,
@@ -453,8 +474,10 @@ fn output_loop(
     stats: Arc<OutputStats>,
     stop: Arc<AtomicBool>,
     summary: Arc<MetricsSummary>,
+    telemetry: Arc<Telemetry>,
 ) {
     let mut last_stats = Instant::now();
+    let name = out.name();
     loop {
         let batch = match rx.recv_timeout(POLL) {
             Ok(b) => b,
@@ -472,16 +495,27 @@ fn output_loop(
             Err(RecvTimeoutError::Disconnected) => return,
         };
         let mut backoff = Duration::from_secs(1);
+        let started = Instant::now();
+        telemetry.batch_started(name, started);
+        let mut dead_lettered = 0;
         loop {
-            match out.write_batch(&batch) {
+            let result = out.write_batch(&batch);
+            dead_lettered += out.publish(&telemetry);
+            match result {
                 Ok(()) => {
                     add(&stats.events, batch.len() as u64);
+                    telemetry.batch_done(name, started.elapsed());
+                    telemetry.add_events("shipped", batch.len() as u64 - dead_lettered);
+                    telemetry.set_ready("output", Ok(()));
                     break;
                 }
                 Err(e) => {
                     add(&stats.write_errors, 1);
+                    telemetry.add_output_errors(name, "write", 1);
+                    telemetry.set_ready("output", Err(format!("{name}: {e}")));
                     if stop.load(Ordering::Relaxed) {
                         add(&stats.events_dropped, batch.len() as u64);
+                        telemetry.add_discarded_events("output_failed_at_stop", batch.len() as u64);
                         tracing::warn!(error = %e, events = batch.len(), "output failed while stopping: events dropped");
                         break;
                     }
@@ -496,8 +530,20 @@ fn output_loop(
 
 /// Runs logtide-metrics until `stop` is set; returns the counters.
 pub fn run_metrics(config: &MetricsConfig, stop: Arc<AtomicBool>) -> Result<MetricsSummary, Error> {
+    run_metrics_with(config, stop, Arc::new(Telemetry::new()))
+}
+
+/// [`run_metrics`], counting into `telemetry` (served on the configuration's `http`
+/// endpoint when enabled).
+pub fn run_metrics_with(
+    config: &MetricsConfig,
+    stop: Arc<AtomicBool>,
+    telemetry: Arc<Telemetry>,
+) -> Result<MetricsSummary, Error> {
+    let _http = HttpServer::start_if_enabled(&config.http, METRICS_PORT, telemetry.clone())?;
     let collectors = config.collectors()?;
     let out = output::build(&config.output)?;
+    telemetry.set_ready("output", Ok(()));
     let output_stats = Arc::new(OutputStats::default());
     let names: Vec<(String, Arc<CollectorStats>)> = collectors
         .iter()
@@ -513,18 +559,20 @@ pub fn run_metrics(config: &MetricsConfig, stop: Arc<AtomicBool>) -> Result<Metr
     for (c, (name, stats)) in collectors.into_iter().zip(&names) {
         tracing::info!(metricset = %name, period = ?c.period(), "collector started");
         let (tx, stats, stop) = (tx.clone(), stats.clone(), stop.clone());
+        let telemetry = telemetry.clone();
         let h = thread::Builder::new()
             .name(format!("metrics-{name}"))
-            .spawn(move || collector_loop(c, tx, stats, stop, origin))
+            .spawn(move || collector_loop(c, tx, stats, stop, origin, telemetry))
             .map_err(|e| Error::Output(format!("cannot start a collector thread: {e}")))?;
         handles.push((name.clone(), h));
     }
     drop(tx);
     let output_thread = {
         let (stats, stop, summary) = (output_stats.clone(), stop.clone(), summary.clone());
+        let telemetry = telemetry.clone();
         thread::Builder::new()
             .name("output".into())
-            .spawn(move || output_loop(rx, out, stats, stop, summary))
+            .spawn(move || output_loop(rx, out, stats, stop, summary, telemetry))
             .map_err(|e| Error::Output(format!("cannot start the output thread: {e}")))?
     };
     // Wait for the collectors; once stopping, a collection stuck in the kernel (a dead

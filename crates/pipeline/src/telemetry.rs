@@ -10,13 +10,14 @@
 //! |---|---|---|
 //! | `logtide_events_total` | `stage`: `read`, `processed`, `shipped` | events taken in, past the processors, accepted by the sink |
 //! | `logtide_bytes_total` | `stage`: `read`, `shipped` | bytes read from files or records; bytes the sink accepted |
-//! | `logtide_discarded_events_total` | `reason` | events that will never be shipped: `processor_drop`, `dead_letter`, `oversize_dead_letter`, `undecodable`, `incomplete_entry` |
+//! | `logtide_discarded_events_total` | `reason` | events that will never be shipped: `processor_drop`, `dead_letter`, `oversize_dead_letter`, `undecodable`, `incomplete_entry`; logtide-metrics: `priming_sample` (the first sample of a rate), `queue_full`, `output_failed_at_stop` |
 //! | `logtide_modified_events_total` | `reason` | events shipped changed: `oversize_truncated`, `oversize_split`, `entry_truncated`, `partial_flushed` |
 //! | `logtide_discarded_lines_total` | `reason` | lines that never became events: `parse_error`, `stream_filtered` |
 //! | `logtide_lost_bytes_total` | `reason` | bytes never read: `deleted_before_read`, `line_too_long` |
 //! | `logtide_file_lost_bytes_total` | `path`, `reason` | the same, per file (`deleted_before_read`) |
 //! | `logtide_file_truncations_total` | | files truncated in place (copytruncate): lines written just before may be lost |
 //! | `logtide_processor_errors_total` | | processor errors (the event goes on, with `error.message`) |
+//! | `logtide_source_errors_total` | `source` | failed reads of a source: a metricset's collection (or part of it), a shard's GetRecords |
 //! | `logtide_output_retries_total` | `output` | records or requests sent again |
 //! | `logtide_output_errors_total` | `output`, `kind` | failed requests: `throttled`, `server`, `network`, `denied`, `refused`, `write` |
 //! | `logtide_output_latency_seconds` | `output` | time to write a batch, retries included (histogram) |
@@ -68,6 +69,7 @@ pub struct Telemetry {
     file_lost_bytes: Counters,
     truncations: Counter,
     processor_errors: Counter,
+    source_errors: Counters,
     retries: Counters,
     output_errors: Counters,
     latency: Latency,
@@ -125,6 +127,7 @@ impl Telemetry {
             file_lost_bytes: Counters::default(),
             truncations: Counter::default(),
             processor_errors: Counter::default(),
+            source_errors: Counters::default(),
             retries: Counters::default(),
             output_errors: Counters::default(),
             latency: Latency::new_with_constructor(latency_histogram),
@@ -181,6 +184,11 @@ impl Telemetry {
             "logtide_processor_errors",
             "Processor errors (the event goes on with error.message)",
             t.processor_errors.clone(),
+        );
+        registry.register(
+            "logtide_source_errors",
+            "Failed reads of a source (a collection, a GetRecords call), by source",
+            t.source_errors.clone(),
         );
         registry.register(
             "logtide_output_retries",
@@ -312,6 +320,15 @@ impl Telemetry {
     /// Counts processor errors.
     pub fn add_processor_errors(&self, n: u64) {
         self.processor_errors.inc_by(n);
+    }
+
+    /// Counts failed reads of a source.
+    pub fn add_source_errors(&self, source: &str, n: u64) {
+        if n > 0 {
+            self.source_errors
+                .get_or_create(&label("source", source))
+                .inc_by(n);
+        }
     }
 
     /// Counts records or requests an output sent again.
