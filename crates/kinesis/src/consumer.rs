@@ -17,7 +17,7 @@ use serde_json::Value;
 use crate::checkpoint::{FileCheckpoints, SHARD_END};
 use crate::deadletter::DeadLetters;
 use crate::decode::{peek_header, Decoder, Incomplete};
-use crate::lease::LeaseTable;
+use crate::lease::{Lease, LeaseTable};
 use crate::sink::sdk_config;
 use crate::Error;
 
@@ -406,6 +406,50 @@ fn sdk_msg<E: ProvideErrorMetadata + std::fmt::Debug>(e: &SdkError<E>) -> String
             s.message().unwrap_or("no message")
         ),
         None => format!("{e:?}"),
+    }
+}
+
+/// Reads the saved checkpoints of `config`'s stream without taking part: from the local
+/// file store, or every lease of the DynamoDB table (with its owner), sorted by shard.
+/// For `logtide-relay status`.
+pub fn read_checkpoints(config: &ConsumerConfig) -> Result<Vec<Lease>, Error> {
+    config.validate()?;
+    match &config.checkpoint.dynamodb {
+        None => {
+            let store = FileCheckpoints::open(&config.checkpoint.path, &config.stream_name)?;
+            Ok(store
+                .all()
+                .iter()
+                .map(|(shard, cp)| Lease {
+                    key: shard.clone(),
+                    owner: None,
+                    counter: 0,
+                    checkpoint: cp.clone(),
+                    parents: Vec::new(),
+                })
+                .collect())
+        }
+        Some(d) => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_io()
+                .enable_time()
+                .build()
+                .map_err(|e| Error::Setup(format!("cannot start the async runtime: {e}")))?;
+            let sdk = rt.block_on(sdk_config(
+                config.region.as_deref(),
+                config.endpoint.as_deref(),
+            ))?;
+            let mut table = LeaseTable::new(
+                aws_sdk_dynamodb::Client::new(&sdk),
+                &d.table,
+                "logtide-relay-status",
+                d.lease_duration,
+            );
+            rt.block_on(table.scan())?;
+            let mut leases: Vec<Lease> = table.leases.into_values().collect();
+            leases.sort_by(|a, b| a.key.cmp(&b.key));
+            Ok(leases)
+        }
     }
 }
 

@@ -128,8 +128,8 @@ mod sink;
 pub use checkpoint::{FileCheckpoints, CHECKPOINT_FORMAT_VERSION, SHARD_END};
 pub use config::{KinesisConfig, MaxRecordBytes, PartitionKey, MIN_RECORD_BYTES};
 pub use consumer::{
-    CheckpointConfig, Consumer, ConsumerConfig, ConsumerStats, DynamoDbConfig, ShardBatch,
-    StartPosition,
+    read_checkpoints, CheckpointConfig, Consumer, ConsumerConfig, ConsumerStats, DynamoDbConfig,
+    ShardBatch, StartPosition,
 };
 pub use deadletter::DeadLetters;
 pub use decode::{peek_header, Decoded, Decoder, DecoderConfig, Incomplete};

@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use logtide_event::{Event, Timestamp};
 use logtide_kinesis::{
-    Consumer, ConsumerConfig, DynamoDbConfig, FileCheckpoints, KinesisConfig, Sink, SHARD_END,
+    read_checkpoints, Consumer, ConsumerConfig, DynamoDbConfig, FileCheckpoints, KinesisConfig,
+    Sink, SHARD_END,
 };
 use logtide_testkit::{KinesisMock, KinesisTool, MotoServer, AWS_ENV};
 use serde_json::json;
@@ -344,6 +345,16 @@ fn leases_balance_and_fail_over() {
         assert!(Instant::now() < deadline, "b holds {:?}", b.shards());
         b.poll(Duration::from_millis(100)).unwrap();
     }
+    b.commit().unwrap();
+    // The lease table as an onlooker reads it: four shards, all b's, checkpointed.
+    let leases = read_checkpoints(&lease("status")).unwrap();
+    assert_eq!(leases.len(), 4, "{leases:?}");
+    for l in &leases {
+        assert_eq!(l.owner.as_deref(), Some("b"), "{l:?}");
+        assert!(l.checkpoint.chars().all(|c| c.is_ascii_digit()), "{l:?}");
+    }
     let stats = b.shutdown().unwrap();
     assert_eq!(got.len(), 2000, "{stats:?}");
+    let released = read_checkpoints(&lease("status")).unwrap();
+    assert!(released.iter().all(|l| l.owner.is_none()), "{released:?}");
 }
