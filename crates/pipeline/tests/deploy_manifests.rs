@@ -17,6 +17,9 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use logtide_pipeline::http::{
+    HttpConfig, FILES_PORT, HEALTHZ_PATH, METRICS_PATH, METRICS_PORT, READYZ_PATH, RELAY_PORT,
+};
 use logtide_pipeline::metrics::MetricsConfig;
 use logtide_pipeline::{FilesConfig, OutputConfig, RelayConfig};
 use serde::de::DeserializeOwned;
@@ -299,40 +302,16 @@ fn with_env<T>(env: &BTreeMap<String, String>, load: impl FnOnce() -> T) -> T {
     result
 }
 
-/// The `http` section of a configuration: the address of /metrics, /healthz and /readyz.
-#[derive(Debug)]
-struct Http {
-    enabled: bool,
-    host: String,
-    port: i32,
-}
-
-/// The configuration text without its `http` section, and that section.
-fn split_http(text: &str, origin: &str) -> (String, Http) {
+/// The configuration text without its `http` section, and that section read as the
+/// binaries read it.
+fn split_http(text: &str, origin: &str) -> (String, HttpConfig) {
     let mut doc: Value = serde_saphyr::from_str(text).unwrap_or_else(|e| panic!("{origin}: {e}"));
     let http = doc
         .as_object_mut()
         .and_then(|o| o.remove("http"))
         .unwrap_or_else(|| panic!("{origin}: no http section"));
-    let keys: BTreeSet<&str> = http
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(|k| k.as_str())
-        .collect();
-    assert_eq!(
-        keys,
-        BTreeSet::from(["enabled", "host", "port"]),
-        "{origin}: http keys"
-    );
-    let http = Http {
-        enabled: http["enabled"].as_bool().expect("http.enabled: a bool"),
-        host: http["host"]
-            .as_str()
-            .expect("http.host: a string")
-            .to_owned(),
-        port: http["port"].as_i64().expect("http.port: a number") as i32,
-    };
+    let http: HttpConfig =
+        serde_json::from_value(http).unwrap_or_else(|e| panic!("{origin}: http: {e}"));
     (serde_json::to_string(&doc).unwrap(), http)
 }
 
@@ -342,22 +321,25 @@ struct Binary<'a> {
     container: &'a Container,
     workload: String,
     env: BTreeMap<String, String>,
-    /// The configuration without `http` (for the loaders).
-    config: String,
+    /// The whole configuration.
+    text: String,
+    /// The configuration without `http`, for loaders that do not read that section.
+    without_http: String,
     path: String,
-    http: Http,
+    http: HttpConfig,
 }
 
 fn binary<'a>(m: &'a Manifests, name: &str) -> Binary<'a> {
     let (pod, container, workload) = m.container(name);
     let (path, text) = config_text(m, pod, container);
-    let (config, http) = split_http(&text, &path);
+    let (without_http, http) = split_http(&text, &path);
     Binary {
         pod,
         container,
         workload,
         env: container_env(container),
-        config,
+        text,
+        without_http,
         path,
         http,
     }
@@ -386,18 +368,21 @@ fn resolve_port(c: &Container, port: &IntOrString) -> i32 {
 }
 
 /// The probes and the port of a binary are the ones its `http` section makes it serve.
-fn check_http(b: &Binary<'_>, default_port: i32) {
+fn check_http(b: &Binary<'_>, default_port: u16) {
     let c = b.container;
     assert!(b.http.enabled, "{}: http.enabled must be true", b.path);
     assert_eq!(
-        b.http.host, "0.0.0.0",
+        b.http.host.as_deref(),
+        Some("0.0.0.0"),
         "{}: the kubelet probes the pod's address, so http.host must be 0.0.0.0",
         b.path
     );
-    assert_eq!(b.http.port, default_port, "{}: http.port", b.path);
+    let port = i32::from(b.http.port.unwrap_or(default_port));
+    assert_eq!(b.http.address(default_port), format!("0.0.0.0:{port}"));
+    assert_eq!(port, i32::from(default_port), "{}: http.port", b.path);
     for (kind, probe, path) in [
-        ("liveness", &c.liveness_probe, "/healthz"),
-        ("readiness", &c.readiness_probe, "/readyz"),
+        ("liveness", &c.liveness_probe, HEALTHZ_PATH),
+        ("readiness", &c.readiness_probe, READYZ_PATH),
     ] {
         let probe = probe
             .as_ref()
@@ -414,7 +399,7 @@ fn check_http(b: &Binary<'_>, default_port: i32) {
         );
         assert_eq!(
             resolve_port(c, &get.port),
-            b.http.port,
+            port,
             "{}: the {kind} probe's port is not http.port of {}",
             c.name,
             b.path
@@ -513,10 +498,11 @@ fn logtide_files_reads_the_host_logs_and_keeps_its_registry_on_the_host() {
     let m = load_manifests();
     let b = binary(&m, "logtide-files");
     let config = with_env(&b.env, || {
-        FilesConfig::from_yaml(&b.config, Path::new(&b.path))
+        FilesConfig::from_yaml(&b.text, Path::new(&b.path))
             .unwrap_or_else(|e| panic!("{}: {e}", b.path))
     });
-    check_http(&b, 5066);
+    assert_eq!(config.http, b.http);
+    check_http(&b, FILES_PORT);
     assert!(b.workload.starts_with("DaemonSet"), "{}", b.workload);
     // The logs, their link targets on docker nodes, and each input's files.
     assert_host_mount(&b, "/var/log", "/var/log");
@@ -552,10 +538,10 @@ fn logtide_metrics_reads_the_host_through_hostfs() {
     let m = load_manifests();
     let b = binary(&m, "logtide-metrics");
     let config = with_env(&b.env, || {
-        MetricsConfig::from_yaml(&b.config, Path::new(&b.path))
+        MetricsConfig::from_yaml(&b.without_http, Path::new(&b.path))
             .unwrap_or_else(|e| panic!("{}: {e}", b.path))
     });
-    check_http(&b, 5067);
+    check_http(&b, METRICS_PORT);
     assert!(b.workload.starts_with("DaemonSet"), "{}", b.workload);
     assert_eq!(config.hostfs, Path::new("/hostfs"));
     assert_host_mount(&b, "/hostfs", "/");
@@ -575,10 +561,10 @@ fn logtide_relay_replicas_share_shards_through_dynamodb() {
     let m = load_manifests();
     let b = binary(&m, "logtide-relay");
     let config = with_env(&b.env, || {
-        RelayConfig::from_yaml(&b.config, Path::new(&b.path))
+        RelayConfig::from_yaml(&b.without_http, Path::new(&b.path))
             .unwrap_or_else(|e| panic!("{}: {e}", b.path))
     });
-    check_http(&b, 5068);
+    check_http(&b, RELAY_PORT);
     let w = m
         .workloads()
         .into_iter()
@@ -865,7 +851,7 @@ fn services_and_service_monitors_reach_the_metrics_ports() {
                 port_names.contains(port),
                 "ServiceMonitor: no Service port {port}"
             );
-            assert_eq!(e["path"], "/metrics");
+            assert_eq!(e["path"], METRICS_PATH);
         }
     }
 }
