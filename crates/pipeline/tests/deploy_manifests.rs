@@ -855,3 +855,42 @@ fn services_and_service_monitors_reach_the_metrics_ports() {
         }
     }
 }
+
+/// The metrics table of docs/operations.md names every metric the binaries register, with
+/// its exposition name (`_total` for counters), and no other.
+#[test]
+fn the_operations_guide_lists_every_metric() {
+    let code = std::fs::read_to_string(repo().join("crates/pipeline/src/telemetry.rs")).unwrap();
+    let registered: BTreeSet<String> = code
+        .match_indices(".register(")
+        .map(|(at, _)| {
+            let rest = &code[at..];
+            let start = rest.find('"').unwrap() + 1;
+            let end = start + rest[start..].find('"').unwrap();
+            rest[start..end].to_owned()
+        })
+        .collect();
+    assert!(registered.contains("logtide_ready"), "{registered:?}");
+    let guide = std::fs::read_to_string(repo().join("docs/operations.md")).unwrap();
+    let mut documented = BTreeSet::new();
+    for line in guide.lines() {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        // | `name` | type | labels | what |
+        if cells.len() != 6 || !cells[1].starts_with("`logtide_") {
+            continue;
+        }
+        let name = cells[1].trim_matches('`');
+        let base = match cells[2] {
+            "counter" => name
+                .strip_suffix("_total")
+                .unwrap_or_else(|| panic!("docs/operations.md: counter {name} without _total")),
+            "gauge" | "histogram" => name,
+            other => panic!("docs/operations.md: {name}: unknown type {other}"),
+        };
+        documented.insert(base.to_owned());
+    }
+    assert_eq!(
+        documented, registered,
+        "docs/operations.md's metric table against crates/pipeline/src/telemetry.rs"
+    );
+}
