@@ -538,9 +538,10 @@ fn logtide_metrics_reads_the_host_through_hostfs() {
     let m = load_manifests();
     let b = binary(&m, "logtide-metrics");
     let config = with_env(&b.env, || {
-        MetricsConfig::from_yaml(&b.without_http, Path::new(&b.path))
+        MetricsConfig::from_yaml(&b.text, Path::new(&b.path))
             .unwrap_or_else(|e| panic!("{}: {e}", b.path))
     });
+    assert_eq!(config.http, b.http);
     check_http(&b, METRICS_PORT);
     assert!(b.workload.starts_with("DaemonSet"), "{}", b.workload);
     assert_eq!(config.hostfs, Path::new("/hostfs"));
