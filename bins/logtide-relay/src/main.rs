@@ -11,6 +11,8 @@ use clap::{Args, Parser, Subcommand};
 use logtide_pipeline::process::{init_logging, stop_on_signals};
 use logtide_pipeline::{run_relay, RelayConfig};
 
+mod status;
+
 /// Relays a Kinesis stream to S3, files and the console. Without a subcommand, runs the
 /// relay (`run`).
 #[derive(Debug, Parser)]
@@ -42,6 +44,9 @@ enum Command {
     /// Check something without running.
     #[command(subcommand)]
     Test(TestCommand),
+    /// Per shard: the checkpoint, its owner and how far the reading is behind (from the
+    /// checkpoint store and the running relay's `http` endpoint).
+    Status(status::StatusArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -59,6 +64,7 @@ fn main() -> ExitCode {
         Some(Command::Test(TestCommand::Config(c))) => RelayConfig::load(&c.config)
             .map(|_| eprintln!("{}: configuration OK", c.config.display()))
             .map_err(anyhow::Error::from),
+        Some(Command::Status(args)) => status::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -144,6 +144,10 @@ fn relays_to_s3_exactly_once_and_restarts_from_checkpoints() {
     put(&moto, dir.path(), 0, 3000, 1000);
     let cp = format!("    path: {}", dir.path().join("cp").display());
     let config = write_config(dir.path(), &moto, "relay.yml", &cp);
+    let port = logtide_testkit::free_port();
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!("http.enabled: true\nhttp.port: {port}\n"));
+    std::fs::write(&config, text).unwrap();
 
     let status = Command::new(env!("CARGO_BIN_EXE_logtide-relay"))
         .args(["test", "config", "--config"])
@@ -157,6 +161,38 @@ fn relays_to_s3_exactly_once_and_restarts_from_checkpoints() {
     for (n, keys) in &got {
         assert_eq!(keys.len(), 1, "{n} archived {} times: {keys:?}", keys.len());
     }
+    // The relay's own view: both shards read to their tip, every event read shipped.
+    let status = |json: bool| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_logtide-relay"));
+        cmd.args(["status", "--config"]).arg(&config);
+        if json {
+            cmd.arg("--json");
+        }
+        let out = cmd.envs(AWS_ENV).output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let doc = loop {
+        let doc: serde_json::Value = serde_json::from_str(&status(true)).unwrap();
+        let totals = &doc["process"]["totals"]["events"];
+        let caught_up = doc["shards"]
+            .as_array()
+            .is_some_and(|s| s.len() == 2 && s.iter().all(|s| s["millis_behind_latest"] == 0));
+        if caught_up && totals["read"] == 3000 && totals["shipped"] == 3000 {
+            break doc;
+        }
+        assert!(Instant::now() < deadline, "{doc:#}");
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(doc["process"]["totals"]["ready"], true, "{doc:#}");
+    let text = status(false);
+    assert!(text.contains("events: read 3000, shipped 3000"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("shardId-000000000001") && l.contains(" 0 ")),
+        "{text}"
+    );
     assert!(sigterm(&mut r).success(), "SIGTERM: exit 0");
     let checkpoints = std::fs::read_to_string(dir.path().join("cp/logs.checkpoints.json")).unwrap();
     assert!(

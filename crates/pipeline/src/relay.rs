@@ -20,7 +20,9 @@ use serde::Deserialize;
 use crate::config::{
     expand_dotted, expand_env, from_value, parse_yaml, ConsoleConfig, FileOutputConfig,
 };
+use crate::http::{HttpConfig, HttpServer, RELAY_PORT};
 use crate::output::{ConsoleOutput, FileOutput, Output};
+use crate::telemetry::Telemetry;
 use crate::Error;
 
 /// `source`: where the relay reads.
@@ -65,6 +67,9 @@ pub struct RelayConfig {
     pub source: RelaySource,
     /// `sinks`.
     pub sinks: RelaySinks,
+    /// The self-monitoring endpoint (`http.enabled`, `http.host`, `http.port`).
+    #[serde(default)]
+    pub http: HttpConfig,
 }
 
 impl RelayConfig {
@@ -119,11 +124,65 @@ pub struct RelaySummary {
 /// How long the final S3 flush keeps trying on stop.
 const FLUSH_WINDOW: Duration = Duration::from_secs(30);
 
+/// How often the consumer's counters and lag go to the self-metrics.
+const PUBLISH_EVERY: Duration = Duration::from_secs(1);
+
+/// Hands the consumer's and the S3 sink's counters gained since the last call to the
+/// self-metrics.
+#[derive(Default)]
+struct RelayPublisher {
+    consumer: ConsumerStats,
+    s3: S3Stats,
+}
+
+impl RelayPublisher {
+    fn publish(&mut self, t: &Telemetry, consumer: &Consumer, s3: Option<&S3Sink>) {
+        let (was, now) = (&self.consumer, consumer.stats());
+        t.add_events("read", now.events - was.events);
+        t.add_bytes("read", now.bytes - was.bytes);
+        t.add_discarded_events(
+            "undecodable",
+            now.dead_letters_undecodable - was.dead_letters_undecodable,
+        );
+        t.add_discarded_events(
+            "incomplete_entry",
+            now.dead_letters_incomplete - was.dead_letters_incomplete,
+        );
+        t.add_source_errors(
+            "kinesis",
+            (now.errors + now.throttled) - (was.errors + was.throttled),
+        );
+        t.set_shard_lag(&consumer.lag());
+        self.consumer = now;
+        if let Some(s3) = s3 {
+            let now = s3.stats().clone();
+            t.add_events("shipped", now.events - self.s3.events);
+            t.add_bytes("shipped", now.bytes - self.s3.bytes);
+            t.add_retries("s3", now.retries - self.s3.retries);
+            self.s3 = now;
+        }
+    }
+}
+
 /// Runs the relay until `stop` is set, then flushes, checkpoints and releases leases.
 pub fn run_relay(config: &RelayConfig, stop: Arc<AtomicBool>) -> Result<RelaySummary, Error> {
+    run_relay_with(config, stop, Arc::new(Telemetry::new()))
+}
+
+/// [`run_relay`], counting into `telemetry` (served on the configuration's `http`
+/// endpoint when enabled).
+pub fn run_relay_with(
+    config: &RelayConfig,
+    stop: Arc<AtomicBool>,
+    telemetry: Arc<Telemetry>,
+) -> Result<RelaySummary, Error> {
     let relay_err = |e: logtide_kinesis::Error| Error::Output(format!("kinesis source: {e}"));
     let s3_err = |e: logtide_s3::Error| Error::Output(format!("sinks.s3: {e}"));
+    let _http = HttpServer::start_if_enabled(&config.http, RELAY_PORT, telemetry.clone())?;
     let mut consumer = Consumer::connect(&config.source.kinesis).map_err(relay_err)?;
+    telemetry.set_ready("source", Ok(()));
+    let mut publisher = RelayPublisher::default();
+    let mut last_publish = Instant::now();
     let mut s3 = config
         .sinks
         .s3
@@ -138,12 +197,23 @@ pub fn run_relay(config: &RelayConfig, stop: Arc<AtomicBool>) -> Result<RelaySum
     if let Some(c) = &config.sinks.console {
         outputs.push(Box::new(ConsoleOutput::new(c.clone())));
     }
+    if s3.is_some() {
+        telemetry.set_ready("s3", Ok(()));
+    }
     tracing::info!(stream = %config.source.kinesis.stream_name, "relay running");
     let mut last_s3_error: Option<Instant> = None;
     while !stop.load(Ordering::Relaxed) {
+        if last_publish.elapsed() >= PUBLISH_EVERY {
+            last_publish = Instant::now();
+            publisher.publish(&telemetry, &consumer, s3.as_ref());
+        }
         let batches = match consumer.poll(Duration::from_millis(200)) {
-            Ok(b) => b,
+            Ok(b) => {
+                telemetry.set_ready("source", Ok(()));
+                b
+            }
             Err(e) if e.is_retryable() => {
+                telemetry.set_ready("source", Err(e.to_string()));
                 tracing::warn!(error = %e, "kinesis source failed; retrying");
                 std::thread::sleep(Duration::from_secs(1));
                 continue;
@@ -154,6 +224,7 @@ pub fn run_relay(config: &RelayConfig, stop: Arc<AtomicBool>) -> Result<RelaySum
             for o in &mut outputs {
                 o.write_batch(&b.events)
                     .map_err(|e| Error::Output(format!("cannot write events: {e}")))?;
+                o.publish(&telemetry);
             }
             match &mut s3 {
                 Some(s3) => {
@@ -163,22 +234,36 @@ pub fn run_relay(config: &RelayConfig, stop: Arc<AtomicBool>) -> Result<RelaySum
                             return Err(s3_err(e));
                         }
                         tracing::warn!(error = %e, "s3 upload failed; the object is kept and tried again");
+                        telemetry.set_ready("s3", Err(e.to_string()));
+                        telemetry.add_output_errors("s3", "write", 1);
                         last_s3_error = Some(Instant::now());
                     }
                 }
-                None => accept(&mut b.events),
+                None => {
+                    telemetry.add_events("shipped", b.events.len() as u64);
+                    accept(&mut b.events);
+                }
             }
         }
         if let Some(s3) = &mut s3 {
             let wait_after_error =
                 last_s3_error.is_some_and(|t| t.elapsed() < Duration::from_secs(1));
             if !wait_after_error {
-                if let Err(e) = s3.tick() {
-                    if !e.is_retryable() {
-                        return Err(s3_err(e));
+                match s3.tick() {
+                    Ok(()) => {
+                        if last_s3_error.take().is_some() {
+                            telemetry.set_ready("s3", Ok(()));
+                        }
                     }
-                    tracing::warn!(error = %e, "s3 upload failed; the object is kept and tried again");
-                    last_s3_error = Some(Instant::now());
+                    Err(e) => {
+                        if !e.is_retryable() {
+                            return Err(s3_err(e));
+                        }
+                        tracing::warn!(error = %e, "s3 upload failed; the object is kept and tried again");
+                        telemetry.set_ready("s3", Err(e.to_string()));
+                        telemetry.add_output_errors("s3", "write", 1);
+                        last_s3_error = Some(Instant::now());
+                    }
                 }
             }
         }
@@ -194,6 +279,7 @@ pub fn run_relay(config: &RelayConfig, stop: Arc<AtomicBool>) -> Result<RelaySum
             }
         }
     }
+    publisher.publish(&telemetry, &consumer, s3.as_ref());
     let consumer_stats = consumer.shutdown().map_err(relay_err)?;
     Ok(RelaySummary {
         consumer: consumer_stats,

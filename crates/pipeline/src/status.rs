@@ -6,6 +6,8 @@ use std::fmt::Write as _;
 
 use serde_json::{json, Map, Value};
 
+pub use logtide_kinesis::Lease;
+
 use crate::http::{self, HttpConfig, METRICS_PATH, READYZ_PATH};
 use crate::telemetry::{parse_samples, Sample};
 
@@ -21,6 +23,13 @@ const TOTALS: [(&str, &str, &str); 5] = [
     ("discarded_lines", "logtide_discarded_lines_total", "reason"),
     ("lost_bytes", "logtide_lost_bytes_total", "reason"),
 ];
+
+/// The relay's saved checkpoints, per shard (with their owners when leases are shared
+/// through DynamoDB), read without taking part.
+pub fn relay_checkpoints(config: &crate::RelayConfig) -> Result<Vec<Lease>, crate::Error> {
+    logtide_kinesis::read_checkpoints(&config.source.kinesis)
+        .map_err(|e| crate::Error::Output(format!("source.kinesis checkpoints: {e}")))
+}
 
 /// The metrics of a running process.
 #[derive(Clone, Debug)]
