@@ -1,0 +1,229 @@
+//! The whole path, with both binaries: `logtide-files` tails kubelet-style CRI logs (an
+//! entry in 16 KiB `P` chunks that is larger than a Kinesis record, and a rename rotation
+//! in the middle of an entry) into a 2-shard stream of moto_server; `logtide-relay` reads
+//! the stream into S3. boto3 reads the archive back: every entry once, whole, in order per
+//! container, with the fields the agent gave it.
+
+use std::collections::HashMap;
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use logtide_testkit::{KinesisTool, MotoServer, S3Tool, AWS_ENV};
+use serde_json::Value;
+
+const RELAY: &str = env!("CARGO_BIN_EXE_logtide-relay");
+
+/// `logtide-files`, built beside `logtide-relay` (`cargo test --workspace` builds both;
+/// built here when only this package's tests run).
+fn files_bin() -> PathBuf {
+    let path = Path::new(RELAY).with_file_name("logtide-files");
+    if !path.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "-p", "logtide-files"])
+            .status()
+            .unwrap();
+        assert!(status.success(), "cannot build logtide-files");
+    }
+    assert!(path.exists(), "{} is missing", path.display());
+    path
+}
+
+/// kubelet's way: `P` chunks of 16 KiB, then `F`.
+fn cri(message: &str) -> String {
+    let mut out = String::new();
+    let mut rest = message;
+    loop {
+        let mut cut = rest.len().min(16 * 1024);
+        while !rest.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let tag = if cut == rest.len() { "F" } else { "P" };
+        out.push_str(&format!(
+            "2024-06-01T00:36:59.526712987Z stdout {tag} {}\n",
+            &rest[..cut]
+        ));
+        if cut == rest.len() {
+            return out;
+        }
+        rest = &rest[cut..];
+    }
+}
+
+fn append(path: &Path, text: &str) {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+}
+
+fn start(bin: &Path, args: &[&str], log: &Path) -> Child {
+    Command::new(bin)
+        .args(args)
+        .envs(AWS_ENV)
+        .env("LOGTIDE_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+fn sigterm(child: &mut Child, log: &Path) {
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(
+        status.success(),
+        "{status}: {}",
+        fs::read_to_string(log).unwrap_or_default()
+    );
+}
+
+#[test]
+fn agent_to_stream_to_relay_to_s3() {
+    let files = files_bin();
+    let moto = MotoServer::start();
+    KinesisTool::new(&moto.endpoint()).create_stream("logs", 2);
+    let s3 = S3Tool::new(&moto.endpoint());
+    s3.create_bucket("archive");
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    fs::create_dir_all(&logs).unwrap();
+
+    // Three containers in kubelet's file naming; what each wrote, in order.
+    let mut written: HashMap<String, Vec<String>> = HashMap::new();
+    let names: Vec<(String, PathBuf)> = (0..3)
+        .map(|n| {
+            let id = format!("{n:064x}");
+            let file = logs.join(format!("app-{n}-7d9f8b6c5-x2x7q_default_app-{id}.log"));
+            (id, file)
+        })
+        .collect();
+    let mut write = |n: usize, message: String| {
+        append(&names[n].1, &cri(&message));
+        written.entry(names[n].0.clone()).or_default().push(message);
+    };
+    for i in 0..400 {
+        for n in 0..3 {
+            write(
+                n,
+                format!("c{n} #{i:04} \"quoted\" ünïcödé {}", "x".repeat(i % 97)),
+            );
+        }
+    }
+    // Larger than a Kinesis record: split by the agent, joined by the relay.
+    write(1, format!("c1 big {}", "y".repeat(3 << 20)));
+
+    let files_config = dir.path().join("files.yml");
+    fs::write(
+        &files_config,
+        format!(
+            "inputs:
+  - type: container
+    paths: ['{logs}/*.log']
+    scan_frequency: 200ms
+    max_entry_bytes: 16777216
+registry: {{path: {reg}, flush: 100ms}}
+output.kinesis:
+  stream_name: logs
+  region: us-east-1
+  endpoint: {e}
+  dead_letter_path: {dl}
+",
+            logs = logs.display(),
+            reg = dir.path().join("registry").display(),
+            e = moto.endpoint(),
+            dl = dir.path().join("files-dl").display(),
+        ),
+    )
+    .unwrap();
+    let relay_config = dir.path().join("relay.yml");
+    fs::write(
+        &relay_config,
+        format!(
+            "source.kinesis:
+  stream_name: logs
+  region: us-east-1
+  endpoint: {e}
+  checkpoint_interval: 300ms
+  idle_poll_interval: 200ms
+  dead_letter_path: {dl}
+  checkpoint: {{path: {cp}}}
+sinks:
+  s3: {{bucket: archive, prefix: logtide, region: us-east-1, endpoint: {e}, max_age: 1s}}
+",
+            e = moto.endpoint(),
+            dl = dir.path().join("relay-dl").display(),
+            cp = dir.path().join("cp").display(),
+        ),
+    )
+    .unwrap();
+    let (files_log, relay_log) = (dir.path().join("files.log"), dir.path().join("relay.log"));
+    let mut agent = start(
+        &files,
+        &["run", "-c", files_config.to_str().unwrap()],
+        &files_log,
+    );
+    let mut relay = start(
+        Path::new(RELAY),
+        &["run", "--config", relay_config.to_str().unwrap()],
+        &relay_log,
+    );
+
+    // A rename rotation in the middle of an entry of container 2: its first chunk in the
+    // old file, the rest in the new one.
+    std::thread::sleep(Duration::from_secs(2));
+    let entry = format!("c2 across the rotation {}", "z".repeat(40_000));
+    let chunks = cri(&entry);
+    let (head, tail) = chunks.split_at(chunks.find('\n').unwrap() + 1);
+    append(&names[2].1, head);
+    fs::rename(&names[2].1, names[2].1.with_extension("log.1")).unwrap();
+    append(&names[2].1, tail);
+    written.entry(names[2].0.clone()).or_default().push(entry);
+
+    let want: usize = written.values().map(Vec::len).sum();
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let got = loop {
+        let mut got: HashMap<String, Vec<String>> = HashMap::new();
+        for l in s3.read_lines("archive", "logtide/") {
+            let v: Value = serde_json::from_str(&l.line).unwrap();
+            let id = v["container"]["id"].as_str().unwrap().to_owned();
+            got.entry(id)
+                .or_default()
+                .push(v["message"].as_str().unwrap().to_owned());
+        }
+        if got.values().map(Vec::len).sum::<usize>() >= want {
+            break got;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {want} entries archived\nagent: {}\nrelay: {}",
+            got.values().map(Vec::len).sum::<usize>(),
+            fs::read_to_string(&files_log).unwrap_or_default(),
+            fs::read_to_string(&relay_log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    sigterm(&mut agent, &files_log);
+    sigterm(&mut relay, &relay_log);
+    for (id, messages) in &written {
+        let archived = &got[id];
+        assert_eq!(archived.len(), messages.len(), "container {id}");
+        for (i, (a, w)) in archived.iter().zip(messages).enumerate() {
+            assert!(
+                a == w,
+                "container {id} entry {i}: {} bytes archived, {} written",
+                a.len(),
+                w.len()
+            );
+        }
+    }
+}
