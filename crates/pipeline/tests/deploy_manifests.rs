@@ -302,17 +302,13 @@ fn with_env<T>(env: &BTreeMap<String, String>, load: impl FnOnce() -> T) -> T {
     result
 }
 
-/// The configuration text without its `http` section, and that section read as the
-/// binaries read it.
-fn split_http(text: &str, origin: &str) -> (String, HttpConfig) {
-    let mut doc: Value = serde_saphyr::from_str(text).unwrap_or_else(|e| panic!("{origin}: {e}"));
+/// The `http` section of a configuration (a map under `http`, as the chart writes it).
+fn http_section(text: &str, origin: &str) -> HttpConfig {
+    let doc: Value = serde_saphyr::from_str(text).unwrap_or_else(|e| panic!("{origin}: {e}"));
     let http = doc
-        .as_object_mut()
-        .and_then(|o| o.remove("http"))
+        .get("http")
         .unwrap_or_else(|| panic!("{origin}: no http section"));
-    let http: HttpConfig =
-        serde_json::from_value(http).unwrap_or_else(|e| panic!("{origin}: http: {e}"));
-    (serde_json::to_string(&doc).unwrap(), http)
+    serde_json::from_value(http.clone()).unwrap_or_else(|e| panic!("{origin}: http: {e}"))
 }
 
 /// One binary's container, its pod, and its configuration with the `http` section.
@@ -321,10 +317,8 @@ struct Binary<'a> {
     container: &'a Container,
     workload: String,
     env: BTreeMap<String, String>,
-    /// The whole configuration.
+    /// The configuration file's text.
     text: String,
-    /// The configuration without `http`, for loaders that do not read that section.
-    without_http: String,
     path: String,
     http: HttpConfig,
 }
@@ -332,14 +326,13 @@ struct Binary<'a> {
 fn binary<'a>(m: &'a Manifests, name: &str) -> Binary<'a> {
     let (pod, container, workload) = m.container(name);
     let (path, text) = config_text(m, pod, container);
-    let (without_http, http) = split_http(&text, &path);
+    let http = http_section(&text, &path);
     Binary {
         pod,
         container,
         workload,
         env: container_env(container),
         text,
-        without_http,
         path,
         http,
     }
@@ -562,9 +555,10 @@ fn logtide_relay_replicas_share_shards_through_dynamodb() {
     let m = load_manifests();
     let b = binary(&m, "logtide-relay");
     let config = with_env(&b.env, || {
-        RelayConfig::from_yaml(&b.without_http, Path::new(&b.path))
+        RelayConfig::from_yaml(&b.text, Path::new(&b.path))
             .unwrap_or_else(|e| panic!("{}: {e}", b.path))
     });
+    assert_eq!(config.http, b.http);
     check_http(&b, RELAY_PORT);
     let w = m
         .workloads()
