@@ -2,8 +2,9 @@
 //!
 //! This crate is deliberately small: an [`Event`] (a nanosecond [`Timestamp`], fields as
 //! JSON values ordered by key, `@metadata`, the [`Source`] it was read from), field
-//! path access that treats dotted keys the way Filebeat does, and the [`AckToken`] through
-//! which a sink tells a source that an event is done. It has no async runtime and no SDK
+//! path access that treats dotted keys the way Filebeat does, [`Condition`]s (Filebeat's
+//! `when:`) over events, and the [`AckToken`] through which a sink tells a source that an
+//! event is done. It has no async runtime and no SDK
 //! dependencies, so every crate can use it.
 //!
 //! # Example
@@ -25,6 +26,7 @@
 //! ```
 
 mod ack;
+mod condition;
 mod event;
 pub mod json;
 mod log_entry;
@@ -32,6 +34,7 @@ pub mod path;
 mod timestamp;
 
 pub use ack::{AckOutcome, AckToken, Acknowledge};
+pub use condition::Condition;
 pub use event::{Event, Source, METADATA_KEY, TIMESTAMP_KEY};
 pub use log_entry::LogEntry;
 pub use timestamp::{Timestamp, TimestampError};
@@ -64,6 +67,22 @@ pub enum Error {
     BadTimestampField {
         /// The JSON type found.
         found: &'static str,
+    },
+    /// A condition's configuration is invalid; `path` is where (`processors[0].drop_fields.when.equals.a`).
+    #[error("{path}: {reason}")]
+    Condition {
+        /// The value's path.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A condition's regular expression does not compile.
+    #[error("{path}: invalid regular expression: {error}")]
+    ConditionRegex {
+        /// The value's path, e.g. `when.regexp.message`.
+        path: String,
+        /// The compiler's complaint.
+        error: regex::Error,
     },
     /// `@metadata` in event JSON is not an object.
     #[error("@metadata must be an object, not {found}")]

@@ -8,7 +8,7 @@ use logtide_event::Event;
 use serde_json::{Map, Value};
 
 use crate::add::{AddFields, AddTags};
-use crate::condition::Condition;
+use crate::condition::{condition_at, Condition};
 use crate::decode::DecodeJsonFields;
 use crate::fields::{CopyFields, DropFields, IncludeFields, Rename, TruncateFields};
 use crate::{config, Error, Result};
@@ -291,7 +291,7 @@ impl Entry {
         };
         let when = match options.get("when") {
             None | Some(Value::Null) => None,
-            Some(when) => Some(Condition::from_config_at(when, &format!("{path}.when"))?),
+            Some(when) => Some(condition_at(when, &format!("{path}.when"))?),
         };
         Ok(Entry {
             name,
