@@ -1,0 +1,1190 @@
+//! The rules engine: every rule's state, windows by event time, realert and aggregation.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use logtide_event::{Event, Timestamp};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::rule::{Destination, Rule, RuleKind, SpikeType};
+use crate::template::{AlertValues, MISSING};
+
+/// Nanoseconds since the Unix epoch: event times inside the engine.
+pub(crate) type Nanos = i64;
+
+pub(crate) fn nanos(t: Timestamp) -> Nanos {
+    t.unix_nanos().clamp(i64::MIN as i128, i64::MAX as i128) as i64
+}
+
+pub(crate) fn timestamp(n: Nanos) -> Timestamp {
+    let secs = n.div_euclid(1_000_000_000);
+    let sub = n.rem_euclid(1_000_000_000) as u32;
+    Timestamp::new(secs, sub).unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+fn span(d: Duration) -> Nanos {
+    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
+}
+
+/// Limits and timing of an [`Engine`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct EngineConfig {
+    /// How far behind the newest event time an event may be and still count in its
+    /// windows (default 30 s). Older events are counted as late
+    /// ([`RuleStats::late_events`]) and not added to windows; `any` and `new_term` rules
+    /// still match them. `change` rules wait this long before comparing, so that events
+    /// arriving out of order are compared in event-time order.
+    pub allowed_lateness: Duration,
+    /// Query keys kept per rule (default 10,000); beyond, the least recently seen keys
+    /// are forgotten and counted ([`RuleStats::evicted_keys`]).
+    pub max_query_keys: usize,
+    /// Terms kept per `new_term` rule (default 100,000), evicted the same way.
+    pub max_terms: usize,
+    /// Events waiting per `change` rule for their turn (default 10,000); beyond, the
+    /// oldest is compared early and counted ([`RuleStats::reorder_overflows`]).
+    pub max_waiting: usize,
+    /// Matches held per aggregated alert (default 100); more are counted in the alert,
+    /// not kept.
+    pub max_aggregated: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            allowed_lateness: Duration::from_secs(30),
+            max_query_keys: 10_000,
+            max_terms: 100_000,
+            max_waiting: 10_000,
+            max_aggregated: 100,
+        }
+    }
+}
+
+/// An alert: what a rule found, ready to be delivered.
+#[derive(Clone, Debug, Serialize)]
+#[non_exhaustive]
+pub struct Alert {
+    /// The rule's name.
+    pub rule: Arc<str>,
+    /// Where the rule came from.
+    pub origin: Arc<str>,
+    /// The query key's value, when the rule has one.
+    pub query_key: Option<String>,
+    /// When it happened (event time): the match, or the first aggregated match.
+    pub time: Timestamp,
+    /// Matches in this alert (more than one when aggregated).
+    pub num_matches: u64,
+    /// The title (`alert_subject`, or the rule's name).
+    pub subject: String,
+    /// The message.
+    pub text: String,
+    /// The events of the matches (at most [`EngineConfig::max_aggregated`]).
+    pub events: Vec<Value>,
+    #[serde(skip)]
+    pub(crate) destinations: Arc<[Destination]>,
+    #[serde(skip)]
+    pub(crate) realert: Duration,
+}
+
+impl Alert {
+    /// Where the alert goes.
+    pub fn destinations(&self) -> &[Destination] {
+        &self.destinations
+    }
+}
+
+/// Counters of one rule.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct RuleStats {
+    /// Events that passed the rule's filter.
+    pub matched_events: u64,
+    /// Matching events older than the allowed lateness, left out of windows.
+    pub late_events: u64,
+    /// Matches found (before realert and aggregation).
+    pub matches: u64,
+    /// Matches suppressed by `realert`.
+    pub suppressed: u64,
+    /// Alerts produced.
+    pub alerts: u64,
+    /// Query keys (or terms) forgotten to stay within the limits.
+    pub evicted_keys: u64,
+    /// `change` events compared early because the waiting room was full.
+    pub reorder_overflows: u64,
+    /// Event time of the last match, as nanoseconds since the epoch.
+    pub last_match: Option<i64>,
+}
+
+/// A match before realert and aggregation.
+struct Match {
+    key: Option<String>,
+    time: Nanos,
+    description: String,
+    event: Option<Event>,
+}
+
+/// Keyed state with a bound: the least recently used keys go first.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(bound(serialize = "T: Serialize", deserialize = "T: Deserialize<'de>"))]
+pub(crate) struct Keyed<T> {
+    map: HashMap<String, (T, u64)>,
+    clock: u64,
+}
+
+impl<T> Default for Keyed<T> {
+    fn default() -> Self {
+        Keyed {
+            map: HashMap::new(),
+            clock: 0,
+        }
+    }
+}
+
+impl<T> Keyed<T> {
+    /// The value for `key`, made with `make` when new; returns the number of keys evicted
+    /// to make room.
+    fn entry(&mut self, key: &str, cap: usize, make: impl FnOnce() -> T) -> (&mut T, u64) {
+        self.clock += 1;
+        let mut evicted = 0;
+        if !self.map.contains_key(key) && self.map.len() >= cap.max(1) {
+            // Forget the oldest eighth at once, so eviction costs O(log n) per key.
+            let mut ages: Vec<u64> = self.map.values().map(|(_, t)| *t).collect();
+            let n = (ages.len() / 8).max(1);
+            ages.select_nth_unstable(n - 1);
+            let cut = ages[n - 1];
+            let before = self.map.len();
+            self.map.retain(|_, (_, t)| *t > cut);
+            evicted = (before - self.map.len()) as u64;
+        }
+        let clock = self.clock;
+        let slot = self
+            .map
+            .entry(key.to_owned())
+            .or_insert_with(|| (make(), clock));
+        slot.1 = clock;
+        (&mut slot.0, evicted)
+    }
+
+    fn get(&self, key: &str) -> Option<&T> {
+        self.map.get(key).map(|(v, _)| v)
+    }
+
+    fn get_mut(&mut self, key: &str) -> Option<&mut T> {
+        self.map.get_mut(key).map(|(v, _)| v)
+    }
+
+    fn remove(&mut self, key: &str) {
+        self.map.remove(key);
+    }
+
+    fn retain(&mut self, mut f: impl FnMut(&str, &mut T) -> bool) {
+        self.map.retain(|k, (v, _)| f(k, v));
+    }
+}
+
+/// A flatline key: the newest `threshold` event times, sorted, and since when it has
+/// been watched.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub(crate) struct FlatKey {
+    recent: VecDeque<Nanos>,
+    since: Nanos,
+}
+
+/// The state of one rule, by type.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub(crate) enum KindState {
+    Any,
+    Frequency {
+        keys: Keyed<VecDeque<Nanos>>,
+    },
+    Flatline {
+        keys: Keyed<FlatKey>,
+        #[serde(skip)]
+        deadlines: BinaryHeap<Reverse<(Nanos, String)>>,
+    },
+    Spike {
+        keys: Keyed<BTreeMap<i64, u64>>,
+        /// The last window whose comparison was made.
+        closed: Option<i64>,
+    },
+    Change {
+        last: Keyed<(Nanos, Value)>,
+        #[serde(skip)]
+        waiting: BinaryHeap<Reverse<(Nanos, u64)>>,
+        waiting_events: HashMap<u64, (Nanos, String, Value, Value)>,
+        seq: u64,
+    },
+    NewTerm {
+        terms: Keyed<Nanos>,
+    },
+}
+
+impl KindState {
+    fn new(kind: &RuleKind) -> KindState {
+        match kind {
+            RuleKind::Any => KindState::Any,
+            RuleKind::Frequency { .. } => KindState::Frequency {
+                keys: Keyed::default(),
+            },
+            RuleKind::Flatline { .. } => KindState::Flatline {
+                keys: Keyed::default(),
+                deadlines: BinaryHeap::new(),
+            },
+            RuleKind::Spike { .. } => KindState::Spike {
+                keys: Keyed::default(),
+                closed: None,
+            },
+            RuleKind::Change { .. } => KindState::Change {
+                last: Keyed::default(),
+                waiting: BinaryHeap::new(),
+                waiting_events: HashMap::new(),
+                seq: 0,
+            },
+            RuleKind::NewTerm { .. } => KindState::NewTerm {
+                terms: Keyed::default(),
+            },
+        }
+    }
+
+    /// Rebuilds what is derived from the saved state (flatline deadlines, the order of
+    /// waiting `change` events).
+    pub(crate) fn rebuild(&mut self, kind: &RuleKind) {
+        if let KindState::Change {
+            waiting,
+            waiting_events,
+            ..
+        } = self
+        {
+            waiting.clear();
+            for (seq, (t, ..)) in waiting_events.iter() {
+                waiting.push(Reverse((*t, *seq)));
+            }
+        }
+        if let (
+            KindState::Flatline { keys, deadlines },
+            RuleKind::Flatline {
+                threshold,
+                timeframe,
+                ..
+            },
+        ) = (self, kind)
+        {
+            deadlines.clear();
+            for (k, (fk, _)) in &keys.map {
+                deadlines.push(Reverse((
+                    flat_deadline(fk, *threshold, span(*timeframe)),
+                    k.clone(),
+                )));
+            }
+        }
+    }
+
+    pub(crate) fn matches_kind(&self, kind: &RuleKind) -> bool {
+        matches!(
+            (self, kind),
+            (KindState::Any, RuleKind::Any)
+                | (KindState::Frequency { .. }, RuleKind::Frequency { .. })
+                | (KindState::Flatline { .. }, RuleKind::Flatline { .. })
+                | (KindState::Spike { .. }, RuleKind::Spike { .. })
+                | (KindState::Change { .. }, RuleKind::Change { .. })
+                | (KindState::NewTerm { .. }, RuleKind::NewTerm { .. })
+        )
+    }
+}
+
+/// When a flatline key falls below its threshold if nothing more arrives: when its
+/// `threshold`-th newest event leaves the window (or, with fewer events, a timeframe
+/// after it started being watched).
+fn flat_deadline(k: &FlatKey, threshold: usize, tf: Nanos) -> Nanos {
+    if k.recent.len() >= threshold {
+        k.recent
+            .front()
+            .copied()
+            .unwrap_or(k.since)
+            .saturating_add(tf)
+    } else {
+        k.since.saturating_add(tf)
+    }
+}
+
+/// Matches waiting for their aggregation window to end.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub(crate) struct Aggregate {
+    first: Nanos,
+    count: u64,
+    query_key: Option<String>,
+    texts: Vec<String>,
+    events: Vec<Value>,
+    first_event: Option<Value>,
+}
+
+/// One rule and its state.
+pub(crate) struct Slot {
+    pub(crate) rule: Arc<Rule>,
+    pub(crate) state: KindState,
+    /// Realert: last alert time per query key.
+    pub(crate) silenced: Keyed<Nanos>,
+    pub(crate) aggregates: BTreeMap<String, Aggregate>,
+    pub(crate) stats: RuleStats,
+    /// Event time from which this rule has watched the stream.
+    pub(crate) observed_from: Option<Nanos>,
+}
+
+/// The engine's event-time clock.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Clock {
+    /// The newest event time seen.
+    pub(crate) max_event: Option<Nanos>,
+    /// The wall time at which `max_event` last moved.
+    pub(crate) moved_at: Nanos,
+}
+
+impl Clock {
+    /// The watermark: events older than this are late. It follows the newest event time,
+    /// less the allowed lateness; while no newer event arrives it moves on with the wall
+    /// clock, so time-driven rules (flatline, spike, aggregation) fire on a silent stream.
+    fn watermark(&self, now: Nanos, lateness: Nanos) -> Option<Nanos> {
+        let max = self.max_event?;
+        let idle = now.saturating_sub(self.moved_at).max(0);
+        Some(max.saturating_add(idle).saturating_sub(lateness))
+    }
+}
+
+/// Counters of the engine.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct EngineStats {
+    /// Events evaluated.
+    pub events: u64,
+    /// Alerts produced.
+    pub alerts: u64,
+    /// Per rule, by name.
+    pub rules: BTreeMap<String, RuleStats>,
+}
+
+/// The rules engine: evaluates every rule on each event and produces [`Alert`]s.
+///
+/// Synchronous and pure: the caller passes the wall clock (`now`), so tests drive time.
+/// Feed events with [`Engine::process`], move time with [`Engine::tick`] when no events
+/// arrive, and at the end of a finite input call [`Engine::finish`].
+pub struct Engine {
+    pub(crate) config: EngineConfig,
+    pub(crate) slots: Vec<Slot>,
+    pub(crate) clock: Clock,
+    pub(crate) watermark: Option<Nanos>,
+    pub(crate) events: u64,
+    pub(crate) alerts: u64,
+}
+
+impl Engine {
+    /// An engine over `rules` (disabled rules are kept but not evaluated).
+    pub fn new<R: Into<Arc<Rule>>>(
+        config: EngineConfig,
+        rules: impl IntoIterator<Item = R>,
+    ) -> Engine {
+        let mut engine = Engine {
+            config,
+            slots: Vec::new(),
+            clock: Clock::default(),
+            watermark: None,
+            events: 0,
+            alerts: 0,
+        };
+        engine.set_rules(rules);
+        engine
+    }
+
+    /// Replaces the rules. A rule whose name and state-shaping keys (type, windows,
+    /// thresholds, keys, filter) are unchanged keeps its state; realert silences are kept
+    /// by name whatever changed, so editing a rule does not resend its alerts.
+    pub fn set_rules<R: Into<Arc<Rule>>>(&mut self, rules: impl IntoIterator<Item = R>) {
+        let mut old: HashMap<Arc<str>, Slot> = self
+            .slots
+            .drain(..)
+            .map(|s| (Arc::clone(&s.rule.name), s))
+            .collect();
+        for rule in rules {
+            let rule: Arc<Rule> = rule.into();
+            let slot = match old.remove(&rule.name) {
+                Some(prev)
+                    if prev.rule.fingerprint == rule.fingerprint
+                        && prev.state.matches_kind(&rule.kind) =>
+                {
+                    Slot { rule, ..prev }
+                }
+                Some(prev) => Slot {
+                    state: KindState::new(&rule.kind),
+                    silenced: prev.silenced,
+                    aggregates: BTreeMap::new(),
+                    stats: RuleStats::default(),
+                    observed_from: self.clock.max_event,
+                    rule,
+                },
+                None => Slot {
+                    state: KindState::new(&rule.kind),
+                    silenced: Keyed::default(),
+                    aggregates: BTreeMap::new(),
+                    stats: RuleStats::default(),
+                    observed_from: self.clock.max_event,
+                    rule,
+                },
+            };
+            self.slots.push(slot);
+        }
+    }
+
+    /// The rules, in order.
+    pub fn rules(&self) -> impl Iterator<Item = &Rule> {
+        self.slots.iter().map(|s| &*s.rule)
+    }
+
+    /// Evaluates a batch of events; `now` is the wall clock. Alerts are appended to `out`.
+    pub fn process(&mut self, events: &[Event], now: Timestamp, out: &mut Vec<Alert>) {
+        let now = nanos(now);
+        let lateness = span(self.config.allowed_lateness);
+        for event in events {
+            self.events += 1;
+            let t = nanos(event.timestamp());
+            if self.clock.max_event.is_none_or(|m| t > m) {
+                self.clock.max_event = Some(t);
+                self.clock.moved_at = now;
+            }
+            for slot in &mut self.slots {
+                if slot.observed_from.is_none() {
+                    slot.observed_from = Some(t);
+                }
+            }
+            self.advance_to(self.clock.watermark(now, lateness), out);
+            let watermark = self.watermark;
+            for slot in &mut self.slots {
+                if slot.rule.enabled && slot.rule.matches(event) {
+                    let before = out.len();
+                    slot.on_event(event, t, watermark, &self.config, out);
+                    self.alerts += (out.len() - before) as u64;
+                }
+            }
+        }
+    }
+
+    /// Moves time on with the wall clock `now` (call it regularly, also when no events
+    /// arrive): flatline, spike and aggregation windows close, `change` events are
+    /// compared.
+    pub fn tick(&mut self, now: Timestamp, out: &mut Vec<Alert>) {
+        let lateness = span(self.config.allowed_lateness);
+        let w = self.clock.watermark(nanos(now), lateness);
+        self.advance_to(w, out);
+    }
+
+    /// Ends a finite input: every waiting `change` event is compared and every pending
+    /// aggregation is sent (windows still open are not closed, so no flatline fires).
+    pub fn finish(&mut self, out: &mut Vec<Alert>) {
+        let config = self.config.clone();
+        for slot in &mut self.slots {
+            let before = out.len();
+            slot.release_waiting(Nanos::MAX, &config, out);
+            slot.flush_aggregates(Nanos::MAX, out);
+            self.alerts += (out.len() - before) as u64;
+        }
+    }
+
+    fn advance_to(&mut self, w: Option<Nanos>, out: &mut Vec<Alert>) {
+        let Some(w) = w else { return };
+        if self.watermark.is_some_and(|old| w <= old) {
+            return;
+        }
+        self.watermark = Some(w);
+        let config = self.config.clone();
+        for slot in &mut self.slots {
+            if slot.rule.enabled {
+                let before = out.len();
+                slot.advance(w, &config, out);
+                self.alerts += (out.len() - before) as u64;
+            }
+        }
+    }
+
+    /// The engine's counters.
+    pub fn stats(&self) -> EngineStats {
+        EngineStats {
+            events: self.events,
+            alerts: self.alerts,
+            rules: self
+                .slots
+                .iter()
+                .map(|s| (s.rule.name.to_string(), s.stats.clone()))
+                .collect(),
+        }
+    }
+}
+
+/// The query key's value in `event`: the fields' values joined with `, `, or `None` when
+/// the rule has no query key.
+fn query_key(rule: &Rule, event: &Event) -> Option<String> {
+    if rule.query_key.is_empty() {
+        return None;
+    }
+    let parts: Vec<String> = rule
+        .query_key
+        .iter()
+        .map(|f| match event.get(f) {
+            Some(Value::String(s)) => s.clone(),
+            Some(v) => v.to_string(),
+            None => MISSING.to_owned(),
+        })
+        .collect();
+    Some(parts.join(", "))
+}
+
+/// RFC 3339 with the fraction's trailing zeros (and a zero fraction) left out.
+fn fmt_time(n: Nanos) -> String {
+    let text = timestamp(n).to_string();
+    match text.split_once('.') {
+        Some((secs, frac)) => {
+            let digits = frac.trim_end_matches('Z').trim_end_matches('0');
+            if digits.is_empty() {
+                format!("{secs}Z")
+            } else {
+                format!("{secs}.{digits}Z")
+            }
+        }
+        None => text,
+    }
+}
+
+impl Slot {
+    fn on_event(
+        &mut self,
+        event: &Event,
+        t: Nanos,
+        watermark: Option<Nanos>,
+        config: &EngineConfig,
+        out: &mut Vec<Alert>,
+    ) {
+        self.stats.matched_events += 1;
+        let late = watermark.is_some_and(|w| t < w);
+        if late {
+            self.stats.late_events += 1;
+        }
+        let key = query_key(&self.rule, event);
+        let k = key.clone().unwrap_or_default();
+        let rule = Arc::clone(&self.rule);
+        let mut found: Vec<Match> = Vec::new();
+        match (&mut self.state, &rule.kind) {
+            (KindState::Any, RuleKind::Any) => found.push(Match {
+                key,
+                time: t,
+                description: format!("{} matched an event", rule.name),
+                event: Some(event.clone_unacked()),
+            }),
+            (
+                KindState::Frequency { keys },
+                RuleKind::Frequency {
+                    num_events,
+                    timeframe,
+                },
+            ) => {
+                if late {
+                    return;
+                }
+                let tf = span(*timeframe);
+                let (times, evicted) = keys.entry(&k, config.max_query_keys, VecDeque::new);
+                self.stats.evicted_keys += evicted;
+                let i = times.partition_point(|x| *x <= t);
+                times.insert(i, t);
+                // Times that can no longer share a window with a non-late event.
+                if let Some(w) = watermark {
+                    while times.front().is_some_and(|x| *x < w.saturating_sub(tf)) {
+                        times.pop_front();
+                    }
+                }
+                let n = *num_events;
+                let lo = i.saturating_sub(n - 1);
+                let mut fired = None;
+                for j in lo..=i {
+                    if j + n - 1 < times.len() && times[j + n - 1] - times[j] <= tf {
+                        fired = Some((times[j], times[j + n - 1]));
+                        break;
+                    }
+                }
+                if let Some((first, last)) = fired {
+                    times.retain(|x| *x > last);
+                    found.push(Match {
+                        key,
+                        time: last,
+                        description: format!(
+                            "At least {n} events occurred between {} and {}",
+                            fmt_time(first),
+                            fmt_time(last)
+                        ),
+                        event: Some(event.clone_unacked()),
+                    });
+                }
+                // A bound whatever the input: at most twice the window's worth per key.
+                let cap = (2 * n).max(64);
+                while times.len() > cap {
+                    times.pop_front();
+                }
+            }
+            (
+                KindState::Flatline { keys, deadlines },
+                RuleKind::Flatline {
+                    threshold,
+                    timeframe,
+                    ..
+                },
+            ) => {
+                if late {
+                    return;
+                }
+                let tf = span(*timeframe);
+                // A key is watched from its first event; the rule without a query key
+                // from the start of the stream.
+                let since = if rule.query_key.is_empty() {
+                    self.observed_from.unwrap_or(t).min(t)
+                } else {
+                    t
+                };
+                let (fk, evicted) = keys.entry(&k, config.max_query_keys, || FlatKey {
+                    recent: VecDeque::new(),
+                    since,
+                });
+                self.stats.evicted_keys += evicted;
+                let i = fk.recent.partition_point(|x| *x <= t);
+                fk.recent.insert(i, t);
+                while fk.recent.len() > *threshold {
+                    fk.recent.pop_front();
+                }
+                deadlines.push(Reverse((flat_deadline(fk, *threshold, tf), k)));
+            }
+            (KindState::Spike { keys, .. }, RuleKind::Spike { timeframe, .. }) => {
+                if late {
+                    return;
+                }
+                let tf = span(*timeframe);
+                let (counts, evicted) = keys.entry(&k, config.max_query_keys, BTreeMap::new);
+                self.stats.evicted_keys += evicted;
+                *counts.entry(t.div_euclid(tf)).or_default() += 1;
+            }
+            (
+                KindState::Change {
+                    waiting,
+                    waiting_events,
+                    seq,
+                    ..
+                },
+                RuleKind::Change {
+                    compare_key,
+                    ignore_null,
+                    ..
+                },
+            ) => {
+                if late {
+                    return;
+                }
+                let values: Vec<Value> = compare_key
+                    .iter()
+                    .map(|f| event.get(f).cloned().unwrap_or(Value::Null))
+                    .collect();
+                if *ignore_null && values.iter().any(Value::is_null) {
+                    return;
+                }
+                let value = if values.len() == 1 {
+                    values.into_iter().next().unwrap_or(Value::Null)
+                } else {
+                    Value::Array(values)
+                };
+                *seq += 1;
+                waiting.push(Reverse((t, *seq)));
+                let json = serde_json::to_value(event).unwrap_or(Value::Null);
+                waiting_events.insert(*seq, (t, k, value, json));
+                if waiting.len() > config.max_waiting {
+                    if let Some(Reverse((oldest, _))) = waiting.peek().copied() {
+                        self.stats.reorder_overflows += 1;
+                        self.release_waiting(oldest, config, out);
+                    }
+                }
+            }
+            (
+                KindState::NewTerm { terms },
+                RuleKind::NewTerm {
+                    fields,
+                    terms_window_size,
+                    learning_period,
+                },
+            ) => {
+                let learning_until = self
+                    .observed_from
+                    .unwrap_or(t)
+                    .saturating_add(span(*learning_period));
+                let window = span(*terms_window_size);
+                for spec in fields {
+                    for term in terms_of(event, spec) {
+                        let id = format!("{}\u{1f}{term}", spec.join(","));
+                        let (last, evicted) = terms.entry(&id, config.max_terms, || Nanos::MIN);
+                        self.stats.evicted_keys += evicted;
+                        let new = *last == Nanos::MIN || t.saturating_sub(*last) > window;
+                        if *last == Nanos::MIN || t > *last {
+                            *last = t;
+                        }
+                        if new && t >= learning_until {
+                            found.push(Match {
+                                key: key.clone(),
+                                time: t,
+                                description: format!("New term in {}: {term}", spec.join(", ")),
+                                event: Some(event.clone_unacked()),
+                            });
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+        for m in found {
+            self.emit(m, config, out);
+        }
+    }
+
+    /// Closes what the watermark `w` has passed.
+    fn advance(&mut self, w: Nanos, config: &EngineConfig, out: &mut Vec<Alert>) {
+        let rule = Arc::clone(&self.rule);
+        let mut found = Vec::new();
+        match (&mut self.state, &rule.kind) {
+            (
+                KindState::Flatline { keys, deadlines },
+                RuleKind::Flatline {
+                    threshold,
+                    timeframe,
+                    forget_keys,
+                },
+            ) => {
+                let tf = span(*timeframe);
+                // The rule without a query key watches the whole stream from the start.
+                if rule.query_key.is_empty() && keys.get("").is_none() {
+                    if let Some(since) = self.observed_from {
+                        let (fk, _) = keys.entry("", 1, || FlatKey {
+                            recent: VecDeque::new(),
+                            since,
+                        });
+                        deadlines.push(Reverse((flat_deadline(fk, *threshold, tf), String::new())));
+                    }
+                }
+                while let Some(Reverse((deadline, _))) = deadlines.peek() {
+                    if *deadline > w {
+                        break;
+                    }
+                    let Some(Reverse((deadline, k))) = deadlines.pop() else {
+                        break;
+                    };
+                    let Some(fk) = keys.get_mut(&k) else { continue };
+                    if flat_deadline(fk, *threshold, tf) != deadline {
+                        continue; // superseded by a newer event
+                    }
+                    let count = fk.recent.iter().filter(|x| **x > deadline - tf).count();
+                    found.push(Match {
+                        key: (!rule.query_key.is_empty()).then(|| k.clone()),
+                        time: deadline,
+                        description: format!(
+                            "An abnormally low number of events occurred around {}: {count} in {} (threshold {threshold})",
+                            fmt_time(deadline),
+                            humantime::format_duration(*timeframe)
+                        ),
+                        event: None,
+                    });
+                    if *forget_keys && !rule.query_key.is_empty() {
+                        keys.remove(&k);
+                    } else {
+                        fk.since = deadline;
+                        fk.recent.retain(|x| *x > deadline);
+                        deadlines.push(Reverse((flat_deadline(fk, *threshold, tf), k)));
+                    }
+                }
+            }
+            (
+                KindState::Spike { keys, closed },
+                RuleKind::Spike {
+                    spike_height,
+                    spike_type,
+                    timeframe,
+                    threshold_ref,
+                    threshold_cur,
+                    alert_on_new_data,
+                },
+            ) => {
+                let tf = span(*timeframe);
+                let newest_closed = w.div_euclid(tf) - 1;
+                if closed.is_some_and(|c| c >= newest_closed) {
+                    // Nothing new closed.
+                } else {
+                    let from = closed.map_or(i64::MIN, |c| c + 1);
+                    let observed = self.observed_from.unwrap_or(i64::MAX);
+                    keys.retain(|k, counts| {
+                        // The windows to compare: each closed one holding events, and the
+                        // one after each (which may be empty: a drop).
+                        let mut windows: Vec<i64> = counts
+                            .keys()
+                            .flat_map(|c| [*c, c + 1])
+                            .filter(|c| *c >= from && *c <= newest_closed)
+                            .collect();
+                        windows.dedup();
+                        for c in windows {
+                            // The reference window must have been watched in full.
+                            if (c - 1).saturating_mul(tf) < observed {
+                                continue;
+                            }
+                            let cur = counts.get(&c).copied().unwrap_or(0);
+                            let reference = counts.get(&(c - 1)).copied().unwrap_or(0);
+                            if cur < *threshold_cur || reference < *threshold_ref || (cur == 0 && reference == 0) {
+                                continue;
+                            }
+                            let up = if reference == 0 {
+                                *alert_on_new_data
+                            } else {
+                                cur as f64 >= reference as f64 * spike_height
+                            };
+                            let down = (cur as f64) <= reference as f64 / spike_height;
+                            let fire = match spike_type {
+                                SpikeType::Up => up,
+                                SpikeType::Down => down,
+                                SpikeType::Both => up || down,
+                            };
+                            if fire {
+                                found.push(Match {
+                                    key: (!rule.query_key.is_empty()).then(|| k.to_owned()),
+                                    time: (c + 1).saturating_mul(tf),
+                                    description: format!(
+                                        "An abnormal number ({cur}) of events occurred around {}: {reference} in the previous {}",
+                                        fmt_time(c.saturating_mul(tf)),
+                                        humantime::format_duration(*timeframe)
+                                    ),
+                                    event: None,
+                                });
+                            }
+                        }
+                        // Keep the newest closed window as the next reference.
+                        counts.retain(|c, _| *c >= newest_closed);
+                        !counts.is_empty()
+                    });
+                    *closed = Some(newest_closed);
+                }
+            }
+            _ => {}
+        }
+        found.sort_by_key(|m| m.time);
+        for m in found {
+            self.emit(m, config, out);
+        }
+        self.release_waiting(w, config, out);
+        self.flush_aggregates(w, out);
+    }
+
+    /// Compares the waiting `change` events up to `w`, in event-time order.
+    fn release_waiting(&mut self, w: Nanos, config: &EngineConfig, out: &mut Vec<Alert>) {
+        let rule = Arc::clone(&self.rule);
+        let (
+            KindState::Change {
+                last,
+                waiting,
+                waiting_events,
+                ..
+            },
+            RuleKind::Change {
+                compare_key,
+                timeframe,
+                ..
+            },
+        ) = (&mut self.state, &rule.kind)
+        else {
+            return;
+        };
+        let mut found = Vec::new();
+        while let Some(Reverse((t, seq))) = waiting.peek().copied() {
+            if t > w {
+                break;
+            }
+            waiting.pop();
+            let Some((_, k, value, event)) = waiting_events.remove(&seq) else {
+                continue;
+            };
+            let (prev, evicted) =
+                last.entry(&k, config.max_query_keys, || (Nanos::MIN, Value::Null));
+            self.stats.evicted_keys += evicted;
+            let changed = prev.0 != Nanos::MIN
+                && prev.1 != value
+                && timeframe.is_none_or(|tf| t.saturating_sub(prev.0) <= span(tf));
+            if changed {
+                found.push(Match {
+                    key: (!rule.query_key.is_empty()).then(|| k.clone()),
+                    time: t,
+                    description: format!(
+                        "{} changed from {} to {}",
+                        compare_key.join(", "),
+                        show(&prev.1),
+                        show(&value)
+                    ),
+                    event: Event::from_json(event).ok(),
+                });
+            }
+            *prev = (t, value);
+        }
+        for m in found {
+            self.emit(m, config, out);
+        }
+    }
+
+    /// Applies realert, then aggregation; produces the alert when not aggregated.
+    fn emit(&mut self, m: Match, config: &EngineConfig, out: &mut Vec<Alert>) {
+        self.stats.matches += 1;
+        self.stats.last_match = Some(self.stats.last_match.map_or(m.time, |l| l.max(m.time)));
+        let rule = Arc::clone(&self.rule);
+        let k = m.key.clone().unwrap_or_default();
+        let realert = span(rule.realert);
+        if realert > 0 {
+            let (last, evicted) = self
+                .silenced
+                .entry(&k, config.max_query_keys, || Nanos::MIN);
+            self.stats.evicted_keys += evicted;
+            if *last != Nanos::MIN && (m.time - *last).abs() < realert {
+                self.stats.suppressed += 1;
+                return;
+            }
+            *last = m.time;
+        }
+        let text = render(&rule, &m, 1);
+        let event_json = m.event.as_ref().and_then(|e| serde_json::to_value(e).ok());
+        match rule.aggregation {
+            None => {
+                self.stats.alerts += 1;
+                out.push(Alert {
+                    rule: Arc::clone(&rule.name),
+                    origin: Arc::clone(&rule.origin),
+                    query_key: m.key.clone(),
+                    time: timestamp(m.time),
+                    num_matches: 1,
+                    subject: subject(&rule, &m, 1),
+                    text,
+                    events: event_json.into_iter().collect(),
+                    destinations: Arc::clone(&rule.destinations),
+                    realert: rule.realert,
+                });
+            }
+            Some(_) => {
+                let agg_key = match (&rule.aggregation_key, &m.event) {
+                    (Some(f), Some(e)) => e.get(f).map(|v| match v {
+                        Value::String(s) => s.clone(),
+                        v => v.to_string(),
+                    }),
+                    _ => None,
+                }
+                .unwrap_or_default();
+                let agg = self.aggregates.entry(agg_key).or_insert_with(|| Aggregate {
+                    first: m.time,
+                    query_key: m.key.clone(),
+                    ..Aggregate::default()
+                });
+                agg.count += 1;
+                agg.first = agg.first.min(m.time);
+                if agg.texts.len() < config.max_aggregated {
+                    agg.texts.push(text);
+                    if let Some(e) = event_json {
+                        if agg.first_event.is_none() {
+                            agg.first_event = Some(e.clone());
+                        }
+                        agg.events.push(e);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends the aggregations whose window ended by `w`.
+    fn flush_aggregates(&mut self, w: Nanos, out: &mut Vec<Alert>) {
+        let Some(window) = self.rule.aggregation else {
+            return;
+        };
+        if self.aggregates.is_empty() {
+            return;
+        }
+        let rule = Arc::clone(&self.rule);
+        let ready: Vec<String> = self
+            .aggregates
+            .iter()
+            .filter(|(_, a)| a.first.saturating_add(span(window)) <= w)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in ready {
+            let Some(agg) = self.aggregates.remove(&k) else {
+                continue;
+            };
+            let first_event = agg
+                .first_event
+                .as_ref()
+                .and_then(|v| Event::from_json(v.clone()).ok());
+            let m = Match {
+                key: agg.query_key.clone(),
+                time: agg.first,
+                description: String::new(),
+                event: first_event,
+            };
+            let mut text = String::new();
+            if !rule.summary_table_fields.is_empty() {
+                text.push_str(&summary_table(&rule.summary_table_fields, &agg.events));
+                text.push('\n');
+            }
+            text.push_str(
+                &agg.texts
+                    .join("\n----------------------------------------\n"),
+            );
+            let shown = agg.texts.len() as u64;
+            if agg.count > shown {
+                text.push_str(&format!("\n… and {} more matches", agg.count - shown));
+            }
+            self.stats.alerts += 1;
+            out.push(Alert {
+                rule: Arc::clone(&rule.name),
+                origin: Arc::clone(&rule.origin),
+                query_key: agg.query_key,
+                time: timestamp(agg.first),
+                num_matches: agg.count,
+                subject: subject(&rule, &m, agg.count),
+                text,
+                events: agg.events,
+                destinations: Arc::clone(&rule.destinations),
+                realert: rule.realert,
+            });
+        }
+    }
+}
+
+/// The terms of `spec` (one field, or several combined) in an event; arrays give one
+/// term per element.
+fn terms_of(event: &Event, spec: &[String]) -> Vec<String> {
+    let one = |v: &Value| -> Vec<String> {
+        match v {
+            Value::Array(items) => items.iter().map(show).collect(),
+            v => vec![show(v)],
+        }
+    };
+    let mut out: Vec<String> = vec![String::new()];
+    for (i, f) in spec.iter().enumerate() {
+        let Some(v) = event.get(f) else {
+            return Vec::new();
+        };
+        let values = one(v);
+        out = out
+            .iter()
+            .flat_map(|prefix| {
+                values.iter().map(move |v| {
+                    if i == 0 {
+                        v.clone()
+                    } else {
+                        format!("{prefix}, {v}")
+                    }
+                })
+            })
+            .collect();
+    }
+    out
+}
+
+fn show(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "null".into(),
+        v => v.to_string(),
+    }
+}
+
+fn values<'a>(rule: &'a Rule, m: &'a Match, n: u64) -> AlertValues<'a> {
+    AlertValues {
+        rule: &rule.name,
+        num_matches: n,
+        query_key: m.key.as_deref(),
+        timestamp: fmt_time(m.time),
+    }
+}
+
+fn subject(rule: &Rule, m: &Match, n: u64) -> String {
+    match &rule.subject {
+        Some(t) => t.render(&values(rule, m, n), m.event.as_ref()),
+        None => match &m.key {
+            Some(k) => format!("{} ({k})", rule.name),
+            None => rule.name.to_string(),
+        },
+    }
+}
+
+/// One match's text: `alert_text`, then (unless `alert_text_only`) what happened and the
+/// event's fields.
+fn render(rule: &Rule, m: &Match, n: u64) -> String {
+    let mut s = match &rule.text {
+        Some(t) => t.render(&values(rule, m, n), m.event.as_ref()),
+        None => String::new(),
+    };
+    if rule.text_only && rule.text.is_some() {
+        return s;
+    }
+    if !s.is_empty() {
+        s.push_str("\n\n");
+    }
+    s.push_str(&m.description);
+    if let Some(k) = &m.key {
+        s.push_str(&format!("\n{}: {k}", rule.query_key.join(", ")));
+    }
+    if let Some(e) = &m.event {
+        s.push('\n');
+        let fields = serde_json::to_value(e).unwrap_or(Value::Null);
+        if let Value::Object(map) = fields {
+            for (k, v) in &map {
+                if !rule.include.is_empty()
+                    && !rule
+                        .include
+                        .iter()
+                        .any(|i| i == k || k.starts_with(&format!("{i}.")))
+                {
+                    continue;
+                }
+                let line = format!("\n{k}: {}", show(v));
+                if s.len() + line.len() > 4096 {
+                    s.push_str("\n…");
+                    break;
+                }
+                s.push_str(&line);
+            }
+            if !rule.include.is_empty() {
+                // Included dotted paths that are not top-level keys.
+                for i in rule.include.iter().filter(|i| i.contains('.')) {
+                    if let Some(v) = e.get(i) {
+                        s.push_str(&format!("\n{i}: {}", show(v)));
+                    }
+                }
+            }
+        }
+    }
+    s
+}
+
+/// elastalert's aggregation summary: how often each combination of the fields occurred.
+fn summary_table(fields: &[String], events: &[Value]) -> String {
+    let mut counts: BTreeMap<Vec<String>, u64> = BTreeMap::new();
+    for v in events {
+        let Ok(e) = Event::from_json(v.clone()) else {
+            continue;
+        };
+        let row = fields
+            .iter()
+            .map(|f| e.get(f).map_or_else(|| MISSING.to_owned(), show))
+            .collect();
+        *counts.entry(row).or_default() += 1;
+    }
+    let mut s = format!("{} | count\n", fields.join(" | "));
+    let mut rows: Vec<_> = counts.into_iter().collect();
+    rows.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    for (row, n) in rows {
+        s.push_str(&format!("{} | {n}\n", row.join(" | ")));
+    }
+    s
+}
