@@ -97,6 +97,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod config;
 mod deliver;
 mod dir;
 mod duration;
@@ -108,6 +109,7 @@ mod secret;
 mod state;
 mod template;
 
+pub use config::{AlertsConfig, DeliveryOptions, KubernetesRules};
 pub use deliver::{Deliverer, DeliveryConfig, DeliveryStats};
 pub use dir::{load_rules, RuleDir};
 pub use engine::{Alert, Engine, EngineConfig, EngineStats, RuleStats};

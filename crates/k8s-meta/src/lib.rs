@@ -9,6 +9,8 @@
 //! - [`Enricher`]: a cache of the pods on this node, kept by one watch on the API server,
 //!   and the batch API that adds their metadata to events. Built from the processor's
 //!   options with [`build_enricher`] or [`K8sMetaConfig`].
+//! - [`ResourceWatcher`]: custom resources (such as `LogAlertRule`) watched on a thread of
+//!   their own, their specs handed over as JSON and their status patched back.
 //!
 //! # The cache
 //!
@@ -176,6 +178,7 @@
 mod config;
 mod enrich;
 mod path;
+mod resources;
 mod settings;
 mod shared;
 mod store;
@@ -190,6 +193,9 @@ pub use crate::config::{
 };
 pub use crate::enrich::{ClusterStatus, EnrichStats, Enricher, MissReason, Pending};
 pub use crate::path::{match_log_path, LogPathInfo, LogPathLayout};
+pub use crate::resources::{
+    ObjectKey, ResourceEvent, ResourceKind, ResourceObject, ResourceWatchConfig, ResourceWatcher,
+};
 
 /// Builds the enricher of an `add_kubernetes_metadata` processor from its options (the
 /// value under the processor's name; `null` for all defaults). `at` is the options' place

@@ -132,7 +132,7 @@ fn thread_main(
 }
 
 /// A client for the configured cluster, and its URL.
-async fn connect(source: &ClusterSource) -> Result<(Client, String), String> {
+pub(crate) async fn connect(source: &ClusterSource) -> Result<(Client, String), String> {
     let config = match source {
         ClusterSource::Infer => Config::infer().await.map_err(|e| {
             format!("no kubeconfig (KUBECONFIG, ~/.kube/config) and not in a pod: {e}")
