@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use logtide_event::{Event, Timestamp};
 use logtide_kinesis::{KinesisConfig, Sink};
-use logtide_testkit::{KinesisTool, MotoServer, S3Tool, AWS_ENV};
+use logtide_testkit::{Fault, FaultProxy, KinesisTool, MotoServer, S3Tool, AWS_ENV};
 use serde_json::json;
 
 fn set_aws_env() {
@@ -200,18 +200,41 @@ fn relays_to_s3_exactly_once_and_restarts_from_checkpoints() {
         "{checkpoints}"
     );
 
-    // More events; the relay is killed in the middle of its work, then restarted.
+    // More events; the relay is killed with SIGKILL while an S3 upload is in flight (a
+    // proxy in front of S3 holds every upload, for longer than this test), then restarted
+    // with S3 answering.
     put(&moto, dir.path(), 3000, 3000, 1000);
-    let mut r = relay(&config);
-    std::thread::sleep(Duration::from_millis(2500));
+    let proxy = FaultProxy::start(moto.port(), |_| {
+        Fault::StallWrites(Duration::from_secs(3600))
+    });
+    let text = std::fs::read_to_string(&config).unwrap();
+    // The S3 endpoint is the last one in the file.
+    let at = text.rfind(&moto.endpoint()).unwrap();
+    let stalled = dir.path().join("relay-stalled-s3.yml");
+    std::fs::write(
+        &stalled,
+        format!(
+            "{}{}{}",
+            &text[..at],
+            proxy.endpoint(),
+            &text[at + moto.endpoint().len()..]
+        ),
+    )
+    .unwrap();
+    let mut r = relay(&stalled);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while proxy.log().stalled == 0 {
+        assert!(Instant::now() < deadline, "no upload began");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     r.kill().unwrap();
     r.wait().unwrap();
     let mut r = relay(&config);
     let got = wait_for(&s3, 6000, Duration::from_secs(90));
     assert!(sigterm(&mut r).success());
-    // Nothing before the first stop is archived twice; after the kill, a duplicate is only
-    // ever the same key written again or a batch read again after the kill.
-    for n in 0..3000 {
+    // Nothing before the first stop is archived twice; what the killed relay was uploading
+    // is archived once, by the restarted one.
+    for n in 0..6000 {
         assert_eq!(got[&n].len(), 1, "{n}: {:?}", got[&n]);
     }
     let keys: HashSet<&String> = got.values().flatten().collect();

@@ -33,6 +33,9 @@ pub enum Fault {
     /// For PutRecords: pass on only the records whose position `keep` says, answer the
     /// others as throttled. Other requests pass.
     FailRecords(fn(usize) -> bool),
+    /// Hold a request that writes (PUT or POST, such as an S3 upload) this long before
+    /// passing it on; other requests pass at once.
+    StallWrites(Duration),
 }
 
 /// What the proxy did, for the test to check against.
@@ -48,6 +51,8 @@ pub struct ProxyLog {
     pub resets: u64,
     /// PutRecords records answered as throttled without reaching the service.
     pub records_failed: u64,
+    /// Writing requests held back by [`Fault::StallWrites`] (counted when the hold starts).
+    pub stalled: u64,
     /// Data of the records the service received but whose answer was cut: the only
     /// records that may legitimately arrive twice.
     pub unanswered: HashSet<Vec<u8>>,
@@ -61,6 +66,7 @@ impl std::fmt::Debug for ProxyLog {
             .field("server_errors", &self.server_errors)
             .field("resets", &self.resets)
             .field("records_failed", &self.records_failed)
+            .field("stalled", &self.stalled)
             .field("unanswered_records", &self.unanswered.len())
             .finish()
     }
@@ -308,6 +314,13 @@ fn serve(conn: TcpStream, s: &Shared) {
             .is_some_and(|t| t.ends_with(".PutRecords"));
         let answer = match fault {
             Fault::Pass => forward(s.upstream, &req),
+            Fault::StallWrites(d) => {
+                if req.start.starts_with("PUT ") || req.start.starts_with("POST ") {
+                    lock(&s.log).stalled += 1;
+                    thread::sleep(d);
+                }
+                forward(s.upstream, &req)
+            }
             Fault::Throttle => {
                 lock(&s.log).throttled += 1;
                 Ok(error_response(
