@@ -11,6 +11,10 @@
 //!   objects, for the Kubernetes metadata tests.
 //! - [`S3Tool`]: buckets and objects (gunzipped NDJSON lines) and DynamoDB tables read
 //!   back with boto3.
+//! - [`NoidaDb`] (`pip install noida-db`, the Elasticsearch 8 API) and [`OsmemServer`]
+//!   (`pip install osmem-server`, the OpenSearch API), both as a [`SearchServer`];
+//!   [`SearchTool`] reads them back over plain HTTP; [`BulkProxy`] answers some `_bulk`
+//!   items (or whole requests) as throttled.
 //! - [`KinesisTool`]: stream chores (create, read back every record) done with boto3, a
 //!   real client, so that tests do not check logtide with logtide.
 //!
@@ -32,12 +36,16 @@
 mod kmock;
 mod proxy;
 mod s3tool;
+mod search;
 mod service;
 mod tool;
 
 pub use kmock::Kmock;
 pub use proxy::{Fault, FaultProxy, ProxyLog};
 pub use s3tool::{ObjectLine, S3Tool};
+pub use search::{
+    BulkFault, BulkProxy, BulkProxyLog, NoidaDb, OsmemServer, SearchKind, SearchServer, SearchTool,
+};
 pub use service::{free_port, test_services_dir, wait_for_port, KinesisMock, MotoServer, Service};
 pub use tool::{KinesisTool, StreamRecord};
 

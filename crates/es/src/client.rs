@@ -1,0 +1,628 @@
+//! HTTP to the cluster: node rotation, authentication, gzip bodies, version detection.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+use aws_credential_types::Credentials;
+use base64::Engine;
+use serde_json::Value;
+use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
+
+use crate::config::{EsConfig, SigV4Config, VerificationMode};
+use crate::{Error, Result};
+
+/// Bodies smaller than this are sent as they are.
+const GZIP_MIN_BYTES: usize = 1024;
+/// Largest response body read.
+const MAX_RESPONSE_BYTES: u64 = 256 << 20;
+
+/// Which server answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Distribution {
+    /// Elasticsearch (7, 8 or 9).
+    Elasticsearch,
+    /// OpenSearch (1, 2 or 3).
+    OpenSearch,
+}
+
+/// The server's distribution and version, from `GET /`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerVersion {
+    /// Elasticsearch or OpenSearch.
+    pub distribution: Distribution,
+    /// The major version.
+    pub major: u32,
+    /// The minor version.
+    pub minor: u32,
+    /// `version.number` as the server wrote it.
+    pub number: String,
+}
+
+impl ServerVersion {
+    /// Reads the `GET /` body; refuses versions this sink does not support.
+    pub fn from_root(body: &Value) -> Result<ServerVersion> {
+        let number = body["version"]["number"]
+            .as_str()
+            .ok_or_else(|| Error::Response {
+                url: "/".into(),
+                message: "no version.number in the answer to GET /".into(),
+            })?
+            .to_owned();
+        let mut parts = number.split(['.', '-']).map(|p| p.parse::<u32>().ok());
+        let (Some(Some(major)), Some(Some(minor))) = (parts.next(), parts.next()) else {
+            return Err(Error::Response {
+                url: "/".into(),
+                message: format!("version.number {number:?} is not a version"),
+            });
+        };
+        let distribution = if body["version"]["distribution"] == "opensearch" {
+            Distribution::OpenSearch
+        } else {
+            Distribution::Elasticsearch
+        };
+        let supported = match distribution {
+            Distribution::Elasticsearch => (7..=9).contains(&major),
+            Distribution::OpenSearch => (1..=3).contains(&major),
+        };
+        if !supported {
+            return Err(Error::Unsupported(format!(
+                "{distribution:?} {number}: logtide supports Elasticsearch 7 to 9 and OpenSearch 1 to 3"
+            )));
+        }
+        Ok(ServerVersion {
+            distribution,
+            major,
+            minor,
+            number,
+        })
+    }
+}
+
+impl std::fmt::Display for ServerVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = match self.distribution {
+            Distribution::Elasticsearch => "Elasticsearch",
+            Distribution::OpenSearch => "OpenSearch",
+        };
+        write!(f, "{name} {}", self.number)
+    }
+}
+
+/// An answer: status and (decompressed) body.
+#[derive(Debug)]
+pub(crate) struct Response {
+    pub(crate) status: u16,
+    pub(crate) body: Vec<u8>,
+    pub(crate) url: String,
+}
+
+impl Response {
+    pub(crate) fn json(&self) -> Result<Value> {
+        serde_json::from_slice(&self.body).map_err(|e| Error::Response {
+            url: self.url.clone(),
+            message: format!("the body is not JSON ({e}): {}", preview(&self.body)),
+        })
+    }
+
+    pub(crate) fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// An error for an unexpected status.
+    pub(crate) fn status_error(&self, method: &str) -> Error {
+        Error::Status {
+            method: method.to_owned(),
+            url: self.url.clone(),
+            status: self.status,
+            body: preview(&self.body),
+        }
+    }
+}
+
+/// The first 500 characters of a body, for messages.
+pub(crate) fn preview(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let mut end = text.len().min(500);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_owned()
+}
+
+/// SigV4 signing with credentials from the AWS default chain, cached until shortly
+/// before they expire.
+struct Signer {
+    rt: tokio::runtime::Runtime,
+    provider: SharedCredentialsProvider,
+    region: String,
+    service: String,
+    cached: Mutex<Option<Credentials>>,
+}
+
+impl Signer {
+    fn new(config: &SigV4Config) -> Result<Signer> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Setup(format!("cannot start the async runtime: {e}")))?;
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+                aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+            ))
+            .build_https();
+        let mut loader =
+            aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(http);
+        if let Some(region) = &config.region {
+            loader = loader.region(aws_config::Region::new(region.clone()));
+        }
+        let sdk = rt.block_on(loader.load());
+        let region = sdk.region().map(|r| r.to_string()).ok_or_else(|| {
+            Error::Config(
+                "aws_sigv4.region: not set, and the AWS default chain (AWS_REGION, profile, IMDS) has none"
+                    .into(),
+            )
+        })?;
+        let provider = sdk.credentials_provider().ok_or_else(|| {
+            Error::Config("aws_sigv4: the AWS default chain offers no credentials provider".into())
+        })?;
+        Ok(Signer {
+            rt,
+            provider,
+            region,
+            service: config.service.clone(),
+            cached: Mutex::new(None),
+        })
+    }
+
+    fn credentials(&self) -> Result<Credentials> {
+        let mut cached = self.cached.lock().unwrap_or_else(|p| p.into_inner());
+        let fresh_enough = |c: &Credentials| {
+            c.expiry()
+                .is_none_or(|e| e > SystemTime::now() + Duration::from_secs(300))
+        };
+        if let Some(c) = cached.as_ref().filter(|c| fresh_enough(c)) {
+            return Ok(c.clone());
+        }
+        let c = self
+            .rt
+            .block_on(self.provider.provide_credentials())
+            .map_err(|e| Error::Credentials(format!("{e}: {e:?}")))?;
+        *cached = Some(c.clone());
+        Ok(c)
+    }
+
+    /// The headers to add to a request with these headers and body.
+    fn sign(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<Vec<(String, String)>> {
+        sign_with(
+            &self.credentials()?,
+            &self.region,
+            &self.service,
+            SystemTime::now(),
+            method,
+            url,
+            headers,
+            body,
+        )
+    }
+}
+
+/// Signs one request (SigV4, signature in headers, payload hash in
+/// `x-amz-content-sha256`, which Amazon OpenSearch Serverless requires).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn sign_with(
+    credentials: &Credentials,
+    region: &str,
+    service: &str,
+    time: SystemTime,
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Result<Vec<(String, String)>> {
+    use aws_sigv4::http_request::{
+        sign, PayloadChecksumKind, SignableBody, SignableRequest, SigningSettings,
+    };
+    let fail = |e: &dyn std::fmt::Display| Error::Credentials(format!("cannot sign {url}: {e}"));
+    let identity = credentials.clone().into();
+    let mut settings = SigningSettings::default();
+    settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
+    let params = aws_sigv4::sign::v4::SigningParams::builder()
+        .identity(&identity)
+        .region(region)
+        .name(service)
+        .time(time)
+        .settings(settings)
+        .build()
+        .map_err(|e| fail(&e))?
+        .into();
+    let request = SignableRequest::new(
+        method,
+        url,
+        headers.iter().copied(),
+        SignableBody::Bytes(body),
+    )
+    .map_err(|e| fail(&e))?;
+    let (instructions, _) = sign(request, &params).map_err(|e| fail(&e))?.into_parts();
+    let (signed, _) = instructions.into_parts();
+    Ok(signed
+        .into_iter()
+        .map(|h| (h.name().to_owned(), h.value().to_owned()))
+        .collect())
+}
+
+enum Auth {
+    None,
+    Header(String),
+    SigV4(Box<Signer>),
+}
+
+/// The HTTP client of one cluster. Shared by the threads that send requests.
+pub(crate) struct Client {
+    agent: ureq::Agent,
+    hosts: Vec<String>,
+    next: AtomicUsize,
+    auth: Auth,
+    compression: bool,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("hosts", &self.hosts)
+            .field("compression", &self.compression)
+            .finish_non_exhaustive()
+    }
+}
+
+fn read_secret(key: &str, path: &std::path::Path) -> Result<String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::Config(format!("{key}: cannot read {}: {e}", path.display())))?;
+    let text = text.trim_end_matches(['\n', '\r']).to_owned();
+    if text.is_empty() {
+        return Err(Error::Config(format!("{key}: {} is empty", path.display())));
+    }
+    Ok(text)
+}
+
+fn load_cas(paths: &[std::path::PathBuf]) -> Result<Vec<Certificate<'static>>> {
+    let mut certs = Vec::new();
+    for path in paths {
+        let pem = std::fs::read(path).map_err(|e| {
+            Error::Config(format!(
+                "ssl.certificate_authorities: cannot read {}: {e}",
+                path.display()
+            ))
+        })?;
+        let before = certs.len();
+        for item in ureq::tls::parse_pem(&pem) {
+            match item {
+                Ok(ureq::tls::PemItem::Certificate(c)) => certs.push(c.to_owned()),
+                Ok(_) => {}
+                Err(e) => {
+                    return Err(Error::Config(format!(
+                        "ssl.certificate_authorities: {}: {e}",
+                        path.display()
+                    )))
+                }
+            }
+        }
+        if certs.len() == before {
+            return Err(Error::Config(format!(
+                "ssl.certificate_authorities: {}: no PEM certificate in it",
+                path.display()
+            )));
+        }
+    }
+    Ok(certs)
+}
+
+/// The `Authorization` value for an API key given as `id:key` or already encoded.
+pub(crate) fn api_key_header(key: &str) -> String {
+    if key.contains(':') {
+        format!(
+            "ApiKey {}",
+            base64::engine::general_purpose::STANDARD.encode(key)
+        )
+    } else {
+        format!("ApiKey {key}")
+    }
+}
+
+impl Client {
+    pub(crate) fn new(config: &EsConfig) -> Result<Client> {
+        let auth = if let Some(user) = &config.username {
+            let password = match (&config.password, &config.password_file) {
+                (Some(p), _) => p.clone(),
+                (None, Some(path)) => read_secret("password_file", path)?,
+                (None, None) => String::new(),
+            };
+            let pair = format!("{user}:{password}");
+            Auth::Header(format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(pair)
+            ))
+        } else if let Some(key) = &config.api_key {
+            Auth::Header(api_key_header(key))
+        } else if let Some(path) = &config.api_key_file {
+            Auth::Header(api_key_header(&read_secret("api_key_file", path)?))
+        } else if let Some(s) = &config.aws_sigv4 {
+            Auth::SigV4(Box::new(Signer::new(s)?))
+        } else {
+            Auth::None
+        };
+        let mut tls = TlsConfig::builder()
+            .provider(TlsProvider::Rustls)
+            .unversioned_rustls_crypto_provider(Arc::new(rustls::crypto::ring::default_provider()));
+        tls = match config.ssl.verification_mode {
+            VerificationMode::None => tls.disable_verification(true),
+            VerificationMode::Full if !config.ssl.certificate_authorities.is_empty() => tls
+                .root_certs(RootCerts::Specific(Arc::new(load_cas(
+                    &config.ssl.certificate_authorities,
+                )?))),
+            VerificationMode::Full => tls.root_certs(RootCerts::PlatformVerifier),
+        };
+        let agent = ureq::Agent::config_builder()
+            .timeout_global(Some(config.timeout))
+            .http_status_as_error(false)
+            .max_idle_connections_per_host(config.concurrency.max(2))
+            .tls_config(tls.build())
+            .build()
+            .new_agent();
+        Ok(Client {
+            agent,
+            hosts: config
+                .hosts
+                .iter()
+                .map(|h| h.trim_end_matches('/').to_owned())
+                .collect(),
+            next: AtomicUsize::new(0),
+            auth,
+            compression: config.compression,
+        })
+    }
+
+    /// Sends a request to the next node, and to the following ones when a node cannot be
+    /// reached. `body` is JSON or NDJSON (gzipped when compression is on and it is not
+    /// tiny).
+    pub(crate) fn request(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<(&[u8], &'static str)>,
+    ) -> Result<Response> {
+        let gzipped;
+        let (payload, content_type, encoding) = match body {
+            Some((b, ct)) if self.compression && b.len() >= GZIP_MIN_BYTES => {
+                let mut enc = flate2::write::GzEncoder::new(
+                    Vec::with_capacity(b.len() / 4),
+                    flate2::Compression::fast(),
+                );
+                gzipped = enc
+                    .write_all(b)
+                    .and_then(|()| enc.finish())
+                    .map_err(|e| Error::Setup(format!("gzip: {e}")))?;
+                (Some(gzipped.as_slice()), Some(ct), Some("gzip"))
+            }
+            Some((b, ct)) => (Some(b), Some(ct), None),
+            None => (None, None, None),
+        };
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let mut last = None;
+        for i in 0..self.hosts.len() {
+            let host = &self.hosts[(start + i) % self.hosts.len()];
+            let url = format!("{host}{path}");
+            match self.send_once(method, &url, payload, content_type, encoding) {
+                Ok(r) => return Ok(r),
+                Err(e) => {
+                    tracing::debug!(%url, error = %e, "node unreachable; trying the next one");
+                    last = Some(e);
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| Error::Config("hosts: none configured".into())))
+    }
+
+    fn send_once(
+        &self,
+        method: &str,
+        url: &str,
+        payload: Option<&[u8]>,
+        content_type: Option<&str>,
+        encoding: Option<&str>,
+    ) -> Result<Response> {
+        let http_err = |message: String| Error::Http {
+            url: url.to_owned(),
+            message,
+        };
+        let mut req = ureq::http::Request::builder().method(method).uri(url);
+        let mut headers: Vec<(&str, &str)> = Vec::with_capacity(4);
+        if let Some(ct) = content_type {
+            headers.push(("content-type", ct));
+        }
+        if let Some(enc) = encoding {
+            headers.push(("content-encoding", enc));
+        }
+        let host = url
+            .split_once("://")
+            .map(|(_, rest)| rest.split('/').next().unwrap_or(rest))
+            .unwrap_or_default();
+        let signed;
+        match &self.auth {
+            Auth::None => {}
+            Auth::Header(value) => req = req.header("authorization", value.as_str()),
+            Auth::SigV4(signer) => {
+                let mut to_sign = headers.clone();
+                to_sign.push(("host", host));
+                signed = signer.sign(method, url, &to_sign, payload.unwrap_or_default())?;
+                for (k, v) in &signed {
+                    req = req.header(k.as_str(), v.as_str());
+                }
+            }
+        }
+        for (k, v) in &headers {
+            req = req.header(*k, *v);
+        }
+        let result = match payload {
+            Some(p) => req
+                .body(p)
+                .map_err(|e| http_err(e.to_string()))
+                .and_then(|r| self.agent.run(r).map_err(|e| http_err(e.to_string()))),
+            None => req
+                .body(())
+                .map_err(|e| http_err(e.to_string()))
+                .and_then(|r| self.agent.run(r).map_err(|e| http_err(e.to_string()))),
+        };
+        let mut resp = result?;
+        let status = resp.status().as_u16();
+        let gzipped = resp
+            .headers()
+            .get("content-encoding")
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"));
+        let raw = resp
+            .body_mut()
+            .with_config()
+            .limit(MAX_RESPONSE_BYTES)
+            .read_to_vec()
+            .map_err(|e| http_err(format!("reading the answer: {e}")))?;
+        let body = if gzipped {
+            let mut out = Vec::with_capacity(raw.len() * 4);
+            std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&raw[..]), &mut out)
+                .map_err(|e| http_err(format!("gunzip of the answer: {e}")))?;
+            out
+        } else {
+            raw
+        };
+        Ok(Response {
+            status,
+            body,
+            url: url.to_owned(),
+        })
+    }
+
+    /// `GET /`: which server and version answers.
+    pub(crate) fn version(&self) -> Result<ServerVersion> {
+        let r = self.request("GET", "/", None)?;
+        if !r.is_success() {
+            return Err(r.status_error("GET"));
+        }
+        ServerVersion::from_root(&r.json()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn versions_are_detected() {
+        let es = ServerVersion::from_root(&json!({"version": {"number": "8.15.3"}})).unwrap();
+        assert_eq!(
+            (es.distribution, es.major, es.minor),
+            (Distribution::Elasticsearch, 8, 15)
+        );
+        let os = ServerVersion::from_root(
+            &json!({"version": {"number": "2.19.1", "distribution": "opensearch"}}),
+        )
+        .unwrap();
+        assert_eq!((os.distribution, os.major), (Distribution::OpenSearch, 2));
+        assert_eq!(os.to_string(), "OpenSearch 2.19.1");
+        let seven = ServerVersion::from_root(&json!({"version": {"number": "7.17.0-SNAPSHOT"}}));
+        assert_eq!(seven.unwrap().major, 7);
+        for (body, want) in [
+            (
+                json!({"version": {"number": "6.8.0"}}),
+                "supports Elasticsearch 7 to 9",
+            ),
+            (
+                json!({"version": {"number": "4.0.0", "distribution": "opensearch"}}),
+                "OpenSearch 1 to 3",
+            ),
+            (json!({"tagline": "hi"}), "no version.number"),
+            (json!({"version": {"number": "eight"}}), "is not a version"),
+        ] {
+            let err = ServerVersion::from_root(&body).unwrap_err().to_string();
+            assert!(err.contains(want), "{err}");
+        }
+    }
+
+    #[test]
+    fn api_keys_are_encoded_once() {
+        assert_eq!(api_key_header("id:secret"), "ApiKey aWQ6c2VjcmV0");
+        assert_eq!(api_key_header("aWQ6c2VjcmV0"), "ApiKey aWQ6c2VjcmV0");
+    }
+
+    #[test]
+    fn sigv4_signs_host_body_and_time() {
+        let creds = Credentials::new("AKIDEXAMPLE", "secret", None, None, "test");
+        let time = SystemTime::UNIX_EPOCH + Duration::from_secs(1_714_550_400);
+        let sign = |body: &[u8]| {
+            sign_with(
+                &creds,
+                "ap-northeast-1",
+                "es",
+                time,
+                "POST",
+                "https://search.example.com/_bulk",
+                &[
+                    ("host", "search.example.com"),
+                    ("content-type", "application/x-ndjson"),
+                ],
+                body,
+            )
+            .unwrap()
+        };
+        let headers = sign(b"{}\n");
+        let get = |name: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_else(|| panic!("no {name} in {headers:?}"))
+        };
+        let auth = get("authorization");
+        assert!(
+            auth.starts_with(
+                "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20240501/ap-northeast-1/es/aws4_request, SignedHeaders=content-type;host;x-amz-content-sha256;x-amz-date, Signature="
+            ),
+            "{auth}"
+        );
+        assert_eq!(get("x-amz-date"), "20240501T080000Z");
+        assert_eq!(
+            get("x-amz-content-sha256"),
+            "ca3d163bab055381827226140568f3bef7eaac187cebd76878e0b63e9e442356"
+        );
+        assert_ne!(sign(b"[]\n"), headers, "the body is part of the signature");
+    }
+
+    #[test]
+    fn bad_ca_files_are_named() {
+        let dir = std::env::temp_dir().join(format!("logtide-es-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let empty = dir.join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        let mut config = EsConfig::new(["https://127.0.0.1:9200"]);
+        config.ssl.certificate_authorities = vec![empty.clone()];
+        let err = Client::new(&config).unwrap_err().to_string();
+        assert!(
+            err.contains("no PEM certificate") && err.contains("empty.pem"),
+            "{err}"
+        );
+        config.ssl.certificate_authorities = vec![dir.join("missing.pem")];
+        let err = Client::new(&config).unwrap_err().to_string();
+        assert!(
+            err.contains("cannot read") && err.contains("missing.pem"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}
