@@ -47,7 +47,7 @@ fn policy_name(config: &EsConfig) -> String {
 /// `30d` style age for ILM/ISM from a duration (whole hours at least).
 fn age(d: std::time::Duration) -> String {
     let secs = d.as_secs();
-    if secs % 86_400 == 0 {
+    if secs.is_multiple_of(86_400) {
         format!("{}d", secs / 86_400)
     } else {
         format!("{}h", secs.div_ceil(3600).max(1))

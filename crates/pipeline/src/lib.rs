@@ -32,7 +32,10 @@ use std::path::PathBuf;
 
 pub use config::{FilesConfig, OutputConfig};
 pub use hold::{Gate, HoldStats};
-pub use relay::{run_relay, run_relay_with, RelayConfig, RelaySinks, RelaySource, RelaySummary};
+pub use relay::{
+    mapping_check, run_relay, run_relay_with, setup_elasticsearch, MappingCheckSummary,
+    RelayConfig, RelaySinks, RelaySource, RelaySummary,
+};
 pub use run::{run_files, run_files_with, FileObserver, RunOptions, RunSummary};
 pub use telemetry::Telemetry;
 

@@ -1,18 +1,22 @@
-//! logtide-relay: Kinesis → S3, file, console.
+//! logtide-relay: Kinesis → S3, Elasticsearch, file, console.
 //!
 //! The loop: [`Consumer::poll`] hands out shard batches; each batch is written to the
 //! file and console sinks (synchronously), then to the S3 archive, which accepts the
-//! events' tokens once their object is stored (without S3 the tokens are accepted after
-//! the file and console writes). So a shard's checkpoint passes a record only after
-//! every configured sink took its events. On stop: no more fetching, S3 flushes, final
-//! checkpoints, leases released.
+//! events' tokens once their object is stored, and to Elasticsearch, which accepts them
+//! once each document is indexed or dead-lettered (without either, the tokens are
+//! accepted after the file and console writes). With both S3 and Elasticsearch, each
+//! event's token is split in two ([`fan_out`]): the source hears of the event only after
+//! both halves were reported. So a shard's checkpoint passes a record only after every
+//! configured sink took its events. On stop: no more fetching, S3 and Elasticsearch
+//! flush, final checkpoints, leases released.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use logtide_event::{AckToken, Event};
+use logtide_es::{EsConfig, EsSink, EsStats};
+use logtide_event::{AckOutcome, AckToken, Acknowledge, Event};
 use logtide_kinesis::{Consumer, ConsumerConfig, ConsumerStats};
 use logtide_s3::{S3Config, S3Sink, S3Stats};
 use serde::Deserialize;
@@ -40,6 +44,9 @@ pub struct RelaySinks {
     /// The S3 archive.
     #[serde(default)]
     pub s3: Option<S3Config>,
+    /// Elasticsearch or OpenSearch.
+    #[serde(default)]
+    pub elasticsearch: Option<EsConfig>,
     /// NDJSON files.
     #[serde(default)]
     pub file: Option<FileOutputConfig>,
@@ -57,6 +64,10 @@ pub struct RelaySinks {
 ///   checkpoint: {path: /var/lib/logtide/relay}
 /// sinks:
 ///   s3: {bucket: logs-archive, prefix: logtide, max_object_bytes: 64MiB, max_age: 60s}
+///   elasticsearch:
+///     hosts: ["http://127.0.0.1:9200"]
+///     index: "logtide-%{+yyyy.MM.dd}"
+///     mapping: {default: coerce, rules: [{fields: "message-json.*", policy: stringify}]}
 ///   file: {path: /tmp/relay-out, filename: events.ndjson}
 ///   console: {}
 /// ```
@@ -101,10 +112,14 @@ impl RelayConfig {
         if let Some(s3) = &config.sinks.s3 {
             s3.validate().map_err(|e| bad(format!("sinks.s3: {e}")))?;
         }
+        if let Some(es) = &config.sinks.elasticsearch {
+            es.validate()
+                .map_err(|e| bad(format!("sinks.elasticsearch: {e}")))?;
+        }
         let s = &config.sinks;
-        if s.s3.is_none() && s.file.is_none() && s.console.is_none() {
+        if s.s3.is_none() && s.elasticsearch.is_none() && s.file.is_none() && s.console.is_none() {
             return Err(bad(
-                "sinks: at least one of s3, file, console is required".into()
+                "sinks: at least one of s3, elasticsearch, file, console is required".into(),
             ));
         }
         Ok(config)
@@ -119,24 +134,33 @@ pub struct RelaySummary {
     pub consumer: ConsumerStats,
     /// The S3 sink's counters, when configured.
     pub s3: Option<S3Stats>,
+    /// The Elasticsearch sink's counters, when configured.
+    pub es: Option<EsStats>,
 }
 
-/// How long the final S3 flush keeps trying on stop.
+/// How long the final S3 and Elasticsearch flushes keep trying on stop.
 const FLUSH_WINDOW: Duration = Duration::from_secs(30);
 
 /// How often the consumer's counters and lag go to the self-metrics.
 const PUBLISH_EVERY: Duration = Duration::from_secs(1);
 
-/// Hands the consumer's and the S3 sink's counters gained since the last call to the
-/// self-metrics.
+/// Hands the consumer's, the S3 sink's and the Elasticsearch sink's counters gained since
+/// the last call to the self-metrics.
 #[derive(Default)]
 struct RelayPublisher {
     consumer: ConsumerStats,
     s3: S3Stats,
+    es: EsStats,
 }
 
 impl RelayPublisher {
-    fn publish(&mut self, t: &Telemetry, consumer: &Consumer, s3: Option<&S3Sink>) {
+    fn publish(
+        &mut self,
+        t: &Telemetry,
+        consumer: &Consumer,
+        s3: Option<&S3Sink>,
+        es: Option<&EsSink>,
+    ) {
         let (was, now) = (&self.consumer, consumer.stats());
         t.add_events("read", now.events - was.events);
         t.add_bytes("read", now.bytes - was.bytes);
@@ -161,6 +185,34 @@ impl RelayPublisher {
             t.add_retries("s3", now.retries - self.s3.retries);
             self.s3 = now;
         }
+        if let Some(es) = es {
+            let (was, now) = (&self.es, es.stats().clone());
+            if s3.is_none() {
+                let done = |s: &EsStats| s.indexed + s.dead_lettered;
+                t.add_events("shipped", done(&now) - done(was));
+            }
+            let retries = |s: &EsStats| s.retried + s.request_retries + s.mapping_retries;
+            t.add_retries("elasticsearch", retries(&now) - retries(was));
+            self.es = now;
+        }
+    }
+}
+
+/// Reports an Elasticsearch write to the self-metrics; a retryable error is logged and
+/// swallowed (the documents stay queued in the sink), any other is returned.
+fn es_result(t: &Telemetry, result: logtide_es::Result<()>) -> logtide_es::Result<()> {
+    match result {
+        Ok(()) => {
+            t.set_ready("elasticsearch", Ok(()));
+            Ok(())
+        }
+        Err(e) if e.is_retryable() => {
+            tracing::warn!(error = %e, "elasticsearch is not taking documents; they are kept and tried again");
+            t.set_ready("elasticsearch", Err(e.to_string()));
+            t.add_output_errors("elasticsearch", "write", 1);
+            Ok(())
+        }
+        Err(e) => Err(e),
     }
 }
 
@@ -190,6 +242,14 @@ pub fn run_relay_with(
         .map(S3Sink::connect)
         .transpose()
         .map_err(s3_err)?;
+    let es_err = |e: logtide_es::Error| Error::Output(format!("sinks.elasticsearch: {e}"));
+    let mut es = config
+        .sinks
+        .elasticsearch
+        .as_ref()
+        .map(EsSink::connect)
+        .transpose()
+        .map_err(es_err)?;
     let mut outputs: Vec<Box<dyn Output>> = Vec::new();
     if let Some(f) = &config.sinks.file {
         outputs.push(Box::new(FileOutput::open(f.clone())?));
@@ -200,12 +260,15 @@ pub fn run_relay_with(
     if s3.is_some() {
         telemetry.set_ready("s3", Ok(()));
     }
+    if es.is_some() {
+        telemetry.set_ready("elasticsearch", Ok(()));
+    }
     tracing::info!(stream = %config.source.kinesis.stream_name, "relay running");
     let mut last_s3_error: Option<Instant> = None;
     while !stop.load(Ordering::Relaxed) {
         if last_publish.elapsed() >= PUBLISH_EVERY {
             last_publish = Instant::now();
-            publisher.publish(&telemetry, &consumer, s3.as_ref());
+            publisher.publish(&telemetry, &consumer, s3.as_ref(), es.as_ref());
         }
         let batches = match consumer.poll(Duration::from_millis(200)) {
             Ok(b) => {
@@ -226,24 +289,38 @@ pub fn run_relay_with(
                     .map_err(|e| Error::Output(format!("cannot write events: {e}")))?;
                 o.publish(&telemetry);
             }
-            match &mut s3 {
-                Some(s3) => {
-                    let events = std::mem::take(&mut b.events);
-                    if let Err(e) = s3.write(&b.shard_id, &b.first_sequence, events) {
-                        if !e.is_retryable() {
-                            return Err(s3_err(e));
-                        }
-                        tracing::warn!(error = %e, "s3 upload failed; the object is kept and tried again");
-                        telemetry.set_ready("s3", Err(e.to_string()));
-                        telemetry.add_output_errors("s3", "write", 1);
-                        last_s3_error = Some(Instant::now());
-                    }
+            let events = std::mem::take(&mut b.events);
+            let (for_s3, for_es) = match (&s3, &es) {
+                (Some(_), Some(_)) => {
+                    let (a, b) = fan_out(events);
+                    (Some(a), Some(b))
                 }
-                None => {
-                    telemetry.add_events("shipped", b.events.len() as u64);
-                    accept(&mut b.events);
+                (Some(_), None) => (Some(events), None),
+                (None, Some(_)) => (None, Some(events)),
+                (None, None) => {
+                    let mut events = events;
+                    telemetry.add_events("shipped", events.len() as u64);
+                    accept(&mut events);
+                    (None, None)
+                }
+            };
+            if let (Some(s3), Some(events)) = (&mut s3, for_s3) {
+                if let Err(e) = s3.write(&b.shard_id, &b.first_sequence, events) {
+                    if !e.is_retryable() {
+                        return Err(s3_err(e));
+                    }
+                    tracing::warn!(error = %e, "s3 upload failed; the object is kept and tried again");
+                    telemetry.set_ready("s3", Err(e.to_string()));
+                    telemetry.add_output_errors("s3", "write", 1);
+                    last_s3_error = Some(Instant::now());
                 }
             }
+            if let (Some(es), Some(events)) = (&mut es, for_es) {
+                es_result(&telemetry, es.write(events)).map_err(es_err)?;
+            }
+        }
+        if let Some(es) = es.as_mut().filter(|es| es.pending() > 0) {
+            es_result(&telemetry, es.flush()).map_err(es_err)?;
         }
         if let Some(s3) = &mut s3 {
             let wait_after_error =
@@ -279,12 +356,179 @@ pub fn run_relay_with(
             }
         }
     }
-    publisher.publish(&telemetry, &consumer, s3.as_ref());
+    if let Some(es) = &mut es {
+        let deadline = Instant::now() + FLUSH_WINDOW;
+        while let Err(e) = es.flush() {
+            if !e.is_retryable() || Instant::now() >= deadline {
+                tracing::error!(error = %e, "elasticsearch flush failed on stop; unacknowledged events are read again next time");
+                break;
+            }
+        }
+    }
+    publisher.publish(&telemetry, &consumer, s3.as_ref(), es.as_ref());
     let consumer_stats = consumer.shutdown().map_err(relay_err)?;
     Ok(RelaySummary {
         consumer: consumer_stats,
         s3: s3.map(|s| s.stats().clone()),
+        es: es.map(|s| s.stats().clone()),
     })
+}
+
+/// One source token split between two sinks.
+struct Halves {
+    token: Option<AckToken>,
+    remaining: u8,
+    abandoned: bool,
+    discarded: Option<&'static str>,
+}
+
+/// The acknowledgements of one batch sent to two sinks: each event's source token is
+/// reported when both sinks have reported theirs — accepted if both accepted, discarded
+/// (with the reason given) if one discarded it and the other did not abandon it, and
+/// abandoned (the source keeps the event) if either abandoned it.
+struct Joint {
+    halves: Mutex<Vec<Halves>>,
+}
+
+impl Acknowledge for Joint {
+    fn acknowledge(&self, id: u64, outcome: AckOutcome) {
+        let done = {
+            let mut halves = self.halves.lock().unwrap_or_else(|p| p.into_inner());
+            let Some(h) = usize::try_from(id).ok().and_then(|i| halves.get_mut(i)) else {
+                return;
+            };
+            match outcome {
+                AckOutcome::Accepted => {}
+                AckOutcome::Discarded { reason } => h.discarded = Some(reason),
+                _ => h.abandoned = true,
+            }
+            h.remaining = h.remaining.saturating_sub(1);
+            if h.remaining == 0 {
+                h.token.take().map(|t| (t, h.abandoned, h.discarded))
+            } else {
+                None
+            }
+        };
+        match done {
+            Some((token, true, _)) => drop(token),
+            Some((token, false, Some(reason))) => token.discard(reason),
+            Some((token, false, None)) => token.accept(),
+            None => {}
+        }
+    }
+}
+
+/// Splits a batch for two sinks: the events themselves for the first, copies for the
+/// second, each with its half of the event's token.
+fn fan_out(mut events: Vec<Event>) -> (Vec<Event>, Vec<Event>) {
+    let tokens: Vec<Option<AckToken>> = events.iter_mut().map(Event::take_ack).collect();
+    let joint = Arc::new(Joint {
+        halves: Mutex::new(Vec::with_capacity(tokens.len())),
+    });
+    let target: Arc<dyn Acknowledge> = joint.clone();
+    let mut copies = Vec::with_capacity(events.len());
+    let mut halves = Vec::with_capacity(events.len());
+    for (e, token) in events.iter_mut().zip(tokens) {
+        let mut copy = e.clone_unacked();
+        if let Some(token) = token {
+            let id = halves.len() as u64;
+            halves.push(Halves {
+                token: Some(token),
+                remaining: 2,
+                abandoned: false,
+                discarded: None,
+            });
+            e.set_ack(AckToken::new(target.clone(), id));
+            copy.set_ack(AckToken::new(target.clone(), id));
+        }
+        copies.push(copy);
+    }
+    *joint.halves.lock().unwrap_or_else(|p| p.into_inner()) = halves;
+    (events, copies)
+}
+
+/// Installs the Elasticsearch index templates and lifecycle policy of
+/// `sinks.elasticsearch` (`logtide-relay setup`).
+pub fn setup_elasticsearch(config: &RelayConfig) -> Result<logtide_es::SetupReport, Error> {
+    let es = config.sinks.elasticsearch.as_ref().ok_or_else(|| {
+        Error::Output("setup: the configuration has no sinks.elasticsearch".into())
+    })?;
+    logtide_es::setup(es).map_err(|e| Error::Output(format!("sinks.elasticsearch: {e}")))
+}
+
+/// What [`mapping_check`] saw.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MappingCheckSummary {
+    /// Documents read.
+    pub documents: u64,
+    /// Documents Elasticsearch would accept as they are.
+    pub accepted: u64,
+    /// Documents the normalizer changes.
+    pub changed: u64,
+    /// Documents still rejected after normalization (the sink dead-letters them).
+    pub unresolved: u64,
+    /// Lines that are not a JSON document.
+    pub not_json: u64,
+}
+
+/// `logtide-relay mapping check`: reads one JSON document per line from `input` and
+/// writes, for each, one JSON object to `output`: `{"doc": n, "accepted": bool,
+/// "field": …, "reason": …, "error_type": …, "status": …, "changes": [...],
+/// "normalized_accepted": bool}` — whether Elasticsearch with dynamic mapping would index
+/// it as it is (after the documents before it), and what the normalizer of `mapping`
+/// would change. `template` is the index template or index creation body the index
+/// starts from (none: an empty index with default settings). A line that is not JSON is
+/// reported with `error_type: "not_json"` and the check goes on.
+pub fn mapping_check(
+    mapping: &logtide_es::MappingConfig,
+    template: Option<&serde_json::Value>,
+    input: impl std::io::BufRead,
+    mut output: impl std::io::Write,
+) -> Result<MappingCheckSummary, Error> {
+    let normalizer = mapping
+        .build()
+        .map_err(|e| Error::Output(format!("mapping: {e}")))?;
+    let start = match template {
+        Some(t) => logtide_mapping::IndexMapping::from_index_template(t)
+            .map_err(|e| Error::Output(format!("--template: {e}")))?,
+        None => logtide_mapping::IndexMapping::default(),
+    };
+    let mut checker = logtide_mapping::Checker::new(normalizer, start);
+    let mut summary = MappingCheckSummary::default();
+    let write_err = |e: std::io::Error| Error::Output(format!("cannot write the report: {e}"));
+    for (i, line) in input.lines().enumerate() {
+        let line = line.map_err(|e| Error::Output(format!("reading line {}: {e}", i + 1)))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        summary.documents += 1;
+        let report = match serde_json::from_str::<serde_json::Value>(&line) {
+            Ok(doc) => {
+                let mut r = checker.check(&doc);
+                // Numbered by line, not-JSON lines included.
+                r.doc = summary.documents as usize;
+                summary.accepted += u64::from(r.accepted);
+                summary.changed += u64::from(!r.changes.is_empty());
+                summary.unresolved += u64::from(!r.normalized_accepted);
+                serde_json::to_value(&r).unwrap_or_default()
+            }
+            Err(e) => {
+                summary.not_json += 1;
+                serde_json::json!({
+                    "doc": summary.documents, "accepted": false, "field": null,
+                    "reason": format!("line {} is not JSON: {e}", i + 1),
+                    "error_type": "not_json", "status": null, "changes": [],
+                    "normalized_accepted": false
+                })
+            }
+        };
+        serde_json::to_writer(&mut output, &report)
+            .map_err(|e| write_err(std::io::Error::other(e)))?;
+        output.write_all(b"\n").map_err(write_err)?;
+    }
+    output.flush().map_err(write_err)?;
+    Ok(summary)
 }
 
 fn accept(events: &mut [Event]) {
@@ -349,6 +593,101 @@ sinks:
             (
                 "source.kinesis: {stream_name: logs, checkpoint: {dynamodb: {table: t1t, lease_duration: soon}}}\nsinks: {console: {}}",
                 "source.kinesis.checkpoint.dynamodb.lease_duration",
+            ),
+        ] {
+            let err = RelayConfig::from_yaml(yaml, Path::new("relay.yml"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(want), "{err:?} lacks {want:?}");
+        }
+    }
+
+    #[derive(Default)]
+    struct Log(Mutex<Vec<(u64, AckOutcome)>>);
+
+    impl Acknowledge for Log {
+        fn acknowledge(&self, id: u64, outcome: AckOutcome) {
+            self.0.lock().unwrap().push((id, outcome));
+        }
+    }
+
+    #[test]
+    fn a_split_token_is_reported_once_both_sinks_reported() {
+        let log = Arc::new(Log::default());
+        let target: Arc<dyn Acknowledge> = log.clone();
+        let events: Vec<Event> = (0..4)
+            .map(|i| {
+                let mut e = Event::new(logtide_event::Timestamp::new(1_700_000_000, 0).unwrap());
+                e.insert("n", serde_json::json!(i)).unwrap();
+                e.set_ack(AckToken::new(target.clone(), 10 + i));
+                e
+            })
+            .collect();
+        let (mut a, mut b) = fan_out(events);
+        assert_eq!(a.len(), 4);
+        assert_eq!(b.len(), 4);
+        assert_eq!(a[2], b[2], "the copy holds the same event");
+        let mut ta: Vec<AckToken> = a.iter_mut().map(|e| e.take_ack().unwrap()).collect();
+        let mut tb: Vec<AckToken> = b.iter_mut().map(|e| e.take_ack().unwrap()).collect();
+        // Event 10: both accept, in either order.
+        tb.remove(0).accept();
+        assert!(log.0.lock().unwrap().is_empty(), "one half is not enough");
+        ta.remove(0).accept();
+        // Event 11: one sink dead-letters it.
+        ta.remove(0).accept();
+        tb.remove(0).discard("es_dead_letter");
+        // Event 12: one sink gives up on it.
+        drop(ta.remove(0));
+        tb.remove(0).accept();
+        // Event 13: only one half reported: nothing yet.
+        ta.remove(0).accept();
+        assert_eq!(
+            *log.0.lock().unwrap(),
+            vec![
+                (10, AckOutcome::Accepted),
+                (
+                    11,
+                    AckOutcome::Discarded {
+                        reason: "es_dead_letter"
+                    }
+                ),
+                (12, AckOutcome::Abandoned),
+            ]
+        );
+        drop(tb);
+        assert_eq!(log.0.lock().unwrap()[3], (13, AckOutcome::Abandoned));
+    }
+
+    #[test]
+    fn elasticsearch_keys_are_checked() {
+        let yaml = r#"
+source.kinesis: {stream_name: logs}
+sinks:
+  elasticsearch:
+    hosts: ["http://127.0.0.1:9200"]
+    index: "logtide-%{+yyyy.MM.dd}"
+    username: elastic
+    password: changeme
+    mapping:
+      default: coerce
+      rules: [{fields: "message-json.*", policy: stringify}]
+"#;
+        let c = RelayConfig::from_yaml(yaml, Path::new("relay.yml")).unwrap();
+        let es = c.sinks.elasticsearch.unwrap();
+        assert_eq!(es.hosts, ["http://127.0.0.1:9200"]);
+        assert_eq!(es.mapping.rules.len(), 1);
+        for (yaml, want) in [
+            (
+                "source.kinesis: {stream_name: logs}\nsinks.elasticsearch: {hosts: [x], colour: red}",
+                "sinks.elasticsearch.colour: unknown field",
+            ),
+            (
+                "source.kinesis: {stream_name: logs}\nsinks.elasticsearch: {hosts: [ftp://x]}",
+                "sinks.elasticsearch: invalid elasticsearch configuration: hosts[0]",
+            ),
+            (
+                "source.kinesis: {stream_name: logs}\nsinks.elasticsearch: {hosts: ['http://x'], mapping: {default: strngify}}",
+                "sinks.elasticsearch.mapping.default",
             ),
         ] {
             let err = RelayConfig::from_yaml(yaml, Path::new("relay.yml"))

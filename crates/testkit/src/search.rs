@@ -264,22 +264,44 @@ impl SearchTool {
         hits(&body)
     }
 
-    /// Searches `index` by `_id` (an `ids` query, 500 ids at a time) and returns the
+    /// Searches `index` with an `ids` query for `ids` (at most 10 000) and returns the
     /// documents found, by id.
-    pub fn find_ids(&self, index: &str, ids: &[String]) -> BTreeMap<String, Value> {
+    pub fn search_ids(&self, index: &str, ids: &[String]) -> BTreeMap<String, Value> {
         self.refresh(index);
+        let (status, body) = self.request(
+            "POST",
+            &format!("/{index}/_search"),
+            Some(&json!({"size": ids.len(), "query": {"ids": {"values": ids}}})),
+        );
+        if status == 404 {
+            return BTreeMap::new();
+        }
+        assert_eq!(status, 200, "search of {index}: {body}");
+        hits(&body).into_iter().collect()
+    }
+
+    /// Looks `ids` up in `index` by `_id` (`_mget`, 1000 at a time) and returns the
+    /// documents found, by id.
+    pub fn get_many(&self, index: &str, ids: &[String]) -> BTreeMap<String, Value> {
         let mut out = BTreeMap::new();
-        for chunk in ids.chunks(500) {
+        for chunk in ids.chunks(1000) {
             let (status, body) = self.request(
                 "POST",
-                &format!("/{index}/_search"),
-                Some(&json!({"size": chunk.len(), "query": {"ids": {"values": chunk}}})),
+                &format!("/{index}/_mget"),
+                Some(&json!({ "ids": chunk })),
             );
             if status == 404 {
                 return out;
             }
-            assert_eq!(status, 200, "search of {index}: {body}");
-            out.extend(hits(&body));
+            assert_eq!(status, 200, "_mget of {index}: {body}");
+            for d in body["docs"].as_array().into_iter().flatten() {
+                if d["found"] == json!(true) {
+                    out.insert(
+                        d["_id"].as_str().unwrap_or_default().to_owned(),
+                        d["_source"].clone(),
+                    );
+                }
+            }
         }
         out
     }
