@@ -570,11 +570,13 @@ impl EsSink {
 
     fn retry_request(&mut self, docs: Vec<Doc>, message: String) {
         self.stats.request_retries += 1;
-        tracing::warn!(error = %message, documents = docs.len(), "_bulk request failed; retrying after a backoff");
-        let now = Instant::now();
+        tracing::debug!(error = %message, documents = docs.len(), "_bulk request failed; retrying after a backoff");
+        // One wait for the whole batch, so that it is sent again as one.
+        let attempts = docs.iter().map(|d| d.attempts).max().unwrap_or(0) + 1;
+        let at = Instant::now() + self.backoff(attempts);
         for mut d in docs {
             d.attempts += 1;
-            d.not_before = Some(now + self.backoff(d.attempts));
+            d.not_before = Some(at);
             self.queue.push_back(d);
         }
         self.last_error = Some(message);
