@@ -15,6 +15,7 @@ use crate::settings::Settings;
 use crate::shared::{add, Shared};
 use crate::store::{ContainerMeta, OwnerKind, OwnerState, PodMeta, Store};
 use crate::worker::Worker;
+use crate::LogPathLayout;
 use crate::{match_log_path, Error, K8sMetaConfig, LogPathInfo, Result};
 
 /// Where the enricher's metadata comes from.
@@ -549,6 +550,47 @@ impl Enricher {
                         RunState::Done(path_fields(info, pod_only), Some(MissReason::PodUnknown))
                     }
                 }
+            }
+        }
+    }
+
+    /// Enriches the metrics event of a pod, or of one of its containers, found by the
+    /// fields it already has: `kubernetes.pod.uid`, or `kubernetes.namespace` and
+    /// `kubernetes.pod.name` (as the kubelet's Summary API names pods), or `container.id`;
+    /// and `kubernetes.container.name` for a container's event. It gets the same
+    /// Kubernetes fields a log line of that pod gets (labels, annotations, node, owners,
+    /// namespace metadata, container image and id). Never waits: a pod the cache does not
+    /// know gets nothing and `false` is returned (counted as `pod_unknown`).
+    pub fn enrich_pod_metrics(&self, event: &mut Event) -> bool {
+        let text = |key: &str| event.get(key).and_then(Value::as_str).map(str::to_owned);
+        let container = text("kubernetes.container.name");
+        let info = LogPathInfo {
+            pod: text("kubernetes.pod.name"),
+            namespace: text("kubernetes.namespace"),
+            container: container.clone(),
+            container_id: text("container.id"),
+            pod_uid: text("kubernetes.pod.uid"),
+            restart_count: None,
+            layout: LogPathLayout::ContainerLink,
+        };
+        let pod_only = container.is_none() && info.container_id.is_none();
+        let store = self.shared.read();
+        let c = &self.shared.counters;
+        match lookup(&store, &self.settings, &info, pod_only) {
+            Lookup::Found(found, index) => {
+                let container = index.and_then(|i| found.containers.get(i));
+                render(&store, &self.settings, found, container, &info, pod_only).apply(event);
+                add(&c.enriched, 1);
+                true
+            }
+            Lookup::NoContainer(found) => {
+                render(&store, &self.settings, found, None, &info, pod_only).apply(event);
+                add(&c.container_not_in_pod, 1);
+                true
+            }
+            Lookup::Unknown => {
+                add(&c.pod_unknown, 1);
+                false
             }
         }
     }

@@ -198,6 +198,56 @@ fn enrichment_has_filebeat_fields() {
 }
 
 #[test]
+fn metrics_of_a_pod_get_the_fields_its_logs_get() {
+    let objects = vec![
+        namespace(),
+        replicaset("web-7d4b9", "web"),
+        pod(
+            "web-7d4b9-x2x",
+            1,
+            1,
+            &[("nginx", "nginx:1.27", &id(1))],
+            owned_by("ReplicaSet", "web-7d4b9"),
+        ),
+    ];
+    let enricher = Enricher::from_objects(&config(json!({})), objects).unwrap();
+    let mut from_log = vec![event(&link("web-7d4b9-x2x", "nginx", &id(1)))];
+    assert!(enricher.enrich_batch(&mut from_log).is_empty());
+    let metrics = |fields: Value| {
+        let mut e = Event::new(Timestamp::UNIX_EPOCH);
+        for (k, v) in fields.as_object().unwrap() {
+            e.insert(k, v.clone()).unwrap();
+        }
+        e
+    };
+    // From the kubelet's Summary API: names.
+    let mut container = metrics(json!({"kubernetes.namespace": "shop",
+        "kubernetes.pod.name": "web-7d4b9-x2x", "kubernetes.container.name": "nginx"}));
+    assert!(enricher.enrich_pod_metrics(&mut container));
+    assert_eq!(fields(&container), fields(&from_log[0]));
+    let mut pod_event = metrics(json!({"kubernetes.namespace": "shop",
+        "kubernetes.pod.name": "web-7d4b9-x2x"}));
+    assert!(enricher.enrich_pod_metrics(&mut pod_event));
+    assert_eq!(
+        pod_event.get("kubernetes.deployment.name"),
+        Some(&json!("web"))
+    );
+    assert_eq!(pod_event.get("kubernetes.container"), None);
+    // From cgroup files: the pod uid.
+    let mut by_uid = metrics(json!({"kubernetes.pod.uid": uid(1)}));
+    assert!(enricher.enrich_pod_metrics(&mut by_uid));
+    assert_eq!(
+        by_uid.get("kubernetes.pod.name"),
+        Some(&json!("web-7d4b9-x2x"))
+    );
+    let mut unknown =
+        metrics(json!({"kubernetes.namespace": "shop", "kubernetes.pod.name": "gone"}));
+    assert!(!enricher.enrich_pod_metrics(&mut unknown));
+    assert_eq!(unknown.get("kubernetes.labels"), None);
+    assert_eq!(enricher.stats().misses(MissReason::PodUnknown), 1);
+}
+
+#[test]
 fn owners_dedot_and_filters_follow_the_options() {
     let objects = vec![
         job("backup-28930", "backup"),

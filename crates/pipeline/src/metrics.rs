@@ -39,6 +39,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use logtide_event::{Event, Timestamp};
+use logtide_k8s_meta::{Enricher, K8sMetaConfig};
 use logtide_procstat::{
     Collector, KubeletOptions, KubernetesCollector, KubernetesMetricset, KubernetesOptions,
     NodeCollector, NodeMetricset, NodeOptions, SampleTime, VerificationMode, SERVICE_ACCOUNT_TOKEN,
@@ -140,6 +141,48 @@ pub struct KubernetesSection {
     /// Read cgroup v2 files when the kubelet cannot be reached (default true).
     #[serde(default = "default_true")]
     pub cgroup_fallback: bool,
+    /// Add the Kubernetes metadata logs get (labels, annotations, owners, node, namespace
+    /// metadata) to pod and container events, from a pod watch: `true` (the default, as
+    /// Metricbeat's `add_metadata`), `false`, or `add_kubernetes_metadata`'s options
+    /// (`kube_config`, `node`, `include_labels`, …).
+    #[serde(default = "default_add_metadata")]
+    pub add_metadata: Value,
+}
+
+fn default_add_metadata() -> Value {
+    Value::Bool(true)
+}
+
+impl KubernetesSection {
+    /// The enricher `add_metadata` asks for (starting its pod watch), or `None`.
+    pub fn metadata_enricher(&self) -> Result<Option<Arc<Enricher>>, String> {
+        const AT: &str = "kubernetes.add_metadata";
+        let options = match &self.add_metadata {
+            Value::Bool(false) => return Ok(None),
+            Value::Bool(true) => Value::Object(serde_json::Map::new()),
+            Value::Object(_) => self.add_metadata.clone(),
+            other => {
+                return Err(format!(
+                    "{AT}: expected true, false or a map of options, got {other}"
+                ))
+            }
+        };
+        let config = K8sMetaConfig::from_value(&options, AT).map_err(|e| e.to_string())?;
+        let enricher = config.build().map_err(|e| format!("{AT}: {e}"))?;
+        tracing::info!(cluster = ?enricher.cluster(), "kubernetes metadata for pod metrics");
+        Ok(Some(Arc::new(enricher)))
+    }
+}
+
+/// Adds Kubernetes metadata to the events of pods and containers (those with
+/// `kubernetes.pod.*`); returns how many were enriched.
+pub fn enrich_pod_events(enricher: &Enricher, events: &mut [Event]) -> usize {
+    events
+        .iter_mut()
+        .filter(|e| e.get("kubernetes.pod").is_some())
+        .map(|e| enricher.enrich_pod_metrics(e))
+        .filter(|&found| found)
+        .count()
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -423,6 +466,7 @@ fn collector_loop(
     stop: Arc<AtomicBool>,
     origin: Instant,
     telemetry: Arc<Telemetry>,
+    enricher: Option<Arc<Enricher>>,
 ) {
     let period = collector.period();
     if collector.needs_two_samples() {
@@ -437,7 +481,11 @@ fn collector_loop(
             return;
         }
         let started = Instant::now();
-        if let Some(events) = collect_and_report(collector.as_mut(), origin, &stats, &telemetry) {
+        if let Some(mut events) = collect_and_report(collector.as_mut(), origin, &stats, &telemetry)
+        {
+            if let Some(enricher) = &enricher {
+                enrich_pod_events(enricher, &mut events);
+            }
             let n = events.len() as u64;
             if n > 0 {
                 match tx.try_send(events) {
@@ -542,6 +590,23 @@ pub fn run_metrics_with(
 ) -> Result<MetricsSummary, Error> {
     let _http = HttpServer::start_if_enabled(&config.http, METRICS_PORT, telemetry.clone())?;
     let collectors = config.collectors()?;
+    let enricher = match &config.kubernetes {
+        Some(k) => k.metadata_enricher().map_err(|message| Error::Config {
+            file: "configuration".into(),
+            message,
+        })?,
+        None => None,
+    };
+    if let Some(e) = &enricher {
+        let e = e.clone();
+        telemetry.add_check("kubernetes metadata", move || {
+            if e.is_synced() {
+                Ok(())
+            } else {
+                Err("the first list of pods has not arrived".into())
+            }
+        });
+    }
     let out = output::build(&config.output)?;
     telemetry.set_ready("output", Ok(()));
     let output_stats = Arc::new(OutputStats::default());
@@ -559,10 +624,10 @@ pub fn run_metrics_with(
     for (c, (name, stats)) in collectors.into_iter().zip(&names) {
         tracing::info!(metricset = %name, period = ?c.period(), "collector started");
         let (tx, stats, stop) = (tx.clone(), stats.clone(), stop.clone());
-        let telemetry = telemetry.clone();
+        let (telemetry, enricher) = (telemetry.clone(), enricher.clone());
         let h = thread::Builder::new()
             .name(format!("metrics-{name}"))
-            .spawn(move || collector_loop(c, tx, stats, stop, origin, telemetry))
+            .spawn(move || collector_loop(c, tx, stats, stop, origin, telemetry, enricher))
             .map_err(|e| Error::Output(format!("cannot start a collector thread: {e}")))?;
         handles.push((name.clone(), h));
     }
@@ -610,6 +675,9 @@ pub struct OnceReport {
     pub errors: Vec<(String, logtide_procstat::Error)>,
 }
 
+/// How long `--once` waits for the pod watch's first list before collecting.
+const ONCE_SYNC_WAIT: Duration = Duration::from_secs(5);
+
 /// Collects every metricset once: collectors that compute rates are sampled twice,
 /// `interval` apart (one second for `logtide-metrics --once`).
 pub fn collect_once(config: &MetricsConfig, interval: Duration) -> Result<OnceReport, Error> {
@@ -625,9 +693,22 @@ pub fn collect_once(config: &MetricsConfig, interval: Duration) -> Result<OnceRe
     if primed {
         thread::sleep(interval);
     }
+    let enricher = match &config.kubernetes {
+        Some(k) => k.metadata_enricher().map_err(|message| Error::Config {
+            file: "configuration".into(),
+            message,
+        })?,
+        None => None,
+    };
+    if let Some(e) = &enricher {
+        e.wait_until_synced(ONCE_SYNC_WAIT);
+    }
     for c in &mut collectors {
         match c.collect(sample_time(origin)) {
-            Ok(got) => {
+            Ok(mut got) => {
+                if let Some(e) = &enricher {
+                    enrich_pod_events(e, &mut got.events);
+                }
                 report.events.extend(got.events);
                 let name = c.name().to_owned();
                 report
@@ -647,6 +728,86 @@ mod tests {
 
     fn load(text: &str) -> Result<MetricsConfig, String> {
         MetricsConfig::from_yaml(text, Path::new("m.yml")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn pod_and_container_events_get_kubernetes_metadata() {
+        let pod = serde_json::json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "web-1", "namespace": "shop", "uid": "u-1",
+                         "resourceVersion": "1", "labels": {"app": "web"}},
+            "spec": {"nodeName": "node-a", "containers": [{"name": "nginx", "image": "nginx:1.27"}]},
+            "status": {"containerStatuses": [{"name": "nginx", "image": "nginx:1.27", "imageID": "",
+                "ready": true, "restartCount": 0, "containerID": "containerd://abc"}]}
+        });
+        let config =
+            K8sMetaConfig::from_value(&serde_json::json!({"node": "node-a"}), "k").unwrap();
+        let enricher = Enricher::from_objects(&config, [pod]).unwrap();
+        let event = |fields: &[(&str, &str)]| {
+            let mut e = Event::new(Timestamp::UNIX_EPOCH);
+            for (k, v) in fields {
+                e.insert(k, Value::String((*v).to_owned())).unwrap();
+            }
+            e
+        };
+        let mut events = vec![
+            event(&[
+                ("metricset.name", "container"),
+                ("kubernetes.namespace", "shop"),
+                ("kubernetes.pod.name", "web-1"),
+                ("kubernetes.container.name", "nginx"),
+            ]),
+            event(&[("metricset.name", "pod"), ("kubernetes.pod.uid", "u-1")]),
+            event(&[("metricset.name", "cpu")]),
+            event(&[
+                ("metricset.name", "pod"),
+                ("kubernetes.namespace", "shop"),
+                ("kubernetes.pod.name", "unknown"),
+            ]),
+        ];
+        assert_eq!(enrich_pod_events(&enricher, &mut events), 2);
+        assert_eq!(
+            events[0].get("kubernetes.labels.app"),
+            Some(&Value::from("web"))
+        );
+        assert_eq!(
+            events[0].get("kubernetes.container.image"),
+            Some(&Value::from("nginx:1.27"))
+        );
+        assert_eq!(
+            events[1].get("kubernetes.pod.name"),
+            Some(&Value::from("web-1"))
+        );
+        assert_eq!(
+            events[1].get("kubernetes.node.name"),
+            Some(&Value::from("node-a"))
+        );
+        assert_eq!(
+            events[2].get("kubernetes"),
+            None,
+            "node events are left alone"
+        );
+        assert_eq!(events[3].get("kubernetes.labels"), None);
+    }
+
+    #[test]
+    fn add_metadata_is_true_false_or_options() {
+        let base = "metricsets: []\noutput.console: {}\nkubernetes:\n  kubelet: https://n:10250\n";
+        let c = load(base).unwrap();
+        assert_eq!(c.kubernetes.unwrap().add_metadata, Value::Bool(true));
+        let off = load(&format!("{base}  add_metadata: false\n")).unwrap();
+        assert!(off
+            .kubernetes
+            .unwrap()
+            .metadata_enricher()
+            .unwrap()
+            .is_none());
+        let bad = load(&format!("{base}  add_metadata: {{colour: red}}\n")).unwrap();
+        let err = bad.kubernetes.unwrap().metadata_enricher().unwrap_err();
+        assert!(err.contains("kubernetes.add_metadata.colour"), "{err}");
+        let wrong = load(&format!("{base}  add_metadata: 3\n")).unwrap();
+        let err = wrong.kubernetes.unwrap().metadata_enricher().unwrap_err();
+        assert!(err.contains("expected true, false or a map"), "{err}");
     }
 
     #[test]
