@@ -31,6 +31,7 @@
 //! are dropped and counted, so memory stays bounded. A failing collection is logged and
 //! counted, and the others go on.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
@@ -199,6 +200,8 @@ struct RawMetrics {
     #[serde(default)]
     kubernetes: Option<KubernetesSection>,
     #[serde(default)]
+    periods: BTreeMap<String, Value>,
+    #[serde(default)]
     http: HttpConfig,
 }
 
@@ -219,6 +222,10 @@ pub struct MetricsConfig {
     pub output: OutputConfig,
     /// The self-monitoring endpoint (`http.enabled`, `http.host`, `http.port`).
     pub http: HttpConfig,
+    /// Periods of node metricsets that differ from `period`, e.g.
+    /// `periods: {filesystem: 1m, diskio: 30s}` (the Kubernetes metricsets have
+    /// `kubernetes.period`).
+    pub periods: BTreeMap<NodeMetricset, Duration>,
 }
 
 impl MetricsConfig {
@@ -264,6 +271,20 @@ impl MetricsConfig {
                 )));
             }
         }
+        let mut periods = BTreeMap::new();
+        for (name, value) in &raw.periods {
+            let Some(m) = raw.metricsets.iter().find(|m| m.name() == name) else {
+                return Err(bad(format!(
+                    "periods.{name}: not one of the configured metricsets"
+                )));
+            };
+            let period = duration::deserialize(value.clone())
+                .map_err(|e| bad(format!("periods.{name}: {e}")))?;
+            if period.is_zero() {
+                return Err(bad(format!("periods.{name}: must be more than 0")));
+            }
+            periods.insert(*m, period);
+        }
         if let Some(k) = &raw.kubernetes {
             if k.metricsets.is_empty() {
                 return Err(bad("kubernetes.metricsets: at least one is required".into()));
@@ -286,6 +307,7 @@ impl MetricsConfig {
             kubernetes: raw.kubernetes,
             output,
             http: raw.http,
+            periods,
         })
     }
 
@@ -301,7 +323,13 @@ impl MetricsConfig {
         let mut out: Vec<Box<dyn Collector>> = self
             .metricsets
             .iter()
-            .map(|m| Box::new(NodeCollector::new(*m, &node)) as Box<dyn Collector>)
+            .map(|m| {
+                let node = NodeOptions {
+                    period: self.periods.get(m).copied().unwrap_or(self.period),
+                    ..node.clone()
+                };
+                Box::new(NodeCollector::new(*m, &node)) as Box<dyn Collector>
+            })
             .collect();
         if let Some(k) = &self.kubernetes {
             let mut kubelet = KubeletOptions::new(k.kubelet.clone());
@@ -327,8 +355,6 @@ impl MetricsConfig {
     }
 }
 
-/// Reads the `output` section with logtide-files' own rules, so that both binaries
-/// accept exactly the same outputs.
 /// Counters of one collector.
 #[derive(Debug, Default)]
 pub struct CollectorStats {
@@ -788,6 +814,39 @@ mod tests {
             "node events are left alone"
         );
         assert_eq!(events[3].get("kubernetes.labels"), None);
+    }
+
+    #[test]
+    fn periods_per_metricset() {
+        let c = load(
+            "metricsets: [cpu, filesystem]\nperiod: 10s\nperiods: {filesystem: 1m}\noutput.console: {}",
+        )
+        .unwrap();
+        let periods: Vec<(String, Duration)> = c
+            .collectors()
+            .unwrap()
+            .iter()
+            .map(|c| (c.name().to_owned(), c.period()))
+            .collect();
+        assert_eq!(
+            periods,
+            [
+                ("cpu".to_owned(), Duration::from_secs(10)),
+                ("filesystem".to_owned(), Duration::from_secs(60))
+            ]
+        );
+        for (yaml, want) in [
+            (
+                "periods: {load: 1m}",
+                "periods.load: not one of the configured metricsets",
+            ),
+            ("periods: {cpu: soon}", "periods.cpu: "),
+            ("periods: {cpu: 0s}", "periods.cpu: must be more than 0"),
+        ] {
+            let err =
+                load(&format!("metricsets: [cpu]\noutput.console: {{}}\n{yaml}")).unwrap_err();
+            assert!(err.contains(want), "{err}");
+        }
     }
 
     #[test]

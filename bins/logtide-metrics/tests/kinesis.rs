@@ -1,0 +1,87 @@
+//! logtide-metrics into a Kinesis stream of moto_server, the same output as
+//! logtide-files': boto3 reads the records back and they decode into Metricbeat-named
+//! events of every configured metricset.
+
+use std::collections::BTreeSet;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use logtide_kinesis::Decoder;
+use logtide_testkit::{KinesisTool, MotoServer, AWS_ENV};
+use serde_json::Value;
+
+#[test]
+fn metrics_arrive_in_the_stream() {
+    let moto = MotoServer::start();
+    let tool = KinesisTool::new(&moto.endpoint());
+    tool.create_stream("metrics", 1);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("metrics.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "metricsets: [cpu, memory, load]
+period: 1s
+output.kinesis:
+  stream_name: metrics
+  region: us-east-1
+  endpoint: {}
+  dead_letter_path: {}
+",
+            moto.endpoint(),
+            dir.path().join("dl").display()
+        ),
+    )
+    .unwrap();
+    let log = dir.path().join("metrics.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_logtide-metrics"))
+        .arg("-c")
+        .arg(&config)
+        .envs(AWS_ENV)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let events = loop {
+        let mut decoder = Decoder::default();
+        let events: Vec<_> = tool
+            .read_all("metrics")
+            .iter()
+            .flat_map(|r| decoder.decode(&r.data, 0).unwrap().events)
+            .collect();
+        let names: BTreeSet<&str> = events
+            .iter()
+            .filter_map(|e| e.get("metricset.name").and_then(Value::as_str))
+            .collect();
+        if ["cpu", "memory", "load"].iter().all(|n| names.contains(n)) {
+            break events;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "metricsets seen: {names:?}\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    let memory = events
+        .iter()
+        .find(|e| e.get("metricset.name") == Some(&Value::from("memory")))
+        .unwrap();
+    let total = memory
+        .get("system.memory.total")
+        .and_then(Value::as_u64)
+        .unwrap();
+    let used = memory
+        .get("system.memory.used.bytes")
+        .and_then(Value::as_u64)
+        .unwrap();
+    assert!(used <= total && total > 0, "{used} of {total}");
+    assert_eq!(memory.get("event.module"), Some(&Value::from("system")));
+    assert!(memory.get("host.name").and_then(Value::as_str).is_some());
+}
