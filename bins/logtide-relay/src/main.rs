@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use logtide_pipeline::alerts::test_rules;
 use logtide_pipeline::process::{init_logging, stop_on_signals};
 use logtide_pipeline::{mapping_check, run_relay, setup_elasticsearch, RelayConfig};
 
@@ -56,6 +57,26 @@ enum Command {
     /// Elasticsearch mapping tools.
     #[command(subcommand)]
     Mapping(MappingCommand),
+    /// Alert rules.
+    #[command(subcommand)]
+    Rules(RulesCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum RulesCommand {
+    /// Run rule files over NDJSON events from standard input and print the alerts that
+    /// would fire (nothing is delivered).
+    Test(RulesTestArgs),
+}
+
+#[derive(Debug, Args)]
+struct RulesTestArgs {
+    /// Rule files or directories of rule files.
+    #[arg(required = true)]
+    rules: Vec<PathBuf>,
+    /// Print each alert as a JSON object on its own line.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -95,6 +116,7 @@ fn main() -> ExitCode {
         Some(Command::Status(args)) => status::run(&args),
         Some(Command::Setup(c)) => setup(&c),
         Some(Command::Mapping(MappingCommand::Check(a))) => check(&a),
+        Some(Command::Rules(RulesCommand::Test(args))) => rules_test(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -174,6 +196,17 @@ fn run(c: &ConfigArg) -> anyhow::Result<()> {
         es_indexed = summary.es.as_ref().map(|s| s.indexed),
         es_dead_lettered = summary.es.as_ref().map(|s| s.dead_lettered),
         "relay stopped"
+    );
+    Ok(())
+}
+
+fn rules_test(args: &RulesTestArgs) -> anyhow::Result<()> {
+    let stdin = std::io::stdin().lock();
+    let mut stdout = std::io::stdout().lock();
+    let summary = test_rules(&args.rules, stdin, "standard input", &mut stdout, args.json)?;
+    eprintln!(
+        "{} rules, {} events ({} not events), {} alerts",
+        summary.rules, summary.events, summary.bad_lines, summary.alerts
     );
     Ok(())
 }

@@ -16,6 +16,7 @@
 //! # Ok::<(), logtide_pipeline::Error>(())
 //! ```
 
+pub mod alerts;
 pub mod config;
 mod hold;
 pub mod http;
@@ -60,6 +61,9 @@ pub enum Error {
     /// The process could not set itself up (signal handlers, threads).
     #[error("{0}")]
     Process(String),
+    /// Alerting could not start (a rule, the rules directory, the cluster, delivery).
+    #[error("{0}")]
+    Alerts(String),
     /// A tailer could not start.
     #[error(transparent)]
     Tail(#[from] logtide_tail::Error),

@@ -15,12 +15,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use logtide_alert::AlertsConfig;
 use logtide_es::{EsConfig, EsSink, EsStats};
 use logtide_event::{AckOutcome, AckToken, Acknowledge, Event};
 use logtide_kinesis::{Consumer, ConsumerConfig, ConsumerStats};
 use logtide_s3::{S3Config, S3Sink, S3Stats};
 use serde::Deserialize;
 
+use crate::alerts::Alerts;
 use crate::config::{
     expand_dotted, expand_env, from_value, parse_yaml, ConsoleConfig, FileOutputConfig,
 };
@@ -81,6 +83,9 @@ pub struct RelayConfig {
     /// The self-monitoring endpoint (`http.enabled`, `http.host`, `http.port`).
     #[serde(default)]
     pub http: HttpConfig,
+    /// Alert rules evaluated on every event (see [`crate::alerts`]).
+    #[serde(default)]
+    pub alerts: Option<AlertsConfig>,
 }
 
 impl RelayConfig {
@@ -115,6 +120,9 @@ impl RelayConfig {
         if let Some(es) = &config.sinks.elasticsearch {
             es.validate()
                 .map_err(|e| bad(format!("sinks.elasticsearch: {e}")))?;
+        }
+        if let Some(a) = &config.alerts {
+            a.validate().map_err(|e| bad(format!("alerts: {e}")))?;
         }
         let s = &config.sinks;
         if s.s3.is_none() && s.elasticsearch.is_none() && s.file.is_none() && s.console.is_none() {
@@ -263,6 +271,7 @@ pub fn run_relay_with(
     if es.is_some() {
         telemetry.set_ready("elasticsearch", Ok(()));
     }
+    let mut alerts = config.alerts.as_ref().map(Alerts::start).transpose()?;
     tracing::info!(stream = %config.source.kinesis.stream_name, "relay running");
     let mut last_s3_error: Option<Instant> = None;
     while !stop.load(Ordering::Relaxed) {
@@ -284,6 +293,9 @@ pub fn run_relay_with(
             Err(e) => return Err(relay_err(e)),
         };
         for mut b in batches {
+            if let Some(a) = &mut alerts {
+                a.observe(&b.events);
+            }
             for o in &mut outputs {
                 o.write_batch(&b.events)
                     .map_err(|e| Error::Output(format!("cannot write events: {e}")))?;
@@ -322,6 +334,9 @@ pub fn run_relay_with(
         if let Some(es) = es.as_mut().filter(|es| es.pending() > 0) {
             es_result(&telemetry, es.flush()).map_err(es_err)?;
         }
+        if let Some(a) = &mut alerts {
+            a.tick();
+        }
         if let Some(s3) = &mut s3 {
             let wait_after_error =
                 last_s3_error.is_some_and(|t| t.elapsed() < Duration::from_secs(1));
@@ -346,6 +361,9 @@ pub fn run_relay_with(
         }
     }
     tracing::info!("stopping: flushing, checkpointing, releasing leases");
+    if let Some(a) = alerts {
+        a.stop();
+    }
     consumer.stop_fetching();
     if let Some(s3) = &mut s3 {
         let deadline = Instant::now() + FLUSH_WINDOW;

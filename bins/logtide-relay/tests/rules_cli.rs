@@ -1,0 +1,95 @@
+//! `logtide-relay rules test RULE.yml < events.ndjson` on an elastalert rule file.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+const RELAY: &str = env!("CARGO_BIN_EXE_logtide-relay");
+
+fn run(args: &[&str], stdin: &str) -> (bool, String, String) {
+    let mut child = Command::new(RELAY)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+fn rule_file() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../crates/alert/tests/data/elastalert/checkout_errors.yaml")
+        .display()
+        .to_string()
+}
+
+/// Six 503s from checkout-1 within a minute, interleaved with other traffic, then five
+/// more an hour later (after the 15-minute realert).
+fn events() -> String {
+    let mut lines = Vec::new();
+    let mut push = |secs: u32, pod: &str, app: &str, status: u32| {
+        let minute = secs / 60;
+        let sec = secs % 60;
+        lines.push(format!(
+            r#"{{"@timestamp":"2026-01-01T{:02}:{:02}:{sec:02}Z","kubernetes":{{"labels":{{"app":"{app}"}},"pod":{{"name":"{pod}"}}}},"message-json":{{"status":{status},"path":"/api/pay"}}}}"#,
+            minute / 60,
+            minute % 60,
+        ));
+    };
+    for i in 0..6 {
+        push(i * 10, "checkout-1", "checkout", 503);
+        push(i * 10 + 1, "checkout-2", "checkout", 200);
+        push(i * 10 + 2, "cart-1", "cart", 503);
+    }
+    for i in 0..5 {
+        push(3600 + i * 5, "checkout-1", "checkout", 500);
+    }
+    lines.join("\n") + "\n"
+}
+
+#[test]
+fn rules_test_prints_the_alerts_that_would_fire() {
+    let rule = rule_file();
+    let (ok, stdout, stderr) = run(&["rules", "test", &rule], &events());
+    assert!(ok, "{stderr}");
+    assert_eq!(
+        stdout,
+        "2026-01-01T00:00:40.000000000Z Checkout 5xx burst [checkout-1]: Checkout 5xx on checkout-1 (to: slack)\n    checkout-1 answered 503 1 times within 2 minutes.\n\
+         2026-01-01T01:00:20.000000000Z Checkout 5xx burst [checkout-1]: Checkout 5xx on checkout-1 (to: slack)\n    checkout-1 answered 500 1 times within 2 minutes.\n"
+    );
+    assert!(
+        stderr.ends_with("1 rules, 23 events (0 not events), 2 alerts\n"),
+        "{stderr}"
+    );
+
+    let (ok, stdout, _) = run(&["rules", "test", "--json", &rule], &events());
+    assert!(ok);
+    let first: serde_json::Value = serde_json::from_str(stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(first["rule"], "Checkout 5xx burst");
+    assert_eq!(first["query_key"], "checkout-1");
+    assert_eq!(first["events"][0]["message-json"]["status"], 503);
+}
+
+#[test]
+fn rules_test_names_a_refused_rule() {
+    let rule = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../crates/alert/tests/data/refused/wildcard.yaml");
+    let (ok, _, stderr) = run(&["rules", "test", rule.to_str().unwrap()], "");
+    assert!(!ok);
+    assert!(
+        stderr.contains("wildcard.yaml: rule \"Wildcard search\": filter[1].query.wildcard: unsupported filter clause \"wildcard\""),
+        "{stderr}"
+    );
+}
