@@ -595,6 +595,24 @@ impl Enricher {
         }
     }
 
+    /// The resource limits of every pod the cache holds (not deleted), from their specs'
+    /// `resources.limits`: what the kubelet's Summary API leaves out and the
+    /// `limit.pct` metrics need.
+    pub fn pod_limits(&self) -> Vec<PodResourceLimits> {
+        let store = self.shared.read();
+        store
+            .live_pods()
+            .map(|p| PodResourceLimits {
+                uid: p.uid.to_string(),
+                containers: p
+                    .containers
+                    .iter()
+                    .map(|c| (c.name.to_string(), c.limits.0, c.limits.1))
+                    .collect(),
+            })
+            .collect()
+    }
+
     /// Enriches one event, waiting as [`Enricher::enrich_batch_blocking`] does. For
     /// callers that see one event at a time; batches are cheaper (one lock per batch).
     pub fn enrich_event(&self, event: &mut Event) {
@@ -880,4 +898,15 @@ fn render(
         kubernetes: k8s,
         container: fields,
     }
+}
+
+/// Resource limits of a pod's containers (see [`Enricher::pod_limits`]).
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct PodResourceLimits {
+    /// The pod's uid.
+    pub uid: String,
+    /// (container name, CPU limit in cores, memory limit in bytes), `None` where the
+    /// container sets no limit.
+    pub containers: Vec<(String, Option<f64>, Option<u64>)>,
 }

@@ -178,6 +178,7 @@
 mod config;
 mod enrich;
 mod path;
+mod quantity;
 mod resources;
 mod settings;
 mod shared;
@@ -191,7 +192,9 @@ pub use crate::config::{
     Dedot, Enabled, IndexerConfig, K8sMetaConfig, LogsPathMatcher, MatcherConfig,
     NamespaceMetadata, NoOptions, ResourceMetadata, ResourceType, Scope,
 };
-pub use crate::enrich::{ClusterStatus, EnrichStats, Enricher, MissReason, Pending};
+pub use crate::enrich::{
+    ClusterStatus, EnrichStats, Enricher, MissReason, Pending, PodResourceLimits,
+};
 pub use crate::path::{match_log_path, LogPathInfo, LogPathLayout};
 pub use crate::resources::{
     ObjectKey, ResourceEvent, ResourceKind, ResourceObject, ResourceWatchConfig, ResourceWatcher,

@@ -106,6 +106,8 @@ pub(crate) struct ContainerMeta {
     pub(crate) id: Option<Arc<str>>,
     /// `containerd`, `docker`, `cri-o`: the scheme of the reported container id.
     pub(crate) runtime: Option<Arc<str>>,
+    /// `resources.limits`: CPU in cores and memory in bytes (none for ephemeral containers).
+    pub(crate) limits: (Option<f64>, Option<u64>),
 }
 
 /// What enrichment needs of one pod.
@@ -200,6 +202,10 @@ impl Store {
     /// Deleted pods still kept.
     pub(crate) fn deleted_count(&self) -> usize {
         self.deleted
+    }
+
+    pub(crate) fn live_pods(&self) -> impl Iterator<Item = &PodMeta> + '_ {
+        self.pods.values().filter(|p| p.deleted_at.is_none())
     }
 
     pub(crate) fn pod(&self, uid: &str) -> Option<&PodMeta> {
@@ -369,11 +375,17 @@ impl Store {
             let regular = spec.containers.iter();
             let init = spec.init_containers.iter().flatten();
             for c in regular.chain(init) {
+                let limits = c.resources.as_ref().and_then(|r| r.limits.as_ref());
+                let limit = |name: &str| limits.and_then(|l| l.get(name)).map(|q| q.0.as_str());
                 out.push(ContainerMeta {
                     name: self.strings.intern(&c.name),
                     image: c.image.as_deref().map(|i| self.strings.intern(i)),
                     id: None,
                     runtime: None,
+                    limits: (
+                        limit("cpu").and_then(crate::quantity::cpu_cores),
+                        limit("memory").and_then(crate::quantity::bytes),
+                    ),
                 });
             }
             for c in spec.ephemeral_containers.iter().flatten() {
@@ -382,6 +394,7 @@ impl Store {
                     image: c.image.as_deref().map(|i| self.strings.intern(i)),
                     id: None,
                     runtime: None,
+                    limits: (None, None),
                 });
             }
         }

@@ -198,6 +198,31 @@ fn enrichment_has_filebeat_fields() {
 }
 
 #[test]
+fn limits_are_read_from_the_pod_spec() {
+    let limited = pod(
+        "db-0",
+        2,
+        1,
+        &[("pg", "postgres", &id(2)), ("exporter", "exp", &id(3))],
+        json!({"spec": {"containers": [
+            {"name": "pg", "image": "postgres", "resources": {"limits": {"cpu": "500m", "memory": "1Gi"}}},
+            {"name": "exporter", "image": "exp", "resources": {"limits": {"memory": "64Mi"}}}
+        ]}}),
+    );
+    let enricher = Enricher::from_objects(&config(json!({})), vec![limited]).unwrap();
+    assert_eq!(
+        enricher.pod_limits(),
+        [crate::PodResourceLimits {
+            uid: uid(2),
+            containers: vec![
+                ("pg".to_owned(), Some(0.5), Some(1 << 30)),
+                ("exporter".to_owned(), None, Some(64 << 20)),
+            ],
+        }]
+    );
+}
+
+#[test]
 fn metrics_of_a_pod_get_the_fields_its_logs_get() {
     let objects = vec![
         namespace(),
@@ -243,6 +268,14 @@ fn metrics_of_a_pod_get_the_fields_its_logs_get() {
     let mut unknown =
         metrics(json!({"kubernetes.namespace": "shop", "kubernetes.pod.name": "gone"}));
     assert!(!enricher.enrich_pod_metrics(&mut unknown));
+    // Limits come from the pod spec: none set here, so the container is unlimited.
+    assert_eq!(
+        enricher.pod_limits(),
+        [crate::PodResourceLimits {
+            uid: uid(1),
+            containers: vec![("nginx".to_owned(), None, None)],
+        }]
+    );
     assert_eq!(unknown.get("kubernetes.labels"), None);
     assert_eq!(enricher.stats().misses(MissReason::PodUnknown), 1);
 }

@@ -42,8 +42,9 @@ use std::time::{Duration, Instant};
 use logtide_event::{Event, Timestamp};
 use logtide_k8s_meta::{Enricher, K8sMetaConfig};
 use logtide_procstat::{
-    Collector, KubeletOptions, KubernetesCollector, KubernetesMetricset, KubernetesOptions,
-    NodeCollector, NodeMetricset, NodeOptions, SampleTime, VerificationMode, SERVICE_ACCOUNT_TOKEN,
+    Collector, KubeletOptions, KubernetesCollector, KubernetesMetricset, KubernetesOptions, Limits,
+    NodeCollector, NodeMetricset, NodeOptions, PodLimits, SampleTime, VerificationMode,
+    SERVICE_ACCOUNT_TOKEN,
 };
 use logtide_tail::duration;
 use serde_json::Value;
@@ -173,6 +174,30 @@ impl KubernetesSection {
         tracing::info!(cluster = ?enricher.cluster(), "kubernetes metadata for pod metrics");
         Ok(Some(Arc::new(enricher)))
     }
+}
+
+/// The pod limits the metadata cache knows, as the Kubernetes collector takes them: a
+/// pod's limit is the sum of its containers' when every container has one.
+pub fn limits_from(enricher: &Enricher) -> Limits {
+    let mut out = Limits::default();
+    for pod in enricher.pod_limits() {
+        let sum_cpu = pod.containers.iter().map(|c| c.1).sum::<Option<f64>>();
+        let sum_memory = pod.containers.iter().map(|c| c.2).sum::<Option<u64>>();
+        let containers = pod
+            .containers
+            .into_iter()
+            .map(|(name, cpu, memory)| (name, (cpu, memory)))
+            .collect();
+        out.insert(
+            pod.uid,
+            PodLimits {
+                cpu_cores: sum_cpu,
+                memory_bytes: sum_memory,
+                containers,
+            },
+        );
+    }
+    out
 }
 
 /// Adds Kubernetes metadata to the events of pods and containers (those with
@@ -495,6 +520,14 @@ fn collector_loop(
     enricher: Option<Arc<Enricher>>,
 ) {
     let period = collector.period();
+    // The Kubernetes collector reports percentages of the limits in the pod specs.
+    let wants_limits = enricher.is_some() && collector.name() == "kubernetes";
+    let refresh_limits = |collector: &mut Box<dyn Collector>| {
+        if let (true, Some(e)) = (wants_limits, &enricher) {
+            collector.set_limits(limits_from(e));
+        }
+    };
+    refresh_limits(&mut collector);
     if collector.needs_two_samples() {
         // The first sample only primes the rates: its events are not shipped.
         if let Some(events) = collect_and_report(collector.as_mut(), origin, &stats, &telemetry) {
@@ -507,6 +540,7 @@ fn collector_loop(
             return;
         }
         let started = Instant::now();
+        refresh_limits(&mut collector);
         if let Some(mut events) = collect_and_report(collector.as_mut(), origin, &stats, &telemetry)
         {
             if let Some(enricher) = &enricher {
@@ -728,6 +762,9 @@ pub fn collect_once(config: &MetricsConfig, interval: Duration) -> Result<OnceRe
     };
     if let Some(e) = &enricher {
         e.wait_until_synced(ONCE_SYNC_WAIT);
+        for c in &mut collectors {
+            c.set_limits(limits_from(e));
+        }
     }
     for c in &mut collectors {
         match c.collect(sample_time(origin)) {

@@ -466,6 +466,10 @@ impl Collector for KubernetesCollector {
         "kubernetes"
     }
 
+    fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
+    }
+
     fn period(&self) -> Duration {
         self.period
     }

@@ -101,4 +101,9 @@ pub trait Collector: Send {
     /// Collects once. An error means nothing could be collected this time; partial
     /// failures are in [`Collection::problems`].
     fn collect(&mut self, at: SampleTime) -> Result<Collection>;
+    /// Replaces the pod limits known from outside (a metadata cache), for collectors
+    /// that report percentages of limits; others ignore them.
+    fn set_limits(&mut self, limits: Limits) {
+        let _ = limits;
+    }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use common::{at, closed_url, data, golden, ndjson, FixtureRoot, TestKubelet};
 use logtide_procstat::{
     Collector, Error, KubeletOptions, KubernetesCollector, KubernetesMetricset, KubernetesOptions,
-    PodLimits, Source, VerificationMode,
+    Limits, PodLimits, Source, VerificationMode,
 };
 use serde_json::json;
 
@@ -87,8 +87,10 @@ fn limits_percentages_follow_metricbeat() {
     web.containers
         .insert("nginx".into(), (Some(0.5), Some(536_870_912)));
     web.containers.insert("log-shipper".into(), (None, None));
-    c.limits_mut()
-        .insert("a7e3c9d2-41b8-4f6e-9a2d-7c5b1e8f3d60", web);
+    // Through the Collector trait, as logtide-metrics hands them over before collecting.
+    let mut limits = Limits::default();
+    limits.insert("a7e3c9d2-41b8-4f6e-9a2d-7c5b1e8f3d60", web);
+    Collector::set_limits(&mut c, limits);
     let got = c.collect(at(0)).unwrap();
     let find = |set: &str, key: &str, value: &str| {
         got.events
