@@ -167,15 +167,29 @@ impl EsSink {
     /// indexed or dead-lettered. After `max_retry_time` of failures it returns a
     /// retryable error; the documents stay queued for the next call.
     pub fn write(&mut self, events: Vec<Event>) -> Result<()> {
+        self.write_within(events, self.config.max_retry_time)
+    }
+
+    /// Like [`write`](EsSink::write), but returns [`Error::Pending`] once `budget` is
+    /// spent with documents still waiting for a retry (they stay queued; send them with
+    /// [`flush_within`](EsSink::flush_within)). A caller that must stay responsive (the
+    /// relay renews its shard leases between calls) gives a short budget; a request
+    /// already sent is always waited for.
+    pub fn write_within(&mut self, events: Vec<Event>, budget: Duration) -> Result<()> {
         for event in events {
             self.enqueue(event);
         }
-        self.drive()
+        self.drive(Instant::now() + budget)
     }
 
-    /// Sends what is still queued (after an error); the same as `write` with no events.
+    /// Sends what is still queued (after an error), for up to `max_retry_time`.
     pub fn flush(&mut self) -> Result<()> {
-        self.drive()
+        self.flush_within(self.config.max_retry_time)
+    }
+
+    /// Sends what is still queued, for up to `budget`.
+    pub fn flush_within(&mut self, budget: Duration) -> Result<()> {
+        self.drive(Instant::now() + budget)
     }
 
     fn enqueue(&mut self, mut event: Event) {
@@ -341,8 +355,7 @@ impl EsSink {
         base + base.mul_f64(f64::from(nanos % 1000) / 4000.0)
     }
 
-    fn drive(&mut self) -> Result<()> {
-        let deadline = Instant::now() + self.config.max_retry_time;
+    fn drive(&mut self, deadline: Instant) -> Result<()> {
         loop {
             if !self.stale.is_empty() {
                 self.refresh_stale();

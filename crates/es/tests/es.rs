@@ -454,3 +454,32 @@ fn twenty_services_lose_nothing(server: &SearchServer) {
         stats.mapping_retries
     );
 }
+
+both!(an_outage_keeps_documents_queued);
+fn an_outage_keeps_documents_queued(server: &SearchServer) {
+    let proxy = BulkProxy::start(&server.endpoint(), |_| BulkFault::Reject(503));
+    let acks = Arc::new(Acks::default());
+    let mut sink = EsSink::connect(&config(&proxy.endpoint())).unwrap();
+    let events: Vec<Event> = (0..50).map(|n| event(&acks, n, json!({"n": n}))).collect();
+    let err = sink
+        .write_within(events, std::time::Duration::from_millis(300))
+        .unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    assert!(
+        err.to_string().contains("50 documents not yet indexed"),
+        "{err}"
+    );
+    assert_eq!(sink.pending(), 50);
+    assert!(
+        acks.outcomes().is_empty(),
+        "nothing acknowledged during the outage"
+    );
+    proxy.set_plan(|_| BulkFault::Pass);
+    sink.flush().unwrap();
+    assert_eq!(sink.pending(), 0);
+    let stats = sink.stats();
+    assert_eq!((stats.documents, stats.indexed), (50, 50));
+    assert!(stats.request_retries >= 1);
+    assert_eq!(SearchTool::new(&server.endpoint()).count(INDEX), 50);
+    assert_eq!(acks.outcomes().len(), 50);
+}

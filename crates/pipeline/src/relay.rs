@@ -206,16 +206,45 @@ impl RelayPublisher {
     }
 }
 
-/// Reports an Elasticsearch write to the self-metrics; a retryable error is logged and
-/// swallowed (the documents stay queued in the sink), any other is returned.
-fn es_result(t: &Telemetry, result: logtide_es::Result<()>) -> logtide_es::Result<()> {
+/// How long one Elasticsearch call may wait for retries inside the relay's loop, which
+/// must come back to the consumer to renew its shard leases. Documents still waiting stay
+/// queued in the sink (the consumer's `max_unacked_records` bounds them) and are sent on
+/// the next turns.
+const ES_BUDGET: Duration = Duration::from_secs(1);
+
+/// Since when Elasticsearch has had documents waiting, and when that was last logged.
+#[derive(Default)]
+struct EsTrouble {
+    since: Option<Instant>,
+    logged: Option<Instant>,
+}
+
+/// Reports an Elasticsearch call to the self-metrics; a retryable error is swallowed (the
+/// documents stay queued in the sink) and logged at most every 10 s, any other is
+/// returned.
+fn es_result(
+    t: &Telemetry,
+    result: logtide_es::Result<()>,
+    trouble: &mut EsTrouble,
+) -> logtide_es::Result<()> {
     match result {
         Ok(()) => {
+            if trouble.since.take().is_some() {
+                tracing::info!("elasticsearch takes documents again");
+            }
             t.set_ready("elasticsearch", Ok(()));
             Ok(())
         }
         Err(e) if e.is_retryable() => {
-            tracing::warn!(error = %e, "elasticsearch is not taking documents; they are kept and tried again");
+            let now = Instant::now();
+            let since = *trouble.since.get_or_insert(now);
+            if trouble
+                .logged
+                .is_none_or(|l| now.duration_since(l) >= Duration::from_secs(10))
+            {
+                trouble.logged = Some(now);
+                tracing::warn!(error = %e, waiting_for = ?now.duration_since(since), "elasticsearch is not taking every document; they are kept and tried again");
+            }
             t.set_ready("elasticsearch", Err(e.to_string()));
             t.add_output_errors("elasticsearch", "write", 1);
             Ok(())
@@ -274,6 +303,7 @@ pub fn run_relay_with(
     let mut alerts = config.alerts.as_ref().map(Alerts::start).transpose()?;
     tracing::info!(stream = %config.source.kinesis.stream_name, "relay running");
     let mut last_s3_error: Option<Instant> = None;
+    let mut es_trouble = EsTrouble::default();
     while !stop.load(Ordering::Relaxed) {
         if last_publish.elapsed() >= PUBLISH_EVERY {
             last_publish = Instant::now();
@@ -328,11 +358,13 @@ pub fn run_relay_with(
                 }
             }
             if let (Some(es), Some(events)) = (&mut es, for_es) {
-                es_result(&telemetry, es.write(events)).map_err(es_err)?;
+                let result = es.write_within(events, ES_BUDGET);
+                es_result(&telemetry, result, &mut es_trouble).map_err(es_err)?;
             }
         }
         if let Some(es) = es.as_mut().filter(|es| es.pending() > 0) {
-            es_result(&telemetry, es.flush()).map_err(es_err)?;
+            let result = es.flush_within(ES_BUDGET);
+            es_result(&telemetry, result, &mut es_trouble).map_err(es_err)?;
         }
         if let Some(a) = &mut alerts {
             a.tick();
