@@ -66,8 +66,8 @@ fn rules_test_prints_the_alerts_that_would_fire() {
     assert!(ok, "{stderr}");
     assert_eq!(
         stdout,
-        "2026-01-01T00:00:40.000000000Z Checkout 5xx burst [checkout-1]: Checkout 5xx on checkout-1 (to: slack)\n    checkout-1 answered 503 1 times within 2 minutes.\n\
-         2026-01-01T01:00:20.000000000Z Checkout 5xx burst [checkout-1]: Checkout 5xx on checkout-1 (to: slack)\n    checkout-1 answered 500 1 times within 2 minutes.\n"
+        "2026-01-01T00:00:40Z Checkout 5xx burst [checkout-1]: Checkout 5xx on checkout-1 (to: slack)\n    checkout-1 answered 503 1 times within 2 minutes.\n\
+         2026-01-01T01:00:20Z Checkout 5xx burst [checkout-1]: Checkout 5xx on checkout-1 (to: slack)\n    checkout-1 answered 500 1 times within 2 minutes.\n"
     );
     assert!(
         stderr.ends_with("1 rules, 23 events (0 not events), 2 alerts\n"),

@@ -49,6 +49,11 @@ pub struct EngineConfig {
     /// Matches held per aggregated alert (default 100); more are counted in the alert,
     /// not kept.
     pub max_aggregated: usize,
+    /// Event times ahead of the wall clock by more than this are counted
+    /// ([`EngineStats::future_events`]; default 5 minutes). Whatever their time, events
+    /// never move the engine's clock past the wall clock, so one event from a node with
+    /// a wrong clock does not make every later event late.
+    pub max_clock_skew: Duration,
 }
 
 impl Default for EngineConfig {
@@ -59,6 +64,7 @@ impl Default for EngineConfig {
             max_terms: 100_000,
             max_waiting: 10_000,
             max_aggregated: 100,
+            max_clock_skew: Duration::from_secs(300),
         }
     }
 }
@@ -93,6 +99,11 @@ impl Alert {
     /// Where the alert goes.
     pub fn destinations(&self) -> &[Destination] {
         &self.destinations
+    }
+
+    /// [`Alert::time`] in RFC 3339, without a zero fraction (`2026-01-01T00:00:20Z`).
+    pub fn time_text(&self) -> String {
+        fmt_time(nanos(self.time))
     }
 }
 
@@ -362,6 +373,8 @@ pub struct EngineStats {
     pub events: u64,
     /// Alerts produced.
     pub alerts: u64,
+    /// Events stamped more than [`EngineConfig::max_clock_skew`] after the wall clock.
+    pub future_events: u64,
     /// Per rule, by name.
     pub rules: BTreeMap<String, RuleStats>,
 }
@@ -378,6 +391,7 @@ pub struct Engine {
     pub(crate) watermark: Option<Nanos>,
     pub(crate) events: u64,
     pub(crate) alerts: u64,
+    pub(crate) future_events: u64,
 }
 
 impl Engine {
@@ -393,6 +407,7 @@ impl Engine {
             watermark: None,
             events: 0,
             alerts: 0,
+            future_events: 0,
         };
         engine.set_rules(rules);
         engine
@@ -446,11 +461,16 @@ impl Engine {
     pub fn process(&mut self, events: &[Event], now: Timestamp, out: &mut Vec<Alert>) {
         let now = nanos(now);
         let lateness = span(self.config.allowed_lateness);
+        let horizon = now.saturating_add(span(self.config.max_clock_skew));
         for event in events {
             self.events += 1;
             let t = nanos(event.timestamp());
-            if self.clock.max_event.is_none_or(|m| t > m) {
-                self.clock.max_event = Some(t);
+            if t > horizon {
+                self.future_events += 1;
+            }
+            let t_clock = t.min(now);
+            if self.clock.max_event.is_none_or(|m| t_clock > m) {
+                self.clock.max_event = Some(t_clock);
                 self.clock.moved_at = now;
             }
             for slot in &mut self.slots {
@@ -512,6 +532,7 @@ impl Engine {
         EngineStats {
             events: self.events,
             alerts: self.alerts,
+            future_events: self.future_events,
             rules: self
                 .slots
                 .iter()
@@ -980,6 +1001,18 @@ impl Slot {
                     _ => None,
                 }
                 .unwrap_or_default();
+                if !self.aggregates.contains_key(&agg_key)
+                    && self.aggregates.len() >= config.max_query_keys
+                {
+                    // At the bound: the oldest aggregation is sent now rather than kept.
+                    let oldest = self
+                        .aggregates
+                        .iter()
+                        .min_by_key(|(_, a)| a.first)
+                        .map(|(k, _)| k.clone());
+                    self.stats.evicted_keys += 1;
+                    self.send_aggregates(oldest.into_iter().collect(), out);
+                }
                 let agg = self.aggregates.entry(agg_key).or_insert_with(|| Aggregate {
                     first: m.time,
                     query_key: m.key.clone(),
@@ -1008,14 +1041,19 @@ impl Slot {
         if self.aggregates.is_empty() {
             return;
         }
-        let rule = Arc::clone(&self.rule);
         let ready: Vec<String> = self
             .aggregates
             .iter()
             .filter(|(_, a)| a.first.saturating_add(span(window)) <= w)
             .map(|(k, _)| k.clone())
             .collect();
-        for k in ready {
+        self.send_aggregates(ready, out);
+    }
+
+    /// Sends the aggregations of `keys` as one alert each.
+    fn send_aggregates(&mut self, keys: Vec<String>, out: &mut Vec<Alert>) {
+        let rule = Arc::clone(&self.rule);
+        for k in keys {
             let Some(agg) = self.aggregates.remove(&k) else {
                 continue;
             };

@@ -439,3 +439,41 @@ fn reloading_an_unchanged_rule_keeps_its_window() {
     assert!(alerts[0].text.starts_with("edited"));
     let _ = Duration::ZERO;
 }
+
+#[test]
+fn a_wrong_clock_in_the_future_does_not_make_later_events_late() {
+    let mut engine = Engine::new(EngineConfig::default(), [rule(FREQUENCY)]);
+    let mut out = Vec::new();
+    let e = |t, pod: &str| ev(t, json!({"level": "error", "pod": pod}));
+    // One event a day ahead, then a normal burst, all with the wall clock at 100.
+    engine.process(&[e(86_400, "skewed")], at(100), &mut out);
+    engine.process(&[e(100, "a"), e(101, "a"), e(102, "a")], at(102), &mut out);
+    assert_eq!(times(&out), vec![(102, key("a"))]);
+    let stats = engine.stats();
+    assert_eq!(stats.future_events, 1);
+    assert_eq!(stats.rules["bursts"].late_events, 0);
+}
+
+#[test]
+fn pending_aggregations_are_bounded() {
+    let yaml = "name: grouped\ntype: any\nrealert: 0s\naggregation: 1h\naggregation_key: pod\nalert: [debug]\n";
+    let config = EngineConfig {
+        max_query_keys: 3,
+        ..EngineConfig::default()
+    };
+    let mut engine = Engine::new(config, [rule(yaml)]);
+    let events: Vec<Event> = (0..5)
+        .map(|i| ev(i, json!({"pod": format!("p{i}")})))
+        .collect();
+    let alerts = feed(&mut engine, events);
+    // p0 and p1 are sent early to keep three aggregations pending.
+    let sent: Vec<String> = alerts
+        .iter()
+        .map(|a| a.events[0]["pod"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(sent, ["p0", "p1"]);
+    assert_eq!(engine.stats().rules["grouped"].evicted_keys, 2);
+    let mut rest = Vec::new();
+    engine.finish(&mut rest);
+    assert_eq!(rest.len(), 3);
+}

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use logtide_alert::{
-    Alert, AlertsConfig, Deliverer, Engine, EngineConfig, Rule, RuleDir, RuleStats,
+    Alert, AlertsConfig, Deliverer, DeliveryStats, Engine, EngineConfig, Rule, RuleDir, RuleStats,
 };
 use logtide_event::{Event, Timestamp};
 use logtide_k8s_meta::{
@@ -17,7 +17,7 @@ use logtide_k8s_meta::{
 };
 use serde_json::{json, Value};
 
-use crate::Error;
+use crate::{Error, Telemetry};
 
 /// How often rule sources are looked at and time moves on without events.
 const TICK: Duration = Duration::from_millis(200);
@@ -39,6 +39,7 @@ pub struct Alerts {
     last_tick: Instant,
     last_status: Instant,
     reported: BTreeMap<String, u64>,
+    published: DeliveryStats,
     out: Vec<Alert>,
 }
 
@@ -83,6 +84,7 @@ impl Alerts {
             last_tick: Instant::now(),
             last_status: Instant::now(),
             reported: BTreeMap::new(),
+            published: DeliveryStats::default(),
             out: Vec::new(),
         };
         alerts.set_rules();
@@ -104,12 +106,19 @@ impl Alerts {
         self.deliver();
     }
 
-    /// Picks up rule changes, moves time on, writes statuses and saves the state when due.
-    pub fn tick(&mut self) {
+    /// Picks up rule changes, moves time on, writes statuses and saves the state when
+    /// due; counts delivery retries and failures into `telemetry` (output `alerts`).
+    pub fn tick(&mut self, telemetry: &Telemetry) {
         if self.last_tick.elapsed() < TICK {
             return;
         }
         self.last_tick = Instant::now();
+        let d = self.deliverer.stats();
+        let p = &self.published;
+        telemetry.add_retries("alerts", d.retries - p.retries);
+        telemetry.add_output_errors("alerts", "delivery", d.failed - p.failed);
+        telemetry.add_output_errors("alerts", "queue_full", d.dropped - p.dropped);
+        self.published = d;
         let mut changed = false;
         if let Some(dir) = &mut self.dir {
             match dir.reload_if_changed() {
@@ -417,7 +426,7 @@ fn write_alerts(
         writeln!(
             out,
             "{} {}{key}: {} (to: {})",
-            a.time,
+            a.time_text(),
             a.rule,
             a.subject,
             to.join(", ")
@@ -591,7 +600,7 @@ mod tests {
         );
         let text = String::from_utf8(out).unwrap();
         assert!(
-            text.starts_with("2026-01-01T00:00:20.000000000Z errors [a]: errors (a) (to: debug)\n    errors on a\n    \n    At least 2 events"),
+            text.starts_with("2026-01-01T00:00:20Z errors [a]: errors (a) (to: debug)\n    errors on a\n    \n    At least 2 events"),
             "{text}"
         );
     }
@@ -660,6 +669,7 @@ mod tests {
         assert!(state.exists());
 
         // After a restart the silences hold: the same events send nothing.
+        let telemetry = Telemetry::default();
         let mut alerts = Alerts::start(&config).unwrap();
         alerts.observe(&[event("a"), event("b")]);
         // A new rule file is picked up.
@@ -675,7 +685,7 @@ mod tests {
                 "the new rule file was not loaded"
             );
             std::thread::sleep(TICK);
-            alerts.tick();
+            alerts.tick(&telemetry);
         }
         alerts.observe(&[Event::from_json(json!({"level": "warn"})).unwrap()]);
         let body = received.recv_timeout(Duration::from_secs(10)).unwrap();

@@ -367,7 +367,7 @@ pub fn run_relay_with(
             es_result(&telemetry, result, &mut es_trouble).map_err(es_err)?;
         }
         if let Some(a) = &mut alerts {
-            a.tick();
+            a.tick(&telemetry);
         }
         if let Some(s3) = &mut s3 {
             let wait_after_error =
