@@ -99,10 +99,7 @@ fn sigterm(child: &mut Child) {
 fn alerts(rx: &mpsc::Receiver<Value>, n: usize) -> Vec<String> {
     let mut out = Vec::new();
     let mut deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let Ok(body) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) else {
-            break;
-        };
+    while let Ok(body) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
         assert_eq!(body["rule"], "error burst", "{body}");
         out.push(body["query_key"].as_str().unwrap().to_owned());
         if out.len() == n {
