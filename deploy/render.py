@@ -13,6 +13,8 @@ template, without the `# Source:` lines.
 deploy/manifests/<template>.yaml: the chart with its default values.
 deploy/manifests/extras/servicemonitor.yaml: the ServiceMonitor the chart adds with
 `serviceMonitor.enabled=true` (for clusters running the Prometheus Operator).
+deploy/variants/relay-alerts.yaml: the RBAC, configurations and relay the chart renders
+with `relay.alerts.enabled=true` (apply deploy/crds/ first); not part of manifests/.
 """
 
 import argparse
@@ -25,6 +27,7 @@ from helm_python import chart as helm_chart
 DEPLOY = Path(__file__).resolve().parent
 CHART = DEPLOY / "helm" / "logtide"
 MANIFESTS = DEPLOY / "manifests"
+VARIANTS = DEPLOY / "variants"
 RELEASE = "logtide"
 NAMESPACE = "logtide"
 HEADER = (
@@ -55,12 +58,28 @@ def wanted():
     files[MANIFESTS / "extras" / "servicemonitor.yaml"] = (
         HEADER.format(values="serviceMonitor.enabled=true") + monitored["servicemonitor.yaml"]
     )
+    alerting = render(ALERTS)
+    files[VARIANTS / "relay-alerts.yaml"] = HEADER.format(
+        values="relay.alerts.enabled=true"
+    ) + "---\n".join(alerting[name] for name in ("rbac.yaml", "configmaps.yaml", "relay.yaml"))
     return files
 
 
+def crd_problems():
+    """The chart's CRD (crds/) must be the one deploy/crds/ ships for kubectl users."""
+    shipped = (DEPLOY / "crds" / "logalertrule.yaml").read_text().split("\n---\n")[0]
+    chart = (CHART / "crds" / "logalertrule.yaml").read_text()
+    if shipped.rstrip("\n") != chart.rstrip("\n"):
+        return ["crds/logalertrule.yaml differs from deploy/crds/logalertrule.yaml's CRD"]
+    return []
+
+
+ALERTS = {"relay": {"alerts": {"enabled": True, "namespace": "monitoring"}}}
+
+
 def lint():
-    problems = []
-    for values in (None, {"serviceMonitor": {"enabled": True}}):
+    problems = crd_problems()
+    for values in (None, {"serviceMonitor": {"enabled": True}}, ALERTS):
         report = helm_chart.lint(str(CHART), values, strict=True, namespace=NAMESPACE)
         for message in report.get("messages", []):
             # 1 = info (such as "icon is recommended"); 2 = warning; 3 = error.
@@ -84,7 +103,7 @@ def main():
         return 1
 
     files = wanted()
-    existing = {p for p in MANIFESTS.rglob("*.yaml")} if MANIFESTS.exists() else set()
+    existing = {p for d in (MANIFESTS, VARIANTS) if d.exists() for p in d.rglob("*.yaml")}
     stale = sorted(existing - set(files))
     if args.check:
         differs = False

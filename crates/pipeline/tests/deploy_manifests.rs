@@ -97,7 +97,11 @@ fn typed<T: DeserializeOwned + Serialize>(doc: &Value, origin: &str) -> T {
 }
 
 fn load_manifests() -> Manifests {
-    let dir = repo().join("deploy/manifests");
+    load_manifests_from("deploy/manifests")
+}
+
+fn load_manifests_from(rel: &str) -> Manifests {
+    let dir = repo().join(rel);
     let mut files = Vec::new();
     yaml_files(&dir, &mut files);
     assert!(!files.is_empty(), "no manifests in {}", dir.display());
@@ -892,5 +896,76 @@ fn the_operations_guide_lists_every_metric() {
     assert_eq!(
         documented, registered,
         "docs/operations.md's metric table against crates/pipeline/src/telemetry.rs"
+    );
+}
+
+#[test]
+fn with_alerts_the_relay_watches_log_alert_rules_and_may_patch_their_status() {
+    let m = load_manifests_from("deploy/variants");
+    let b = binary(&m, "logtide-relay");
+    let config = with_env(&b.env, || {
+        RelayConfig::from_yaml(&b.text, Path::new(&b.path))
+            .unwrap_or_else(|e| panic!("{}: {e}", b.path))
+    });
+    let alerts = config.alerts.expect("alerts configured");
+    let rules = alerts.kubernetes.expect("LogAlertRule resources watched");
+    assert_eq!(rules.namespace.as_deref(), Some("monitoring"));
+    assert!(alerts
+        .state_file
+        .is_some_and(|p| p.starts_with("/var/lib/logtide")));
+    let relay = m
+        .deployments
+        .iter()
+        .find(|d| d.metadata.name.as_deref() == Some("logtide-relay"))
+        .unwrap();
+    let pod = relay.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+    assert_eq!(
+        pod.automount_service_account_token,
+        Some(true),
+        "the watch needs a token"
+    );
+    let role = m
+        .cluster_roles
+        .iter()
+        .find(|r| r.metadata.name.as_deref() == Some("logtide-relay-alert-rules"))
+        .expect("a ClusterRole for the rules");
+    let grants: Vec<(String, Vec<String>)> = role
+        .rules
+        .iter()
+        .flatten()
+        .flat_map(|r| {
+            assert_eq!(
+                r.api_groups.as_deref(),
+                Some(&["logtide.dev".to_owned()][..])
+            );
+            r.resources
+                .iter()
+                .flatten()
+                .map(|res| (res.clone(), r.verbs.clone()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(
+        grants,
+        [
+            (
+                "logalertrules".to_owned(),
+                vec!["get".into(), "list".into(), "watch".into()]
+            ),
+            (
+                "logalertrules/status".to_owned(),
+                vec!["get".into(), "patch".into()]
+            ),
+        ]
+    );
+    let binding = m
+        .cluster_role_bindings
+        .iter()
+        .find(|r| r.role_ref.name == "logtide-relay-alert-rules")
+        .expect("bound");
+    let subject = &binding.subjects.as_ref().unwrap()[0];
+    assert_eq!(
+        Some(subject.name.as_str()),
+        pod.service_account_name.as_deref()
     );
 }
