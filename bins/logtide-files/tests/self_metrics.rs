@@ -3,7 +3,8 @@
 //! before it was read is given up on and its lost bytes are counted against its path, and
 //! once Kinesis answers again the counters add up: events read = shipped + every discard
 //! reason (a processor's drop_event and an oversize entry dead-lettered); the unparsable
-//! line is counted as such. `logtide-files status` shows the loss, in text and JSON.
+//! line is counted as such, and so is a copytruncate. `logtide-files status` shows the
+//! loss, in text and JSON.
 
 mod kinesis_common;
 
@@ -271,6 +272,22 @@ http.port: {port}
     assert_eq!(a_row["behind"], 0, "{a_row}");
     assert_eq!(doc["process"]["totals"]["events"]["read"], read);
     assert_eq!(doc["process"]["totals"]["ready"], true);
+
+    // copytruncate: a.log is cut to nothing and written again; the truncation is counted
+    // and the new lines are shipped.
+    fs::write(logs.join("a.log"), cri("after the truncation")).unwrap();
+    wait_for(
+        "the truncation",
+        &mut agent,
+        Duration::from_secs(30),
+        || {
+            let m = scrape(&address);
+            value(&m, "logtide_file_truncations_total{}") == 1
+                && value(&m, "logtide_events_total{stage=shipped}")
+                    == value(&m, "logtide_events_total{stage=read}") - 21
+                && value(&m, "logtide_events_total{stage=read}") == read + 1
+        },
+    );
 
     Command::new("kill")
         .args(["-TERM", &agent.child.id().to_string()])
