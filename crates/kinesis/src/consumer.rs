@@ -18,7 +18,7 @@ use crate::checkpoint::{FileCheckpoints, SHARD_END};
 use crate::deadletter::DeadLetters;
 use crate::decode::{peek_header, Decoder, Incomplete};
 use crate::lease::{Lease, LeaseTable};
-use crate::sink::sdk_config;
+use crate::sink::runtime_and_sdk;
 use crate::Error;
 
 /// Per-shard read limit: calls per second.
@@ -430,15 +430,7 @@ pub fn read_checkpoints(config: &ConsumerConfig) -> Result<Vec<Lease>, Error> {
                 .collect())
         }
         Some(d) => {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_io()
-                .enable_time()
-                .build()
-                .map_err(|e| Error::Setup(format!("cannot start the async runtime: {e}")))?;
-            let sdk = rt.block_on(sdk_config(
-                config.region.as_deref(),
-                config.endpoint.as_deref(),
-            ))?;
+            let (rt, sdk) = runtime_and_sdk(config.region.as_deref(), config.endpoint.as_deref())?;
             let mut table = LeaseTable::new(
                 aws_sdk_dynamodb::Client::new(&sdk),
                 &d.table,
@@ -458,15 +450,7 @@ impl Consumer {
     /// lease table when missing), and lists the stream's shards.
     pub fn connect(config: &ConsumerConfig) -> Result<Consumer, Error> {
         config.validate()?;
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_io()
-            .enable_time()
-            .build()
-            .map_err(|e| Error::Setup(format!("cannot start the async runtime: {e}")))?;
-        let sdk = rt.block_on(sdk_config(
-            config.region.as_deref(),
-            config.endpoint.as_deref(),
-        ))?;
+        let (rt, sdk) = runtime_and_sdk(config.region.as_deref(), config.endpoint.as_deref())?;
         let client = aws_sdk_kinesis::Client::new(&sdk);
         let store = match &config.checkpoint.dynamodb {
             None => Store::File(FileCheckpoints::open(

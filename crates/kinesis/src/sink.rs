@@ -145,15 +145,7 @@ impl Sink {
     /// `max_record_bytes` is `auto`. Does not otherwise contact AWS.
     pub fn connect(config: &KinesisConfig) -> Result<Sink, Error> {
         config.validate()?;
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_io()
-            .enable_time()
-            .build()
-            .map_err(|e| Error::Setup(format!("cannot start the async runtime: {e}")))?;
-        let sdk = rt.block_on(sdk_config(
-            config.region.as_deref(),
-            config.endpoint.as_deref(),
-        ))?;
+        let (rt, sdk) = runtime_and_sdk(config.region.as_deref(), config.endpoint.as_deref())?;
         let client = aws_sdk_kinesis::Client::new(&sdk);
         let max_record_bytes = match config.max_record_bytes {
             MaxRecordBytes::Bytes(n) => n,
@@ -397,6 +389,20 @@ fn events_of(records: &[Record]) -> Vec<Event> {
         }
     }
     out
+}
+
+/// A one-thread runtime for the blocking API, and [`sdk_config`] loaded on it.
+pub(crate) fn runtime_and_sdk(
+    region: Option<&str>,
+    endpoint: Option<&str>,
+) -> Result<(tokio::runtime::Runtime, aws_config::SdkConfig), Error> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()
+        .map_err(|e| Error::Setup(format!("cannot start the async runtime: {e}")))?;
+    let sdk = rt.block_on(sdk_config(region, endpoint))?;
+    Ok((rt, sdk))
 }
 
 /// The AWS configuration shared by the sink, the consumer and the lease table: rustls
