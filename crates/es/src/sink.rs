@@ -222,9 +222,7 @@ impl EsSink {
     /// document into a dead letter when no change can make it acceptable).
     fn normalize(&mut self, doc: &mut Doc, mut event: Event) {
         self.load_mapping(&doc.target);
-        let Some(mapping) = self.mappings.get_mut(&doc.target) else {
-            return;
-        };
+        let mapping = self.mappings.entry(doc.target.clone()).or_default();
         let outcome = self.normalizer.normalize_event(mapping, &mut event);
         self.stats.normalizer.record(&outcome);
         if let Some(rejection) = &outcome.unresolved {
@@ -278,13 +276,20 @@ impl EsSink {
                 IndexMapping::default()
             }
         };
-        if self.mapping_order.len() >= MAX_MAPPINGS {
+        self.remember(index, mapping);
+    }
+
+    /// Keeps `mapping` for `index`, forgetting the oldest index beyond [`MAX_MAPPINGS`].
+    fn remember(&mut self, index: &str, mapping: IndexMapping) {
+        if self.mappings.insert(index.to_owned(), mapping).is_some() {
+            return;
+        }
+        self.mapping_order.push_back(index.to_owned());
+        while self.mapping_order.len() > MAX_MAPPINGS {
             if let Some(old) = self.mapping_order.pop_front() {
                 self.mappings.remove(&old);
             }
         }
-        self.mapping_order.push_back(index.to_owned());
-        self.mappings.insert(index.to_owned(), mapping);
     }
 
     fn fetch_mapping(&self, index: &str) -> Result<IndexMapping> {
@@ -328,10 +333,7 @@ impl EsSink {
             match self.fetch_mapping(&index) {
                 Ok(m) => {
                     self.stats.mapping_refreshes += 1;
-                    if !self.mappings.contains_key(&index) {
-                        self.mapping_order.push_back(index.clone());
-                    }
-                    self.mappings.insert(index, m);
+                    self.remember(&index, m);
                 }
                 Err(e) => {
                     tracing::warn!(%index, error = %e, "cannot read the index mapping; trying again later");
