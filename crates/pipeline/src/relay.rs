@@ -201,6 +201,8 @@ impl RelayPublisher {
             }
             let retries = |s: &EsStats| s.retried + s.request_retries + s.mapping_retries;
             t.add_retries("elasticsearch", retries(&now) - retries(was));
+            t.add_modified_events("mapping_normalized", now.normalized - was.normalized);
+            t.add_discarded_events("es_dead_letter", now.dead_lettered - was.dead_lettered);
             self.es = now;
         }
     }
