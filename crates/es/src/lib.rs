@@ -8,7 +8,10 @@
 //!   exponential backoff; a mapping rejection makes the sink read the index's mapping
 //!   again (`GET <index>`) and send the document normalized against it; anything still
 //!   refused goes to the dead-letter index (`logtide-deadletter-YYYY.MM.DD`) as the
-//!   original JSON text with the error. Documents get a deterministic `_id`
+//!   original JSON text with the error. So does a document that the normalizer could only
+//!   make acceptable by removing values without room to record them in it (a
+//!   `total_fields.limit` reached before the index template made the conflicts object
+//!   unmapped). Documents get a deterministic `_id`
 //!   ([`document_id`]) so a redelivery overwrites, and go to the index named by their
 //!   time ([`IndexPattern`]). Every outcome is counted ([`EsStats`]).
 //! - [`setup`]: the index template of the normalizer's policies, the dead-letter

@@ -4,7 +4,7 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use logtide_event::{AckToken, Event, Timestamp};
-use logtide_mapping::{IndexMapping, Normalizer, Stats};
+use logtide_mapping::{Action, IndexMapping, Normalizer, Stats};
 use serde_json::{json, Value};
 
 use crate::bulk::{self, ItemResult};
@@ -228,6 +228,30 @@ impl EsSink {
         if let Some(rejection) = &outcome.unresolved {
             let reason = rejection.reason.clone();
             self.to_dead_letter(doc, rejection.error_type, &reason, 400, "normalize");
+            return;
+        }
+        if !outcome.is_lossless() {
+            // Values would be removed without a record of them in the document: keep the
+            // original whole in the dead-letter index instead.
+            let dropped: Vec<&str> = outcome
+                .changes
+                .iter()
+                .filter(|c| c.action == Action::Drop)
+                .map(|c| c.field.as_str())
+                .collect();
+            let reason = format!(
+                "the mapping leaves no room for {} values ({}{}) nor for the record of the change",
+                dropped.len(),
+                dropped[..dropped.len().min(5)].join(", "),
+                if dropped.len() > 5 { ", …" } else { "" }
+            );
+            self.to_dead_letter(
+                doc,
+                "logtide_lossy_normalization",
+                &reason,
+                400,
+                "normalize",
+            );
             return;
         }
         if outcome.is_changed() {

@@ -483,3 +483,69 @@ fn an_outage_keeps_documents_queued(server: &SearchServer) {
     assert_eq!(SearchTool::new(&server.endpoint()).count(INDEX), 50);
     assert_eq!(acks.outcomes().len(), 50);
 }
+
+both!(the_total_fields_limit_is_respected);
+/// Elasticsearch refuses a document that would map more fields than
+/// `index.mapping.total_fields.limit`; noida-db ignores the limit (an emulator deviation),
+/// so the check is that the sink never sends such a document: what the index maps stays
+/// within the limit on both servers. With the template of `setup`, the fields beyond the
+/// limit are quarantined (the conflicts object maps nothing); without it, there is no room
+/// to keep them in the document, and the original goes to the dead-letter index whole.
+fn the_total_fields_limit_is_respected(server: &SearchServer) {
+    let tool = SearchTool::new(&server.endpoint());
+    let c = config(&server.endpoint());
+    let fields: serde_json::Map<String, Value> =
+        (0..40).map(|i| (format!("k{i:02}"), json!(i))).collect();
+    fn count(v: &Value) -> usize {
+        v["properties"].as_object().map_or(0, |p| {
+            p.values()
+                .map(|f| 1 + count(f) + f["fields"].as_object().map_or(0, |m| m.len()))
+                .sum()
+        })
+    }
+    let create = |limit: u64| {
+        let (status, body) = tool.request(
+            "PUT",
+            &format!("/{INDEX}"),
+            Some(&json!({"settings": {"index.mapping.total_fields.limit": limit}})),
+        );
+        assert_eq!(status, 200, "{body}");
+    };
+
+    // Without the template: nowhere to keep 40 fields, so a dead letter.
+    create(20);
+    let acks = Arc::new(Acks::default());
+    let mut sink = EsSink::connect(&c).unwrap();
+    sink.write(vec![event(&acks, 1, json!({"wide": fields}))])
+        .unwrap();
+    let stats = sink.stats().clone();
+    assert_eq!((stats.indexed, stats.dead_lettered), (0, 1), "{stats:?}");
+    let letter = tool.get(DEAD, "doc-1").expect("dead letter stored");
+    assert_eq!(
+        letter["error"]["type"],
+        json!("logtide_lossy_normalization")
+    );
+    let original: Value =
+        serde_json::from_str(letter["event"]["original"].as_str().unwrap()).unwrap();
+    assert_eq!(original["wide"], json!(fields));
+
+    // With the template: indexed, the fields beyond the limit quarantined.
+    let (status, body) = tool.request("DELETE", &format!("/{INDEX}"), None);
+    assert_eq!(status, 200, "{body}");
+    logtide_es::setup(&c).unwrap();
+    create(40);
+    let mut sink = EsSink::connect(&c).unwrap();
+    sink.write(vec![event(&acks, 2, json!({"wide": fields}))])
+        .unwrap();
+    let stats = sink.stats().clone();
+    assert_eq!((stats.indexed, stats.normalized), (1, 1), "{stats:?}");
+    let doc = tool.get(INDEX, "doc-2").expect("indexed");
+    let kept = doc["wide"].as_object().map_or(0, |m| m.len());
+    let quarantined = doc["_conflicts"].as_object().map_or(0, |m| m.len());
+    assert_eq!(kept + quarantined, 40, "{doc}");
+    assert!(quarantined > 0, "{doc}");
+    assert!(doc["event"]["mapping_conflicts"].is_array(), "{doc}");
+    let (_, mapping) = tool.request("GET", &format!("/{INDEX}/_mapping"), None);
+    let mapped = count(&mapping[INDEX]["mappings"]);
+    assert!(mapped <= 40, "{mapped} fields mapped: {mapping}");
+}
