@@ -14,6 +14,12 @@
 //!   unmapped). Documents get a deterministic `_id`
 //!   ([`document_id`]) so a redelivery overwrites, and go to the index named by their
 //!   time ([`IndexPattern`]). Every outcome is counted ([`EsStats`]).
+//!
+//!   The normalizer assumes documents are mapped in the order it saw them; `_bulk`
+//!   requests in flight at once may be applied by the server in another order, so a field
+//!   a later batch introduces can be mapped first. A document refused for that is handled
+//!   like any mapping rejection (fresh mapping, normalized again, sent again: counted in
+//!   [`EsStats::mapping_retries`]); `concurrency: 1` avoids it at the cost of throughput.
 //! - [`setup`]: the index template of the normalizer's policies, the dead-letter
 //!   template, and an ILM (Elasticsearch) or ISM (OpenSearch) retention policy.
 //! - The server is identified at start (`GET /`, [`ServerVersion`]): Elasticsearch 7 to
