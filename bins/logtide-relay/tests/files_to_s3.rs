@@ -1,8 +1,8 @@
 //! The whole path, with both binaries: `logtide-files` tails kubelet-style CRI logs (an
 //! entry in 16 KiB `P` chunks that is larger than a Kinesis record, and a rename rotation
 //! in the middle of an entry) into a 2-shard stream of moto_server; `logtide-relay` reads
-//! the stream into S3. boto3 reads the archive back: every entry once, whole, in order per
-//! container, with the fields the agent gave it.
+//! the stream into S3 and Elasticsearch (noida-db). boto3 reads the archive back: every
+//! entry once, whole, in order per container; the index holds every entry once, whole.
 
 use std::collections::HashMap;
 use std::fs::{self, OpenOptions};
@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use logtide_testkit::{KinesisTool, MotoServer, S3Tool, AWS_ENV};
+use logtide_testkit::{KinesisTool, MotoServer, NoidaDb, S3Tool, SearchTool, AWS_ENV};
 use serde_json::Value;
 
 const RELAY: &str = env!("CARGO_BIN_EXE_logtide-relay");
@@ -94,6 +94,9 @@ fn agent_to_stream_to_relay_to_s3() {
     KinesisTool::new(&moto.endpoint()).create_stream("logs", 2);
     let s3 = S3Tool::new(&moto.endpoint());
     s3.create_bucket("archive");
+    let es = NoidaDb::start();
+    let search = SearchTool::new(&es.endpoint());
+    search.wait_ready();
     let dir = tempfile::tempdir().unwrap();
     let logs = dir.path().join("logs");
     fs::create_dir_all(&logs).unwrap();
@@ -159,8 +162,13 @@ output.kinesis:
   checkpoint: {{path: {cp}}}
 sinks:
   s3: {{bucket: archive, prefix: logtide, region: us-east-1, endpoint: {e}, max_age: 1s}}
+  elasticsearch:
+    hosts: [\"{es}\"]
+    index: \"files-%{{+yyyy.MM.dd}}\"
+    dead_letter_index: \"files-deadletter-%{{+yyyy.MM.dd}}\"
 ",
             e = moto.endpoint(),
+            es = es.endpoint(),
             dl = dir.path().join("relay-dl").display(),
             cp = dir.path().join("cp").display(),
         ),
@@ -212,8 +220,41 @@ sinks:
         );
         std::thread::sleep(Duration::from_millis(500));
     };
+    // The index: the event time is 2024-06-01 (the CRI timestamps).
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let indexed = loop {
+        let docs = search.all("files-2024.06.01");
+        if docs.len() >= want {
+            break docs;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {want} indexed\nrelay: {}",
+            docs.len(),
+            fs::read_to_string(&relay_log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
     sigterm(&mut agent, &files_log);
     sigterm(&mut relay, &relay_log);
+    let mut in_index: HashMap<String, Vec<String>> = HashMap::new();
+    for (_, doc) in &indexed {
+        in_index
+            .entry(doc["container"]["id"].as_str().unwrap().to_owned())
+            .or_default()
+            .push(doc["message"].as_str().unwrap().to_owned());
+    }
+    for (id, messages) in &written {
+        let mut want = messages.clone();
+        want.sort();
+        let mut got = in_index.remove(id).unwrap_or_default();
+        got.sort();
+        assert!(
+            want == got,
+            "container {id}: the index differs from what was written"
+        );
+    }
+    assert_eq!(search.count("files-deadletter-*"), 0);
     for (id, messages) in &written {
         let archived = &got[id];
         assert_eq!(archived.len(), messages.len(), "container {id}");
