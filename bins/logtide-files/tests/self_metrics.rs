@@ -257,6 +257,11 @@ http.port: {port}
     assert!(value(&m, "logtide_bytes_total{stage=read}") >= a.len() as u64);
     assert!(value(&m, "logtide_bytes_total{stage=shipped}") > 0);
     assert!(value(&m, "logtide_output_latency_seconds_count{output=kinesis}") > 0);
+    assert_eq!(
+        value(&m, "logtide_files_open{}"),
+        1,
+        "a.log; big.log was given up"
+    );
 
     let doc: Value = serde_json::from_str(&status(&config, true)).unwrap();
     let files = doc["files"].as_array().unwrap();

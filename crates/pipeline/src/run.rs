@@ -345,7 +345,7 @@ impl Publisher {
         );
         t.add_truncations(now_stats.truncations - was.truncations);
         self.published = now_stats;
-        t.set_files(self.input, &tailer.progress(), now);
+        t.set_files(self.input, &tailer.progress(), now_stats.open_files, now);
     }
 }
 

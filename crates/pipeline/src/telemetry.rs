@@ -93,6 +93,8 @@ struct State {
     checks: Vec<(String, Check)>,
     /// The paths each input last reported, so that paths gone are removed.
     paths: HashMap<usize, HashSet<Arc<str>>>,
+    /// Files each input has open.
+    open: HashMap<usize, u64>,
     /// The paths in `logtide_file_lost_bytes_total`.
     loss_paths: HashSet<String>,
     /// The shards the relay last reported.
@@ -369,8 +371,15 @@ impl Telemetry {
             .set(0.0);
     }
 
-    /// Replaces what input `input` reports of its files.
-    pub fn set_files(&self, input: usize, files: &[logtide_tail::FileProgress], now: Instant) {
+    /// Replaces what input `input` reports of its files: their progress, and how many it
+    /// has open.
+    pub fn set_files(
+        &self,
+        input: usize,
+        files: &[logtide_tail::FileProgress],
+        open: u64,
+        now: Instant,
+    ) {
         // Several generations of one path (a rotation) add up.
         let mut by_path: HashMap<Arc<str>, (u64, Option<Instant>)> = HashMap::new();
         for f in files {
@@ -397,9 +406,10 @@ impl Telemetry {
             let age = oldest.map_or(0.0, |t| now.saturating_duration_since(t).as_secs_f64());
             self.file_oldest.get_or_create(&l).set(age);
         }
-        let open: usize = state.paths.values().map(HashSet::len).sum();
+        state.open.insert(input, open);
+        let open: u64 = state.open.values().sum();
         drop(state);
-        self.files_open.set(open as i64);
+        self.files_open.set(i64::try_from(open).unwrap_or(i64::MAX));
     }
 
     /// Replaces the relay's lag per owned shard (milliseconds behind the shard's tip).
