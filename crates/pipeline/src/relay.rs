@@ -195,9 +195,10 @@ impl RelayPublisher {
         }
         if let Some(es) = es {
             let (was, now) = (&self.es, es.stats().clone());
+            // Without S3, an event is shipped once indexed; a dead-lettered one is counted
+            // as a discard below, so that read = shipped + discards still holds.
             if s3.is_none() {
-                let done = |s: &EsStats| s.indexed + s.dead_lettered;
-                t.add_events("shipped", done(&now) - done(was));
+                t.add_events("shipped", now.indexed - was.indexed);
             }
             let retries = |s: &EsStats| s.retried + s.request_retries + s.mapping_retries;
             t.add_retries("elasticsearch", retries(&now) - retries(was));
