@@ -766,9 +766,22 @@ fn pairs(list: &[(Arc<str>, Arc<str>)]) -> Value {
 }
 
 /// Merges `fields` into the object at `key`, replacing a non-object there.
+/// Sets `fields` under `key`, merging into objects already there at every depth, so that
+/// what the event had (a metrics event's `kubernetes.pod.cpu`, say) stays beside what
+/// enrichment adds.
 fn merge(event: &mut Event, key: &str, fields: Map<String, Value>) {
+    fn deep(into: &mut Map<String, Value>, from: Map<String, Value>) {
+        for (k, v) in from {
+            match (into.get_mut(&k), v) {
+                (Some(Value::Object(a)), Value::Object(b)) => deep(a, b),
+                (_, v) => {
+                    into.insert(k, v);
+                }
+            }
+        }
+    }
     if let Some(Value::Object(existing)) = event.get_mut(key) {
-        existing.extend(fields);
+        deep(existing, fields);
         return;
     }
     // Cannot fail: the key is a single segment at the top level.

@@ -252,11 +252,20 @@ fn metrics_of_a_pod_get_the_fields_its_logs_get() {
     assert_eq!(fields(&container), fields(&from_log[0]));
     let mut pod_event = metrics(json!({"kubernetes.namespace": "shop",
         "kubernetes.pod.name": "web-7d4b9-x2x"}));
+    pod_event
+        .insert("kubernetes.pod.cpu.usage.nanocores", json!(350))
+        .unwrap();
     assert!(enricher.enrich_pod_metrics(&mut pod_event));
     assert_eq!(
         pod_event.get("kubernetes.deployment.name"),
         Some(&json!("web"))
     );
+    // The metrics stay beside the metadata.
+    assert_eq!(
+        pod_event.get("kubernetes.pod.cpu.usage.nanocores"),
+        Some(&json!(350))
+    );
+    assert_eq!(pod_event.get("kubernetes.pod.uid"), Some(&json!(uid(1))));
     assert_eq!(pod_event.get("kubernetes.container"), None);
     // From cgroup files: the pod uid.
     let mut by_uid = metrics(json!({"kubernetes.pod.uid": uid(1)}));
