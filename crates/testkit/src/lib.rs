@@ -33,6 +33,7 @@
 //! assert!(records.is_empty());
 //! ```
 
+mod http;
 mod kmock;
 mod proxy;
 mod s3tool;

@@ -2,7 +2,7 @@
 //! back, and a proxy that throttles bulk items.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use crate::http::{lock, read_message, Message};
 use crate::service::{free_port, Service};
 
 const INSTALL: &str = "pip install noida-db osmem-server (as .ci/run does)";
@@ -378,10 +379,6 @@ impl std::fmt::Debug for BulkProxy {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 impl BulkProxy {
     /// A proxy on a free port in front of `upstream` (`http://127.0.0.1:PORT`).
     pub fn start(upstream: &str, plan: impl FnMut(u64) -> BulkFault + Send + 'static) -> Self {
@@ -443,76 +440,6 @@ impl Drop for BulkProxy {
     }
 }
 
-struct Request {
-    method: String,
-    path: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Request {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-fn read_request(r: &mut BufReader<TcpStream>) -> std::io::Result<Option<Request>> {
-    let mut start = String::new();
-    if r.read_line(&mut start)? == 0 {
-        return Ok(None);
-    }
-    let mut parts = start.split_whitespace();
-    let method = parts.next().unwrap_or("GET").to_owned();
-    let path = parts.next().unwrap_or("/").to_owned();
-    let mut headers = Vec::new();
-    loop {
-        let mut line = String::new();
-        if r.read_line(&mut line)? == 0 {
-            return Err(std::io::Error::other("connection closed in the headers"));
-        }
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = line.split_once(':') {
-            headers.push((k.trim().to_owned(), v.trim().to_owned()));
-        }
-    }
-    let mut req = Request {
-        method,
-        path,
-        headers,
-        body: Vec::new(),
-    };
-    if let Some(n) = req.header("content-length") {
-        let n: usize = n
-            .parse()
-            .map_err(|e| std::io::Error::other(format!("bad content-length: {e}")))?;
-        req.body = vec![0; n];
-        r.read_exact(&mut req.body)?;
-    } else if req
-        .header("transfer-encoding")
-        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"))
-    {
-        loop {
-            let mut size = String::new();
-            r.read_line(&mut size)?;
-            let n = usize::from_str_radix(size.trim().split(';').next().unwrap_or("0"), 16)
-                .map_err(|e| std::io::Error::other(format!("bad chunk size: {e}")))?;
-            let mut chunk = vec![0; n + 2];
-            r.read_exact(&mut chunk)?;
-            if n == 0 {
-                break;
-            }
-            req.body.extend_from_slice(&chunk[..n]);
-        }
-    }
-    Ok(Some(req))
-}
-
 fn respond(w: &mut TcpStream, status: u16, body: &[u8]) -> std::io::Result<()> {
     let head = format!(
         "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
@@ -559,7 +486,9 @@ fn pass(
 fn serve(conn: TcpStream, s: &ProxyShared) -> std::io::Result<()> {
     let mut w = conn.try_clone()?;
     let mut r = BufReader::new(conn);
-    while let Some(mut req) = read_request(&mut r)? {
+    while let Some(mut req) =
+        read_message(&mut r, || w.write_all(b"HTTP/1.1 100 Continue\r\n\r\n"))?
+    {
         let gzipped = req
             .header("content-encoding")
             .is_some_and(|v| v.eq_ignore_ascii_case("gzip"));
@@ -569,7 +498,7 @@ fn serve(conn: TcpStream, s: &ProxyShared) -> std::io::Result<()> {
             req.body = plain;
         }
         let is_bulk = req
-            .path
+            .path()
             .split('?')
             .next()
             .is_some_and(|p| p.ends_with("/_bulk"));
@@ -591,7 +520,10 @@ fn serve(conn: TcpStream, s: &ProxyShared) -> std::io::Result<()> {
         };
         let ct = req.header("content-type").map(str::to_owned);
         let (status, body) = match fault {
-            BulkFault::Pass => pass(s, &req.method, &req.path, ct.as_deref(), req.body),
+            BulkFault::Pass => {
+                let body = std::mem::take(&mut req.body);
+                pass(s, req.method(), req.path(), ct.as_deref(), body)
+            }
             BulkFault::Reject(status) => {
                 lock(&s.log).rejected_requests += 1;
                 let body = json!({"error": {"type": "es_rejected_execution_exception", "reason": "rejected by the test proxy"}, "status": status});
@@ -607,7 +539,7 @@ fn serve(conn: TcpStream, s: &ProxyShared) -> std::io::Result<()> {
 /// Answers the picked items 429 and passes the others on, merging the answers in order.
 fn throttle_items(
     s: &ProxyShared,
-    req: &Request,
+    req: &Message,
     ct: Option<&str>,
     pick: fn(usize) -> bool,
 ) -> (u16, Vec<u8>) {
@@ -632,7 +564,7 @@ fn throttle_items(
     }
     let mut passed: Vec<Value> = Vec::new();
     if !forward.is_empty() {
-        let (status, body) = pass(s, "POST", &req.path, ct, forward.into_bytes());
+        let (status, body) = pass(s, "POST", req.path(), ct, forward.into_bytes());
         if status != 200 {
             return (status, body);
         }
