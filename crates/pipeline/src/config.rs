@@ -165,13 +165,18 @@ fn check_processors(list: &[Value], at: &str, file: &Path) -> Result<(), Error> 
     build_processors_with(list, at, file, &crate::k8s::CheckOnly).map(drop)
 }
 
+/// The text of a configuration file; the error names the file.
+pub(crate) fn read_config_file(path: &Path) -> Result<String, Error> {
+    std::fs::read_to_string(path).map_err(|e| Error::Config {
+        file: path.to_owned(),
+        message: format!("cannot read: {e}"),
+    })
+}
+
 /// Loads only a `processors:` list from a configuration file: from a full logtide-files
 /// configuration (validated as a whole), or from a file that holds nothing else.
 pub fn load_processors(path: &Path) -> Result<logtide_json::Processors, Error> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::Config {
-        file: path.to_owned(),
-        message: format!("cannot read: {e}"),
-    })?;
+    let text = read_config_file(path)?;
     let value = parse_yaml(&text, path)?;
     let bad = |message: String| Error::Config {
         file: path.to_owned(),
@@ -510,10 +515,7 @@ pub fn output_from_section(section: Option<Value>, origin: &Path) -> Result<Outp
 impl FilesConfig {
     /// Loads and validates a logtide-files configuration file.
     pub fn load(path: &Path) -> Result<Self, Error> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::Config {
-            file: path.to_owned(),
-            message: format!("cannot read: {e}"),
-        })?;
+        let text = read_config_file(path)?;
         Self::from_yaml(&text, path)
     }
 

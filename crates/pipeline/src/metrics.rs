@@ -256,10 +256,7 @@ pub struct MetricsConfig {
 impl MetricsConfig {
     /// Loads and validates a configuration file.
     pub fn load(path: &Path) -> Result<Self, Error> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::Config {
-            file: path.to_owned(),
-            message: format!("cannot read: {e}"),
-        })?;
+        let text = crate::config::read_config_file(path)?;
         Self::from_yaml(&text, path)
     }
 
