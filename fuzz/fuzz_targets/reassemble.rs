@@ -3,7 +3,8 @@
 //!
 //! Input layout:
 //! - bytes 0 and 1 (little-endian u16): `max_entry_bytes` = 1 + value % 4096;
-//! - byte 2: `max_pending` = 1 + value % 8;
+//! - byte 2: `max_pending` = 1 + value % 8 (bits 0-2) and `max_pending_bytes` =
+//!   1 + 512 * (value >> 3) (bits 3-7: 1 to 15873 bytes);
 //! - the rest, split on `\n`: records of one control byte followed by one log line
 //!   (parsed with `Format::Auto`; lines that do not parse are skipped). Control bits
 //!   0-1 pick the key (0..4), bit 2 asks for `flush_all` after the line, and bit 3 for
@@ -51,6 +52,12 @@ fn check_pending(r: &Reassembler<u8, usize>, config: &ReassemblerConfig, totals:
         r.pending_len(),
         config.max_pending
     );
+    assert!(
+        r.pending_bytes() <= config.max_pending_bytes,
+        "{} pending bytes, budget {}",
+        r.pending_bytes(),
+        config.max_pending_bytes
+    );
     // Messages are bounded by the entry limit; attrs are copies of disjoint parts of the
     // pushed lines, so they are bounded by the bytes pushed.
     assert!(r.pending_bytes() <= config.max_pending * config.max_entry_bytes + totals.pushed);
@@ -72,6 +79,7 @@ fuzz_target!(|data: &[u8]| {
     let config = ReassemblerConfig {
         max_entry_bytes: 1 + usize::from(u16::from_le_bytes([*a, *b])) % 4096,
         max_pending: 1 + usize::from(*c) % 8,
+        max_pending_bytes: 1 + 512 * usize::from(*c >> 3),
     };
     let mut r = Reassembler::<u8, usize>::new(config);
     assert_eq!(r.config(), &config);
@@ -92,13 +100,22 @@ fuzz_target!(|data: &[u8]| {
             pushed_lines += 1;
             totals.pushed += text.len();
             let mut emitted = Vec::new();
+            let before = *r.stats();
             r.push(&key, &line, meta, |entry| {
                 totals.entry(&entry, pushed_lines);
                 emitted.push((entry.key, entry.stream, entry.partial, entry.start));
             });
             if line.partial {
-                // A chunk finishes nothing; it may only evict the oldest pending entry.
-                assert!(emitted.len() <= 1, "a chunk emitted {emitted:?}");
+                // A chunk finishes nothing; it may only evict pending entries, as partial:
+                // one for `max_pending`, the rest for `max_pending_bytes`.
+                let s = r.stats();
+                let evicted = (s.evicted - before.evicted)
+                    + (s.evicted_over_budget - before.evicted_over_budget);
+                assert_eq!(emitted.len() as u64, evicted, "a chunk emitted {emitted:?}");
+                assert!(
+                    s.evicted - before.evicted <= 1,
+                    "a chunk emitted {emitted:?}"
+                );
                 assert!(emitted.iter().all(|&(_, _, partial, _)| partial));
             } else {
                 // A last chunk emits exactly its own entry, complete.

@@ -9,8 +9,14 @@
 //! - [`parse_line`] turns one line into a [`Line`] that borrows from the input (nothing is
 //!   allocated), or a [`ParseError`] that says what is wrong and at which column.
 //! - [`Reassembler`] joins chunks into [`Entry`]s per key (for a tailer: the container)
-//!   and stream, bounded in entry size and in the number of pending entries, with its
-//!   pending state exportable so that it outlives any one file.
+//!   and stream, with its pending state exportable so that it outlives any one file. Its
+//!   memory is bounded three ways ([`ReassemblerConfig`]): entry size
+//!   ([`DEFAULT_MAX_ENTRY_BYTES`], 16 MiB, so large entries pass whole), the number of
+//!   pending entries ([`DEFAULT_MAX_PENDING`], 4096) and the bytes all pending entries
+//!   hold together ([`DEFAULT_MAX_PENDING_BYTES`], 64 MiB). Past an entry's size the rest
+//!   is cut and the entry flagged truncated; past either pending bound the oldest pending
+//!   entry is emitted flagged partial and counted ([`ReassemblerStats`]); nothing is
+//!   dropped silently.
 //!
 //! # Parsing policy
 //!
@@ -64,7 +70,7 @@ mod reassemble;
 pub use line::{parse_line, ErrorKind, Format, Line, Message, ParseError, Stream};
 pub use reassemble::{
     Entry, PendingEntry, Reassembler, ReassemblerConfig, ReassemblerStats, DEFAULT_MAX_ENTRY_BYTES,
-    DEFAULT_MAX_PENDING,
+    DEFAULT_MAX_PENDING, DEFAULT_MAX_PENDING_BYTES,
 };
 
 /// Errors of this crate.
@@ -93,6 +99,14 @@ pub enum Error {
         /// Entries offered.
         count: usize,
         /// Room left under `max_pending`.
+        limit: usize,
+    },
+    /// Importing would exceed the budget of bytes held by pending entries.
+    #[error("cannot import {bytes} bytes of pending entries: room for only {limit}")]
+    ImportTooLarge {
+        /// Bytes offered (messages, cut at `max_entry_bytes`, and attrs).
+        bytes: usize,
+        /// Room left under `max_pending_bytes`.
         limit: usize,
     },
 }

@@ -9,21 +9,35 @@ use rustc_hash::FxHashMap;
 use crate::line::{Line, Message, Stream};
 use crate::Error;
 
-/// Default bound on one joined entry: 1 MiB.
-pub const DEFAULT_MAX_ENTRY_BYTES: usize = 1 << 20;
+/// Default bound on one joined entry: 16 MiB, so that an entry a runtime wrote as hundreds
+/// of 16 KiB chunks (a 12 MiB stack dump or JSON document) passes whole.
+pub const DEFAULT_MAX_ENTRY_BYTES: usize = 16 << 20;
 /// Default bound on the number of entries being joined at once.
 pub const DEFAULT_MAX_PENDING: usize = 4096;
+/// Default bound on the bytes held by all entries being joined at once: 64 MiB.
+pub const DEFAULT_MAX_PENDING_BYTES: usize = 64 << 20;
 
 /// Limits of a [`Reassembler`].
+///
+/// Memory held for pending entries is bounded twice: by entry (`max_entry_bytes`) and in
+/// total (`max_pending_bytes`), so many large entries being written at once cannot add up
+/// to `max_pending * max_entry_bytes`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ReassemblerConfig {
     /// Largest message an entry may hold; bytes past it are cut and the entry is flagged
-    /// truncated. Default 1 MiB.
+    /// truncated. Default 16 MiB.
     pub max_entry_bytes: usize,
     /// Largest number of (key, stream) pairs with a pending entry; when a new one would
     /// exceed it, the oldest pending entry is emitted as partial. Default 4096.
     pub max_pending: usize,
+    /// Most bytes (messages and docker `attrs`) held by all pending entries together,
+    /// across keys and streams; when a chunk takes the total over it, the oldest pending
+    /// entries are emitted as partial until it fits again. The entry the chunk belongs to
+    /// is among them, chunk included, when it is the oldest (or the only one). Default
+    /// 64 MiB. Below `max_entry_bytes`, it is what ends an entry that grows past it. The
+    /// allocations holding the bytes may be larger (a buffer grows by doubling).
+    pub max_pending_bytes: usize,
 }
 
 impl Default for ReassemblerConfig {
@@ -31,6 +45,7 @@ impl Default for ReassemblerConfig {
         ReassemblerConfig {
             max_entry_bytes: DEFAULT_MAX_ENTRY_BYTES,
             max_pending: DEFAULT_MAX_PENDING,
+            max_pending_bytes: DEFAULT_MAX_PENDING_BYTES,
         }
     }
 }
@@ -45,8 +60,11 @@ pub struct ReassemblerStats {
     pub truncated: u64,
     /// Message bytes dropped by truncation (as they appear in the input).
     pub truncated_bytes: u64,
-    /// Pending entries emitted early because `max_pending` was reached.
+    /// Pending entries emitted early (as partial) because `max_pending` was reached.
     pub evicted: u64,
+    /// Pending entries emitted early (as partial) because `max_pending_bytes` was
+    /// reached; not counted in `evicted`.
+    pub evicted_over_budget: u64,
     /// Pending entries emitted by a flush before their last chunk arrived.
     pub flushed: u64,
 }
@@ -107,6 +125,13 @@ struct Pending<M> {
     start: M,
 }
 
+impl<M> Pending<M> {
+    /// What the entry counts against `max_pending_bytes`.
+    fn bytes(&self) -> usize {
+        self.message.len() + self.attrs.as_ref().map_or(0, Vec::len)
+    }
+}
+
 /// Joins partial chunks (CRI `P`, docker `log` without trailing newline) into entries,
 /// separately per key and stream.
 ///
@@ -139,6 +164,8 @@ pub struct Reassembler<K, M> {
     config: ReassemblerConfig,
     /// Keyed by caller-chosen keys (never by log content), so a fast hash is safe.
     pending: FxHashMap<(K, Stream), Pending<M>>,
+    /// Sum of [`Pending::bytes`] over `pending`, kept up to date by every change.
+    pending_bytes: usize,
     next_seq: u64,
     stats: ReassemblerStats,
 }
@@ -193,15 +220,16 @@ fn utf8_cut(buf: &[u8], max: usize) -> usize {
 }
 
 impl<K: Eq + Hash + Clone, M> Reassembler<K, M> {
-    /// A reassembler with the given limits (`max_entry_bytes` and `max_pending` of at
-    /// least 1 are used).
+    /// A reassembler with the given limits (limits of at least 1 are used).
     pub fn new(config: ReassemblerConfig) -> Self {
         Reassembler {
             config: ReassemblerConfig {
                 max_entry_bytes: config.max_entry_bytes.max(1),
                 max_pending: config.max_pending.max(1),
+                max_pending_bytes: config.max_pending_bytes.max(1),
             },
             pending: FxHashMap::default(),
+            pending_bytes: 0,
             next_seq: 0,
             stats: ReassemblerStats::default(),
         }
@@ -222,12 +250,23 @@ impl<K: Eq + Hash + Clone, M> Reassembler<K, M> {
         self.pending.len()
     }
 
-    /// Bytes held by pending entries.
+    /// Bytes (messages and docker `attrs`) held by pending entries, as counted against
+    /// `max_pending_bytes`; never more than it after a [`Reassembler::push`].
     pub fn pending_bytes(&self) -> usize {
-        self.pending
-            .values()
-            .map(|p| p.message.len() + p.attrs.as_ref().map_or(0, Vec::len))
-            .sum()
+        self.pending_bytes
+    }
+
+    /// Adds a pending entry, counting its bytes.
+    fn insert(&mut self, key: (K, Stream), p: Pending<M>) {
+        self.pending_bytes += p.bytes();
+        self.pending.insert(key, p);
+    }
+
+    /// Removes a pending entry, uncounting its bytes.
+    fn remove(&mut self, key: &(K, Stream)) -> Option<Pending<M>> {
+        let p = self.pending.remove(key)?;
+        self.pending_bytes -= p.bytes();
+        Some(p)
     }
 
     /// The metadata of the first chunk of every pending entry (for a tailer: the offsets
@@ -237,7 +276,9 @@ impl<K: Eq + Hash + Clone, M> Reassembler<K, M> {
     }
 
     /// Adds one parsed line under `key`. Emits the finished entry when the line completes
-    /// one, and possibly an older pending entry evicted to make room.
+    /// one; a chunk that does not complete one may emit older pending entries evicted, as
+    /// partial, to stay within `max_pending` and `max_pending_bytes` (its own entry too,
+    /// this chunk included, when that is the oldest one left).
     pub fn push<'a>(
         &mut self,
         key: &K,
@@ -248,7 +289,7 @@ impl<K: Eq + Hash + Clone, M> Reassembler<K, M> {
         let max = self.config.max_entry_bytes;
         let map_key = (key.clone(), line.stream);
         if !line.partial {
-            match self.pending.remove(&map_key) {
+            match self.remove(&map_key) {
                 Some(mut p) => {
                     p.truncated = append_bounded(
                         &mut p.message,
@@ -266,6 +307,7 @@ impl<K: Eq + Hash + Clone, M> Reassembler<K, M> {
             return;
         }
         if let Some(p) = self.pending.get_mut(&map_key) {
+            let before = p.message.len();
             p.truncated = append_bounded(
                 &mut p.message,
                 p.truncated,
@@ -274,10 +316,14 @@ impl<K: Eq + Hash + Clone, M> Reassembler<K, M> {
                 &mut self.stats.truncated_bytes,
             );
             p.chunks += 1;
+            // A cut may shorten the message (back to a UTF-8 boundary): uncount, then count.
+            self.pending_bytes -= before;
+            self.pending_bytes += p.message.len();
+            self.shed_over_budget(&mut emit);
             return;
         }
         if self.pending.len() >= self.config.max_pending {
-            self.evict_oldest(&mut emit);
+            self.evict_oldest(false, &mut emit);
         }
         let mut message = Vec::with_capacity(line.message.raw().len().min(max) * 2);
         let truncated = append_bounded(
@@ -289,7 +335,7 @@ impl<K: Eq + Hash + Clone, M> Reassembler<K, M> {
         );
         let seq = self.next_seq;
         self.next_seq += 1;
-        self.pending.insert(
+        self.insert(
             map_key,
             Pending {
                 time: line.time,
@@ -301,6 +347,7 @@ impl<K: Eq + Hash + Clone, M> Reassembler<K, M> {
                 start: meta,
             },
         );
+        self.shed_over_budget(&mut emit);
     }
 
     /// A complete single-chunk entry, borrowed where possible.
@@ -360,16 +407,40 @@ impl<K: Eq + Hash + Clone, M> Reassembler<K, M> {
         }
     }
 
-    fn evict_oldest<'a>(&mut self, emit: &mut impl FnMut(Entry<'a, K, M>)) {
+    /// Emits the pending entry whose first chunk came first, as partial; returns whether
+    /// there was one. A scan of the pending entries, but only when a limit is reached.
+    fn evict_oldest<'a>(
+        &mut self,
+        over_budget: bool,
+        emit: &mut impl FnMut(Entry<'a, K, M>),
+    ) -> bool {
         let oldest = self
             .pending
             .iter()
             .min_by_key(|(_, p)| p.seq)
             .map(|(k, _)| k.clone());
-        if let Some(k) = oldest {
-            if let Some(p) = self.pending.remove(&k) {
-                self.stats.evicted += 1;
-                emit(self.finish(k, p, true));
+        let Some(k) = oldest else {
+            return false;
+        };
+        let Some(p) = self.remove(&k) else {
+            return false;
+        };
+        if over_budget {
+            self.stats.evicted_over_budget += 1;
+        } else {
+            self.stats.evicted += 1;
+        }
+        emit(self.finish(k, p, true));
+        true
+    }
+
+    /// Evicts the oldest pending entries until their bytes are within `max_pending_bytes`.
+    /// Holds after every push: the bytes were within it before the chunk came, and the
+    /// chunk's own entry is emitted, chunk included, once it is the oldest one left.
+    fn shed_over_budget<'a>(&mut self, emit: &mut impl FnMut(Entry<'a, K, M>)) {
+        while self.pending_bytes > self.config.max_pending_bytes {
+            if !self.evict_oldest(true, emit) {
+                break;
             }
         }
     }
@@ -382,7 +453,7 @@ impl<K: Eq + Hash + Clone, M> Reassembler<K, M> {
         mut emit: impl FnMut(Entry<'static, K, M>),
     ) -> bool {
         let map_key = (key.clone(), stream);
-        match self.pending.remove(&map_key) {
+        match self.remove(&map_key) {
             Some(p) => {
                 self.stats.flushed += 1;
                 emit(self.finish(map_key, p, true));
@@ -406,7 +477,7 @@ impl<K: Eq + Hash + Clone, M> Reassembler<K, M> {
             .collect();
         keys.sort_unstable_by_key(|(seq, _)| *seq);
         for (_, k) in keys {
-            if let Some(p) = self.pending.remove(&k) {
+            if let Some(p) = self.remove(&k) {
                 self.stats.flushed += 1;
                 emit(self.finish(k, p, true));
             }
@@ -461,7 +532,7 @@ impl<K: Eq + Hash + Clone, M> Reassembler<K, M> {
     /// Takes over pending entries from [`Reassembler::export`]; later chunks of the same key
     /// and stream continue them. Messages over the limit are cut and flagged. Fails, and
     /// imports nothing, when a key and stream already has a pending entry or the entries
-    /// would exceed `max_pending`.
+    /// would exceed `max_pending` or `max_pending_bytes`.
     pub fn import(&mut self, entries: Vec<PendingEntry<K, M>>) -> Result<(), Error> {
         if self.pending.len() + entries.len() > self.config.max_pending {
             return Err(Error::ImportTooMany {
@@ -478,6 +549,17 @@ impl<K: Eq + Hash + Clone, M> Reassembler<K, M> {
             }
         }
         let max = self.config.max_entry_bytes;
+        let bytes: usize = entries
+            .iter()
+            .map(|e| e.message.len().min(max) + e.attrs.as_ref().map_or(0, Vec::len))
+            .sum();
+        let budget = self.config.max_pending_bytes;
+        if self.pending_bytes + bytes > budget {
+            return Err(Error::ImportTooLarge {
+                bytes,
+                limit: budget - self.pending_bytes.min(budget),
+            });
+        }
         for e in entries {
             let mut message = e.message;
             let mut truncated = e.truncated;
@@ -489,7 +571,7 @@ impl<K: Eq + Hash + Clone, M> Reassembler<K, M> {
             }
             let seq = self.next_seq;
             self.next_seq += 1;
-            self.pending.insert(
+            self.insert(
                 (e.key, e.stream),
                 Pending {
                     time: e.time,
@@ -517,10 +599,17 @@ mod tests {
         ReassemblerConfig {
             max_entry_bytes,
             max_pending,
+            max_pending_bytes: DEFAULT_MAX_PENDING_BYTES,
         }
     }
 
+    /// The bytes of the pending entries, summed the slow way.
+    fn summed(r: &R) -> usize {
+        r.pending.values().map(Pending::bytes).sum()
+    }
+
     /// Pushes CRI/docker lines (key, line) and collects (key, stream, message, partial, truncated, start).
+    /// After every push, checks the running byte count and the budget.
     fn run(r: &mut R, lines: &[(u32, &str)]) -> Vec<(u32, Stream, String, bool, bool, u64)> {
         let mut out = Vec::new();
         for (i, (key, text)) in lines.iter().enumerate() {
@@ -535,6 +624,11 @@ mod tests {
                     e.start,
                 ))
             });
+            assert_eq!(r.pending_bytes(), summed(r), "after line {i}");
+            assert!(
+                r.pending_bytes() <= r.config().max_pending_bytes,
+                "after line {i}"
+            );
         }
         out
     }
@@ -741,5 +835,297 @@ mod tests {
             flushed.push((e.message.into_owned(), e.truncated, e.partial))
         });
         assert_eq!(flushed, [(b"firs".to_vec(), true, true)]);
+    }
+
+    #[test]
+    fn a_12_mib_entry_in_16_kib_chunks_passes_whole_by_default() {
+        // containerd writes a long line as 16 KiB `P` chunks and a last `F` chunk.
+        let chunk = format!("2024-01-01T00:00:00Z stdout P {}", "x".repeat(16 << 10));
+        let chunk = parse_line(chunk.as_bytes(), Format::Cri).unwrap();
+        let last = parse_line(b"2024-01-01T00:00:01Z stdout F end", Format::Cri).unwrap();
+        let n = (12 << 20) / (16 << 10);
+        let mut r = R::new(ReassemblerConfig::default());
+        let mut out = Vec::new();
+        for i in 0..n {
+            r.push(&0, &chunk, i, |e| out.push((e.message.len(), e.partial)));
+        }
+        assert!(
+            out.is_empty(),
+            "nothing emitted before the last chunk: {out:?}"
+        );
+        assert_eq!(r.pending_bytes(), 12 << 20);
+        r.push(&0, &last, n, |e| {
+            out.push((e.message.len(), e.partial));
+            assert!(!e.truncated);
+            assert_eq!((e.chunks, e.start), (n as u32 + 1, 0));
+        });
+        assert_eq!(out, [((12 << 20) + 3, false)]);
+        assert_eq!(
+            r.stats(),
+            &ReassemblerStats {
+                joined: 1,
+                ..ReassemblerStats::default()
+            }
+        );
+        assert_eq!(r.pending_bytes(), 0);
+    }
+
+    #[test]
+    fn the_oldest_entries_go_first_to_stay_within_the_byte_budget() {
+        /// Emitted: (key, stream, message, partial, truncated, start).
+        type Out = (u32, Stream, &'static str, bool, bool, u64);
+        /// (what, max_entry_bytes, max_pending, max_pending_bytes, lines (key, line),
+        /// emitted, (evicted, evicted_over_budget), pending bytes at the end).
+        type Case = (
+            &'static str,
+            usize,
+            usize,
+            usize,
+            &'static [(u32, &'static str)],
+            &'static [Out],
+            (u64, u64),
+            usize,
+        );
+        const OUT: Stream = Stream::Stdout;
+        const ERR: Stream = Stream::Stderr;
+        let cases: &[Case] = &[
+            (
+                "a chunk of a younger entry evicts the oldest one",
+                1024,
+                16,
+                8,
+                &[
+                    (1, "2024-01-01T00:00:00Z stdout P aaaa"),
+                    (2, "2024-01-01T00:00:01Z stdout P bb"),
+                    (2, "2024-01-01T00:00:02Z stdout P cccc"),
+                ],
+                &[(1, OUT, "aaaa", true, false, 0)],
+                (0, 1),
+                6,
+            ),
+            (
+                "the oldest entry, when extended, goes itself with its chunk",
+                1024,
+                16,
+                8,
+                &[
+                    (1, "2024-01-01T00:00:00Z stdout P aaaa"),
+                    (2, "2024-01-01T00:00:01Z stdout P bb"),
+                    (1, "2024-01-01T00:00:02Z stdout P ccc"),
+                    (1, "2024-01-01T00:00:03Z stdout F end"),
+                ],
+                &[
+                    (1, OUT, "aaaaccc", true, false, 0),
+                    (1, OUT, "end", false, false, 3),
+                ],
+                (0, 1),
+                2,
+            ),
+            (
+                "a new entry evicts as many as it takes, oldest first",
+                1024,
+                16,
+                8,
+                &[
+                    (1, "2024-01-01T00:00:00Z stdout P aaa"),
+                    (2, "2024-01-01T00:00:01Z stdout P bbb"),
+                    (3, "2024-01-01T00:00:02Z stdout P cccccc"),
+                ],
+                &[
+                    (1, OUT, "aaa", true, false, 0),
+                    (2, OUT, "bbb", true, false, 1),
+                ],
+                (0, 2),
+                6,
+            ),
+            (
+                "a chunk over the budget on its own is emitted at once",
+                1024,
+                16,
+                4,
+                &[
+                    (1, "2024-01-01T00:00:00Z stdout P abcdefg"),
+                    (1, "2024-01-01T00:00:01Z stdout F h"),
+                ],
+                &[
+                    (1, OUT, "abcdefg", true, false, 0),
+                    (1, OUT, "h", false, false, 1),
+                ],
+                (0, 1),
+                0,
+            ),
+            (
+                "exactly the budget fits, and a last chunk never evicts",
+                1024,
+                16,
+                8,
+                &[
+                    (1, "2024-01-01T00:00:00Z stdout P aaaa"),
+                    (2, "2024-01-01T00:00:01Z stdout P bbbb"),
+                    (1, "2024-01-01T00:00:02Z stdout F cccccccccccc"),
+                ],
+                &[(1, OUT, "aaaacccccccccccc", false, false, 0)],
+                (0, 0),
+                4,
+            ),
+            (
+                "both streams of a key count against the one budget",
+                1024,
+                16,
+                8,
+                &[
+                    (1, "2024-01-01T00:00:00Z stdout P aaaaa"),
+                    (1, "2024-01-01T00:00:01Z stderr P bbbb"),
+                ],
+                &[(1, OUT, "aaaaa", true, false, 0)],
+                (0, 1),
+                4,
+            ),
+            (
+                "bytes cut at max_entry_bytes are not held, so not counted",
+                5,
+                16,
+                8,
+                &[
+                    (1, "2024-01-01T00:00:00Z stdout P abcdefgh"),
+                    (2, "2024-01-01T00:00:01Z stderr P xyz"),
+                    (2, "2024-01-01T00:00:02Z stderr P w"),
+                ],
+                &[(1, OUT, "abcde", true, true, 0)],
+                (0, 1),
+                4,
+            ),
+            (
+                "docker attrs count too",
+                1024,
+                16,
+                8,
+                &[
+                    (
+                        1,
+                        r#"{"log":"ab","attrs":{"k":1},"stream":"stderr","time":"2024-01-01T00:00:00Z"}"#,
+                    ),
+                    (2, "2024-01-01T00:00:01Z stderr P 12345678"),
+                ],
+                &[(1, ERR, "ab", true, false, 0)],
+                (0, 1),
+                8,
+            ),
+            (
+                "max_pending evictions are counted apart",
+                1024,
+                1,
+                8,
+                &[
+                    (1, "2024-01-01T00:00:00Z stdout P a"),
+                    (2, "2024-01-01T00:00:01Z stdout P bbbbbbbb"),
+                    (2, "2024-01-01T00:00:02Z stdout P c"),
+                ],
+                &[
+                    (1, OUT, "a", true, false, 0),
+                    (2, OUT, "bbbbbbbbc", true, false, 1),
+                ],
+                (1, 1),
+                0,
+            ),
+        ];
+        for &(what, max_entry_bytes, max_pending, max_pending_bytes, lines, want, counts, left) in
+            cases
+        {
+            let mut r = R::new(ReassemblerConfig {
+                max_entry_bytes,
+                max_pending,
+                max_pending_bytes,
+            });
+            let got = run(&mut r, lines);
+            let want: Vec<_> = want
+                .iter()
+                .map(|&(k, s, m, p, t, start)| (k, s, m.to_owned(), p, t, start))
+                .collect();
+            assert_eq!(got, want, "{what}");
+            let s = r.stats();
+            assert_eq!((s.evicted, s.evicted_over_budget), counts, "{what}");
+            assert_eq!(r.pending_bytes(), left, "{what}");
+        }
+    }
+
+    #[test]
+    fn many_large_entries_at_once_stay_within_the_budget_and_lose_nothing() {
+        const BUDGET: usize = 40 << 10;
+        let mut r = R::new(ReassemblerConfig {
+            max_entry_bytes: 1 << 20,
+            max_pending_bytes: BUDGET,
+            ..ReassemblerConfig::default()
+        });
+        let (mut pushed, mut emitted, mut partial) = (0, 0, 0);
+        let mut rng = 0x2545_f491_4f6c_dd1d_u64;
+        for i in 0..4000 {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            let (key, stream) = (
+                (rng % 8) as u32,
+                ["stdout", "stderr"][(rng >> 3) as usize % 2],
+            );
+            let tag = if (rng >> 4).is_multiple_of(16) {
+                "F"
+            } else {
+                "P"
+            };
+            let text = "y".repeat((rng >> 8) as usize % (8 << 10));
+            let line = format!("2024-01-01T00:00:00Z {stream} {tag} {text}");
+            let line = parse_line(line.as_bytes(), Format::Cri).unwrap();
+            pushed += text.len();
+            r.push(&key, &line, i, |e| {
+                emitted += e.message.len();
+                partial += u64::from(e.partial);
+            });
+            assert!(r.pending_bytes() <= BUDGET, "after line {i}");
+            assert_eq!(r.pending_bytes(), summed(&r), "after line {i}");
+        }
+        assert!(r.stats().evicted_over_budget > 0, "the budget was reached");
+        assert_eq!(r.stats().evicted, 0);
+        assert_eq!(partial, r.stats().evicted_over_budget);
+        r.flush_all(|e| emitted += e.message.len());
+        assert_eq!(emitted, pushed, "every byte pushed came out once");
+        assert_eq!(r.pending_bytes(), 0);
+    }
+
+    #[test]
+    fn import_respects_the_byte_budget() {
+        let mut a = R::new(ReassemblerConfig::default());
+        run(
+            &mut a,
+            &[
+                (7, "2024-01-01T00:00:00Z stdout P first "),
+                (8, "2024-01-01T00:00:01Z stderr P other"),
+            ],
+        );
+        assert_eq!(a.pending_bytes(), 11);
+        let tight = ReassemblerConfig {
+            max_pending_bytes: 10,
+            ..ReassemblerConfig::default()
+        };
+        let mut b = R::new(tight);
+        assert!(matches!(
+            b.import(a.export()),
+            Err(Error::ImportTooLarge {
+                bytes: 11,
+                limit: 10
+            })
+        ));
+        assert_eq!(b.pending_len(), 0, "nothing imported");
+        b.import(a.export().into_iter().take(1).collect()).unwrap();
+        assert_eq!(b.pending_bytes(), 6);
+        assert!(matches!(
+            b.import(a.export().into_iter().skip(1).collect()),
+            Err(Error::ImportTooLarge { bytes: 5, limit: 4 })
+        ));
+        let mut c = R::new(ReassemblerConfig {
+            max_pending_bytes: 11,
+            ..tight
+        });
+        c.import(a.export()).unwrap();
+        assert_eq!((c.pending_bytes(), summed(&c)), (11, 11));
     }
 }

@@ -238,9 +238,15 @@ pub struct InputConfig {
     #[serde(default = "default_max_bytes")]
     pub max_bytes: usize,
     /// Longest entry joined from partial lines (CRI `P` lines, docker lines without a
-    /// newline); the rest is cut and the entry flagged truncated. Default 1 MiB.
+    /// newline); the rest is cut and the entry flagged truncated. Default 16 MiB
+    /// (16777216), so large entries pass whole.
     #[serde(default = "default_max_entry_bytes")]
     pub max_entry_bytes: usize,
+    /// Most bytes held by all partial entries waiting for their last chunk, across all
+    /// files; beyond it the oldest is emitted as partial and counted. Default 64 MiB
+    /// (67108864).
+    #[serde(default = "default_max_pending_bytes")]
+    pub max_pending_bytes: usize,
     /// Processors of this input (run before the global ones).
     #[serde(default)]
     pub processors: Vec<Value>,
@@ -267,6 +273,9 @@ fn default_max_bytes() -> usize {
 fn default_max_entry_bytes() -> usize {
     TailConfig::default().max_entry_bytes
 }
+fn default_max_pending_bytes() -> usize {
+    TailConfig::default().max_pending_bytes
+}
 
 impl InputConfig {
     /// The tailer configuration of this input.
@@ -282,6 +291,7 @@ impl InputConfig {
             close_removed_after: self.close_removed_after,
             max_line_bytes: self.max_bytes,
             max_entry_bytes: self.max_entry_bytes,
+            max_pending_bytes: self.max_pending_bytes,
             ..TailConfig::default()
         }
     }
@@ -709,6 +719,27 @@ mod tests {
             let err = load(text).unwrap_err();
             assert!(err.contains(want), "{text:?}\n got: {err}\nwant: {want}");
         }
+    }
+
+    #[test]
+    fn input_sizes_are_numbers_of_bytes_with_whole_large_entries_by_default() {
+        let c = load("inputs:\n  - type: container\noutput.console: {}\n").unwrap();
+        let t = c.inputs[0].tail_config();
+        assert_eq!(
+            (t.max_line_bytes, t.max_entry_bytes, t.max_pending_bytes),
+            (4 << 20, 16 << 20, 64 << 20)
+        );
+        let c = load("inputs:\n  - type: container\n    max_bytes: 1048576\n    max_entry_bytes: 33554432\n    max_pending_bytes: 134217728\noutput.console: {}\n").unwrap();
+        let t = c.inputs[0].tail_config();
+        assert_eq!(
+            (t.max_line_bytes, t.max_entry_bytes, t.max_pending_bytes),
+            (1 << 20, 32 << 20, 128 << 20)
+        );
+        let err = load(
+            "inputs:\n  - type: container\n    max_pending_bytes: 64MiB\noutput.console: {}\n",
+        )
+        .unwrap_err();
+        assert!(err.contains("inputs[0].max_pending_bytes"), "{err}");
     }
 
     #[test]

@@ -31,10 +31,11 @@ const BATCH: usize = 512;
 const QUEUE: usize = 2;
 /// Longest idle wait between polls when no file changes.
 const IDLE_WAIT: Duration = Duration::from_millis(250);
-/// A file-change wake-up triggers a scan at most this often.
-const WAKE_SCAN_EVERY: Duration = Duration::from_secs(1);
-/// How often the watched directories are brought up to date.
-const WATCH_UPDATE_EVERY: Duration = Duration::from_secs(5);
+/// A file created, removed or renamed (a rotation) triggers a scan at most this often.
+const WAKE_SCAN_EVERY: Duration = Duration::from_millis(100);
+/// How often the watched directories are brought up to date (the directories of the files
+/// being read: kubelet's pod log directories behind the /var/log/containers symlinks).
+const WATCH_UPDATE_EVERY: Duration = Duration::from_secs(1);
 /// How often counters are logged.
 const STATS_EVERY: Duration = Duration::from_secs(30);
 /// How often counters and file progress go to the self-metrics.
@@ -343,6 +344,16 @@ impl Publisher {
             "partial_flushed",
             now_stats.partial_flushed - was.partial_flushed,
         );
+        // Among the partial events, those emitted before their last chunk could come: to
+        // stay within `max_pending` entries, or within `max_pending_bytes`.
+        t.add_modified_events(
+            "partial_evicted",
+            now_stats.partial_evicted - was.partial_evicted,
+        );
+        t.add_modified_events(
+            "partial_over_budget",
+            now_stats.partial_over_budget - was.partial_over_budget,
+        );
         t.add_truncations(now_stats.truncations - was.truncations);
         self.published = now_stats;
         t.set_files(self.input, &tailer.progress(), now_stats.open_files, now);
@@ -453,10 +464,16 @@ fn tail_loop(
                 "tail counters"
             );
         }
-        if n == 0 && watch.wait(IDLE_WAIT) && now.duration_since(last_wake_scan) >= WAKE_SCAN_EVERY
-        {
+        if n == 0 {
+            watch.wait(IDLE_WAIT);
+        }
+        // A rotation (a file created, removed or renamed in a watched directory) is
+        // followed at once, not at the next scan interval, busy or not.
+        if now.duration_since(last_wake_scan) >= WAKE_SCAN_EVERY && watch.take_structural() {
             last_wake_scan = Instant::now();
             tailer.scan(last_wake_scan);
+            watch.update(&tailer.watch_dirs());
+            last_watch_update = Some(last_wake_scan);
         }
     }
     drop(tx);

@@ -11,7 +11,7 @@
 //! | `logtide_events_total` | `stage`: `read`, `processed`, `shipped` | events taken in, past the processors, accepted by the sink |
 //! | `logtide_bytes_total` | `stage`: `read`, `shipped` | bytes read from files or records; bytes the sink accepted |
 //! | `logtide_discarded_events_total` | `reason` | events that will never be shipped: `processor_drop`, `dead_letter`, `oversize_dead_letter`, `undecodable`, `incomplete_entry`, `es_dead_letter`; logtide-metrics: `priming_sample` (the first sample of a rate), `queue_full`, `output_failed_at_stop` |
-//! | `logtide_modified_events_total` | `reason` | events shipped changed: `oversize_truncated`, `oversize_split`, `entry_truncated`, `partial_flushed`, `mapping_normalized` |
+//! | `logtide_modified_events_total` | `reason` | events shipped changed: `oversize_truncated`, `oversize_split`, `entry_truncated`, `partial_flushed` (every event flagged partial), among them `partial_evicted` (`max_pending` entries were pending) and `partial_over_budget` (the pending entries held `max_pending_bytes`), `mapping_normalized` |
 //! | `logtide_discarded_lines_total` | `reason` | lines that never became events: `parse_error`, `stream_filtered` |
 //! | `logtide_lost_bytes_total` | `reason` | bytes never read: `deleted_before_read`, `line_too_long` |
 //! | `logtide_file_lost_bytes_total` | `path`, `reason` | the same, per file (`deleted_before_read`) |

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use logtide_container_log::DEFAULT_MAX_ENTRY_BYTES;
+use logtide_container_log::{DEFAULT_MAX_ENTRY_BYTES, DEFAULT_MAX_PENDING_BYTES};
 
 /// Serde helpers for durations written as `10s`, `5m`, `1h30m`, or a number of seconds.
 pub mod duration {
@@ -125,8 +125,12 @@ pub struct TailConfig {
     pub read_buffer_bytes: usize,
     /// Longest line kept; the rest up to the next newline is skipped and counted.
     pub max_line_bytes: usize,
-    /// Longest joined entry; the rest is cut and the entry flagged truncated.
+    /// Longest joined entry; the rest is cut and the entry flagged truncated. Default
+    /// 16 MiB, so large entries pass whole.
     pub max_entry_bytes: usize,
+    /// Most bytes held by all partial entries waiting for their last chunk, across all
+    /// files; beyond it the oldest is emitted as partial and counted. Default 64 MiB.
+    pub max_pending_bytes: usize,
     /// A pending partial entry whose first chunk is older than this is emitted as partial.
     #[serde(with = "duration")]
     pub flush_partial_after: Duration,
@@ -154,6 +158,7 @@ impl Default for TailConfig {
             read_buffer_bytes: 256 * 1024,
             max_line_bytes: 4 * 1024 * 1024,
             max_entry_bytes: DEFAULT_MAX_ENTRY_BYTES,
+            max_pending_bytes: DEFAULT_MAX_PENDING_BYTES,
             flush_partial_after: Duration::from_secs(5),
             close_inactive: Duration::from_secs(5 * 60),
             close_removed_after: Duration::from_secs(5 * 60),
@@ -206,5 +211,16 @@ mod tests {
         );
         let err = serde_json::from_str::<TailConfig>(r#"{"pathz": []}"#).unwrap_err();
         assert!(err.to_string().contains("unknown field `pathz`"), "{err}");
+    }
+
+    #[test]
+    fn entry_limits_default_to_whole_large_entries_within_a_budget() {
+        let c = TailConfig::default();
+        assert_eq!(
+            (c.max_entry_bytes, c.max_pending_bytes),
+            (16 << 20, 64 << 20)
+        );
+        let c: TailConfig = serde_json::from_str(r#"{"max_pending_bytes": 1048576}"#).unwrap();
+        assert_eq!(c.max_pending_bytes, 1 << 20);
     }
 }

@@ -39,6 +39,7 @@ impl FilebeatState {
     /// The registry entry logtide resumes from.
     pub fn to_entry(&self) -> RegistryEntry {
         RegistryEntry {
+            shown_path: None,
             path: self.source.clone(),
             dev: self.device,
             ino: self.inode,

@@ -18,8 +18,10 @@
 //! - a bad line is counted and reported, never stops a file; over-long lines are cut;
 //! - memory is bounded by configuration, not by input: one read buffer
 //!   (`read_buffer_bytes`), lines of at most `max_line_bytes`, at most 4096 entries being
-//!   joined of at most `max_entry_bytes` each (in practice one or two per container),
-//!   `harvester_limit` open files, and the events in flight (the host's queue).
+//!   joined of at most `max_entry_bytes` each (16 MiB, so large entries pass whole) and of
+//!   at most `max_pending_bytes` together (64 MiB; beyond it the oldest is emitted as
+//!   partial and counted), `harvester_limit` open files, and the events in flight (the
+//!   host's queue).
 //!
 //! # Example
 //!
@@ -48,6 +50,7 @@ pub mod filebeat;
 mod identity;
 mod reader;
 pub mod registry;
+mod rotation;
 mod tailer;
 mod watch;
 
@@ -148,6 +151,19 @@ pub struct TailStats {
     pub partial_flushed: u64,
     /// Entries emitted as partial because too many were pending.
     pub partial_evicted: u64,
+    /// Entries emitted as partial because the entries pending held `max_pending_bytes`
+    /// (also in `partial_flushed`).
+    pub partial_over_budget: u64,
+    /// Entries emitted as partial because a file of their rotation sequence could not be
+    /// read (also in `partial_flushed`).
+    pub partial_gap: u64,
+    /// Rotations followed: a file renamed or deleted at its path, and the files after it
+    /// in its sequence looked for.
+    pub rotations_followed: u64,
+    /// Files of rotation sequences that could not be read (gzipped or gone first).
+    pub files_lost: u64,
+    /// Their bytes, where known (see [`Loss`]).
+    pub bytes_lost_rotated: u64,
     /// Files truncated in place (copytruncate) or rewritten: read again from 0; lines
     /// written just before the truncation may be lost.
     pub truncations: u64,
@@ -209,7 +225,7 @@ pub struct TailStats {
 /// is keyed by its real path without kubelet's rotation suffix (`0.log.<timestamp>` →
 /// `0.log`), so a rotated file and its successor share the key.
 pub fn container_of(shown: &Path, real: &Path) -> (Arc<str>, Option<Arc<str>>) {
-    let is_id = |s: &str| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit());
+    let is_id = is_container_id;
     for p in [shown, real] {
         let Some(name) = p.file_name().and_then(|n| n.to_str()) else {
             continue;
@@ -235,6 +251,11 @@ pub fn container_of(shown: &Path, real: &Path) -> (Arc<str>, Option<Arc<str>>) {
         _ => &text,
     };
     (Arc::from(key), None)
+}
+
+/// Whether `s` is a container id: 64 hex digits.
+pub(crate) fn is_container_id(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 #[cfg(test)]

@@ -4,11 +4,12 @@
 //! (temporary file, fsync, rename, fsync of the directory) so that a crash leaves either
 //! the old or the new registry, never a torn one.
 //!
-//! # Format, version 2 (written by this version)
+//! # Format, version 3 (written by this version)
 //!
 //! ```json
-//! {"version": 2, "files": [{
+//! {"version": 3, "files": [{
 //!   "path": "/var/log/pods/ns_pod_uid/app/0.log", "dev": 2049, "ino": 131,
+//!   "shown_path": "/var/log/containers/app-7d9_ns_app-3f1c….log",   // log.file.path
 //!   "fingerprint": {"len": 1024, "hash": "9f0c…"},   // first bytes of the file
 //!   "offset": 52311,                                 // start of the first unacknowledged entry
 //!   "prefix": {"len": 64, "hash": "77aa…"},          // the 64 bytes before `offset`
@@ -24,6 +25,14 @@
 //! partly be read again. `skip` lists, per stream, the byte ranges holding such chunks; on
 //! resume the lines of that stream starting inside a range are skipped instead of being
 //! shipped as broken entries.
+//!
+//! `shown_path` is the path the file was found through (the configured glob's match, e.g.
+//! kubelet's `/var/log/containers` symlink): after a restart, a file that was rotated away
+//! from it keeps its `log.file.path` and container id.
+//!
+//! # Format, version 2
+//!
+//! Version 3 without `shown_path`. Read as it is.
 //!
 //! # Format, version 1
 //!
@@ -43,7 +52,7 @@ use crate::identity::{FileId, RangeHash};
 use crate::Error;
 
 /// The registry format this version writes.
-pub const REGISTRY_VERSION: u32 = 2;
+pub const REGISTRY_VERSION: u32 = 3;
 /// File name of the registry inside the registry directory.
 pub const REGISTRY_FILE: &str = "registry.json";
 
@@ -68,6 +77,10 @@ pub struct SkipRange {
 pub struct RegistryEntry {
     /// Where the file was last seen.
     pub path: PathBuf,
+    /// The path it was found through (`log.file.path`), when not `path` itself (absent
+    /// before version 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shown_path: Option<String>,
     /// Device number.
     pub dev: u64,
     /// Inode number.
@@ -105,7 +118,7 @@ impl RegistryEntry {
 
 #[derive(serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-struct DocV2 {
+struct Doc {
     version: u32,
     files: Vec<RegistryEntry>,
 }
@@ -166,6 +179,7 @@ impl Registry {
                 .into_iter()
                 .map(|e| RegistryEntry {
                     path: e.path,
+                    shown_path: None,
                     dev: e.dev,
                     ino: e.ino,
                     fingerprint: None,
@@ -177,7 +191,7 @@ impl Registry {
                     removed: None,
                 })
                 .collect(),
-            REGISTRY_VERSION => serde_json::from_slice::<DocV2>(bytes).map_err(bad)?.files,
+            2 | REGISTRY_VERSION => serde_json::from_slice::<Doc>(bytes).map_err(bad)?.files,
             other => {
                 return Err(Error::RegistryVersion {
                     path: path.to_owned(),
@@ -193,9 +207,9 @@ impl Registry {
         Ok((reg, version))
     }
 
-    /// The registry as a version-2 JSON document.
+    /// The registry as a JSON document of the current version.
     pub fn to_json(&self) -> Vec<u8> {
-        let doc = DocV2 {
+        let doc = Doc {
             version: REGISTRY_VERSION,
             files: self.entries.values().cloned().collect(),
         };
@@ -329,11 +343,27 @@ mod tests {
     }
 
     #[test]
-    fn golden_v2_round_trips_byte_for_byte() {
+    fn golden_v2_reads_without_shown_paths() {
         let path = data("registry-v2.json");
+        let (reg, version) = Registry::from_json(&fs::read(&path).unwrap(), &path).unwrap();
+        assert_eq!(version, 2);
+        assert_eq!(reg.len(), 2);
+        assert!(reg.entries().all(|e| e.shown_path.is_none()));
+        let v3 = data("registry-v3.json");
+        let (reg3, _) = Registry::from_json(&fs::read(&v3).unwrap(), &v3).unwrap();
+        let mut without: Vec<RegistryEntry> = reg3.entries().cloned().collect();
+        for e in &mut without {
+            e.shown_path = None;
+        }
+        assert_eq!(reg.entries().cloned().collect::<Vec<_>>(), without);
+    }
+
+    #[test]
+    fn golden_v3_round_trips_byte_for_byte() {
+        let path = data("registry-v3.json");
         let bytes = fs::read(&path).unwrap();
         let (reg, version) = Registry::from_json(&bytes, &path).unwrap();
-        assert_eq!(version, 2);
+        assert_eq!(version, 3);
         let e = reg
             .get(FileId {
                 dev: 2049,
@@ -349,6 +379,11 @@ mod tests {
             }]
         );
         assert_eq!(e.prefix.map(|p| p.len), Some(64));
+        assert!(e
+            .shown_path
+            .as_deref()
+            .unwrap()
+            .starts_with("/var/log/containers/"));
         assert_eq!(
             String::from_utf8(reg.to_json()).unwrap().trim_end(),
             String::from_utf8(bytes).unwrap().trim_end()
@@ -383,6 +418,7 @@ mod tests {
         let mut reg = Registry::default();
         reg.insert(RegistryEntry {
             path: "/x.log".into(),
+            shown_path: Some("/link.log".into()),
             dev: 1,
             ino: 2,
             fingerprint: Some(RangeHash::of(b"abc")),
@@ -397,7 +433,7 @@ mod tests {
         assert!(!dir.path().join("registry.json.tmp").exists());
         let (back, report) = Registry::load(dir.path()).unwrap();
         assert_eq!(back, reg);
-        assert_eq!(report.version, Some(2));
+        assert_eq!(report.version, Some(REGISTRY_VERSION));
     }
 
     #[test]
@@ -405,6 +441,7 @@ mod tests {
         let mut reg = Registry::default();
         let mk = |ino, removed: Option<i64>| RegistryEntry {
             path: "/x".into(),
+            shown_path: None,
             dev: 1,
             ino,
             fingerprint: None,

@@ -20,7 +20,7 @@ use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use logtide_container_log::{parse_line, Entry, Format, Reassembler, ReassemblerConfig, Stream};
 use logtide_event::{AckOutcome, AckToken, Acknowledge, Event, LogEntry, Source, Timestamp};
@@ -34,7 +34,8 @@ use crate::identity::{
 };
 use crate::reader::{LineAt, Reader};
 use crate::registry::{LoadReport, Registry, RegistryEntry, SkipRange};
-use crate::{container_of, Error, TailStats};
+use crate::rotation::{self, Rank};
+use crate::{container_of, is_container_id, Error, TailStats};
 
 /// Internal number of a file generation (a copytruncate starts a new one).
 type FileKey = u64;
@@ -115,6 +116,58 @@ struct FileState {
     /// Read order among the files of a container: older files first. A new generation
     /// after a truncation keeps the order of the file it replaces.
     order: u64,
+    /// A file of the rotation sequence before this one could not be read: before its
+    /// first line, the container's pending entries are emitted as partial.
+    gap_before: bool,
+    /// Gone, and a later file of its container had data when the last read started: the
+    /// writer has moved on, so the end of that read is the end of this file.
+    successor_has_data: bool,
+}
+
+/// What a file started as part of a rotation sequence takes from the file it follows: the
+/// path it is shown under (`log.file.path`) and its container.
+#[derive(Clone, Debug)]
+struct Inherit {
+    shown_path: Arc<str>,
+    container: Arc<str>,
+    container_id: Option<Arc<str>>,
+}
+
+/// Which files of a rotation sequence to start.
+#[derive(Clone, Debug)]
+enum After {
+    /// Those of a later rank than this one.
+    Rank(Rank),
+    /// Those written to after this time (the file they follow is gone).
+    Modified(SystemTime),
+    /// All of them (a container that appeared while logtide ran or was stopped).
+    Start,
+}
+
+/// How a file comes to be read.
+#[derive(Clone, Debug)]
+enum Via {
+    /// Found by the globs, under the path it is shown as.
+    Discovered,
+    /// Part of a rotation sequence, not (or no longer) at a discovered path.
+    Sequence {
+        inherit: Inherit,
+        /// Rotated files are `Gone` (drained, then finished); the current one is `Live`.
+        current: bool,
+        gap_before: bool,
+    },
+}
+
+/// What came of starting a file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Started {
+    Yes,
+    /// No slot under `harvester_limit`: try again soon.
+    Deferred,
+    /// Gone between listing and opening.
+    Vanished,
+    /// Could not be opened (counted).
+    Failed,
 }
 
 impl FileState {
@@ -377,6 +430,19 @@ impl Core {
         }
     }
 
+    /// Emits the pending entries of `group` as partial: a file of its rotation sequence
+    /// could not be read, so their next chunks are lost.
+    fn flush_gap(&mut self, group: u32, out: &mut Vec<Event>) {
+        let mut flushed = Vec::new();
+        self.reassembler.flush_key(&group, |e| flushed.push(e));
+        for e in flushed {
+            self.stats.partial_gap += 1;
+            tracing::warn!(file = %e.start.path, offset = e.start.offset,
+                "emitting an entry as partial: a file of its rotation sequence could not be read");
+            self.finish(e, out);
+        }
+    }
+
     /// Turns a finished (or flushed) entry into an event that carries its holds.
     fn finish(&mut self, entry: Entry<'_, u32, Chunk>, out: &mut Vec<Event>) {
         let Some(track) = self.pending.remove(&(entry.key, entry.stream)) else {
@@ -474,6 +540,28 @@ pub struct Tailer {
     changes: Vec<FileChange>,
     /// Bytes lost, not yet taken.
     losses: Vec<Loss>,
+    /// Rotation sequences whose files could not all be started (`harvester_limit`).
+    refollow: Vec<Refollow>,
+    /// Containers the registry knew when it was loaded.
+    registry_containers: HashSet<Arc<str>>,
+    /// Per container, the newest file of its rotation sequence started so far (where it is
+    /// now) and what its files inherit: while the container has no live file, each scan
+    /// looks for files rotated in after it.
+    /// When that file was deleted rather than renamed, its last modification time.
+    newest: FxHashMap<u32, (PathBuf, Option<SystemTime>, Inherit)>,
+    /// The first scan is done: a container found from now on is new, and the rotated
+    /// files it already has are read too.
+    first_scan_done: bool,
+}
+
+/// A rotation sequence to start again: its directory, base name, and where to go on.
+#[derive(Clone, Debug)]
+struct Refollow {
+    dir: PathBuf,
+    base: String,
+    after: After,
+    inherit: Inherit,
+    gap: bool,
 }
 
 /// How far one file is read and shipped (see [`Tailer::progress`]).
@@ -507,8 +595,16 @@ pub struct Loss {
     pub path: Arc<str>,
     /// How many bytes.
     pub bytes: u64,
-    /// Why: `deleted_before_read` (the file was deleted or rotated away and given up on
-    /// before it was read to its end).
+    /// Why:
+    /// - `deleted_before_read`: the file was deleted or rotated away and given up on
+    ///   before it was read to its end (`close_removed_after`), or vanished between being
+    ///   listed and being opened;
+    /// - `gzipped_before_read`: a rotated file of a container's sequence was compressed
+    ///   before it was read (`bytes` are the compressed bytes);
+    /// - `gone_while_stopped`: a file the registry had not seen to its end was gone at
+    ///   the start (`bytes` unknown: 0).
+    ///
+    /// For the last two, `path` is the lost file's own path.
     pub reason: &'static str,
 }
 
@@ -565,11 +661,17 @@ impl Tailer {
             tracing::error!(moved_to = %aside.display(), problem = ?load_report.problem,
                 "registry unreadable: moved aside, files are read from their start");
         }
+        let registry_containers = registry
+            .entries()
+            .filter_map(|e| e.container.as_deref())
+            .map(Arc::from)
+            .collect();
         let acks = Arc::new(AckQueue::default());
         let ack_target: Arc<dyn Acknowledge> = acks.clone();
         let (format, streams) = (config.format.to_format(), config.stream);
         let reassembler = Reassembler::new(ReassemblerConfig {
             max_entry_bytes: config.max_entry_bytes,
+            max_pending_bytes: config.max_pending_bytes,
             ..ReassemblerConfig::default()
         });
         Ok(Tailer {
@@ -606,6 +708,10 @@ impl Tailer {
             path_files: HashMap::new(),
             changes: Vec::new(),
             losses: Vec::new(),
+            refollow: Vec::new(),
+            registry_containers,
+            newest: FxHashMap::default(),
+            first_scan_done: false,
         })
     }
 
@@ -620,6 +726,7 @@ impl Tailer {
         let r = self.core.reassembler.stats();
         s.entries_joined = r.joined;
         s.partial_evicted = r.evicted;
+        s.partial_over_budget = r.evicted_over_budget;
         s.open_files = self.files.values().filter(|f| f.reader.is_some()).count() as u64;
         s.tracked_files = self.files.len() as u64;
         s.pending_entries = self.core.reassembler.pending_len() as u64;
@@ -692,7 +799,8 @@ impl Tailer {
     }
 
     /// Expands the globs and starts, follows or stops files accordingly. Also run by
-    /// [`Tailer::poll`] every `scan_frequency`.
+    /// [`Tailer::poll`] every `scan_frequency`, and by the host when a watched directory
+    /// changes.
     pub fn scan(&mut self, now: Instant) {
         self.last_scan = Some(now);
         self.deferred = false;
@@ -701,8 +809,12 @@ impl Tailer {
             self.orphans_checked = true;
             self.resume_orphans(now);
         }
-        let mut seen: HashSet<FileId> = HashSet::new();
-        let mut listed: Vec<(std::time::SystemTime, PathBuf)> = Vec::new();
+        // Sequences that waited for a slot under harvester_limit go first: their files are
+        // older than the current files found now.
+        for r in std::mem::take(&mut self.refollow) {
+            self.start_sequence(now, r);
+        }
+        let mut listed: Vec<(SystemTime, PathBuf)> = Vec::new();
         let patterns = self.config.paths.clone();
         for pattern in &patterns {
             let paths = match glob::glob(pattern) {
@@ -737,38 +849,264 @@ impl Tailer {
         // successor the older one is read first.
         listed.sort();
         listed.dedup_by(|a, b| a.1 == b.1);
+        let mut seen: HashSet<FileId> = HashSet::new();
+        let mut found: Vec<(PathBuf, fs::Metadata)> = Vec::new();
         for (_, shown) in listed {
-            self.discovered(now, &shown, &mut seen);
-        }
-        // Live files no longer found are renamed or deleted: drain them.
-        for f in self.files.values_mut() {
-            if f.status == Status::Live && !f.superseded && !seen.contains(&f.id) {
-                f.status = Status::Gone { since: now };
-                if let Some(found) = find_by_id(&f.path, f.id) {
-                    if found != f.path {
-                        self.core.stats.renames += 1;
-                        f.path = found;
+            match fs::metadata(&shown) {
+                Ok(m) if m.is_file() => {
+                    if seen.insert(FileId::of(&m)) {
+                        found.push((shown, m));
                     }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    // Vanished between listing and stat, or a dangling symlink.
+                    self.core.stats.scan_errors += 1;
+                    tracing::debug!(path = %shown.display(), error = %e, "file vanished while scanning");
                 }
             }
         }
+        // Live files no longer found were rotated away or deleted: they are drained, and
+        // the files that followed them are started before the current files found now.
+        let gone: Vec<FileKey> = self
+            .files
+            .iter()
+            .filter(|(_, f)| f.status == Status::Live && !f.superseded && !seen.contains(&f.id))
+            .map(|(&k, _)| k)
+            .collect();
+        for key in gone {
+            self.rotated_away(now, key);
+        }
+        // Containers without a live file: a file may have been created and rotated away
+        // since (between two scans, with no watch to tell).
+        let live: HashSet<u32> = self
+            .files
+            .values()
+            .filter(|f| f.status == Status::Live && !f.superseded)
+            .map(|f| f.group)
+            .collect();
+        let idle: Vec<(u32, PathBuf, Option<SystemTime>, Inherit)> = self
+            .newest
+            .iter()
+            .filter(|(g, _)| !live.contains(g))
+            .map(|(g, (p, m, i))| (*g, p.clone(), *m, i.clone()))
+            .collect();
+        for (group, path, deleted, inherit) in idle {
+            let (Some(dir), Some(name)) =
+                (path.parent(), path.file_name().and_then(|n| n.to_str()))
+            else {
+                continue;
+            };
+            if !dir.is_dir() {
+                // The pod's log directory is gone: nothing more will come.
+                self.newest.remove(&group);
+                continue;
+            }
+            let r = rotation::parse(name);
+            let after = match (r.rank, deleted) {
+                (_, Some(mtime)) => After::Modified(mtime),
+                (Rank::Current, None) => continue,
+                (rank, None) => After::Rank(rank),
+            };
+            self.start_sequence(
+                now,
+                Refollow {
+                    dir: dir.to_owned(),
+                    base: r.base.to_owned(),
+                    after,
+                    inherit,
+                    gap: false,
+                },
+            );
+        }
+        for (shown, meta) in found {
+            self.discovered(now, &shown, &meta);
+        }
+        self.first_scan_done = true;
     }
 
-    fn discovered(&mut self, now: Instant, shown: &Path, seen: &mut HashSet<FileId>) {
-        let meta = match fs::metadata(shown) {
-            Ok(m) if m.is_file() => m,
-            Ok(_) => return,
+    /// A live file is no longer at its path: it is drained, then finished, and the files
+    /// that follow it in its rotation sequence are started.
+    fn rotated_away(&mut self, now: Instant, key: FileKey) {
+        let Some(f) = self.files.get_mut(&key) else {
+            return;
+        };
+        f.status = Status::Gone { since: now };
+        let found = find_by_id(&f.path, f.id);
+        if let Some(found) = &found {
+            if *found != f.path {
+                self.core.stats.renames += 1;
+                if let Some((newest, _, _)) = self.newest.get_mut(&f.group) {
+                    if *newest == f.path {
+                        newest.clone_from(found);
+                    }
+                }
+                f.path = found.clone();
+            }
+        } else if let Some((newest, deleted, _)) = self.newest.get_mut(&f.group) {
+            if *newest == f.path {
+                *deleted = Some(
+                    f.reader
+                        .as_ref()
+                        .and_then(|r| r.file.metadata().ok())
+                        .and_then(|m| m.modified().ok())
+                        .unwrap_or(std::time::UNIX_EPOCH),
+                );
+            }
+        }
+        if f.reader.is_none() {
+            // Closed after it was read to its end: read it again only if it grew since.
+            let grew = found
+                .as_ref()
+                .and_then(|p| fs::metadata(p).ok())
+                .is_some_and(|m| FileId::of(&m) == f.id && m.len() > f.read_offset);
+            if grew {
+                self.reopen(now, key);
+            } else {
+                f.status = Status::Finished;
+            }
+        }
+        self.follow(now, key, found.is_some());
+    }
+
+    /// Starts the files that follow `key`'s file in its rotation sequence.
+    fn follow(&mut self, now: Instant, key: FileKey, renamed: bool) {
+        let Some(f) = self.files.get(&key) else {
+            return;
+        };
+        let (Some(dir), Some(name)) =
+            (f.path.parent(), f.path.file_name().and_then(|n| n.to_str()))
+        else {
+            return;
+        };
+        let r = rotation::parse(name);
+        let after = if renamed && r.rank != Rank::Current {
+            After::Rank(r.rank)
+        } else {
+            // Deleted (or renamed out of its directory): what was written after it.
+            match f.reader.as_ref().and_then(|r| r.file.metadata().ok()) {
+                Some(m) => After::Modified(m.modified().unwrap_or(std::time::UNIX_EPOCH)),
+                None => return,
+            }
+        };
+        let refollow = Refollow {
+            dir: dir.to_owned(),
+            base: r.base.to_owned(),
+            after,
+            inherit: Inherit {
+                shown_path: f.shown_path.clone(),
+                container: f.container.clone(),
+                container_id: f.container_id.clone(),
+            },
+            gap: false,
+        };
+        self.core.stats.rotations_followed += 1;
+        self.start_sequence(now, refollow);
+    }
+
+    /// Starts, oldest first, the files of a rotation sequence after `r.after` that are not
+    /// tracked yet: rotated files (drained, then finished) and the current one. A file of
+    /// the sequence that cannot be read (gzipped or gone before it was opened) is counted
+    /// as lost, and the next file read emits the container's pending entries as partial
+    /// first, so that no entry is joined across the gap.
+    fn start_sequence(&mut self, now: Instant, mut r: Refollow) {
+        let entries = match fs::read_dir(&r.dir) {
+            Ok(e) => e,
             Err(e) => {
-                // Vanished between listing and stat, or a dangling symlink.
                 self.core.stats.scan_errors += 1;
-                tracing::debug!(path = %shown.display(), error = %e, "file vanished while scanning");
+                tracing::debug!(dir = %r.dir.display(), error = %e, "cannot list a rotation sequence");
                 return;
             }
         };
-        let id = FileId::of(&meta);
-        if !seen.insert(id) {
-            return;
+        let mut members: Vec<(Rank, SystemTime, PathBuf, bool, fs::Metadata)> = Vec::new();
+        for e in entries.flatten() {
+            let name = e.file_name();
+            let Some(name) = name.to_str() else {
+                continue;
+            };
+            let p = rotation::parse(name);
+            if p.base != r.base {
+                continue;
+            }
+            let Ok(meta) = e.metadata() else {
+                continue;
+            };
+            if !meta.is_file() {
+                continue;
+            }
+            let mtime = meta.modified().unwrap_or(std::time::UNIX_EPOCH);
+            // Modification times are as coarse as the kernel's clock tick: a file written
+            // in the same tick is newer too (files already known are skipped below, or
+            // resumed from the registry).
+            let newer = match &r.after {
+                After::Rank(a) => p.rank > *a,
+                After::Modified(t) => mtime >= *t,
+                After::Start => true,
+            };
+            if newer {
+                members.push((p.rank, mtime, e.path(), p.gzipped, meta));
+            }
         }
+        members.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
+        for (rank, _, path, gzipped, meta) in members {
+            if gzipped {
+                let plain = path.with_extension("");
+                let read = self.files.values().any(|f| f.path == plain)
+                    || self.registry.entries().any(|e| e.path == plain);
+                if !read {
+                    self.lose(&path, meta.len(), "gzipped_before_read");
+                    r.gap = true;
+                }
+                continue;
+            }
+            let id = FileId::of(&meta);
+            if self.by_id.contains_key(&id) || self.excluded(&path) {
+                continue;
+            }
+            let via = Via::Sequence {
+                inherit: r.inherit.clone(),
+                current: rank == Rank::Current,
+                gap_before: r.gap,
+            };
+            let mut started = self.start_file(now, &path, id, meta.len(), via.clone());
+            if started == Started::Vanished {
+                // Renamed between listing and opening (rotated once more): open it there.
+                if let Some(moved) = find_by_id(&path, id) {
+                    started = self.start_file(now, &moved, id, meta.len(), via);
+                }
+            }
+            match started {
+                Started::Yes => r.gap = false,
+                Started::Vanished => {
+                    self.lose(&path, meta.len(), "deleted_before_read");
+                    r.gap = true;
+                }
+                Started::Failed => r.gap = true,
+                Started::Deferred => {
+                    // The rest waits for a slot, in order.
+                    self.refollow.push(r);
+                    return;
+                }
+            }
+            r.after = After::Rank(rank);
+        }
+    }
+
+    /// Counts a file of a rotation sequence that could not be read.
+    fn lose(&mut self, path: &Path, bytes: u64, reason: &'static str) {
+        self.core.stats.files_lost += 1;
+        self.core.stats.bytes_lost_rotated += bytes;
+        tracing::error!(file = %path.display(), lost_bytes = bytes, reason,
+            "a file of a rotation sequence could not be read");
+        self.losses.push(Loss {
+            path: Arc::from(path.to_string_lossy().as_ref()),
+            bytes,
+            reason,
+        });
+    }
+
+    fn discovered(&mut self, now: Instant, shown: &Path, meta: &fs::Metadata) {
+        let id = FileId::of(meta);
         if let Some(&key) = self.by_id.get(&id) {
             let f = self
                 .files
@@ -788,7 +1126,44 @@ impl Tailer {
             }
             // A finished file is back at a discovered path: same inode, maybe a new file.
         }
-        self.start_file(now, shown, id, meta.len());
+        // A container that appeared while logtide ran (or was stopped, when the registry
+        // has history): its rotated files are new data too, and are read first.
+        if self.first_scan_done || !self.registry_containers.is_empty() {
+            let real = fs::canonicalize(shown).unwrap_or_else(|_| shown.to_owned());
+            let (container, container_id) = container_of(shown, &real);
+            let known = self.core.groups.contains_key(&container)
+                || self.registry_containers.contains(&container);
+            if !known {
+                if let (Some(dir), Some(name)) =
+                    (real.parent(), real.file_name().and_then(|n| n.to_str()))
+                {
+                    let inherit = Inherit {
+                        shown_path: Arc::from(shown.to_string_lossy().as_ref()),
+                        container: container.clone(),
+                        container_id,
+                    };
+                    self.start_sequence(
+                        now,
+                        Refollow {
+                            dir: dir.to_owned(),
+                            base: rotation::parse(name).base.to_owned(),
+                            after: After::Start,
+                            inherit,
+                            gap: false,
+                        },
+                    );
+                }
+                if self.by_id.contains_key(&id)
+                    || self
+                        .refollow
+                        .iter()
+                        .any(|r| r.inherit.container == container)
+                {
+                    return;
+                }
+            }
+        }
+        self.start_file(now, shown, id, meta.len(), Via::Discovered);
     }
 
     /// Reopens a closed live file that grew (or shrank: then it starts over).
@@ -831,46 +1206,63 @@ impl Tailer {
         k
     }
 
-    /// Starts reading a newly discovered file, resuming from the registry when it knows it.
-    fn start_file(&mut self, now: Instant, shown: &Path, id: FileId, len: u64) {
+    /// Starts reading a file at `path`, resuming from the registry when it knows it.
+    fn start_file(&mut self, now: Instant, path: &Path, id: FileId, len: u64, via: Via) -> Started {
         if !self.make_room() {
             self.core.stats.open_deferred += 1;
             self.deferred = true;
-            return;
+            return Started::Deferred;
         }
-        let file = match File::open(shown) {
+        let file = match File::open(path) {
             Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Started::Vanished,
             Err(e) => {
                 self.core.stats.open_errors += 1;
-                tracing::warn!(path = %shown.display(), error = %e, "cannot open file");
-                return;
+                tracing::warn!(path = %path.display(), error = %e, "cannot open file");
+                return Started::Failed;
             }
         };
         match FileId::of_file(&file) {
             Ok(opened) if opened == id => {}
             _ => {
-                // Replaced between stat and open; the next scan sees the new one.
+                // Replaced between stat and open; a scan sees the new one.
                 self.core.stats.scan_errors += 1;
-                return;
+                return Started::Vanished;
             }
         }
-        let real = fs::canonicalize(shown).unwrap_or_else(|_| shown.to_owned());
-        let (container, container_id) = container_of(shown, &real);
+        let real = fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
+        let (shown_path, container, container_id, status, mut gap_before) = match via {
+            Via::Discovered => {
+                let (container, container_id) = container_of(path, &real);
+                let shown: Arc<str> = Arc::from(path.to_string_lossy().as_ref());
+                (shown, container, container_id, Status::Live, false)
+            }
+            Via::Sequence {
+                inherit,
+                current,
+                gap_before,
+            } => {
+                let status = if current {
+                    Status::Live
+                } else {
+                    Status::Gone { since: now }
+                };
+                let Inherit {
+                    shown_path,
+                    container,
+                    container_id,
+                } = inherit;
+                (shown_path, container, container_id, status, gap_before)
+            }
+        };
         let group = self.core.group_of(&container);
         let fp = fingerprint(&file).ok();
         self.core.discontinuity = false;
         let (offset, skip, skip_ranges) = self.resume_point(&file, id, len, &real);
-        if std::mem::take(&mut self.core.discontinuity) {
-            // The bytes that would have continued this container's pending entries are
-            // gone: emit those entries as partial instead of joining them with new content.
-            let mut flushed = Vec::new();
-            self.core.reassembler.flush_key(&group, |e| flushed.push(e));
-            let mut out = std::mem::take(&mut self.core.deferred);
-            for e in flushed {
-                self.core.finish(e, &mut out);
-            }
-            self.core.deferred = out;
-        }
+        // The bytes that would have continued this container's pending entries are gone:
+        // those entries are emitted as partial before this file is read, instead of being
+        // joined with new content.
+        gap_before |= std::mem::take(&mut self.core.discontinuity);
         self.core.stats.files_opened += 1;
         let key = self.new_key();
         // Ranges to skip stay recorded until reading passes them, so that another restart
@@ -889,7 +1281,7 @@ impl Tailer {
         let state = FileState {
             id,
             path: real,
-            shown_path: Arc::from(shown.to_string_lossy().as_ref()),
+            shown_path,
             source_id: source_id(&file, id),
             container,
             group,
@@ -897,7 +1289,7 @@ impl Tailer {
             reader: Some(Reader::new(file, offset)),
             fingerprint: fp,
             read_offset: offset,
-            status: Status::Live,
+            status,
             last_growth: now,
             skip,
             superseded: false,
@@ -905,6 +1297,8 @@ impl Tailer {
             skip_ranges,
             was_at_eof: false,
             order: key,
+            gap_before,
+            successor_has_data: false,
         };
         if let Some(old) = self.by_id.insert(id, key) {
             if let Some(f) = self.files.get_mut(&old) {
@@ -914,7 +1308,20 @@ impl Tailer {
             }
         }
         self.track(&state.shown_path);
+        self.newest.insert(
+            state.group,
+            (
+                state.path.clone(),
+                None,
+                Inherit {
+                    shown_path: state.shown_path.clone(),
+                    container: state.container.clone(),
+                    container_id: state.container_id.clone(),
+                },
+            ),
+        );
         self.files.insert(key, state);
+        Started::Yes
     }
 
     /// Counts one more file at `path`.
@@ -1010,64 +1417,151 @@ impl Tailer {
         }
     }
 
-    /// After a restart, files the registry still has unread or unacknowledged data for
-    /// that are no longer at a discovered path (rotated away) are drained first.
+    /// After a restart, per container: the files the registry knows that are no longer at
+    /// a discovered path (rotated away) and still have unread or unacknowledged data are
+    /// drained first, oldest first; then the files rotated in while logtide was stopped,
+    /// which the registry never saw, are started after the newest file it knows. Files the
+    /// registry had not seen to their end and that are gone now are counted as lost.
     fn resume_orphans(&mut self, now: Instant) {
-        let mut found: Vec<(std::time::SystemTime, PathBuf, RegistryEntry, u64)> = Vec::new();
+        let patterns: Vec<glob::Pattern> = self
+            .config
+            .paths
+            .iter()
+            .filter_map(|p| glob::Pattern::new(p).ok())
+            .collect();
+        type Known = (RegistryEntry, Inherit, Option<(PathBuf, fs::Metadata)>);
+        let mut by_container: BTreeMap<Arc<str>, Vec<Known>> = BTreeMap::new();
         for e in self.registry.entries() {
-            // `removed` only means "no longer at a discovered path": a rotated file can
-            // still hold the head of an entry that is not acknowledged.
             if self.by_id.contains_key(&e.id()) {
                 continue;
             }
-            let Some(path) = find_by_id(&e.path, e.id()) else {
-                continue;
+            let mut found = find_by_id(&e.path, e.id())
+                .and_then(|p| fs::metadata(&p).ok().map(|m| (p, m)))
+                .filter(|(_, m)| m.is_file());
+            // A file of another sequence (or a compressed copy) that got the inode is not
+            // this file.
+            let base = |p: &Path| {
+                p.file_name().and_then(|n| n.to_str()).map(|n| {
+                    (
+                        rotation::parse(n).base.to_owned(),
+                        rotation::parse(n).gzipped,
+                    )
+                })
             };
-            let Ok(meta) = fs::metadata(&path) else {
-                continue;
-            };
-            let unchanged = e.fingerprint.as_ref().is_none_or(|fp| {
-                File::open(&path).is_ok_and(|f| fingerprint_matches(&f, fp).unwrap_or(false))
+            let own_base = base(&e.path).map(|(b, _)| b);
+            found = found.filter(|(p, _)| base(p) == own_base.clone().map(|b| (b, false)));
+            let inherit = inherit_from_registry(e, found.as_ref().map(|(p, _)| p.as_path()));
+            if let Some((path, _)) = &found {
+                // An empty fingerprint (the file was empty) proves nothing: then only the
+                // same path does.
+                let unchanged = e.fingerprint.as_ref().is_none_or(|fp| {
+                    if fp.len == 0 {
+                        return *path == e.path;
+                    }
+                    File::open(path).is_ok_and(|f| fingerprint_matches(&f, fp).unwrap_or(false))
+                });
+                // Rewritten in place (then read again from the start), or another file
+                // that got the inode: only a file at the same path can be the former.
+                if !unchanged && *path != e.path {
+                    found = None;
+                }
+            }
+            by_container
+                .entry(inherit.container.clone())
+                .or_default()
+                .push((e.clone(), inherit, found));
+        }
+        for (_, mut known) in by_container {
+            // Older files first: an entry that spans a rotation starts in the older file,
+            // and inode numbers say nothing about age.
+            known.sort_by_key(|(e, _, found)| {
+                let mtime = found.as_ref().map(|(_, m)| m.modified().ok());
+                (mtime, e.path.clone())
             });
-            if !unchanged {
-                // Rewritten in place (then read again from the start), or another file that
-                // got the inode: only a file of the same container can be the former.
-                let (container, _) = container_of(&path, &path);
-                if e.container.as_deref() != Some(&*container) {
+            let mut gap = false;
+            let mut newest: Option<(Rank, PathBuf, Inherit)> = None;
+            let mut sequence: Option<(PathBuf, String)> = None;
+            let mut last_update = Timestamp::UNIX_EPOCH;
+            let mut any_inherit: Option<Inherit> = None;
+            for (e, inherit, found) in known {
+                last_update = last_update.max(e.updated);
+                any_inherit.get_or_insert_with(|| inherit.clone());
+                let at = found
+                    .as_ref()
+                    .map_or_else(|| e.path.clone(), |(p, _)| p.clone());
+                let (Some(dir), Some(name)) =
+                    (at.parent(), at.file_name().and_then(|n| n.to_str()))
+                else {
+                    continue;
+                };
+                let r = rotation::parse(name);
+                sequence.get_or_insert_with(|| (dir.to_owned(), r.base.to_owned()));
+                let Some((path, meta)) = found else {
+                    if e.removed.is_none() {
+                        self.lose(&e.path, 0, "gone_while_stopped");
+                        gap = true;
+                    }
+                    continue;
+                };
+                if newest.as_ref().is_none_or(|(n, _, _)| r.rank > *n) {
+                    newest = Some((r.rank.clone(), path.clone(), inherit.clone()));
+                }
+                let read_to_end = meta.len() == e.offset && e.fingerprint.is_some();
+                let discovered = patterns.iter().any(|p| p.matches_path(&path));
+                if read_to_end || discovered {
                     continue;
                 }
-            }
-            // Read to its end already.
-            if meta.len() == e.offset && unchanged {
-                continue;
-            }
-            let is_discovered = self
-                .config
-                .paths
-                .iter()
-                .filter_map(|p| glob::Pattern::new(p).ok())
-                .any(|p| p.matches_path(&path));
-            if !is_discovered {
-                let mtime = meta.modified().unwrap_or(std::time::UNIX_EPOCH);
-                found.push((mtime, path, e.clone(), meta.len()));
-            }
-        }
-        // Older files first: an entry that spans a rotation starts in the older file, and
-        // inode numbers say nothing about age.
-        found.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
-        for (_, path, e, len) in found {
-            self.start_file(now, &path, e.id(), len);
-            if let Some(&key) = self.by_id.get(&e.id()) {
-                if let Some(f) = self.files.get_mut(&key) {
-                    f.status = Status::Gone { since: now };
-                    // The container it was read under (a rotated file's path may no longer
-                    // name it, e.g. when it was found through a /var/log/containers link).
-                    if let Some(c) = &e.container {
-                        f.container = Arc::from(c.as_str());
-                        f.group = self.core.group_of(&f.container);
-                    }
+                let via = Via::Sequence {
+                    inherit,
+                    current: r.rank == Rank::Current,
+                    gap_before: gap,
+                };
+                if self.start_file(now, &path, e.id(), meta.len(), via) == Started::Yes {
+                    gap = false;
                 }
             }
+            let Some((dir, base)) = sequence else {
+                continue;
+            };
+            // Files rotated in while logtide was stopped.
+            let (after, inherit) = match newest {
+                Some((rank, path, inherit)) => {
+                    // Until a file is started after it, the newest file known is where the
+                    // container's sequence goes on from.
+                    let group = self.core.group_of(&inherit.container);
+                    self.newest
+                        .entry(group)
+                        .or_insert_with(|| (path, None, inherit.clone()));
+                    (After::Rank(rank), inherit)
+                }
+                None => {
+                    // Every file the registry knew is gone: what was written since its last
+                    // update (less a second, for the kernel's coarse file times) follows.
+                    let secs = u64::try_from(last_update.unix_secs()).unwrap_or(0);
+                    let since = (std::time::UNIX_EPOCH
+                        + std::time::Duration::new(secs, last_update.subsec_nanos()))
+                    .checked_sub(std::time::Duration::from_secs(1))
+                    .unwrap_or(std::time::UNIX_EPOCH);
+                    let Some(inherit) = any_inherit else {
+                        continue;
+                    };
+                    let group = self.core.group_of(&inherit.container);
+                    self.newest
+                        .entry(group)
+                        .or_insert_with(|| (dir.join(&base), Some(since), inherit.clone()));
+                    (After::Modified(since), inherit)
+                }
+            };
+            self.start_sequence(
+                now,
+                Refollow {
+                    dir,
+                    base,
+                    after,
+                    inherit,
+                    gap,
+                },
+            );
         }
     }
 
@@ -1105,8 +1599,13 @@ impl Tailer {
             }
             let remaining = budget - (out.len() - before);
             let has_more = self.read_file(now, key, out, remaining);
-            if has_more {
-                // Later files of the same container wait until this one is drained.
+            // Later files of the same container wait until this one is drained, and until
+            // a rotated one is finished (its writer may still append to it).
+            let unsettled = self
+                .files
+                .get(&key)
+                .is_some_and(|f| matches!(f.status, Status::Gone { .. }) && f.reader.is_some());
+            if has_more || unsettled {
                 blocked.insert(group);
             }
         }
@@ -1132,6 +1631,16 @@ impl Tailer {
             self.restart_generation(now, key);
             return true;
         }
+        if self
+            .files
+            .get(&key)
+            .is_some_and(|f| matches!(f.status, Status::Gone { .. }))
+        {
+            let moved_on = self.successor_has_data(key);
+            if let Some(f) = self.files.get_mut(&key) {
+                f.successor_has_data = moved_on;
+            }
+        }
         let chunk = self.config.read_buffer_bytes;
         let max_line = self.config.max_line_bytes;
         let Tailer {
@@ -1147,6 +1656,9 @@ impl Tailer {
         let Some(mut reader) = f.reader.take() else {
             return false;
         };
+        if std::mem::take(&mut f.gap_before) {
+            core.flush_gap(f.group, out);
+        }
         reader.attach(shared);
         let start_len = out.len();
         let mut more = false;
@@ -1224,6 +1736,8 @@ impl Tailer {
             skip_ranges: Vec::new(),
             was_at_eof: false,
             order: f.order,
+            gap_before: false,
+            successor_has_data: false,
         };
         self.by_id.insert(state.id, new_key);
         self.track(&state.shown_path);
@@ -1236,6 +1750,7 @@ impl Tailer {
             self.restart_generation(now, key);
             return;
         }
+        let mut rotated = false;
         let Tailer {
             files,
             core,
@@ -1267,8 +1782,9 @@ impl Tailer {
         match f.status {
             Status::Gone { since } => {
                 let deleted = nlink == 0;
-                let settled =
-                    deleted || now.duration_since(since) >= std::time::Duration::from_secs(1);
+                let settled = deleted
+                    || f.successor_has_data
+                    || now.duration_since(since) >= std::time::Duration::from_secs(1);
                 if settled {
                     // Nothing more will be written: a last unterminated line is still a line.
                     if let Some(mut r) = f.reader.take() {
@@ -1283,14 +1799,53 @@ impl Tailer {
                 }
             }
             Status::Live => {
+                // Renamed or deleted at its path: rotated. Checked at every end of file,
+                // so that the next file is read as soon as this one is drained.
+                rotated = !f.superseded
+                    && match fs::metadata(&f.path) {
+                        Ok(m) => FileId::of(&m) != f.id,
+                        Err(e) => e.kind() == io::ErrorKind::NotFound,
+                    };
                 let idle = now.duration_since(f.last_growth) >= config.close_inactive;
-                if idle && !core.holds.contains_key(&key) {
+                if !rotated && idle && !core.holds.contains_key(&key) {
                     f.reader = None;
                     core.stats.files_closed_inactive += 1;
                 }
             }
             Status::Finished => {}
         }
+        if rotated {
+            self.rotated_away(now, key);
+        }
+    }
+
+    /// Whether a later file of `key`'s container has data: its writer has moved on.
+    fn successor_has_data(&self, key: FileKey) -> bool {
+        let Some(f) = self.files.get(&key) else {
+            return false;
+        };
+        self.files.values().any(|g| {
+            g.group == f.group
+                && g.order > f.order
+                && !g.superseded
+                && g.reader
+                    .as_ref()
+                    .is_some_and(|r| r.file.metadata().is_ok_and(|m| m.len() > 0))
+        })
+    }
+
+    /// Whether a file of `group` has bytes not read yet: a pending entry of the group may
+    /// still get its last chunk from them.
+    fn has_unread(&self, group: u32) -> bool {
+        self.files.values().any(|f| {
+            f.group == group
+                && !f.superseded
+                && f.reader.as_ref().is_some_and(|r| {
+                    r.file
+                        .metadata()
+                        .is_ok_and(|m| m.len() > r.offset() + r.buffered() as u64)
+                })
+        })
     }
 
     /// Emits, as partial, entries whose last chunk has not come for `flush_partial_after`.
@@ -1302,6 +1857,12 @@ impl Tailer {
             .iter()
             .filter(|(_, t)| now.duration_since(t.since) >= wait)
             .map(|(k, _)| *k)
+            .collect();
+        // Not while the container's files still have bytes to read: then it is logtide
+        // that is behind, not the writer.
+        let stale: Vec<(u32, Stream)> = stale
+            .into_iter()
+            .filter(|(group, _)| !self.has_unread(*group))
             .collect();
         for (group, stream) in stale {
             let mut flushed = Vec::new();
@@ -1316,6 +1877,7 @@ impl Tailer {
 
     /// Gives up on deleted files that could not be drained within `close_removed_after`.
     fn give_up_on_removed(&mut self, now: Instant) {
+        let mut cut: Vec<u32> = Vec::new();
         for f in self.files.values_mut() {
             if let Status::Gone { since } = f.status {
                 if now.duration_since(since) >= self.config.close_removed_after {
@@ -1331,11 +1893,18 @@ impl Tailer {
                         });
                         tracing::error!(file = %f.shown_path, lost_bytes = lost,
                             "gave up draining a removed file (close_removed_after)");
+                        cut.push(f.group);
                     }
                     f.status = Status::Finished;
                 }
             }
         }
+        // The rest of the file may have held the last chunks of pending entries.
+        let mut out = std::mem::take(&mut self.core.deferred);
+        for group in cut {
+            self.core.flush_gap(group, &mut out);
+        }
+        self.core.deferred = out;
     }
 
     /// Applies acknowledgements, updates the registry and writes it when `flush` has
@@ -1393,7 +1962,13 @@ impl Tailer {
             skip.sort_unstable();
             skip.dedup();
             let removed = matches!(f.status, Status::Finished | Status::Gone { .. });
-            let changed = f.saved.as_ref() != Some(&(offset, skip.clone()));
+            // Also when the file was renamed (rotated) or its fingerprint grew, so that a
+            // restart finds it where it is and knows it.
+            let changed = f.saved.as_ref() != Some(&(offset, skip.clone()))
+                || self
+                    .registry
+                    .get(f.id)
+                    .is_none_or(|e| e.path != f.path || e.fingerprint != f.fingerprint);
             // While a skip inferred on resume has not found its end, the registry keeps no
             // check hash, so that the next start infers again from the same offset.
             let inferring = f.skip.contains(&Skip::UntilFull);
@@ -1407,8 +1982,11 @@ impl Tailer {
                         .and_then(|file| prefix_hash(&file, offset).ok()),
                 };
                 let previous_removed = self.registry.get(f.id).and_then(|e| e.removed);
+                let shown_path =
+                    (*f.shown_path != *f.path.to_string_lossy()).then(|| f.shown_path.to_string());
                 self.registry.insert(RegistryEntry {
                     path: f.path.clone(),
+                    shown_path,
                     dev: f.id.dev,
                     ino: f.id.ino,
                     fingerprint: f.fingerprint,
@@ -1581,6 +2159,25 @@ fn rewritten_in_place(f: &FileState) -> bool {
         || f.fingerprint
             .as_ref()
             .is_some_and(|fp| !fingerprint_matches(&reader.file, fp).unwrap_or(true))
+}
+
+/// What a file the registry knows takes into its events: the path it was shown under and
+/// its container, as saved (older registries have no shown path: then the file's own).
+fn inherit_from_registry(e: &RegistryEntry, found: Option<&Path>) -> Inherit {
+    let real = found.unwrap_or(&e.path);
+    let shown = e
+        .shown_path
+        .as_deref()
+        .map_or_else(|| real.to_owned(), PathBuf::from);
+    let (key, container_id) = container_of(&shown, real);
+    let container: Arc<str> = e.container.as_deref().map_or(key, Arc::from);
+    let container_id =
+        container_id.or_else(|| is_container_id(&container).then(|| container.clone()));
+    Inherit {
+        shown_path: Arc::from(shown.to_string_lossy().as_ref()),
+        container,
+        container_id,
+    }
 }
 
 /// Finds the file with identity `id`: at `path`, or renamed within its directory.

@@ -3,18 +3,26 @@
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError};
+use std::sync::Arc;
 use std::time::Duration;
 
-use notify::{RecursiveMode, Watcher};
+use notify::event::ModifyKind;
+use notify::{EventKind, RecursiveMode, Watcher};
 
 /// Watches directories and wakes a waiting thread when something in them changes.
 ///
+/// Besides waking, it tells whether a file was created, removed or renamed
+/// ([`Watch::take_structural`]): a rotation, after which the tailer scans at once.
+///
 /// When the platform offers no watcher (or it runs out of watches) the tailer still works:
-/// [`Watch::wait`] then simply waits for its timeout.
+/// [`Watch::wait`] then simply waits for its timeout, and rotations are found when a file
+/// is read to its end and at the scan interval.
 pub struct Watch {
     watcher: Option<notify::RecommendedWatcher>,
     rx: Receiver<()>,
+    structural: Arc<AtomicBool>,
     watched: BTreeSet<PathBuf>,
     /// Watches that could not be added (counted for self-monitoring).
     pub failures: u64,
@@ -39,7 +47,27 @@ impl Watch {
     /// A watcher with nothing watched yet.
     pub fn new() -> Self {
         let (tx, rx) = sync_channel(1);
-        let watcher = notify::recommended_watcher(move |_event: notify::Result<notify::Event>| {
+        let structural = Arc::new(AtomicBool::new(false));
+        let flag = structural.clone();
+        let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+            // Files created, removed or renamed (or events lost: the queue overflowed).
+            let changed = match event {
+                Ok(e) => {
+                    e.need_rescan()
+                        || matches!(
+                            e.kind,
+                            EventKind::Create(_)
+                                | EventKind::Remove(_)
+                                | EventKind::Modify(ModifyKind::Name(_))
+                                | EventKind::Any
+                                | EventKind::Other
+                        )
+                }
+                Err(_) => true,
+            };
+            if changed {
+                flag.store(true, Ordering::Relaxed);
+            }
             // One pending wake-up is enough; more would only repeat it.
             let _ = tx.try_send(());
         });
@@ -53,6 +81,7 @@ impl Watch {
         Watch {
             watcher,
             rx,
+            structural,
             watched: BTreeSet::new(),
             failures: 0,
         }
@@ -79,11 +108,22 @@ impl Watch {
                     self.watched.insert(new.clone());
                 }
                 Err(e) => {
+                    if self.failures == 0 {
+                        tracing::warn!(dir = %new.display(), error = %e,
+                            "cannot watch a directory (out of inotify watches?): its rotations are found at each end of file and at the scan interval");
+                    } else {
+                        tracing::debug!(dir = %new.display(), error = %e, "cannot watch directory");
+                    }
                     self.failures += 1;
-                    tracing::debug!(dir = %new.display(), error = %e, "cannot watch directory");
                 }
             }
         }
+    }
+
+    /// Whether a file was created, removed or renamed in a watched directory since the last
+    /// call (and whether events were lost).
+    pub fn take_structural(&self) -> bool {
+        self.structural.swap(false, Ordering::Relaxed)
     }
 
     /// Waits until something changes or `timeout` passes; returns whether woken by a change.
@@ -110,6 +150,23 @@ mod tests {
             w.wait(Duration::from_secs(5)),
             "inotify must report the new file"
         );
+        assert!(w.take_structural(), "a created file is a structural change");
+        assert!(!w.take_structural());
+        // A write to an existing file wakes, but is no structural change.
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.path().join("x.log"))
+            .unwrap();
+        std::io::Write::write_all(&mut f, b"more\n").unwrap();
+        assert!(w.wait(Duration::from_secs(5)));
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(!w.take_structural(), "an append is not a rotation");
+        std::fs::rename(dir.path().join("x.log"), dir.path().join("x.log.1")).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !w.take_structural() {
+            assert!(std::time::Instant::now() < deadline, "a rename is reported");
+            w.wait(Duration::from_millis(50));
+        }
         w.update(&[]);
         assert!(w.watched.is_empty());
     }

@@ -635,3 +635,272 @@ fn gzipped_rotated_files_are_not_read() {
     assert_eq!(t.stats().parse_errors, 0);
     assert_eq!(t.stats().files_opened, 1);
 }
+
+/// Kubelet's layout: `containers/<pod>_<ns>_<container>-<id>.log` links to
+/// `pods/<ns>_<pod>_<uid>/<container>/0.log`, which is rotated by renaming it to
+/// `0.log.<YYYYMMDD-HHMMSS>` and creating a new `0.log`; the link never changes.
+struct Kubelet {
+    root: tempfile::TempDir,
+    t: Instant,
+    rotations: u32,
+}
+
+const CID: &str = "3f1c2e9a7b6d4c5e8f90a1b2c3d4e5f60718293a4b5c6d7e8f9012a3b4c5d6e7";
+
+impl Kubelet {
+    fn new() -> Self {
+        let root = tempfile::tempdir().unwrap();
+        let k = Kubelet {
+            root,
+            t: Instant::now(),
+            rotations: 0,
+        };
+        fs::create_dir_all(k.pod_dir()).unwrap();
+        fs::create_dir_all(k.root.path().join("containers")).unwrap();
+        std::os::unix::fs::symlink(k.pod_dir().join("0.log"), k.link()).unwrap();
+        k
+    }
+
+    fn pod_dir(&self) -> PathBuf {
+        self.root.path().join("pods/shop_web-1_u1/app")
+    }
+
+    fn link(&self) -> PathBuf {
+        self.root
+            .path()
+            .join(format!("containers/web-1_shop_app-{CID}.log"))
+    }
+
+    /// The defaults, but for the paths.
+    fn config(&self) -> (TailConfig, RegistryConfig) {
+        let tail = TailConfig {
+            paths: vec![format!("{}/containers/*.log", self.root.path().display())],
+            ..TailConfig::default()
+        };
+        let reg = RegistryConfig {
+            path: self.root.path().join("registry"),
+            ..RegistryConfig::default()
+        };
+        (tail, reg)
+    }
+
+    fn tailer(&self) -> Tailer {
+        let (t, r) = self.config();
+        Tailer::open(t, r).unwrap()
+    }
+
+    fn append(&self, text: &str) {
+        let mut f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.pod_dir().join("0.log"))
+            .unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+    }
+
+    /// Renames `0.log` away; the next append creates a new one.
+    fn rotate(&mut self) -> PathBuf {
+        self.rotations += 1;
+        let to = self
+            .pod_dir()
+            .join(format!("0.log.20261206-1815{:02}", self.rotations));
+        fs::rename(self.pod_dir().join("0.log"), &to).unwrap();
+        to
+    }
+
+    /// Polls as the agent does, without explicit scans (the scan interval is 10 s; each
+    /// step is 100 ms), and acknowledges everything.
+    fn poll(&mut self, t: &mut Tailer, steps: u32) -> Vec<Event> {
+        let mut all = Vec::new();
+        for _ in 0..steps {
+            self.t += Duration::from_millis(100);
+            let mut batch = Vec::new();
+            t.poll(self.t, &mut batch, 10_000);
+            for mut e in batch {
+                if let Some(tok) = e.take_ack() {
+                    tok.accept();
+                }
+                all.push(e);
+            }
+            t.commit(self.t, false).unwrap();
+        }
+        all
+    }
+}
+
+fn field<'e>(e: &'e Event, path: &str) -> &'e str {
+    e.get(path).and_then(Value::as_str).unwrap_or("")
+}
+
+#[test]
+fn kubelet_rotations_faster_than_the_scan_interval_lose_and_split_nothing() {
+    let mut k = Kubelet::new();
+    k.append(&cri("stdout", "F", "one"));
+    let mut t = k.tailer();
+    assert_eq!(messages(&k.poll(&mut t, 2)), ["one"]);
+    // Three rotations within one second, two of them in the middle of an entry.
+    k.append(&cri("stdout", "P", "two-a "));
+    k.rotate();
+    k.append(&cri("stdout", "P", "two-b "));
+    k.append(&cri("stderr", "F", "three"));
+    k.rotate();
+    k.append(&cri("stdout", "F", "two-c"));
+    k.rotate();
+    k.append(&cri("stdout", "F", "four"));
+    let events = k.poll(&mut t, 5);
+    assert_eq!(messages(&events), ["three", "two-a two-b two-c", "four"]);
+    for e in &events {
+        assert_eq!(field(e, "container.id"), CID);
+        assert_eq!(field(e, "log.file.path"), k.link().to_str().unwrap());
+        assert!(e.get("log.flags").is_none(), "{:?}", e.get("log.flags"));
+    }
+    let s = t.stats();
+    assert!(s.rotations_followed >= 1, "{s:?}");
+    assert_eq!(s.files_opened, 4, "every file of the sequence, once: {s:?}");
+    assert_eq!((s.files_lost, s.partial_flushed, s.scans), (0, 0, 1));
+}
+
+#[test]
+fn rotations_while_stopped_are_read_after_a_restart_with_the_same_identity() {
+    let mut k = Kubelet::new();
+    k.append(&cri("stdout", "F", "one"));
+    k.append(&cri("stdout", "P", "two-a "));
+    let mut t = k.tailer();
+    let first = k.poll(&mut t, 2);
+    assert_eq!(messages(&first), ["one"]);
+    t.commit(k.t, true).unwrap();
+    drop(t);
+    // While logtide is stopped: two rotations.
+    k.append(&cri("stdout", "P", "two-b "));
+    k.rotate();
+    k.append(&cri("stdout", "F", "two-c"));
+    k.append(&cri("stdout", "F", "three"));
+    k.rotate();
+    k.append(&cri("stdout", "F", "four"));
+    let mut t = k.tailer();
+    let events = k.poll(&mut t, 5);
+    assert_eq!(messages(&events), ["two-a two-b two-c", "three", "four"]);
+    for e in &events {
+        assert_eq!(field(e, "container.id"), CID);
+        assert_eq!(field(e, "log.file.path"), k.link().to_str().unwrap());
+    }
+    // A crash before anything is acknowledged reads the same entries again, with the same
+    // identity (source and offset) although they are now read through rotated names.
+    let sources: Vec<_> = events.iter().map(|e| e.source().cloned()).collect();
+    drop(t);
+    fs::remove_dir_all(k.root.path().join("registry")).unwrap();
+    let mut t = k.tailer();
+    t.scan(k.t);
+    let mut again = Vec::new();
+    for _ in 0..5 {
+        k.t += Duration::from_millis(100);
+        t.poll(k.t, &mut again, 10_000);
+    }
+    // Without a registry only the current file is read (as Filebeat does on a first
+    // start); its entry has the same identity as before.
+    assert_eq!(messages(&again), ["four"]);
+    assert_eq!(again[0].source().cloned(), sources[2]);
+}
+
+#[test]
+fn a_rotated_file_gone_before_it_was_read_splits_no_entry_into_another() {
+    let mut k = Kubelet::new();
+    k.append(&cri("stdout", "P", "head "));
+    let mut t = k.tailer();
+    assert!(k.poll(&mut t, 2).is_empty(), "pending");
+    t.commit(k.t, true).unwrap();
+    drop(t);
+    // While stopped: the file holding the entry's tail is rotated and compressed (its
+    // plain copy removed) before logtide could read it.
+    let first = k.rotate();
+    k.append(&cri("stdout", "F", "tail"));
+    k.append(&cri("stdout", "P", "lost-a "));
+    let second = k.rotate();
+    let gz = PathBuf::from(format!("{}.gz", second.display()));
+    fs::write(&gz, b"\x1f\x8b\x08\x00compressed").unwrap();
+    fs::remove_file(&second).unwrap();
+    k.append(&cri("stdout", "F", "next"));
+    assert!(first.exists());
+    let mut t = k.tailer();
+    let events = k.poll(&mut t, 5);
+    // The head is emitted alone and flagged partial; the next file's entry is whole.
+    assert_eq!(messages(&events), ["head ", "next"]);
+    assert_eq!(events[0].get("log.flags"), Some(&json!(["partial"])));
+    assert!(events[1].get("log.flags").is_none());
+    let s = t.stats();
+    assert_eq!((s.files_lost, s.partial_gap), (1, 1), "{s:?}");
+    let losses = t.take_losses();
+    assert_eq!(losses.len(), 1);
+    assert_eq!(&*losses[0].path, gz.to_str().unwrap());
+    assert_eq!(
+        (losses[0].bytes, losses[0].reason),
+        (fs::metadata(&gz).unwrap().len(), "gzipped_before_read")
+    );
+}
+
+#[test]
+fn docker_numbered_rotations_are_read_in_order() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("containers").join(CID);
+    fs::create_dir_all(&dir).unwrap();
+    let log = dir.join(format!("{CID}-json.log"));
+    let append = |text: &str| {
+        let mut f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+    };
+    let rotate = || {
+        for n in (1..4).rev() {
+            let from = PathBuf::from(format!("{}.{n}", log.display()));
+            if from.exists() {
+                fs::rename(&from, format!("{}.{}", log.display(), n + 1)).unwrap();
+            }
+        }
+        fs::rename(&log, format!("{}.1", log.display())).unwrap();
+    };
+    let docker = |msg: &str| {
+        format!(
+            "{}\n",
+            json!({"log": msg, "stream": "stdout", "time": "2024-01-01T00:00:00.000000001Z"})
+        )
+    };
+    append(&docker("one\n"));
+    let tail = TailConfig {
+        paths: vec![format!("{}/containers/*/*-json.log", root.path().display())],
+        ..TailConfig::default()
+    };
+    let reg = RegistryConfig {
+        path: root.path().join("registry"),
+        ..RegistryConfig::default()
+    };
+    let mut t = Tailer::open(tail, reg).unwrap();
+    let mut now = Instant::now();
+    let mut poll = |t: &mut Tailer| {
+        let mut out = Vec::new();
+        for _ in 0..5 {
+            now += Duration::from_millis(100);
+            t.poll(now, &mut out, 10_000);
+        }
+        out
+    };
+    assert_eq!(messages(&poll(&mut t)), ["one"]);
+    // 16 KiB pieces of one entry across three rotations.
+    let piece = "x".repeat(16 * 1024);
+    append(&docker(&piece));
+    rotate();
+    append(&docker(&piece));
+    rotate();
+    append(&docker("end\n"));
+    append(&docker("two\n"));
+    rotate();
+    append(&docker("three\n"));
+    let events = poll(&mut t);
+    assert_eq!(
+        messages(&events),
+        [format!("{piece}{piece}end"), "two".into(), "three".into()]
+    );
+    assert!(events.iter().all(|e| field(e, "container.id") == CID));
+}
