@@ -1,6 +1,7 @@
-//! The whole path, with both binaries: `logtide-files` tails kubelet-style CRI logs (an
-//! entry in 16 KiB `P` chunks that is larger than a Kinesis record, and a rename rotation
-//! in the middle of an entry) into a 2-shard stream of moto_server; `logtide-relay` reads
+//! The whole path, with both binaries and their default settings: `logtide-files` tails
+//! kubelet-style CRI logs (a 3 MiB and a 12 MiB entry in 16 KiB `P` chunks, larger than a
+//! Kinesis record, and a rename rotation in the middle of an entry) into a 2-shard stream
+//! of moto_server; `logtide-relay` reads
 //! the stream into S3 and Elasticsearch (noida-db). boto3 reads the archive back: every
 //! entry once, whole, in order per container; the index holds every entry once, whole.
 
@@ -122,8 +123,10 @@ fn agent_to_stream_to_relay_to_s3() {
             );
         }
     }
-    // Larger than a Kinesis record: split by the agent, joined by the relay.
+    // Larger than a Kinesis record: split by the agent, joined by the relay. Both pass
+    // whole with the default max_entry_bytes (16 MiB).
     write(1, format!("c1 big {}", "y".repeat(3 << 20)));
+    write(0, format!("c0 bigger {}", "w".repeat(12 << 20)));
 
     let files_config = dir.path().join("files.yml");
     fs::write(
@@ -132,9 +135,7 @@ fn agent_to_stream_to_relay_to_s3() {
             "inputs:
   - type: container
     paths: ['{logs}/*.log']
-    scan_frequency: 200ms
-    max_entry_bytes: 16777216
-registry: {{path: {reg}, flush: 100ms}}
+registry: {{path: {reg}}}
 output.kinesis:
   stream_name: logs
   region: us-east-1

@@ -354,6 +354,7 @@ impl Publisher {
             "partial_over_budget",
             now_stats.partial_over_budget - was.partial_over_budget,
         );
+        t.add_modified_events("partial_gap", now_stats.partial_gap - was.partial_gap);
         t.add_truncations(now_stats.truncations - was.truncations);
         self.published = now_stats;
         t.set_files(self.input, &tailer.progress(), now_stats.open_files, now);

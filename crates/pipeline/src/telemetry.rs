@@ -13,8 +13,9 @@
 //! | `logtide_discarded_events_total` | `reason` | events that will never be shipped: `processor_drop`, `dead_letter`, `oversize_dead_letter`, `undecodable`, `incomplete_entry`, `es_dead_letter`; logtide-metrics: `priming_sample` (the first sample of a rate), `queue_full`, `output_failed_at_stop` |
 //! | `logtide_modified_events_total` | `reason` | events shipped changed: `oversize_truncated`, `oversize_split`, `entry_truncated`, `partial_flushed` (every event flagged partial), among them `partial_evicted` (`max_pending` entries were pending) and `partial_over_budget` (the pending entries held `max_pending_bytes`), `mapping_normalized` |
 //! | `logtide_discarded_lines_total` | `reason` | lines that never became events: `parse_error`, `stream_filtered` |
-//! | `logtide_lost_bytes_total` | `reason` | bytes never read: `deleted_before_read`, `line_too_long` |
-//! | `logtide_file_lost_bytes_total` | `path`, `reason` | the same, per file (`deleted_before_read`) |
+//! | `logtide_lost_bytes_total` | `reason` | bytes never read: `deleted_before_read`, `gzipped_before_read` (compressed bytes), `line_too_long` |
+//! | `logtide_file_lost_bytes_total` | `path`, `reason` | the same, per file (`deleted_before_read`, `gzipped_before_read`, `gone_while_stopped` with 0: size unknown) |
+//! | `logtide_lost_files_total` | `reason` | files of a container's rotation sequence not read to their end, by the reasons above |
 //! | `logtide_file_truncations_total` | | files truncated in place (copytruncate): lines written just before may be lost |
 //! | `logtide_processor_errors_total` | | processor errors (the event goes on, with `error.message`) |
 //! | `logtide_source_errors_total` | `source` | failed reads of a source: a metricset's collection (or part of it), a shard's GetRecords |
@@ -67,6 +68,7 @@ pub struct Telemetry {
     discarded_lines: Counters,
     lost_bytes: Counters,
     file_lost_bytes: Counters,
+    lost_files: Counters,
     truncations: Counter,
     processor_errors: Counter,
     source_errors: Counters,
@@ -127,6 +129,7 @@ impl Telemetry {
             discarded_lines: Counters::default(),
             lost_bytes: Counters::default(),
             file_lost_bytes: Counters::default(),
+            lost_files: Counters::default(),
             truncations: Counter::default(),
             processor_errors: Counter::default(),
             source_errors: Counters::default(),
@@ -176,6 +179,11 @@ impl Telemetry {
             "logtide_file_lost_bytes",
             "Bytes never read, by file and reason",
             t.file_lost_bytes.clone(),
+        );
+        registry.register(
+            "logtide_lost_files",
+            "Files not read to their end, by reason",
+            t.lost_files.clone(),
         );
         registry.register(
             "logtide_file_truncations",
@@ -294,9 +302,13 @@ impl Telemetry {
         }
     }
 
-    /// Counts bytes of one file never read (also counted by [`Self::add_lost_bytes`]).
+    /// Counts one file not read to its end and its bytes never read (also counted by
+    /// [`Self::add_lost_bytes`]; 0 when the size is unknown, which still shows the file).
     pub fn add_file_lost_bytes(&self, path: &str, reason: &str, n: u64) {
         self.add_lost_bytes(reason, n);
+        self.lost_files
+            .get_or_create(&label("reason", reason))
+            .inc();
         let path = {
             let mut state = self.state();
             if state.loss_paths.contains(path) || state.loss_paths.len() < MAX_LOSS_PATHS {
@@ -603,6 +615,13 @@ mod tests {
                 r#"logtide_file_lost_bytes_total{path="/var/log/containers/a.log",reason="deleted_before_read"}"#
             ),
             Some(77.0)
+        );
+        assert_eq!(
+            value(
+                &text,
+                r#"logtide_lost_files_total{reason="deleted_before_read"}"#
+            ),
+            Some(1.0)
         );
         assert_eq!(
             value(

@@ -95,10 +95,11 @@ pub fn message(container: u64, n: usize, len: usize) -> String {
     m
 }
 
-/// A logtide-files configuration reading `logs/*.log` and shipping to `endpoint`.
+/// A logtide-files configuration reading `logs/*.log` and shipping to `endpoint`, with the
+/// defaults for everything else.
 pub fn config(dir: &Path, endpoint: &str, stream: &str, extra_kinesis: &str) -> PathBuf {
     let text = format!(
-        "inputs:\n  - type: container\n    paths: ['{logs}/*.log']\n    scan_frequency: 200ms\n    max_entry_bytes: 16777216\nregistry:\n  path: {reg}\n  flush: 100ms\noutput.kinesis:\n  stream_name: {stream}\n  region: us-east-1\n  endpoint: {endpoint}\n  dead_letter_path: {dl}\n{extra_kinesis}",
+        "inputs:\n  - type: container\n    paths: ['{logs}/*.log']\nregistry:\n  path: {reg}\noutput.kinesis:\n  stream_name: {stream}\n  region: us-east-1\n  endpoint: {endpoint}\n  dead_letter_path: {dl}\n{extra_kinesis}",
         logs = dir.join("logs").display(),
         reg = dir.join("registry").display(),
         dl = dir.join("dead-letter").display(),
