@@ -906,6 +906,10 @@ impl Tailer {
             let after = match (r.rank, deleted) {
                 (_, Some(mtime)) => After::Modified(mtime),
                 (Rank::Current, None) => continue,
+                (Rank::Numbered(_), None) => match fs::metadata(&path).and_then(|m| m.modified()) {
+                    Ok(mtime) => After::Modified(mtime),
+                    Err(_) => continue,
+                },
                 (rank, None) => After::Rank(rank),
             };
             self.start_sequence(
@@ -980,14 +984,15 @@ impl Tailer {
             return;
         };
         let r = rotation::parse(name);
-        let after = if renamed && r.rank != Rank::Current {
-            After::Rank(r.rank)
-        } else {
-            // Deleted (or renamed out of its directory): what was written after it.
-            match f.reader.as_ref().and_then(|r| r.file.metadata().ok()) {
+        let after = match r.rank {
+            Rank::Dated(_) if renamed => After::Rank(r.rank),
+            // Deleted (or renamed out of its directory), or numbered (`.1` is the newest
+            // in the usual schemes, the oldest in some): what was written after it.
+            _ => match f.reader.as_ref().and_then(|r| r.file.metadata().ok()) {
                 Some(m) => After::Modified(m.modified().unwrap_or(std::time::UNIX_EPOCH)),
+                None if renamed => After::Rank(r.rank),
                 None => return,
-            }
+            },
         };
         let refollow = Refollow {
             dir: dir.to_owned(),
@@ -1047,7 +1052,7 @@ impl Tailer {
                 members.push((p.rank, mtime, e.path(), p.gzipped, meta));
             }
         }
-        members.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
+        members.sort_by(|a, b| sequence_order(&a.0, a.1, &b.0, b.1));
         for (rank, _, path, gzipped, meta) in members {
             if gzipped {
                 let plain = path.with_extension("");
@@ -1479,7 +1484,7 @@ impl Tailer {
                 (mtime, e.path.clone())
             });
             let mut gap = false;
-            let mut newest: Option<(Rank, PathBuf, Inherit)> = None;
+            let mut newest: Option<(Rank, SystemTime, PathBuf, Inherit)> = None;
             let mut sequence: Option<(PathBuf, String)> = None;
             let mut last_update = Timestamp::UNIX_EPOCH;
             let mut any_inherit: Option<Inherit> = None;
@@ -1503,8 +1508,11 @@ impl Tailer {
                     }
                     continue;
                 };
-                if newest.as_ref().is_none_or(|(n, _, _)| r.rank > *n) {
-                    newest = Some((r.rank.clone(), path.clone(), inherit.clone()));
+                let mtime = meta.modified().unwrap_or(std::time::UNIX_EPOCH);
+                if newest.as_ref().is_none_or(|(n, m, _, _)| {
+                    sequence_order(&r.rank, mtime, n, *m) == std::cmp::Ordering::Greater
+                }) {
+                    newest = Some((r.rank.clone(), mtime, path.clone(), inherit.clone()));
                 }
                 let read_to_end = meta.len() == e.offset && e.fingerprint.is_some();
                 let discovered = patterns.iter().any(|p| p.matches_path(&path));
@@ -1525,14 +1533,18 @@ impl Tailer {
             };
             // Files rotated in while logtide was stopped.
             let (after, inherit) = match newest {
-                Some((rank, path, inherit)) => {
+                Some((rank, mtime, path, inherit)) => {
                     // Until a file is started after it, the newest file known is where the
                     // container's sequence goes on from.
                     let group = self.core.group_of(&inherit.container);
                     self.newest
                         .entry(group)
                         .or_insert_with(|| (path, None, inherit.clone()));
-                    (After::Rank(rank), inherit)
+                    let after = match rank {
+                        Rank::Numbered(_) => After::Modified(mtime),
+                        rank => After::Rank(rank),
+                    };
+                    (after, inherit)
                 }
                 None => {
                     // Every file the registry knew is gone: what was written since its last
@@ -2159,6 +2171,21 @@ fn rewritten_in_place(f: &FileState) -> bool {
         || f.fingerprint
             .as_ref()
             .is_some_and(|fp| !fingerprint_matches(&reader.file, fp).unwrap_or(true))
+}
+
+/// The order of two files of one rotation sequence, oldest first: by name, except that
+/// numbered files go by modification time (`.1` is the newest file where rotation shifts
+/// the numbers, as dockerd and logrotate do, and the oldest where it counts up).
+fn sequence_order(
+    a: &Rank,
+    a_mtime: SystemTime,
+    b: &Rank,
+    b_mtime: SystemTime,
+) -> std::cmp::Ordering {
+    match (a, b) {
+        (Rank::Numbered(x), Rank::Numbered(y)) => a_mtime.cmp(&b_mtime).then(y.cmp(x)),
+        _ => a.cmp(b).then(a_mtime.cmp(&b_mtime)),
+    }
 }
 
 /// What a file the registry knows takes into its events: the path it was shown under and
