@@ -121,17 +121,33 @@ fn start(config: &Path) -> Child {
         .unwrap()
 }
 
-/// Saved offsets by inode, from the registry on disk.
-fn registry_offsets(dir: &Path) -> HashMap<u64, u64> {
+/// Saved offsets by inode, from the registry on disk, of the files in `logs` the registry
+/// entries describe: an entry whose fingerprint does not match the file that has its inode
+/// now belongs to a deleted file whose inode was reused, and says nothing of the new one.
+fn registry_offsets(dir: &Path, logs: &Path) -> HashMap<u64, u64> {
     let Ok(text) = fs::read(dir.join("registry.json")) else {
         return HashMap::new();
     };
     let doc: Value = serde_json::from_slice(&text).expect("the registry on disk is always whole");
+    let by_ino: HashMap<u64, PathBuf> = fs::read_dir(logs)
+        .unwrap()
+        .filter_map(|e| {
+            let p = e.ok()?.path();
+            Some((fs::metadata(&p).ok()?.ino(), p))
+        })
+        .collect();
     doc["files"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|f| (f["ino"].as_u64().unwrap(), f["offset"].as_u64().unwrap()))
+        .filter_map(|f| {
+            let ino = f["ino"].as_u64().unwrap();
+            let fp = &f["fingerprint"];
+            let len = fp["len"].as_u64()? as usize;
+            let bytes = fs::read(by_ino.get(&ino)?).ok()?;
+            let hash = format!("{:016x}", xxhash_rust::xxh3::xxh3_64(bytes.get(..len)?));
+            (fp["hash"].as_str()? == hash).then(|| (ino, f["offset"].as_u64().unwrap()))
+        })
         .collect()
 }
 
@@ -162,7 +178,7 @@ fn sigkill_twenty_times_while_rotating_loses_and_breaks_nothing() {
     fs::write(
         &config,
         format!(
-            "inputs:\n  - type: container\n    paths: ['{}/*.log']\n    scan_frequency: 300ms\nregistry: {{path: {}, flush: 200ms}}\noutput.file: {{path: {}, filename: events.ndjson, rotate_every_kb: 1048576}}\n",
+            "inputs:\n  - type: container\n    paths: ['{}/*.log']\nregistry: {{path: {}}}\noutput.file: {{path: {}, filename: events.ndjson, rotate_every_kb: 1048576}}\n",
             logs.display(),
             reg.display(),
             out.display()
@@ -184,7 +200,7 @@ fn sigkill_twenty_times_while_rotating_loses_and_breaks_nothing() {
         std::thread::sleep(Duration::from_millis(900 + rng.below(1600)));
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
-        snapshots.push(registry_offsets(&reg));
+        snapshots.push(registry_offsets(&reg, &logs));
     }
     stop.store(true, Ordering::Relaxed);
     w.join().unwrap();

@@ -1379,6 +1379,8 @@ impl Tailer {
                 // Same inode, different file: the old one was deleted (whatever of it was
                 // not read is gone, and cannot be told from a file that was finished).
                 self.core.stats.inode_reused += 1;
+                tracing::info!(path = %real.display(), saved_path = %entry.path.display(),
+                    "inode reused by a new file: reading it from the start");
                 return (0, [Skip::None; 2], Vec::new());
             }
         }
@@ -2192,10 +2194,12 @@ fn sequence_order(
 /// its container, as saved (older registries have no shown path: then the file's own).
 fn inherit_from_registry(e: &RegistryEntry, found: Option<&Path>) -> Inherit {
     let real = found.unwrap_or(&e.path);
+    // Without a shown path, the file was shown under its path as saved (it may have been
+    // renamed since).
     let shown = e
         .shown_path
         .as_deref()
-        .map_or_else(|| real.to_owned(), PathBuf::from);
+        .map_or_else(|| e.path.clone(), PathBuf::from);
     let (key, container_id) = container_of(&shown, real);
     let container: Arc<str> = e.container.as_deref().map_or(key, Arc::from);
     let container_id =
