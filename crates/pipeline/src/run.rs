@@ -32,7 +32,10 @@ const QUEUE: usize = 2;
 /// Longest idle wait between polls when no file changes.
 const IDLE_WAIT: Duration = Duration::from_millis(250);
 /// A file created, removed or renamed (a rotation) triggers a scan at most this often.
-const WAKE_SCAN_EVERY: Duration = Duration::from_millis(100);
+const WAKE_SCAN_EVERY: Duration = Duration::from_millis(200);
+/// After a wake-up from idle, how long writes are let in before the files are read, so
+/// that many small writes are read together rather than one poll of every file each.
+const WAKE_COALESCE: Duration = Duration::from_millis(25);
 /// How often the watched directories are brought up to date (the directories of the files
 /// being read: kubelet's pod log directories behind the /var/log/containers symlinks).
 const WATCH_UPDATE_EVERY: Duration = Duration::from_secs(1);
@@ -465,8 +468,8 @@ fn tail_loop(
                 "tail counters"
             );
         }
-        if n == 0 {
-            watch.wait(IDLE_WAIT);
+        if n == 0 && watch.wait(IDLE_WAIT) {
+            thread::sleep(WAKE_COALESCE);
         }
         // A rotation (a file created, removed or renamed in a watched directory) is
         // followed at once, not at the next scan interval, busy or not.

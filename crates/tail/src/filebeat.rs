@@ -45,6 +45,7 @@ impl FilebeatState {
             ino: self.inode,
             fingerprint: None,
             offset: self.offset,
+            size: None,
             prefix: None,
             skip: Vec::new(),
             container: None,

@@ -23,7 +23,11 @@ pub(crate) struct LineAt {
 #[derive(Debug)]
 pub(crate) struct Reader {
     pub(crate) file: File,
+    /// Bytes read are `buf[..end]`; the rest of `buf` is initialized space kept for the
+    /// next reads, so that a read does not zero its chunk again.
     buf: Vec<u8>,
+    /// End of the bytes read into `buf`.
+    end: usize,
     /// First byte of `buf` not handed out yet.
     pos: usize,
     /// File offset of `buf[0]`.
@@ -39,6 +43,7 @@ impl Reader {
         Reader {
             file,
             buf: Vec::new(),
+            end: 0,
             pos: 0,
             buf_offset: offset,
             skipping: false,
@@ -51,10 +56,14 @@ impl Reader {
     /// [`Reader::detach`].
     pub(crate) fn attach(&mut self, shared: &mut Vec<u8>) {
         let mut big = std::mem::take(shared);
-        big.clear();
-        big.extend_from_slice(&self.buf[self.pos..]);
+        let unread = self.end - self.pos;
+        if big.len() < unread {
+            big.resize(unread, 0);
+        }
+        big[..unread].copy_from_slice(&self.buf[self.pos..self.end]);
         self.buf_offset += self.pos as u64;
         self.pos = 0;
+        self.end = unread;
         *shared = std::mem::replace(&mut self.buf, big);
     }
 
@@ -63,12 +72,13 @@ impl Reader {
     pub(crate) fn detach(&mut self, shared: &mut Vec<u8>) {
         let mut small = std::mem::take(shared);
         small.clear();
-        small.extend_from_slice(&self.buf[self.pos..]);
+        small.extend_from_slice(&self.buf[self.pos..self.end]);
         if small.capacity() > 64 * 1024 && small.len() < 16 * 1024 {
             small.shrink_to(16 * 1024);
         }
         self.buf_offset += self.pos as u64;
         self.pos = 0;
+        self.end = small.len();
         *shared = std::mem::replace(&mut self.buf, small);
     }
 
@@ -79,7 +89,7 @@ impl Reader {
 
     /// Bytes buffered but not yet handed out.
     pub(crate) fn buffered(&self) -> usize {
-        self.buf.len() - self.pos
+        self.end - self.pos
     }
 
     pub(crate) fn bytes(&self, range: Range<usize>) -> &[u8] {
@@ -89,24 +99,27 @@ impl Reader {
     /// Reads up to `chunk` more bytes; returns how many (0 at end of file).
     pub(crate) fn fill(&mut self, chunk: usize) -> io::Result<usize> {
         if self.pos > 0 {
-            self.buf.drain(..self.pos);
+            self.buf.copy_within(self.pos..self.end, 0);
+            self.end -= self.pos;
             self.buf_offset += self.pos as u64;
             self.pos = 0;
         }
-        let old = self.buf.len();
-        self.buf.resize(old + chunk, 0);
+        let old = self.end;
+        // Only space never used before is zeroed.
+        if self.buf.len() < old + chunk {
+            self.buf.resize(old + chunk, 0);
+        }
         let read = loop {
-            match self
-                .file
-                .read_at(&mut self.buf[old..], self.buf_offset + old as u64)
-            {
+            match self.file.read_at(
+                &mut self.buf[old..old + chunk],
+                self.buf_offset + old as u64,
+            ) {
                 Ok(n) => break Ok(n),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => break Err(e),
             }
         };
-        let n = *read.as_ref().unwrap_or(&0);
-        self.buf.truncate(old + n);
+        self.end = old + *read.as_ref().unwrap_or(&0);
         read
     }
 
@@ -114,7 +127,7 @@ impl Reader {
     /// `max_line` is handed out cut to `max_line` bytes and the rest of it is skipped.
     pub(crate) fn next_line(&mut self, max_line: usize) -> Option<LineAt> {
         loop {
-            let rest = &self.buf[self.pos..];
+            let rest = &self.buf[self.pos..self.end];
             match memchr::memchr(b'\n', rest) {
                 Some(nl) if self.skipping => {
                     self.skipped += nl as u64 + 1;
@@ -133,7 +146,7 @@ impl Reader {
                 }
                 None if self.skipping => {
                     self.skipped += rest.len() as u64;
-                    self.pos = self.buf.len();
+                    self.pos = self.end;
                     return None;
                 }
                 None if rest.len() <= max_line => return None,
@@ -158,11 +171,11 @@ impl Reader {
     pub(crate) fn take_rest(&mut self) -> Option<LineAt> {
         if self.buffered() == 0 || self.skipping {
             self.skipped += self.buffered() as u64;
-            self.pos = self.buf.len();
+            self.pos = self.end;
             return None;
         }
         let start = self.pos;
-        self.pos = self.buf.len();
+        self.pos = self.end;
         Some(LineAt {
             start: self.buf_offset + start as u64,
             end: self.buf_offset + self.pos as u64,

@@ -12,6 +12,7 @@
 //!   "shown_path": "/var/log/containers/app-7d9_ns_app-3f1c….log",   // log.file.path
 //!   "fingerprint": {"len": 1024, "hash": "9f0c…"},   // first bytes of the file
 //!   "offset": 52311,                                 // start of the first unacknowledged entry
+//!   "size": 61020,                                   // the file's size when saved
 //!   "prefix": {"len": 64, "hash": "77aa…"},          // the 64 bytes before `offset`
 //!   "skip": [{"stream": "stdout", "start": 52001, "end": 53001}],   // see below
 //!   "container": "3f1c…", "updated": "2026-11-24T09:15:02.118340112Z",
@@ -26,13 +27,16 @@
 //! resume the lines of that stream starting inside a range are skipped instead of being
 //! shipped as broken entries.
 //!
+//! `size` is the file's size when the entry was saved, so that a file found gone after a
+//! restart is counted lost with at least the bytes it had not shipped.
+//!
 //! `shown_path` is the path the file was found through (the configured glob's match, e.g.
 //! kubelet's `/var/log/containers` symlink): after a restart, a file that was rotated away
 //! from it keeps its `log.file.path` and container id.
 //!
 //! # Format, version 2
 //!
-//! Version 3 without `shown_path`. Read as it is.
+//! Version 3 without `shown_path` and `size`. Read as it is.
 //!
 //! # Format, version 1
 //!
@@ -90,6 +94,10 @@ pub struct RegistryEntry {
     pub fingerprint: Option<RangeHash>,
     /// Where reading resumes.
     pub offset: u64,
+    /// The file's size when the entry was saved (absent before version 3): after a
+    /// restart that finds the file gone, at least `size - offset` bytes were lost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
     /// Hash of the bytes just before `offset` (absent in version 1 and Filebeat imports).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prefix: Option<RangeHash>,
@@ -184,6 +192,7 @@ impl Registry {
                     ino: e.ino,
                     fingerprint: None,
                     offset: e.offset,
+                    size: None,
                     prefix: None,
                     skip: Vec::new(),
                     container: None,
@@ -354,6 +363,7 @@ mod tests {
         let mut without: Vec<RegistryEntry> = reg3.entries().cloned().collect();
         for e in &mut without {
             e.shown_path = None;
+            e.size = None;
         }
         assert_eq!(reg.entries().cloned().collect::<Vec<_>>(), without);
     }
@@ -423,6 +433,7 @@ mod tests {
             ino: 2,
             fingerprint: Some(RangeHash::of(b"abc")),
             offset: 3,
+            size: Some(3),
             prefix: Some(RangeHash::of(b"abc")),
             skip: Vec::new(),
             container: Some("c".into()),
@@ -446,6 +457,7 @@ mod tests {
             ino,
             fingerprint: None,
             offset: 0,
+            size: None,
             prefix: None,
             skip: Vec::new(),
             container: None,

@@ -43,6 +43,12 @@ type FileKey = u64;
 /// How soon a scan is repeated while files wait for a slot under `harvester_limit`.
 const DEFERRED_RETRY: std::time::Duration = std::time::Duration::from_millis(200);
 
+/// How often a live file read to its end is checked for having been rotated away.
+const ROTATION_CHECK_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// How often the registry forgets files that were finished and are deleted from disk.
+const FORGET_DELETED_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// How far back resume looks for the state of partial entries when it must infer it.
 const LOOKBACK_BYTES: u64 = 64 * 1024;
 
@@ -122,6 +128,8 @@ struct FileState {
     /// Gone, and a later file of its container had data when the last read started: the
     /// writer has moved on, so the end of that read is the end of this file.
     successor_has_data: bool,
+    /// When reaching the end of the file last checked whether it was rotated away.
+    rotation_checked: Option<Instant>,
 }
 
 /// What a file started as part of a rotation sequence takes from the file it follows: the
@@ -544,6 +552,8 @@ pub struct Tailer {
     refollow: Vec<Refollow>,
     /// Containers the registry knew when it was loaded.
     registry_containers: HashSet<Arc<str>>,
+    /// When the registry last forgot deleted files.
+    last_forget: Option<Instant>,
     /// Per container, the newest file of its rotation sequence started so far (where it is
     /// now) and what its files inherit: while the container has no live file, each scan
     /// looks for files rotated in after it.
@@ -710,6 +720,7 @@ impl Tailer {
             losses: Vec::new(),
             refollow: Vec::new(),
             registry_containers,
+            last_forget: None,
             newest: FxHashMap::default(),
             first_scan_done: false,
         })
@@ -1056,11 +1067,21 @@ impl Tailer {
         for (rank, _, path, gzipped, meta) in members {
             if gzipped {
                 let plain = path.with_extension("");
-                let read = self.files.values().any(|f| f.path == plain)
-                    || self.registry.entries().any(|e| e.path == plain);
-                if !read {
-                    self.lose(&path, meta.len(), "gzipped_before_read");
-                    r.gap = true;
+                let tracked = self.files.values().any(|f| f.path == plain);
+                let saved = self
+                    .registry
+                    .entries()
+                    .find(|e| e.path == plain)
+                    .map(|e| e.removed.is_some());
+                match (tracked, saved) {
+                    // Being read (the plain file is still open), or read to its end.
+                    (true, _) | (false, Some(true)) => {}
+                    // Known but not read to its end: counted where it was found gone.
+                    (false, Some(false)) => r.gap = true,
+                    (false, None) => {
+                        self.lose(&path, meta.len(), "gzipped_before_read");
+                        r.gap = true;
+                    }
                 }
                 continue;
             }
@@ -1118,10 +1139,13 @@ impl Tailer {
                 .get_mut(&key)
                 .expect("by_id points at a tracked file");
             if f.status != Status::Finished {
-                let real = fs::canonicalize(shown).unwrap_or_else(|_| shown.to_owned());
-                if real != f.path {
-                    self.core.stats.renames += 1;
-                    f.path = real;
+                // A live file is where it was; one found again is looked up.
+                if f.status != Status::Live {
+                    let real = fs::canonicalize(shown).unwrap_or_else(|_| shown.to_owned());
+                    if real != f.path {
+                        self.core.stats.renames += 1;
+                        f.path = real;
+                    }
                 }
                 f.status = Status::Live;
                 if f.reader.is_none() && meta.len() != f.read_offset {
@@ -1304,6 +1328,7 @@ impl Tailer {
             order: key,
             gap_before,
             successor_has_data: false,
+            rotation_checked: None,
         };
         if let Some(old) = self.by_id.insert(id, key) {
             if let Some(f) = self.files.get_mut(&old) {
@@ -1467,9 +1492,11 @@ impl Tailer {
                     }
                     File::open(path).is_ok_and(|f| fingerprint_matches(&f, fp).unwrap_or(false))
                 });
-                // Rewritten in place (then read again from the start), or another file
-                // that got the inode: only a file at the same path can be the former.
-                if !unchanged && *path != e.path {
+                // Another file that got the inode (or this one rewritten in place): the file
+                // the registry knew is gone, and this one is read from the start where it
+                // comes in its sequence.
+                if !unchanged {
+                    self.core.stats.inode_reused += 1;
                     found = None;
                 }
             }
@@ -1478,13 +1505,38 @@ impl Tailer {
                 .or_default()
                 .push((e.clone(), inherit, found));
         }
-        for (_, mut known) in by_container {
+        for (_, known) in by_container {
             // Older files first: an entry that spans a rotation starts in the older file,
             // and inode numbers say nothing about age.
-            known.sort_by_key(|(e, _, found)| {
-                let mtime = found.as_ref().map(|(_, m)| m.modified().ok());
-                (mtime, e.path.clone())
+            // In the order of the sequence, so that a gap is marked before the file that
+            // follows it: by name and time, except that a file gone under the base name (it
+            // was the current file when saved) goes by its last update among the others.
+            let place = |(e, _, found): &Known| {
+                let at = found.as_ref().map_or(&e.path, |(p, _)| p);
+                let name = at.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                let time = match found {
+                    Some((_, m)) => m.modified().unwrap_or(std::time::UNIX_EPOCH),
+                    None => system_time(e.updated),
+                };
+                (rotation::parse(name).rank, time)
+            };
+            let (mut unplaced, mut ordered): (Vec<Known>, Vec<Known>) = known
+                .into_iter()
+                .partition(|k| k.2.is_none() && place(k).0 == Rank::Current);
+            ordered.sort_by(|a, b| {
+                let ((ra, ta), (rb, tb)) = (place(a), place(b));
+                sequence_order(&ra, ta, &rb, tb).then_with(|| a.0.path.cmp(&b.0.path))
             });
+            unplaced.sort_by_key(|k| place(k).1);
+            for k in unplaced {
+                let time = place(&k).1;
+                let at = ordered
+                    .iter()
+                    .position(|o| place(o).1 > time)
+                    .unwrap_or(ordered.len());
+                ordered.insert(at, k);
+            }
+            let known = ordered;
             let mut gap = false;
             let mut newest: Option<(Rank, SystemTime, PathBuf, Inherit)> = None;
             let mut sequence: Option<(PathBuf, String)> = None;
@@ -1504,10 +1556,16 @@ impl Tailer {
                 let r = rotation::parse(name);
                 sequence.get_or_insert_with(|| (dir.to_owned(), r.base.to_owned()));
                 let Some((path, meta)) = found else {
-                    if e.removed.is_none() {
-                        self.lose(&e.path, 0, "gone_while_stopped");
+                    // Gone while logtide was stopped: what it had not shipped is lost (at
+                    // least its size when last saved less the saved offset).
+                    let unshipped = e.size.map(|size| size.saturating_sub(e.offset));
+                    if e.removed.is_none() && unshipped != Some(0) {
+                        self.lose(&e.path, unshipped.unwrap_or(0), "gone_while_stopped");
                         gap = true;
                     }
+                    // Counted once: the entry is of no more use.
+                    self.registry.remove(e.id());
+                    self.registry_dirty = true;
                     continue;
                 };
                 let mtime = meta.modified().unwrap_or(std::time::UNIX_EPOCH);
@@ -1551,11 +1609,9 @@ impl Tailer {
                 None => {
                     // Every file the registry knew is gone: what was written since its last
                     // update (less a second, for the kernel's coarse file times) follows.
-                    let secs = u64::try_from(last_update.unix_secs()).unwrap_or(0);
-                    let since = (std::time::UNIX_EPOCH
-                        + std::time::Duration::new(secs, last_update.subsec_nanos()))
-                    .checked_sub(std::time::Duration::from_secs(1))
-                    .unwrap_or(std::time::UNIX_EPOCH);
+                    let since = system_time(last_update)
+                        .checked_sub(std::time::Duration::from_secs(1))
+                        .unwrap_or(std::time::UNIX_EPOCH);
                     let Some(inherit) = any_inherit else {
                         continue;
                     };
@@ -1752,6 +1808,7 @@ impl Tailer {
             order: f.order,
             gap_before: false,
             successor_has_data: false,
+            rotation_checked: None,
         };
         self.by_id.insert(state.id, new_key);
         self.track(&state.shown_path);
@@ -1813,9 +1870,17 @@ impl Tailer {
                 }
             }
             Status::Live => {
-                // Renamed or deleted at its path: rotated. Checked at every end of file,
-                // so that the next file is read as soon as this one is drained.
-                rotated = !f.superseded
+                // Renamed or deleted at its path: rotated. Checked at the end of the file
+                // (at most every ROTATION_CHECK_EVERY; a watched directory's change checks
+                // at once), so that the next file is read as soon as this one is drained.
+                let due = f
+                    .rotation_checked
+                    .is_none_or(|t| now.duration_since(t) >= ROTATION_CHECK_EVERY);
+                if due {
+                    f.rotation_checked = Some(now);
+                }
+                rotated = due
+                    && !f.superseded
                     && match fs::metadata(&f.path) {
                         Ok(m) => FileId::of(&m) != f.id,
                         Err(e) => e.kind() == io::ErrorKind::NotFound,
@@ -1975,7 +2040,10 @@ impl Tailer {
             let mut skip = skips.remove(&key).unwrap_or_default();
             skip.sort_unstable();
             skip.dedup();
-            let removed = matches!(f.status, Status::Finished | Status::Gone { .. });
+            // Removed: finished (read to its end after it was rotated away) and every entry
+            // of it acknowledged. A file rotated away but not yet drained is not, so that a
+            // restart that finds it deleted counts it as lost.
+            let removed = f.status == Status::Finished && !self.core.holds.contains_key(&key);
             // Also when the file was renamed (rotated) or its fingerprint grew, so that a
             // restart finds it where it is and knows it.
             let changed = f.saved.as_ref() != Some(&(offset, skip.clone()))
@@ -1996,6 +2064,11 @@ impl Tailer {
                         .and_then(|file| prefix_hash(&file, offset).ok()),
                 };
                 let previous_removed = self.registry.get(f.id).and_then(|e| e.removed);
+                let size = f
+                    .reader
+                    .as_ref()
+                    .and_then(|r| r.file.metadata().ok())
+                    .map(|m| m.len());
                 let shown_path =
                     (*f.shown_path != *f.path.to_string_lossy()).then(|| f.shown_path.to_string());
                 self.registry.insert(RegistryEntry {
@@ -2005,6 +2078,7 @@ impl Tailer {
                     ino: f.id.ino,
                     fingerprint: f.fingerprint,
                     offset,
+                    size,
                     prefix,
                     skip: skip.clone(),
                     container: Some(f.container.to_string()),
@@ -2039,11 +2113,30 @@ impl Tailer {
             }
         }
         if self
-            .registry
-            .clean(wall, self.registry_config.clean_removed_after)
-            > 0
+            .last_forget
+            .is_none_or(|t| now.duration_since(t) >= FORGET_DELETED_EVERY)
         {
-            self.registry_dirty = true;
+            self.last_forget = Some(now);
+            let mut dropped = self
+                .registry
+                .clean(wall, self.registry_config.clean_removed_after);
+            // Files finished and deleted from disk (rotated out, compressed) need no saved
+            // position: forgetting them keeps the registry the size of what is on disk, and
+            // a new file that gets the inode is never taken for the old one.
+            let deleted: Vec<FileId> = self
+                .registry
+                .entries()
+                .filter(|e| e.removed.is_some() && !self.by_id.contains_key(&e.id()))
+                .filter(|e| find_by_id(&e.path, e.id()).is_none())
+                .map(RegistryEntry::id)
+                .collect();
+            for id in deleted {
+                self.registry.remove(id);
+                dropped += 1;
+            }
+            if dropped > 0 {
+                self.registry_dirty = true;
+            }
         }
         let due = self
             .last_registry_write
@@ -2173,6 +2266,12 @@ fn rewritten_in_place(f: &FileState) -> bool {
         || f.fingerprint
             .as_ref()
             .is_some_and(|fp| !fingerprint_matches(&reader.file, fp).unwrap_or(true))
+}
+
+/// A registry time as a file time.
+fn system_time(t: Timestamp) -> SystemTime {
+    let secs = u64::try_from(t.unix_secs()).unwrap_or(0);
+    std::time::UNIX_EPOCH + std::time::Duration::new(secs, t.subsec_nanos())
 }
 
 /// The order of two files of one rotation sequence, oldest first: by name, except that
