@@ -46,6 +46,7 @@ impl FilebeatState {
             fingerprint: None,
             offset: self.offset,
             size: None,
+            open: Vec::new(),
             prefix: None,
             skip: Vec::new(),
             container: None,

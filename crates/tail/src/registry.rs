@@ -13,6 +13,7 @@
 //!   "fingerprint": {"len": 1024, "hash": "9f0c…"},   // first bytes of the file
 //!   "offset": 52311,                                 // start of the first unacknowledged entry
 //!   "size": 61020,                                   // the file's size when saved
+//!   "open": ["stdout"],                              // entries going on in the next file
 //!   "prefix": {"len": 64, "hash": "77aa…"},          // the 64 bytes before `offset`
 //!   "skip": [{"stream": "stdout", "start": 52001, "end": 53001}],   // see below
 //!   "container": "3f1c…", "updated": "2026-11-24T09:15:02.118340112Z",
@@ -28,7 +29,9 @@
 //! shipped as broken entries.
 //!
 //! `size` is the file's size when the entry was saved, so that a file found gone after a
-//! restart is counted lost with at least the bytes it had not shipped.
+//! restart is counted lost with at least the bytes it had not shipped; `open` lists the
+//! streams whose entry not yet acknowledged goes on in a later file, so that the rest of
+//! such an entry is then shipped flagged partial instead of as a whole entry.
 //!
 //! `shown_path` is the path the file was found through (the configured glob's match, e.g.
 //! kubelet's `/var/log/containers` symlink): after a restart, a file that was rotated away
@@ -36,7 +39,7 @@
 //!
 //! # Format, version 2
 //!
-//! Version 3 without `shown_path` and `size`. Read as it is.
+//! Version 3 without `shown_path`, `size` and `open`. Read as it is.
 //!
 //! # Format, version 1
 //!
@@ -98,6 +101,11 @@ pub struct RegistryEntry {
     /// restart that finds the file gone, at least `size - offset` bytes were lost.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<u64>,
+    /// Streams with an entry not yet acknowledged that goes on after this file: should the
+    /// file be gone after a restart, the rest of those entries in the next file is shipped
+    /// flagged partial (absent before version 3).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub open: Vec<Stream>,
     /// Hash of the bytes just before `offset` (absent in version 1 and Filebeat imports).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prefix: Option<RangeHash>,
@@ -193,6 +201,7 @@ impl Registry {
                     fingerprint: None,
                     offset: e.offset,
                     size: None,
+                    open: Vec::new(),
                     prefix: None,
                     skip: Vec::new(),
                     container: None,
@@ -364,6 +373,7 @@ mod tests {
         for e in &mut without {
             e.shown_path = None;
             e.size = None;
+            e.open = Vec::new();
         }
         assert_eq!(reg.entries().cloned().collect::<Vec<_>>(), without);
     }
@@ -434,6 +444,7 @@ mod tests {
             fingerprint: Some(RangeHash::of(b"abc")),
             offset: 3,
             size: Some(3),
+            open: vec![Stream::Stderr],
             prefix: Some(RangeHash::of(b"abc")),
             skip: Vec::new(),
             container: Some("c".into()),
@@ -458,6 +469,7 @@ mod tests {
             fingerprint: None,
             offset: 0,
             size: None,
+            open: Vec::new(),
             prefix: None,
             skip: Vec::new(),
             container: None,

@@ -46,6 +46,10 @@ const DEFERRED_RETRY: std::time::Duration = std::time::Duration::from_millis(200
 /// How often a live file read to its end is checked for having been rotated away.
 const ROTATION_CHECK_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
+/// How soon the registry is written after a rotated file was read to its end and
+/// acknowledged (instead of `registry.flush`, when that is longer).
+const URGENT_REGISTRY_WRITE: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// How often the registry forgets files that were finished and are deleted from disk.
 const FORGET_DELETED_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -130,6 +134,9 @@ struct FileState {
     successor_has_data: bool,
     /// When reaching the end of the file last checked whether it was rotated away.
     rotation_checked: Option<Instant>,
+    /// Per stream: the file before this one in its sequence could not be read and held
+    /// the first chunks of an entry that goes on here.
+    lost_head: [bool; 2],
 }
 
 /// What a file started as part of a rotation sequence takes from the file it follows: the
@@ -163,6 +170,8 @@ enum Via {
         /// Rotated files are `Gone` (drained, then finished); the current one is `Live`.
         current: bool,
         gap_before: bool,
+        /// Streams whose entry's head was in the lost file before this one.
+        lost_head: [bool; 2],
     },
 }
 
@@ -219,6 +228,9 @@ struct Track {
     cut: bool,
     end: u64,
     since: Instant,
+    /// The entry's first chunks were in a file that could not be read: it is shipped
+    /// flagged partial.
+    lost_head: bool,
 }
 
 /// Events in flight, by sequence number: a window that starts at the oldest event not yet
@@ -395,6 +407,12 @@ impl Core {
         }
         let group = f.group;
         let pkey = (group, line.stream);
+        // The first chunks of this stream after a lost file may end an entry whose head
+        // was in it: up to the stream's next full chunk they make an entry flagged partial.
+        let lost_head = std::mem::take(&mut f.lost_head[si]);
+        if lost_head && line.partial {
+            f.lost_head[si] = true;
+        }
         let track = self.pending.entry(pkey).or_insert_with(|| Track {
             holds: Vec::with_capacity(1),
             spans: Vec::new(),
@@ -402,6 +420,7 @@ impl Core {
             cut: false,
             end: at.end,
             since: now,
+            lost_head,
         });
         track.chunks += 1;
         track.cut |= at.cut;
@@ -456,7 +475,12 @@ impl Core {
         let Some(track) = self.pending.remove(&(entry.key, entry.stream)) else {
             return;
         };
-        if entry.partial {
+        if track.lost_head {
+            self.stats.partial_gap += 1;
+            tracing::warn!(file = %entry.start.path, offset = entry.start.offset,
+                "shipping the end of an entry flagged partial: its first chunks were in a file that could not be read");
+        }
+        if entry.partial || track.lost_head {
             self.stats.partial_flushed += 1;
         }
         let truncated = entry.truncated || track.cut;
@@ -473,7 +497,7 @@ impl Core {
             stream: entry.stream.as_str(),
             path: chunk.path.clone(),
             offset: chunk.offset,
-            partial: entry.partial,
+            partial: entry.partial || track.lost_head,
             truncated,
             container_id: chunk.container_id.clone(),
             docker_attrs,
@@ -554,6 +578,8 @@ pub struct Tailer {
     registry_containers: HashSet<Arc<str>>,
     /// When the registry last forgot deleted files.
     last_forget: Option<Instant>,
+    /// A file was done with since the last registry write: write soon.
+    urgent_write: bool,
     /// Per container, the newest file of its rotation sequence started so far (where it is
     /// now) and what its files inherit: while the container has no live file, each scan
     /// looks for files rotated in after it.
@@ -572,6 +598,12 @@ struct Refollow {
     after: After,
     inherit: Inherit,
     gap: bool,
+    /// Streams whose entry's head was in a lost file (see [`FileState::lost_head`]).
+    lost_head: [bool; 2],
+    /// Files just counted lost under the name the registry saved: the first compressed
+    /// files of the sequence are those, under their rotated names, and are not counted
+    /// again.
+    counted: u32,
 }
 
 /// How far one file is read and shipped (see [`Tailer::progress`]).
@@ -721,6 +753,7 @@ impl Tailer {
             refollow: Vec::new(),
             registry_containers,
             last_forget: None,
+            urgent_write: false,
             newest: FxHashMap::default(),
             first_scan_done: false,
         })
@@ -931,6 +964,8 @@ impl Tailer {
                     after,
                     inherit,
                     gap: false,
+                    lost_head: [false; 2],
+                    counted: 0,
                 },
             );
         }
@@ -1015,6 +1050,8 @@ impl Tailer {
                 container_id: f.container_id.clone(),
             },
             gap: false,
+            lost_head: [false; 2],
+            counted: 0,
         };
         self.core.stats.rotations_followed += 1;
         self.start_sequence(now, refollow);
@@ -1077,7 +1114,18 @@ impl Tailer {
                     // Being read (the plain file is still open), or read to its end.
                     (true, _) | (false, Some(true)) => {}
                     // Known but not read to its end: counted where it was found gone.
-                    (false, Some(false)) => r.gap = true,
+                    (false, Some(false)) => {
+                        r.gap = true;
+                        if let Some(e) = self.registry.entries().find(|e| e.path == plain) {
+                            for st in &e.open {
+                                r.lost_head[stream_index(*st)] = true;
+                            }
+                        }
+                    }
+                    (false, None) if r.counted > 0 => {
+                        r.counted -= 1;
+                        r.gap = true;
+                    }
                     (false, None) => {
                         self.lose(&path, meta.len(), "gzipped_before_read");
                         r.gap = true;
@@ -1093,6 +1141,7 @@ impl Tailer {
                 inherit: r.inherit.clone(),
                 current: rank == Rank::Current,
                 gap_before: r.gap,
+                lost_head: r.lost_head,
             };
             let mut started = self.start_file(now, &path, id, meta.len(), via.clone());
             if started == Started::Vanished {
@@ -1102,7 +1151,11 @@ impl Tailer {
                 }
             }
             match started {
-                Started::Yes => r.gap = false,
+                Started::Yes => {
+                    r.gap = false;
+                    r.lost_head = [false; 2];
+                    r.counted = 0;
+                }
                 Started::Vanished => {
                     self.lose(&path, meta.len(), "deleted_before_read");
                     r.gap = true;
@@ -1179,6 +1232,8 @@ impl Tailer {
                             after: After::Start,
                             inherit,
                             gap: false,
+                            lost_head: [false; 2],
+                            counted: 0,
                         },
                     );
                 }
@@ -1260,16 +1315,24 @@ impl Tailer {
             }
         }
         let real = fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
-        let (shown_path, container, container_id, status, mut gap_before) = match via {
+        let (shown_path, container, container_id, status, mut gap_before, lost_head) = match via {
             Via::Discovered => {
                 let (container, container_id) = container_of(path, &real);
                 let shown: Arc<str> = Arc::from(path.to_string_lossy().as_ref());
-                (shown, container, container_id, Status::Live, false)
+                (
+                    shown,
+                    container,
+                    container_id,
+                    Status::Live,
+                    false,
+                    [false; 2],
+                )
             }
             Via::Sequence {
                 inherit,
                 current,
                 gap_before,
+                lost_head,
             } => {
                 let status = if current {
                     Status::Live
@@ -1281,7 +1344,14 @@ impl Tailer {
                     container,
                     container_id,
                 } = inherit;
-                (shown_path, container, container_id, status, gap_before)
+                (
+                    shown_path,
+                    container,
+                    container_id,
+                    status,
+                    gap_before,
+                    lost_head,
+                )
             }
         };
         let group = self.core.group_of(&container);
@@ -1329,6 +1399,7 @@ impl Tailer {
             gap_before,
             successor_has_data: false,
             rotation_checked: None,
+            lost_head,
         };
         if let Some(old) = self.by_id.insert(id, key) {
             if let Some(f) = self.files.get_mut(&old) {
@@ -1538,6 +1609,8 @@ impl Tailer {
             }
             let known = ordered;
             let mut gap = false;
+            let mut lost_head = [false; 2];
+            let mut counted = 0;
             let mut newest: Option<(Rank, SystemTime, PathBuf, Inherit)> = None;
             let mut sequence: Option<(PathBuf, String)> = None;
             let mut last_update = Timestamp::UNIX_EPOCH;
@@ -1562,6 +1635,10 @@ impl Tailer {
                     if e.removed.is_none() && unshipped != Some(0) {
                         self.lose(&e.path, unshipped.unwrap_or(0), "gone_while_stopped");
                         gap = true;
+                        counted += 1;
+                        for st in &e.open {
+                            lost_head[stream_index(*st)] = true;
+                        }
                     }
                     // Counted once: the entry is of no more use.
                     self.registry.remove(e.id());
@@ -1583,9 +1660,12 @@ impl Tailer {
                     inherit,
                     current: r.rank == Rank::Current,
                     gap_before: gap,
+                    lost_head,
                 };
                 if self.start_file(now, &path, e.id(), meta.len(), via) == Started::Yes {
                     gap = false;
+                    lost_head = [false; 2];
+                    counted = 0;
                 }
             }
             let Some((dir, base)) = sequence else {
@@ -1630,6 +1710,8 @@ impl Tailer {
                     after,
                     inherit,
                     gap,
+                    lost_head,
+                    counted,
                 },
             );
         }
@@ -1809,6 +1891,7 @@ impl Tailer {
             gap_before: false,
             successor_has_data: false,
             rotation_checked: None,
+            lost_head: [false; 2],
         };
         self.by_id.insert(state.id, new_key);
         self.track(&state.shown_path);
@@ -2028,6 +2111,22 @@ impl Tailer {
             true
         });
 
+        // Per file, the streams with an entry not yet acknowledged that may go on in a later
+        // file: pending, or in flight with chunks in a later file.
+        let mut open: HashMap<FileKey, [bool; 2]> = HashMap::new();
+        for ((_, stream), track) in &self.core.pending {
+            for (file, _) in &track.holds {
+                open.entry(*file).or_default()[stream_index(*stream)] = true;
+            }
+        }
+        for track in self.core.inflight.slots.iter().flatten() {
+            if let Some((last, rest)) = track.spans.split_last() {
+                for span in rest.iter().filter(|s| s.file != last.file) {
+                    open.entry(span.file).or_default()[stream_index(span.stream)] = true;
+                }
+            }
+        }
+        let mut urgent = false;
         let mut finished_done = Vec::new();
         for (&key, f) in self.files.iter_mut() {
             if f.superseded {
@@ -2046,11 +2145,14 @@ impl Tailer {
             let removed = f.status == Status::Finished && !self.core.holds.contains_key(&key);
             // Also when the file was renamed (rotated) or its fingerprint grew, so that a
             // restart finds it where it is and knows it.
+            let open_streams: Vec<Stream> = [Stream::Stdout, Stream::Stderr]
+                .into_iter()
+                .filter(|st| open.get(&key).is_some_and(|o| o[stream_index(*st)]))
+                .collect();
             let changed = f.saved.as_ref() != Some(&(offset, skip.clone()))
-                || self
-                    .registry
-                    .get(f.id)
-                    .is_none_or(|e| e.path != f.path || e.fingerprint != f.fingerprint);
+                || self.registry.get(f.id).is_none_or(|e| {
+                    e.path != f.path || e.fingerprint != f.fingerprint || e.open != open_streams
+                });
             // While a skip inferred on resume has not found its end, the registry keeps no
             // check hash, so that the next start infers again from the same offset.
             let inferring = f.skip.contains(&Skip::UntilFull);
@@ -2079,6 +2181,7 @@ impl Tailer {
                     fingerprint: f.fingerprint,
                     offset,
                     size,
+                    open: open_streams,
                     prefix,
                     skip: skip.clone(),
                     container: Some(f.container.to_string()),
@@ -2089,6 +2192,9 @@ impl Tailer {
                         None
                     },
                 });
+                // A file done with is saved soon: a restart must not look for it after the
+                // runtime has compressed or deleted it.
+                urgent |= removed && previous_removed.is_none();
                 f.saved = Some((offset, skip));
                 self.registry_dirty = true;
             }
@@ -2138,13 +2244,20 @@ impl Tailer {
                 self.registry_dirty = true;
             }
         }
+        self.urgent_write |= urgent;
+        let every = if self.urgent_write {
+            self.registry_config.flush.min(URGENT_REGISTRY_WRITE)
+        } else {
+            self.registry_config.flush
+        };
         let due = self
             .last_registry_write
-            .is_none_or(|t| now.duration_since(t) >= self.registry_config.flush);
+            .is_none_or(|t| now.duration_since(t) >= every);
         if self.registry_dirty && (due || force) {
             match self.registry.save(&self.registry_config.path) {
                 Ok(()) => {
                     self.registry_dirty = false;
+                    self.urgent_write = false;
                     self.last_registry_write = Some(now);
                     self.core.stats.registry_writes += 1;
                 }

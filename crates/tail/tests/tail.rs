@@ -904,3 +904,43 @@ fn docker_numbered_rotations_are_read_in_order() {
     );
     assert!(events.iter().all(|e| field(e, "container.id") == CID));
 }
+
+#[test]
+fn the_rest_of_an_entry_whose_head_was_lost_is_shipped_flagged_partial() {
+    let mut k = Kubelet::new();
+    k.append(&cri("stdout", "F", "one"));
+    k.append(&cri("stdout", "P", "head "));
+    let mut t = k.tailer();
+    assert_eq!(messages(&k.poll(&mut t, 2)), ["one"]);
+    t.commit(k.t, true).unwrap();
+    drop(t);
+    // While stopped: the file holding the head is rotated and compressed away; the entry's
+    // last chunk is in the next file.
+    let first = k.rotate();
+    k.append(&cri("stdout", "F", "tail"));
+    k.append(&cri("stdout", "F", "next"));
+    k.rotate();
+    fs::write(
+        format!("{}.gz", first.display()),
+        b"\x1f\x8b\x08\x00compressed",
+    )
+    .unwrap();
+    fs::remove_file(&first).unwrap();
+    k.append(&cri("stdout", "F", "later"));
+    let mut t = k.tailer();
+    let events = k.poll(&mut t, 5);
+    assert_eq!(messages(&events), ["tail", "next", "later"]);
+    assert_eq!(events[0].get("log.flags"), Some(&json!(["partial"])));
+    assert!(events[1].get("log.flags").is_none());
+    assert!(events[2].get("log.flags").is_none());
+    let losses = t.take_losses();
+    assert_eq!(losses.len(), 1, "{losses:?}");
+    assert_eq!(
+        (losses[0].reason, losses[0].bytes),
+        (
+            "gone_while_stopped",
+            cri("stdout", "P", "head ").len() as u64
+        )
+    );
+    assert_eq!(t.stats().partial_gap, 1);
+}
