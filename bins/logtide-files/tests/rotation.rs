@@ -889,7 +889,12 @@ struct Outcome {
     events: usize,
 }
 
+/// One scenario at a time: each runs an agent and a writer at full speed, and two at once
+/// on a small machine would measure the machine, not the agent.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn scenario(plan: Plan, mode: Mode) -> Outcome {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let h = Harness::new(plan.layout);
     let kills = Arc::new(AtomicUsize::new(0));
     let stop = Arc::new(AtomicBool::new(false));
