@@ -15,26 +15,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use logtide_testkit::Rng;
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_logtide-files");
 const CONTAINERS: usize = 3;
 const KILLS: usize = 20;
-
-/// A small deterministic generator (xorshift64*), enough for test data.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 /// Where an entry's first chunk was written: (inode, offset).
 type Origin = (u64, u64);

@@ -32,6 +32,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use logtide_testkit::Rng;
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_logtide-files");
@@ -49,28 +50,6 @@ const CATCH_UP: Duration = Duration::from_secs(60);
 const STALL: Duration = Duration::from_secs(15);
 /// Descriptors the agent may hold beyond its baseline and its harvesters.
 const FD_OVERHEAD: usize = 16;
-
-/// A small deterministic generator (xorshift64*), enough for test data.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn percent(&mut self, p: u64) -> bool {
-        self.below(100) < p
-    }
-    /// 64 hex digits: a container id.
-    fn hex64(&mut self) -> String {
-        (0..4).map(|_| format!("{:016x}", self.next())).collect()
-    }
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Layout {

@@ -36,6 +36,7 @@
 mod http;
 mod kmock;
 mod proxy;
+mod rng;
 mod s3tool;
 mod search;
 mod service;
@@ -43,6 +44,7 @@ mod tool;
 
 pub use kmock::Kmock;
 pub use proxy::{Fault, FaultProxy, ProxyLog};
+pub use rng::Rng;
 pub use s3tool::{ObjectLine, S3Tool};
 pub use search::{
     BulkFault, BulkProxy, BulkProxyLog, NoidaDb, OsmemServer, SearchKind, SearchServer, SearchTool,
