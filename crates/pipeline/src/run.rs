@@ -402,7 +402,9 @@ fn tail_loop(
     while !stop.load(Ordering::Relaxed) {
         let now = Instant::now();
         if last_watch_update.is_none_or(|t| now.duration_since(t) >= WATCH_UPDATE_EVERY) {
+            let failed = watch.failures;
             watch.update(&tailer.watch_dirs());
+            telemetry.add_watch_failures(watch.failures - failed);
             last_watch_update = Some(now);
         }
         // Written batches come back to be dropped here and their vectors reused.
@@ -476,7 +478,9 @@ fn tail_loop(
         if now.duration_since(last_wake_scan) >= WAKE_SCAN_EVERY && watch.take_structural() {
             last_wake_scan = Instant::now();
             tailer.scan(last_wake_scan);
+            let failed = watch.failures;
             watch.update(&tailer.watch_dirs());
+            telemetry.add_watch_failures(watch.failures - failed);
             last_watch_update = Some(last_wake_scan);
         }
     }

@@ -17,6 +17,7 @@
 //! | `logtide_file_lost_bytes_total` | `path`, `reason` | the same, per file (`deleted_before_read`, `gzipped_before_read`, `gone_while_stopped` with 0: size unknown) |
 //! | `logtide_lost_files_total` | `reason` | files of a container's rotation sequence not read to their end, by the reasons above |
 //! | `logtide_file_truncations_total` | | files truncated in place (copytruncate): lines written just before may be lost |
+//! | `logtide_watch_failures_total` | | directories that could not be watched (out of inotify watches): their rotations are found at each end of file and every `scan_frequency` instead |
 //! | `logtide_processor_errors_total` | | processor errors (the event goes on, with `error.message`) |
 //! | `logtide_source_errors_total` | `source` | failed reads of a source: a metricset's collection (or part of it), a shard's GetRecords |
 //! | `logtide_output_retries_total` | `output` | records or requests sent again |
@@ -70,6 +71,7 @@ pub struct Telemetry {
     file_lost_bytes: Counters,
     lost_files: Counters,
     truncations: Counter,
+    watch_failures: Counter,
     processor_errors: Counter,
     source_errors: Counters,
     retries: Counters,
@@ -131,6 +133,7 @@ impl Telemetry {
             file_lost_bytes: Counters::default(),
             lost_files: Counters::default(),
             truncations: Counter::default(),
+            watch_failures: Counter::default(),
             processor_errors: Counter::default(),
             source_errors: Counters::default(),
             retries: Counters::default(),
@@ -189,6 +192,11 @@ impl Telemetry {
             "logtide_file_truncations",
             "Files truncated in place (copytruncate); lines written just before may be lost",
             t.truncations.clone(),
+        );
+        registry.register(
+            "logtide_watch_failures",
+            "Directories that could not be watched (out of inotify watches)",
+            t.watch_failures.clone(),
         );
         registry.register(
             "logtide_processor_errors",
@@ -329,6 +337,11 @@ impl Telemetry {
     /// Counts files truncated in place.
     pub fn add_truncations(&self, n: u64) {
         self.truncations.inc_by(n);
+    }
+
+    /// Counts directories that could not be watched.
+    pub fn add_watch_failures(&self, n: u64) {
+        self.watch_failures.inc_by(n);
     }
 
     /// Counts processor errors.
