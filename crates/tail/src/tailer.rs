@@ -582,8 +582,8 @@ pub struct Tailer {
     urgent_write: bool,
     /// Per container, the newest file of its rotation sequence started so far (where it is
     /// now) and what its files inherit: while the container has no live file, each scan
-    /// looks for files rotated in after it.
-    /// When that file was deleted rather than renamed, its last modification time.
+    /// looks for files rotated in after it (after its name, or, when it was deleted rather
+    /// than renamed, after its last modification time, kept here).
     newest: FxHashMap<u32, (PathBuf, Option<SystemTime>, Inherit)>,
     /// The first scan is done: a container found from now on is new, and the rotated
     /// files it already has are read too.
