@@ -12,7 +12,7 @@ use crate::http::{self, HttpConfig, METRICS_PATH, READYZ_PATH};
 use crate::telemetry::{parse_samples, Sample};
 
 /// The families a summary lists, with their heading and the label that splits them.
-const TOTALS: [(&str, &str, &str); 5] = [
+const TOTALS: [(&str, &str, &str); 6] = [
     ("events", "logtide_events_total", "stage"),
     (
         "discarded_events",
@@ -22,6 +22,7 @@ const TOTALS: [(&str, &str, &str); 5] = [
     ("modified_events", "logtide_modified_events_total", "reason"),
     ("discarded_lines", "logtide_discarded_lines_total", "reason"),
     ("lost_bytes", "logtide_lost_bytes_total", "reason"),
+    ("lost_files", "logtide_lost_files_total", "reason"),
 ];
 
 /// The relay's saved checkpoints, per shard (with their owners when leases are shared
@@ -166,13 +167,15 @@ mod tests {
         assert_eq!(
             s.totals_text(),
             "events: read 10, shipped 7\ndiscarded events: processor_drop 3\n\
-             lost bytes: deleted_before_read 120\nready: no\n  output: not ready: kinesis: throttled\n"
+             lost bytes: deleted_before_read 120\nlost files: deleted_before_read 1\n\
+             ready: no\n  output: not ready: kinesis: throttled\n"
         );
         assert_eq!(
             s.totals_json(),
             json!({"events": {"read": 10, "shipped": 7}, "discarded_events": {"processor_drop": 3},
                    "modified_events": {}, "discarded_lines": {},
-                   "lost_bytes": {"deleted_before_read": 120}, "ready": false})
+                   "lost_bytes": {"deleted_before_read": 120},
+                   "lost_files": {"deleted_before_read": 1}, "ready": false})
         );
     }
 
