@@ -1,5 +1,6 @@
 //! Processors through `logtide-files process`: every case of the shared
-//! `decode_json.jsonl` conformance file, and the seed's Filebeat configuration.
+//! `decode_json.jsonl` and `processors.jsonl` conformance files, and the seed's Filebeat
+//! configuration.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -162,6 +163,97 @@ fn decode_json_conformance_cases_pass_through_process() {
         failures.is_empty(),
         "{} of {ran} cases fail:\n{}",
         failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// Cases of `processors.jsonl` where logtide deliberately differs from Filebeat: each is
+/// marked `disputed` in the data and has a row in `docs/compatibility.md`.
+const PROCESSOR_DIFFERENCES: &[(&str, &str)] = &[];
+
+/// Every case of `processors.jsonl`, as the conformance README says: `{"processors": …}`
+/// is the `--config`, `input` one NDJSON event; no output = dropped; `expect_error`
+/// true/false = a `line 1: …` error on standard error must / must not appear;
+/// `expect_config_error` = a non-zero exit.
+#[test]
+fn processors_conformance_cases_pass_through_process() {
+    let path = conformance_dir().join("processors.jsonl");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let dir = tempfile::tempdir().unwrap();
+    let mut failures = Vec::new();
+    let mut failed_ids = Vec::new();
+    let mut ran = 0;
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let case: Value = serde_json::from_str(line).unwrap();
+        let id = case["id"].as_str().unwrap_or("?");
+        if let Some((_, reason)) = PROCESSOR_DIFFERENCES.iter().find(|(d, _)| *d == id) {
+            assert_eq!(case["disputed"], true, "{id} is skipped but not disputed");
+            eprintln!("{id}: skipped, deliberate difference: {reason}");
+            continue;
+        }
+        let config = dir.path().join(format!("{id}.yml"));
+        std::fs::write(
+            &config,
+            json!({"processors": case["processors"]}).to_string(),
+        )
+        .unwrap();
+        let out = process(&config, format!("{}\n", case["input"]).as_bytes());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        ran += 1;
+        let mut fail = |why: String| {
+            failed_ids.push(id.to_owned());
+            failures.push(format!("{id}: {why}"));
+        };
+        if case["expect_config_error"] == true {
+            if out.status.success() {
+                fail("configuration accepted, Filebeat refuses it".to_owned());
+            }
+            continue;
+        }
+        if !out.status.success() {
+            fail(format!("exit {:?}: {stderr}", out.status));
+            continue;
+        }
+        let lines: Vec<&[u8]> = out
+            .stdout
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .collect();
+        let want = &case["expect"];
+        match (want.is_null(), lines.len()) {
+            (true, 0) => {}
+            (true, n) => fail(format!("expected the event dropped, got {n} events")),
+            (false, 1) => {
+                let mut got: Value = serde_json::from_slice(lines[0]).unwrap();
+                if want.get("@timestamp").is_none() {
+                    got.as_object_mut().unwrap().remove("@timestamp");
+                }
+                if got
+                    .get("@metadata")
+                    .is_some_and(|m| m.as_object().is_some_and(|o| o.is_empty()))
+                {
+                    got.as_object_mut().unwrap().remove("@metadata");
+                }
+                if !matches(&got, want) {
+                    fail(format!("got {got}\n   want {want}"));
+                }
+            }
+            (false, n) => fail(format!("{n} output events")),
+        }
+        let reported = stderr.lines().any(|l| l.starts_with("line 1: "));
+        match case.get("expect_error").and_then(Value::as_bool) {
+            Some(true) if !reported => fail(format!("no `line 1:` error on stderr: {stderr:?}")),
+            Some(false) if reported => fail(format!("unexpected error on stderr: {stderr:?}")),
+            _ => {}
+        }
+    }
+    assert!(ran > 0, "no case ran");
+    assert!(
+        failures.is_empty(),
+        "{} of {ran} cases fail: {}\n{}",
+        failures.len(),
+        failed_ids.join(" "),
         failures.join("\n")
     );
 }

@@ -93,3 +93,82 @@ fn rules_test_names_a_refused_rule() {
         "{stderr}"
     );
 }
+
+/// Cases of `alert_rules.jsonl` where logtide deliberately differs from elastalert: each
+/// is marked `disputed` in the data and has a row in `docs/compatibility.md`.
+const ALERT_DIFFERENCES: &[(&str, &str)] = &[];
+
+/// Every case of the shared `alert_rules.jsonl`, as its README says: the rule is written
+/// to RULE.yml (JSON is YAML), the events go to `rules test --json` on standard input,
+/// and the alerts printed are counted and their query keys compared as a multiset.
+#[test]
+fn rules_test_gives_elastalerts_alerts_for_every_conformance_case() {
+    let dir = match std::env::var_os("LOGTIDE_CONFORMANCE_DIR") {
+        Some(dir) => std::path::PathBuf::from(dir),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance"),
+    };
+    let file = dir.join("alert_rules.jsonl");
+    let text = std::fs::read_to_string(&file)
+        .unwrap_or_else(|e| panic!("cannot read conformance file {}: {e}", file.display()));
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cases = 0;
+    let mut failed = Vec::new();
+    let mut problems = Vec::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let case: serde_json::Value = serde_json::from_str(line).unwrap();
+        let id = case["id"].as_str().unwrap_or("?").to_owned();
+        cases += 1;
+        if let Some((_, reason)) = ALERT_DIFFERENCES.iter().find(|(d, _)| *d == id) {
+            assert_eq!(case["disputed"], true, "{id} is skipped but not disputed");
+            eprintln!("{id}: skipped, deliberate difference: {reason}");
+            continue;
+        }
+        let rule = tmp.path().join(format!("{id}.yml"));
+        std::fs::write(&rule, case["rule"].to_string()).unwrap();
+        let events: String = case["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| format!("{e}\n"))
+            .collect();
+        let (ok, stdout, stderr) = run(
+            &["rules", "test", "--json", rule.to_str().unwrap()],
+            &events,
+        );
+        if !ok {
+            failed.push(id.clone());
+            problems.push(format!("{id}: rules test failed: {stderr}"));
+            continue;
+        }
+        let alerts: Vec<serde_json::Value> = stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{id}: {l}: {e}")))
+            .collect();
+        let want = case["expect_alerts"].as_u64().unwrap();
+        let mut wrong = Vec::new();
+        if alerts.len() as u64 != want {
+            wrong.push(format!("expected {want} alerts, got {}", alerts.len()));
+        }
+        if let Some(keys) = case["expect_query_keys"].as_array() {
+            let mut want: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+            let mut got: Vec<String> = alerts.iter().map(|a| a["query_key"].to_string()).collect();
+            want.sort();
+            got.sort();
+            if want != got {
+                wrong.push(format!("expected query keys {want:?}, got {got:?}"));
+            }
+        }
+        if !wrong.is_empty() {
+            failed.push(id.clone());
+            problems.push(format!("{id}: {}", wrong.join("; ")));
+        }
+    }
+    assert!(cases > 0, "{} has no cases", file.display());
+    assert!(
+        failed.is_empty(),
+        "{} of {cases} cases fail: {}\n{}",
+        failed.len(),
+        failed.join(" "),
+        problems.join("\n")
+    );
+}

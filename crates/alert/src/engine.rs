@@ -54,6 +54,10 @@ pub struct EngineConfig {
     /// never move the engine's clock past the wall clock, so one event from a node with
     /// a wrong clock does not make every later event late.
     pub max_clock_skew: Duration,
+    /// Distinct event times kept per `spike` window and query key (default 10,000);
+    /// beyond, the two oldest are counted together at the older time and counted
+    /// ([`RuleStats::merged_window_entries`]), so memory does not grow with the rate.
+    pub max_window_entries: usize,
 }
 
 impl Default for EngineConfig {
@@ -65,6 +69,7 @@ impl Default for EngineConfig {
             max_waiting: 10_000,
             max_aggregated: 100,
             max_clock_skew: Duration::from_secs(300),
+            max_window_entries: 10_000,
         }
     }
 }
@@ -127,6 +132,10 @@ pub struct RuleStats {
     pub reorder_overflows: u64,
     /// Event time of the last match, as nanoseconds since the epoch.
     pub last_match: Option<i64>,
+    /// `spike` window entries counted together to stay within
+    /// [`EngineConfig::max_window_entries`].
+    #[serde(default)]
+    pub merged_window_entries: u64,
 }
 
 /// A match before realert and aggregation.
@@ -204,6 +213,84 @@ pub(crate) struct FlatKey {
     since: Nanos,
 }
 
+/// Event counts by time, oldest first, spanning less than a timeframe: elastalert's
+/// `EventWindow` with the events of one instant counted together.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub(crate) struct CountWindow {
+    counts: VecDeque<(Nanos, u64)>,
+    total: u64,
+}
+
+impl CountWindow {
+    /// Adds `count` at `t` and hands every entry that leaves the window (the newest
+    /// entry's time minus the oldest's reaches `tf`) to `removed`, oldest first. Keeps at
+    /// most `cap` entries by counting the two oldest together; returns how many merged.
+    fn append(
+        &mut self,
+        t: Nanos,
+        count: u64,
+        tf: Nanos,
+        cap: usize,
+        mut removed: impl FnMut(Nanos, u64),
+    ) -> u64 {
+        let i = self.counts.partition_point(|(x, _)| *x <= t);
+        match i.checked_sub(1).and_then(|j| self.counts.get_mut(j)) {
+            Some((x, n)) if *x == t => *n += count,
+            _ => self.counts.insert(i, (t, count)),
+        }
+        self.total += count;
+        let mut merged = 0;
+        while self.counts.len() > cap.max(2) {
+            let Some((t0, n0)) = self.counts.pop_front() else {
+                break;
+            };
+            if let Some(next) = self.counts.front_mut() {
+                *next = (t0, next.1 + n0);
+            }
+            merged += 1;
+        }
+        while let (Some((oldest, _)), Some((newest, _))) = (self.counts.front(), self.counts.back())
+        {
+            if newest - oldest < tf {
+                break;
+            }
+            let Some((x, n)) = self.counts.pop_front() else {
+                break;
+            };
+            self.total -= n;
+            removed(x, n);
+        }
+        merged
+    }
+
+    fn clear(&mut self) {
+        self.counts.clear();
+        self.total = 0;
+    }
+
+    /// The time of the oldest entry with events (elastalert's match event: the first
+    /// non-placeholder of the current window), else of the newest entry.
+    fn first_counted(&self) -> Option<Nanos> {
+        self.counts
+            .iter()
+            .find(|(_, n)| *n > 0)
+            .or(self.counts.back())
+            .map(|(t, _)| *t)
+    }
+}
+
+/// One query key of a spike rule: elastalert's reference and current windows, where an
+/// entry that leaves the current window enters the reference window.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub(crate) struct SpikeKey {
+    reference: CountWindow,
+    current: CountWindow,
+    /// The key's first event since it was created or last matched.
+    first: Option<Nanos>,
+    /// After a match, checks with `alert_on_new_data` wait until this time.
+    skip_until: Option<Nanos>,
+}
+
 /// The state of one rule, by type.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -218,9 +305,18 @@ pub(crate) enum KindState {
         deadlines: BinaryHeap<Reverse<(Nanos, String)>>,
     },
     Spike {
-        keys: Keyed<BTreeMap<i64, u64>>,
-        /// The last window whose comparison was made.
-        closed: Option<i64>,
+        #[serde(default)]
+        windows: Keyed<SpikeKey>,
+        /// Whether some key's reference window has been filled once (elastalert's
+        /// `ref_window_filled_once`, for the whole rule).
+        #[serde(default)]
+        filled_once: bool,
+        /// The time the windows were last moved on to.
+        #[serde(default)]
+        moved_to: Option<Nanos>,
+        /// The time every key's windows were last moved on to.
+        #[serde(default)]
+        all_moved_to: Option<Nanos>,
     },
     Change {
         last: Keyed<(Nanos, Value)>,
@@ -246,8 +342,10 @@ impl KindState {
                 deadlines: BinaryHeap::new(),
             },
             RuleKind::Spike { .. } => KindState::Spike {
-                keys: Keyed::default(),
-                closed: None,
+                windows: Keyed::default(),
+                filled_once: false,
+                moved_to: None,
+                all_moved_to: None,
             },
             RuleKind::Change { .. } => KindState::Change {
                 last: Keyed::default(),
@@ -480,12 +578,22 @@ impl Engine {
             }
             self.advance_to(self.clock.watermark(now, lateness), out);
             let watermark = self.watermark;
+            let clock = self.clock.max_event.unwrap_or(t_clock);
             for slot in &mut self.slots {
-                if slot.rule.enabled && slot.rule.matches(event) {
-                    let before = out.len();
-                    slot.on_event(event, t, watermark, &self.config, out);
-                    self.alerts += (out.len() - before) as u64;
+                if !slot.rule.enabled {
+                    continue;
                 }
+                let before = out.len();
+                let matched = slot.rule.matches(event);
+                if matched {
+                    slot.on_event(event, t, watermark, &self.config, out);
+                }
+                // Spike windows slide with time, also on events the rule does not take.
+                if matches!(slot.rule.kind, RuleKind::Spike { .. }) {
+                    let own = matched.then(|| query_key(&slot.rule, event).unwrap_or_default());
+                    slot.spike_gc(clock, own.as_deref(), &self.config, out);
+                }
+                self.alerts += (out.len() - before) as u64;
             }
         }
     }
@@ -626,7 +734,9 @@ impl Slot {
                 let lo = i.saturating_sub(n - 1);
                 let mut fired = None;
                 for j in lo..=i {
-                    if j + n - 1 < times.len() && times[j + n - 1] - times[j] <= tf {
+                    // As elastalert's EventWindow: an event exactly `timeframe` older
+                    // than the newest has left the window.
+                    if j + n - 1 < times.len() && times[j + n - 1] - times[j] < tf {
                         fired = Some((times[j], times[j + n - 1]));
                         break;
                     }
@@ -681,14 +791,12 @@ impl Slot {
                 }
                 deadlines.push(Reverse((flat_deadline(fk, *threshold, tf), k)));
             }
-            (KindState::Spike { keys, .. }, RuleKind::Spike { timeframe, .. }) => {
+            (KindState::Spike { .. }, RuleKind::Spike { .. }) => {
                 if late {
                     return;
                 }
-                let tf = span(*timeframe);
-                let (counts, evicted) = keys.entry(&k, config.max_query_keys, BTreeMap::new);
-                self.stats.evicted_keys += evicted;
-                *counts.entry(t.div_euclid(tf)).or_default() += 1;
+                self.spike_event(&k, t, 1, config, out);
+                return;
             }
             (
                 KindState::Change {
@@ -735,6 +843,7 @@ impl Slot {
                     fields,
                     terms_window_size,
                     learning_period,
+                    alert_on_missing_field,
                 },
             ) => {
                 let learning_until = self
@@ -743,7 +852,21 @@ impl Slot {
                     .saturating_add(span(*learning_period));
                 let window = span(*terms_window_size);
                 for spec in fields {
-                    for term in terms_of(event, spec) {
+                    let found_terms = terms_of(event, spec);
+                    if found_terms.is_empty() {
+                        // As elastalert: a missing (or empty) field is no term, and a
+                        // match of its own with `alert_on_missing_field`.
+                        if *alert_on_missing_field && t >= learning_until {
+                            found.push(Match {
+                                key: key.clone(),
+                                time: t,
+                                description: format!("Missing field {}", spec.join(", ")),
+                                event: Some(event.clone_unacked()),
+                            });
+                        }
+                        continue;
+                    }
+                    for term in found_terms {
                         let id = format!("{}\u{1f}{term}", spec.join(","));
                         let (last, evicted) = terms.entry(&id, config.max_terms, || Nanos::MIN);
                         self.stats.evicted_keys += evicted;
@@ -769,43 +892,177 @@ impl Slot {
         }
     }
 
+    /// elastalert's `SpikeRule.handle_event`: adds `count` events (0 for the placeholder
+    /// that moves time on) at `t` to key `k`'s current window and compares the windows.
+    fn spike_event(
+        &mut self,
+        k: &str,
+        t: Nanos,
+        count: u64,
+        config: &EngineConfig,
+        out: &mut Vec<Alert>,
+    ) {
+        let rule = Arc::clone(&self.rule);
+        let (
+            KindState::Spike {
+                windows,
+                filled_once,
+                ..
+            },
+            RuleKind::Spike {
+                spike_height,
+                spike_type,
+                timeframe,
+                threshold_ref,
+                threshold_cur,
+                alert_on_new_data,
+            },
+        ) = (&mut self.state, &rule.kind)
+        else {
+            return;
+        };
+        let tf = span(*timeframe);
+        let (w, evicted) = windows.entry(k, config.max_query_keys, SpikeKey::default);
+        self.stats.evicted_keys += evicted;
+        let first = *w.first.get_or_insert(t);
+        let reference = &mut w.reference;
+        let cap = config.max_window_entries;
+        let mut merged_ref = 0;
+        let merged_cur = w.current.append(t, count, tf, cap, |x, n| {
+            merged_ref += reference.append(x, n, tf, cap, |_, _| {});
+        });
+        self.stats.merged_window_entries += merged_cur + merged_ref;
+        // The reference window is not full until two timeframes after the first event.
+        if t - first < tf.saturating_mul(2) {
+            if !*filled_once
+                || !*alert_on_new_data
+                || rule.query_key.is_empty()
+                || w.skip_until.is_some_and(|s| t < s)
+            {
+                return;
+            }
+        } else {
+            *filled_once = true;
+        }
+        let (cur, refc) = (w.current.total, w.reference.total);
+        if cur < *threshold_cur || refc < *threshold_ref {
+            return;
+        }
+        let down = cur as f64 <= refc as f64 / spike_height;
+        let up = cur as f64 >= refc as f64 * spike_height;
+        let fire = match spike_type {
+            SpikeType::Up => up,
+            SpikeType::Down => down,
+            SpikeType::Both => up || down,
+        };
+        if !fire {
+            return;
+        }
+        let at = w.current.first_counted().unwrap_or(t);
+        // As elastalert's `clear_windows`: the reference starts again, and so does the
+        // wait for two timeframes.
+        w.reference.clear();
+        w.first = None;
+        w.skip_until = Some(at.saturating_add(tf.saturating_mul(2)));
+        let m = Match {
+            key: (!rule.query_key.is_empty()).then(|| k.to_owned()),
+            time: t,
+            description: format!(
+                "An abnormal number ({cur}) of events occurred around {}: {refc} in the previous {}",
+                fmt_time(at),
+                humantime::format_duration(*timeframe)
+            ),
+            event: None,
+        };
+        self.emit(m, config, out);
+    }
+
+    /// elastalert's `SpikeRule.garbage_collect` at time `t`: a placeholder (no events)
+    /// moves the windows on, which may show a drop; keys with no events left in either
+    /// window are forgotten. Key `own` (the event's, if the rule took it) always moves;
+    /// every key moves when time has gone on by a tenth of the timeframe (at most a
+    /// second) since they last did, so the cost per event does not grow with the keys.
+    fn spike_gc(
+        &mut self,
+        t: Nanos,
+        own: Option<&str>,
+        config: &EngineConfig,
+        out: &mut Vec<Alert>,
+    ) {
+        let (
+            KindState::Spike {
+                windows,
+                moved_to,
+                all_moved_to,
+                ..
+            },
+            RuleKind::Spike { timeframe, .. },
+        ) = (&mut self.state, &self.rule.kind)
+        else {
+            return;
+        };
+        *moved_to = Some(moved_to.map_or(t, |m| m.max(t)));
+        let step = (span(*timeframe) / 10).clamp(1, 1_000_000_000);
+        let keys: Vec<String> = if all_moved_to.is_none_or(|m| t - m >= step) {
+            *all_moved_to = Some(t);
+            let has_key = !self.rule.query_key.is_empty();
+            windows.retain(|_, w| !has_key || w.reference.total > 0 || w.current.total > 0);
+            windows.map.keys().cloned().collect()
+        } else {
+            own.map(str::to_owned).into_iter().collect()
+        };
+        for k in keys {
+            self.spike_event(&k, t, 0, config, out);
+        }
+    }
+
     /// Closes what the watermark `w` has passed.
     fn advance(&mut self, w: Nanos, config: &EngineConfig, out: &mut Vec<Alert>) {
+        // On a silent stream the watermark moves on with the wall clock past the newest
+        // event, and the spike windows move with it (elastalert's garbage_collect).
+        if let KindState::Spike {
+            moved_to: Some(m), ..
+        } = self.state
+        {
+            if w > m {
+                self.spike_gc(w, None, config, out);
+            }
+        }
         let rule = Arc::clone(&self.rule);
         let mut found = Vec::new();
-        match (&mut self.state, &rule.kind) {
-            (
-                KindState::Flatline { keys, deadlines },
-                RuleKind::Flatline {
-                    threshold,
-                    timeframe,
-                    forget_keys,
-                },
-            ) => {
-                let tf = span(*timeframe);
-                // The rule without a query key watches the whole stream from the start.
-                if rule.query_key.is_empty() && keys.get("").is_none() {
-                    if let Some(since) = self.observed_from {
-                        let (fk, _) = keys.entry("", 1, || FlatKey {
-                            recent: VecDeque::new(),
-                            since,
-                        });
-                        deadlines.push(Reverse((flat_deadline(fk, *threshold, tf), String::new())));
-                    }
+        if let (
+            KindState::Flatline { keys, deadlines },
+            RuleKind::Flatline {
+                threshold,
+                timeframe,
+                forget_keys,
+            },
+        ) = (&mut self.state, &rule.kind)
+        {
+            let tf = span(*timeframe);
+            // The rule without a query key watches the whole stream from the start.
+            if rule.query_key.is_empty() && keys.get("").is_none() {
+                if let Some(since) = self.observed_from {
+                    let (fk, _) = keys.entry("", 1, || FlatKey {
+                        recent: VecDeque::new(),
+                        since,
+                    });
+                    deadlines.push(Reverse((flat_deadline(fk, *threshold, tf), String::new())));
                 }
-                while let Some(Reverse((deadline, _))) = deadlines.peek() {
-                    if *deadline > w {
-                        break;
-                    }
-                    let Some(Reverse((deadline, k))) = deadlines.pop() else {
-                        break;
-                    };
-                    let Some(fk) = keys.get_mut(&k) else { continue };
-                    if flat_deadline(fk, *threshold, tf) != deadline {
-                        continue; // superseded by a newer event
-                    }
-                    let count = fk.recent.iter().filter(|x| **x > deadline - tf).count();
-                    found.push(Match {
+            }
+            while let Some(Reverse((deadline, _))) = deadlines.peek() {
+                if *deadline > w {
+                    break;
+                }
+                let Some(Reverse((deadline, k))) = deadlines.pop() else {
+                    break;
+                };
+                let Some(fk) = keys.get_mut(&k) else { continue };
+                if flat_deadline(fk, *threshold, tf) != deadline {
+                    continue; // superseded by a newer event
+                }
+                let count = fk.recent.iter().filter(|x| **x > deadline - tf).count();
+                found.push(Match {
                         key: (!rule.query_key.is_empty()).then(|| k.clone()),
                         time: deadline,
                         description: format!(
@@ -815,84 +1072,14 @@ impl Slot {
                         ),
                         event: None,
                     });
-                    if *forget_keys && !rule.query_key.is_empty() {
-                        keys.remove(&k);
-                    } else {
-                        fk.since = deadline;
-                        fk.recent.retain(|x| *x > deadline);
-                        deadlines.push(Reverse((flat_deadline(fk, *threshold, tf), k)));
-                    }
-                }
-            }
-            (
-                KindState::Spike { keys, closed },
-                RuleKind::Spike {
-                    spike_height,
-                    spike_type,
-                    timeframe,
-                    threshold_ref,
-                    threshold_cur,
-                    alert_on_new_data,
-                },
-            ) => {
-                let tf = span(*timeframe);
-                let newest_closed = w.div_euclid(tf) - 1;
-                if closed.is_some_and(|c| c >= newest_closed) {
-                    // Nothing new closed.
+                if *forget_keys && !rule.query_key.is_empty() {
+                    keys.remove(&k);
                 } else {
-                    let from = closed.map_or(i64::MIN, |c| c + 1);
-                    let observed = self.observed_from.unwrap_or(i64::MAX);
-                    keys.retain(|k, counts| {
-                        // The windows to compare: each closed one holding events, and the
-                        // one after each (which may be empty: a drop).
-                        let mut windows: Vec<i64> = counts
-                            .keys()
-                            .flat_map(|c| [*c, c + 1])
-                            .filter(|c| *c >= from && *c <= newest_closed)
-                            .collect();
-                        windows.dedup();
-                        for c in windows {
-                            // The reference window must have been watched in full.
-                            if (c - 1).saturating_mul(tf) < observed {
-                                continue;
-                            }
-                            let cur = counts.get(&c).copied().unwrap_or(0);
-                            let reference = counts.get(&(c - 1)).copied().unwrap_or(0);
-                            if cur < *threshold_cur || reference < *threshold_ref || (cur == 0 && reference == 0) {
-                                continue;
-                            }
-                            let up = if reference == 0 {
-                                *alert_on_new_data
-                            } else {
-                                cur as f64 >= reference as f64 * spike_height
-                            };
-                            let down = (cur as f64) <= reference as f64 / spike_height;
-                            let fire = match spike_type {
-                                SpikeType::Up => up,
-                                SpikeType::Down => down,
-                                SpikeType::Both => up || down,
-                            };
-                            if fire {
-                                found.push(Match {
-                                    key: (!rule.query_key.is_empty()).then(|| k.to_owned()),
-                                    time: (c + 1).saturating_mul(tf),
-                                    description: format!(
-                                        "An abnormal number ({cur}) of events occurred around {}: {reference} in the previous {}",
-                                        fmt_time(c.saturating_mul(tf)),
-                                        humantime::format_duration(*timeframe)
-                                    ),
-                                    event: None,
-                                });
-                            }
-                        }
-                        // Keep the newest closed window as the next reference.
-                        counts.retain(|c, _| *c >= newest_closed);
-                        !counts.is_empty()
-                    });
-                    *closed = Some(newest_closed);
+                    fk.since = deadline;
+                    fk.recent.retain(|x| *x > deadline);
+                    deadlines.push(Reverse((flat_deadline(fk, *threshold, tf), k)));
                 }
             }
-            _ => {}
         }
         found.sort_by_key(|m| m.time);
         for m in found {
@@ -1097,8 +1284,21 @@ impl Slot {
     }
 }
 
+/// Whether elastalert (Python) takes a field's value for missing: `None`, `false`, `0`,
+/// an empty string, list or object.
+fn is_falsy(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::Bool(b) => !b,
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
+    }
+}
+
 /// The terms of `spec` (one field, or several combined) in an event; arrays give one
-/// term per element.
+/// term per element. None when a field is missing or, as for elastalert, falsy.
 fn terms_of(event: &Event, spec: &[String]) -> Vec<String> {
     let one = |v: &Value| -> Vec<String> {
         match v {
@@ -1108,7 +1308,7 @@ fn terms_of(event: &Event, spec: &[String]) -> Vec<String> {
     };
     let mut out: Vec<String> = vec![String::new()];
     for (i, f) in spec.iter().enumerate() {
-        let Some(v) = event.get(f) else {
+        let Some(v) = event.get(f).filter(|v| !is_falsy(v)) else {
             return Vec::new();
         };
         let values = one(v);

@@ -24,11 +24,11 @@
 //! | `filter` | elastalert's list of query clauses, all required: `term`, `terms`, `match`, `match_phrase`, `range` (numbers), `exists`, `bool` (`must`, `filter`, `should`, `must_not`), `query_string` (`field:value`, `AND`/`OR`/`NOT`, quotes, wildcards, ranges), each optionally under `query:`. Other clauses are refused, naming the rule and the clause. |
 //! | `when` | a logtide condition (`equals`, `contains`, `regexp`, `range`, `has_fields`, `and`, `or`, `not`), required as well |
 //! | `query_key` | field (or list of fields) whose value keeps separate windows, silences and alerts |
-//! | `timeframe`, `num_events` | `frequency`: at least `num_events` matching events within `timeframe` |
+//! | `timeframe`, `num_events` | `frequency`: at least `num_events` matching events less than `timeframe` apart (elastalert's window: an event exactly `timeframe` old has left it) |
 //! | `timeframe`, `threshold`, `forget_keys` | `flatline`: fewer than `threshold` events within `timeframe` |
-//! | `timeframe`, `spike_height`, `spike_type` (`up`/`down`/`both`), `threshold_ref`, `threshold_cur`, `alert_on_new_data` | `spike`: the count of a `timeframe` window against the window before (windows aligned to the epoch) |
+//! | `timeframe`, `spike_height`, `spike_type` (`up`/`down`/`both`), `threshold_ref`, `threshold_cur`, `alert_on_new_data` | `spike`: elastalert's sliding windows, re-evaluated at every event: the events of the last `timeframe` (current) against those of the `timeframe` before them (reference), once two timeframes have passed; `threshold_ref`/`threshold_cur` are minimum counts; after a match the reference starts again |
 //! | `compare_key`, `ignore_null`, `timeframe` | `change`: the field's value differs from the previous event's of the same `query_key` (within `timeframe` if set) |
-//! | `fields`, `terms_window_size` (30 days), `learning_period` (0) | `new_term`: a value not seen in `terms_window_size`; during `learning_period` terms are only learnt |
+//! | `fields` (default: `query_key`), `terms_window_size` (30 days), `learning_period` (0), `alert_on_missing_field` | `new_term`: a value not seen in `terms_window_size`; during `learning_period` terms are only learnt; a missing or empty field is no term, and a match of its own with `alert_on_missing_field` |
 //! | `realert` | after an alert, matches of the same query key within this time are suppressed (default 1 minute; 0 turns it off) |
 //! | `aggregation`, `aggregation_key`, `summary_table_fields` | matches within this time from the first are sent as one alert |
 //! | `alert_subject`, `alert_text` (+ `_args`), `alert_text_type`, `include` | the message; see below |
@@ -39,7 +39,8 @@
 //!
 //! Durations are elastalert's maps (`{minutes: 5}`) or text (`5m`). Keys elastalert uses
 //! for querying Elasticsearch (`index`, `es_host`, `buffer_time`, `timestamp_field`, …)
-//! are accepted and ignored; any other unknown key is an error.
+//! are accepted and ignored; any other unknown key is an error. Where logtide deliberately
+//! differs from elastalert, `docs/compatibility.md` says so, with the reason.
 //!
 //! Webhook URLs and header values are secrets: `${NAME}` is taken from the environment,
 //! `slack_webhook_url_file`/`http_post_url_file` read a file, and they never appear in

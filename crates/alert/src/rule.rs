@@ -70,6 +70,8 @@ pub(crate) enum RuleKind {
         fields: Vec<Vec<String>>,
         terms_window_size: Duration,
         learning_period: Duration,
+        /// A match when an event lacks a field (elastalert's `alert_on_missing_field`).
+        alert_on_missing_field: bool,
     },
 }
 
@@ -310,7 +312,18 @@ impl Rule {
                         })
                         .collect::<Result<Vec<_>>>()?,
                     Some(_) => return Err(r.err("fields", "expected a field name or a list")),
-                    None => return Err(r.err("fields", "missing required key")),
+                    // As elastalert: without `fields`, the terms are the query key's.
+                    None => match r.map.get("query_key") {
+                        Some(Value::String(s)) => vec![vec![s.clone()]],
+                        Some(Value::Array(parts)) if !parts.is_empty() => vec![parts
+                            .iter()
+                            .map(|p| match p {
+                                Value::String(s) => Ok(s.clone()),
+                                _ => Err(r.err("query_key", "expected field names")),
+                            })
+                            .collect::<Result<Vec<_>>>()?],
+                        _ => return Err(r.err("fields", "missing required key (or a query_key to use instead)")),
+                    },
                 };
                 RuleKind::NewTerm {
                     fields,
@@ -318,6 +331,7 @@ impl Rule {
                         .duration("terms_window_size")?
                         .unwrap_or(Duration::from_secs(30 * 86_400)),
                     learning_period: r.duration("learning_period")?.unwrap_or_default(),
+                    alert_on_missing_field: r.bool("alert_on_missing_field")?.unwrap_or(false),
                 }
             }
             other => {
@@ -468,6 +482,8 @@ fn fingerprint_source(map: &Map<String, Value>) -> u64 {
         "when",
         "ignore_null",
         "terms_window_size",
+        "alert_on_missing_field",
+        "alert_on_new_data",
     ];
     let mut picked = Map::new();
     for k in KEYS {

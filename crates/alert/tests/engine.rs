@@ -195,50 +195,78 @@ fn flatline_per_query_key() {
 const SPIKE: &str = "
 name: surge
 type: spike
-timeframe: {seconds: 60}
-spike_height: 3
+timeframe: {seconds: 10}
+spike_height: 2
 spike_type: both
-threshold_cur: 5
 realert: 0s
 alert: [debug]
 ";
 
+/// One event a second at `from..to` (seconds).
+fn per_second(from: i64, to: i64) -> Vec<Event> {
+    (from..to).map(|s| ev(s, json!({}))).collect()
+}
+
+fn spike_alerts(yaml: &str, events: Vec<Event>) -> Vec<Alert> {
+    let mut engine = Engine::new(EngineConfig::default(), [rule(yaml)]);
+    feed(&mut engine, events)
+}
+
 #[test]
-fn spike_up_and_down() {
-    // Windows of 60 s: 5, 5, 20, 6, then 6 to close the fourth.
-    let counts = [5, 5, 20, 6, 6];
-    let mut events = Vec::new();
-    for (w, n) in counts.iter().enumerate() {
-        for i in 0..*n {
-            events.push(ev(w as i64 * 60 + (i as i64 * 59) / *n as i64, json!({})));
-        }
-    }
-    // The same events with neighbours swapped (out of order within 30 s).
-    let mut shuffled: Vec<Event> = events.iter().map(|e| e.clone_unacked()).collect();
-    for pair in shuffled.chunks_mut(2) {
-        pair.swap(0, 1);
-    }
-    for stream in [events, shuffled] {
-        let mut engine = Engine::new(EngineConfig::default(), [rule(SPIKE)]);
-        let alerts = feed(&mut engine, stream);
-        // Up: 20 >= 3 x 5 in the window ending at 180; down: 6 <= 20 / 3 ending at 240.
-        assert_eq!(times(&alerts), vec![(180, None), (240, None)]);
-        assert!(
-            alerts[0].text.contains("An abnormal number (20) of events"),
-            "{}",
-            alerts[0].text
-        );
-    }
-    // Up only: the drop is no alert.
+fn spike_compares_sliding_windows() {
+    // One a second for 25 s, then 11 at once at 25 s, then one a second again. At the
+    // 11th event of 25 s the current window (16..=25 s) holds 9 + 11 = 20 events and the
+    // reference window (6..=15 s) 10: 20 >= 2 x 10. Fixed 10 s buckets would compare
+    // 16 ([20, 30)) with 10 and see no spike.
+    let mut events = per_second(0, 25);
+    events.extend((0..11).map(|_| ev(25, json!({}))));
+    events.extend(per_second(26, 60));
+    let alerts = spike_alerts(SPIKE, events.iter().map(Event::clone_unacked).collect());
+    assert_eq!(times(&alerts), vec![(25, None)]);
+    assert!(
+        alerts[0]
+            .text
+            .contains("An abnormal number (20) of events occurred around 2026-01-01T00:00:16Z: 10 in the previous 10s"),
+        "{}",
+        alerts[0].text
+    );
+    // The windows are cleared after a match and compared again two timeframes on: the
+    // steady rate after it is no spike. With ten events at 25 s, 19 is no spike either.
+    let mut ten = per_second(0, 25);
+    ten.extend((0..10).map(|_| ev(25, json!({}))));
+    assert_eq!(times(&spike_alerts(SPIKE, ten)), vec![]);
+    // spike_type down does not take the rise, so nothing is cleared, and at 35 s the
+    // current window (26..=35 s, 10 events) is half the reference (16..=25 s, 20): a drop.
+    let down = SPIKE.replace("spike_type: both", "spike_type: down");
+    let events_again = || events.iter().map(Event::clone_unacked).collect::<Vec<_>>();
+    assert_eq!(
+        times(&spike_alerts(&down, events_again())),
+        vec![(35, None)]
+    );
+    // threshold_cur above both current counts (20 and 10) holds both back.
+    let cur = format!("{SPIKE}threshold_cur: 21\n");
+    assert_eq!(times(&spike_alerts(&cur, events_again())), vec![]);
+}
+
+#[test]
+fn spike_down_after_a_gap_and_threshold_ref() {
+    // One a second for 30 s, silence, then an event at 45 s: its current window holds 1,
+    // the reference window (20..=29 s) 10, and 1 <= 10 / 2.
+    let mut events = per_second(0, 30);
+    events.push(ev(45, json!({})));
+    let copy = || events.iter().map(Event::clone_unacked).collect::<Vec<_>>();
+    assert_eq!(times(&spike_alerts(SPIKE, copy())), vec![(45, None)]);
     let up = SPIKE.replace("spike_type: both", "spike_type: up");
-    let mut engine = Engine::new(EngineConfig::default(), [rule(&up)]);
-    let mut events = Vec::new();
-    for (w, n) in counts.iter().enumerate() {
-        for i in 0..*n {
-            events.push(ev(w as i64 * 60 + i as i64, json!({})));
-        }
-    }
-    assert_eq!(times(&feed(&mut engine, events)), vec![(180, None)]);
+    assert_eq!(times(&spike_alerts(&up, copy())), vec![]);
+    // threshold_ref: a reference window with fewer events is not compared.
+    let r10 = format!("{SPIKE}threshold_ref: 10\n");
+    assert_eq!(times(&spike_alerts(&r10, copy())), vec![(45, None)]);
+    let r11 = format!("{SPIKE}threshold_ref: 11\n");
+    assert_eq!(times(&spike_alerts(&r11, copy())), vec![]);
+    // Nothing is compared before the reference window could fill (two timeframes).
+    let mut early = per_second(0, 15);
+    early.push(ev(19, json!({})));
+    assert_eq!(times(&spike_alerts(SPIKE, early)), vec![]);
 }
 
 #[test]
@@ -476,4 +504,124 @@ fn pending_aggregations_are_bounded() {
     let mut rest = Vec::new();
     engine.finish(&mut rest);
     assert_eq!(rest.len(), 3);
+}
+
+#[test]
+fn frequency_window_excludes_an_event_exactly_timeframe_old() {
+    let yaml =
+        "name: f\ntype: frequency\nnum_events: 3\ntimeframe: 60s\nrealert: 0s\nalert: [debug]\n";
+    let count = |secs: &[i64]| {
+        let mut engine = Engine::new(EngineConfig::default(), [rule(yaml)]);
+        let mut out = feed(
+            &mut engine,
+            secs.iter().map(|s| ev(*s, json!({}))).collect(),
+        );
+        engine.finish(&mut out);
+        times(&out)
+    };
+    // As elastalert's EventWindow: the event at 0 has left the window when one at 60
+    // arrives (60 - 0 is not less than the 60 s timeframe).
+    assert_eq!(count(&[0, 30, 60]), vec![]);
+    assert_eq!(count(&[0, 30, 59]), vec![(59, None)]);
+    assert_eq!(count(&[0, 30, 60, 61]), vec![(61, None)]);
+}
+
+#[test]
+fn new_term_falls_back_to_query_key_and_alerts_on_missing_fields() {
+    let run = |yaml: &str, events: Vec<Event>| {
+        let mut engine = Engine::new(EngineConfig::default(), [rule(yaml)]);
+        times(&feed(&mut engine, events))
+    };
+    // Without `fields`, elastalert takes the terms from `query_key`.
+    let by_host = "name: hosts\ntype: new_term\nquery_key: host\nrealert: 0s\nalert: [debug]\n";
+    let hosts = ["web1", "web2", "web1", "web3"];
+    let events = hosts
+        .iter()
+        .enumerate()
+        .map(|(i, h)| ev(i as i64, json!({"host": h})))
+        .collect();
+    assert_eq!(
+        run(by_host, events),
+        vec![(0, key("web1")), (1, key("web2")), (3, key("web3"))]
+    );
+    // alert_on_missing_field: a missing field, or one elastalert takes for missing (an
+    // empty string, 0, false, null), is a match of its own; without it, no match.
+    let events = || {
+        vec![
+            ev(0, json!({"a": "x"})),
+            ev(1, json!({})),
+            ev(2, json!({"a": ""})),
+            ev(3, json!({"a": 0})),
+            ev(4, json!({"a": "x"})),
+            ev(5, json!({"a": "y"})),
+        ]
+    };
+    let plain = "name: t\ntype: new_term\nfields: [a]\nrealert: 0s\nalert: [debug]\n";
+    assert_eq!(run(plain, events()), vec![(0, None), (5, None)]);
+    let missing = format!("{plain}alert_on_missing_field: true\n");
+    assert_eq!(
+        run(&missing, events()),
+        vec![(0, None), (1, None), (2, None), (3, None), (5, None)]
+    );
+    // Neither fields nor query_key: refused, naming both.
+    let err =
+        Rule::from_yaml("name: t\ntype: new_term\nalert: [debug]\n", "test.yaml").unwrap_err();
+    assert!(err.to_string().contains("fields"), "{err}");
+    assert!(err.to_string().contains("query_key"), "{err}");
+}
+
+#[test]
+fn spike_sees_a_drop_on_a_silent_stream() {
+    // One a second for 30 s, then nothing: once the watermark moves on with the wall
+    // clock, the windows move with it and the empty current window is a drop.
+    let mut engine = Engine::new(EngineConfig::default(), [rule(SPIKE)]);
+    let mut out = feed(&mut engine, per_second(0, 30));
+    assert!(out.is_empty());
+    engine.tick(at(200), &mut out);
+    assert_eq!(out.len(), 1, "{:?}", times(&out));
+    assert!(
+        out[0].text.contains("An abnormal number (0) of events"),
+        "{}",
+        out[0].text
+    );
+}
+
+#[test]
+fn spike_windows_are_bounded() {
+    // 2,000 distinct instants within one timeframe, at most 100 kept per window: the
+    // oldest are counted together, no event is lost from the counts.
+    let config = EngineConfig {
+        max_window_entries: 100,
+        ..EngineConfig::default()
+    };
+    let r = rule(SPIKE);
+    let name = r.name().to_owned();
+    let mut engine = Engine::new(config, [r]);
+    let events: Vec<Event> = (0..2000)
+        .map(|i| {
+            let mut e = Event::from_json(json!({})).unwrap();
+            let nanos = u32::try_from(i % 1000).unwrap() * 1_000_000;
+            e.set_timestamp(Timestamp::new(BASE + i / 1000, nanos).unwrap());
+            e
+        })
+        .collect();
+    let out = feed(&mut engine, events);
+    assert!(out.is_empty());
+    let stats = engine.stats();
+    assert_eq!(stats.rules[&name].merged_window_entries, 1900);
+}
+
+#[test]
+fn spike_windows_per_query_key() {
+    // Host a steady at one a second; host b the same with 11 more at 25 s: only b spikes.
+    let yaml = format!("{SPIKE}query_key: host\n");
+    let mut events = Vec::new();
+    for s in 0..60 {
+        events.push(ev(s, json!({"host": "a"})));
+        events.push(ev(s, json!({"host": "b"})));
+        if s == 25 {
+            events.extend((0..10).map(|_| ev(25, json!({"host": "b"}))));
+        }
+    }
+    assert_eq!(times(&spike_alerts(&yaml, events)), vec![(25, key("b"))]);
 }

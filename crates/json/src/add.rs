@@ -276,7 +276,7 @@ mod tests {
         );
         for (options, want) in [
             (json!({"target": "", "fields": {"@timestamp": "x"}}), "processors[0].add_fields.fields: @timestamp cannot be set by add_fields"),
-            (json!({"fields": {"a": 1, "a.b": 2}}), "processors[0].add_fields.fields: cannot expand \"a.b\": found conflicting key: a is a number, not an object"),
+            (json!({"fields": {"a": 1, "a.b": 2}}), "processors[0].add_fields.fields.a: given twice (once through a dotted key) with different values"),
             (json!({"target": "x"}), r#"processors[0].add_fields: missing required key "fields""#),
         ] {
             let err = Processors::from_config(&json!([{ "add_fields": options }])).unwrap_err();

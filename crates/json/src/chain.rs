@@ -11,7 +11,7 @@ use crate::add::{AddFields, AddTags};
 use crate::condition::{condition_at, Condition};
 use crate::decode::DecodeJsonFields;
 use crate::fields::{CopyFields, DropFields, IncludeFields, Rename, TruncateFields};
-use crate::{config, Error, Result};
+use crate::{config, dotted, Error, Result};
 
 /// A validated list of processors, run in order over each event.
 ///
@@ -195,6 +195,8 @@ impl Processors {
 impl Entry {
     /// Builds the processor at `at` (e.g. `processors[1]`).
     fn build(at: String, item: &Value, extensions: &dyn Extensions) -> Result<Entry> {
+        // Dotted keys are paths everywhere in the entry, as Filebeat's loader reads them.
+        let item = &dotted::expand(item, &at)?;
         let Value::Object(item) = item else {
             return Err(Error::InvalidConfig {
                 path: at,
@@ -549,7 +551,7 @@ mod tests {
             errors,
             [
                 "processors[1].set_node: cannot set node",
-                "processors[2].copy_fields: field \"node\" not found"
+                "processors[2].copy_fields: could not fetch value for key: node, Error: key not found"
             ]
         );
         assert!(!outcome.is_dropped());
@@ -672,9 +674,9 @@ mod tests {
         assert_eq!((e.index(), e.processor()), (0, "drop_fields"));
         assert_eq!(
             e.to_string(),
-            r#"processors[0].drop_fields: field "missing" not found"#
+            "processors[0].drop_fields: failed to drop field [missing], error: key not found"
         );
-        assert!(matches!(e.error(), Error::MissingField { field } if field == "missing"));
+        assert!(matches!(e.error(), Error::NotDropped { field } if field == "missing"));
         stats.record(&outcome);
 
         let mut event = Event::from_json(json!({"level": "debug"})).unwrap();

@@ -6,14 +6,18 @@ use serde_json::Value;
 
 use crate::{Error, Result};
 
-/// Builds the condition at `path`, with errors as [`Error::InvalidConfig`] and
-/// [`Error::InvalidRegex`].
+/// Builds the condition at `path` (field maps flattened into dotted keys, as Filebeat
+/// does), with errors as [`Error::InvalidConfig`], [`Error::InvalidRegex`] and, for
+/// patterns Go's regexp refuses, [`Error::InvalidGoRegex`].
 pub(crate) fn condition_at(config: &Value, path: &str) -> Result<Condition> {
-    Condition::from_config_at(config, path).map_err(|e| match e {
+    let config = crate::dotted::flatten_condition(config);
+    let condition = Condition::from_config_at(&config, path).map_err(|e| match e {
         logtide_event::Error::Condition { path, reason } => Error::InvalidConfig { path, reason },
         logtide_event::Error::ConditionRegex { path, error } => Error::InvalidRegex { path, error },
         other => Error::Event(other),
-    })
+    })?;
+    crate::goregexp::validate_condition(&config, path)?;
+    Ok(condition)
 }
 
 #[cfg(test)]
@@ -32,5 +36,17 @@ mod tests {
         let err = condition_at(&json!({"regexp": {"a": "("}}), "p.when").unwrap_err();
         assert!(matches!(err, Error::InvalidRegex { .. }), "{err:?}");
         assert!(condition_at(&json!({"has_fields": ["a"]}), "p.when").is_ok());
+        // Go's regexp (Filebeat's) refuses a nested repetition that Rust's accepts.
+        let err = condition_at(
+            &json!({"or": [{"has_fields": ["a"]}, {"not": {"regexp": {"m": "x(w++)"}}}]}),
+            "p.when",
+        )
+        .unwrap_err();
+        assert!(matches!(err, Error::InvalidGoRegex { .. }), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            "p.when.or[1].not.regexp.m: invalid regular expression: error parsing regexp: \
+             invalid nested repetition operator: `++` (at byte 3 of \"x(w++)\")"
+        );
     }
 }

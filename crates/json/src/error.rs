@@ -53,6 +53,22 @@ pub enum Error {
         /// The compiler's complaint.
         error: regex::Error,
     },
+    /// A regular expression Rust's `regex` accepts but Go's `regexp` (which Filebeat
+    /// uses) refuses, such as a nested repetition (`w++`); Go's message, with the byte
+    /// position of the offending text in the pattern.
+    #[error("{path}: invalid regular expression: error parsing regexp: {reason}: `{text}` (at byte {position} of {pattern:?})")]
+    InvalidGoRegex {
+        /// The value's path, e.g. `processors[0].drop_event.when.regexp.message`.
+        path: String,
+        /// The pattern.
+        pattern: String,
+        /// Go's error text, e.g. `invalid nested repetition operator`.
+        reason: &'static str,
+        /// The text Go quotes, e.g. `++`.
+        text: String,
+        /// Byte offset of `text` in the pattern.
+        position: usize,
+    },
 
     /// A processor supplied by the host ([`Extension`]) failed on an event.
     ///
@@ -91,25 +107,60 @@ pub enum Error {
         /// What could not be written, e.g. `cannot expand "a.b": found conflicting key`.
         reason: String,
     },
-    /// A field the processor needs does not exist (and `ignore_missing` is off).
-    #[error("field \"{field}\" not found")]
+    /// A field the processor needs does not exist (and `ignore_missing` is off). The text
+    /// is Filebeat's, so searches on `error.message` keep working.
+    #[error("could not fetch value for key: {field}, Error: key not found")]
     MissingField {
         /// The field path.
         field: String,
     },
-    /// `rename` or `copy_fields` would overwrite an existing field.
-    #[error("target field \"{field}\" already exists, drop or rename this field first")]
+    /// `drop_fields` was asked to drop a field that does not exist (and `ignore_missing`
+    /// is off); Filebeat's text.
+    #[error("failed to drop field [{field}], error: key not found")]
+    NotDropped {
+        /// The field path.
+        field: String,
+    },
+    /// `rename` could not write the value at its target (a parent on the way is not an
+    /// object). Filebeat's text: `could not put value: <to>: <value>, ...`.
+    #[error("could not put value: {field}: {value}, {source}")]
+    NotPut {
+        /// The target field path.
+        field: String,
+        /// The value, as Go's `%v` shows it.
+        value: String,
+        /// Why it could not be written.
+        #[source]
+        source: Box<Error>,
+    },
+    /// `copy_fields` could not write the value at its target (a parent on the way is not
+    /// an object). Filebeat's text: `could not copy value to <to>: <value>, ...`.
+    #[error("could not copy value to {field}: {value}, {source}")]
+    NotCopied {
+        /// The target field path.
+        field: String,
+        /// The value, as Go's `%v` shows it.
+        value: String,
+        /// Why it could not be written.
+        #[source]
+        source: Box<Error>,
+    },
+    /// `rename` or `copy_fields` would overwrite an existing field; Filebeat's text.
+    #[error("target field {field} already exists, drop or rename this field first")]
     TargetExists {
         /// The target field path.
         field: String,
     },
     /// `truncate_fields` was asked to truncate something that is not a string.
-    #[error("field \"{field}\" holds a JSON {found}; only strings can be truncated")]
+    /// Filebeat's text, which shows the value as Go's `%+v` does.
+    #[error("value cannot be truncated: {value}")]
     NotAString {
         /// The field path.
         field: String,
         /// The JSON type found.
         found: &'static str,
+        /// The value, as Go shows it.
+        value: String,
     },
     /// Tags cannot be appended to a field that holds something other than an array.
     #[error("cannot add tags to field \"{field}\": it holds a JSON {found}, not an array")]

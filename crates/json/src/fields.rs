@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 
 use crate::chain::Report;
 use crate::config::{self, FromTo, StringList};
+use crate::goregexp;
 use crate::merge::deep_update;
 use crate::{Error, Result};
 
@@ -44,11 +45,11 @@ impl DropFields {
                 continue;
             }
             if field.len() > 2 && field.starts_with('/') && field.ends_with('/') {
-                let re = Regex::new(&field[1..field.len() - 1]).map_err(|error| {
-                    Error::InvalidRegex {
-                        path: format!("{path}.fields[{i}]"),
-                        error,
-                    }
+                let pattern = &field[1..field.len() - 1];
+                goregexp::validate(pattern, &format!("{path}.fields[{i}]"))?;
+                let re = Regex::new(pattern).map_err(|error| Error::InvalidRegex {
+                    path: format!("{path}.fields[{i}]"),
+                    error,
                 })?;
                 patterns.push(re);
             } else {
@@ -65,7 +66,7 @@ impl DropFields {
     pub(crate) fn run(&self, event: &mut Event, report: &mut Report<'_>) {
         for field in &self.fields {
             if event.remove(field).is_none() && !self.ignore_missing {
-                report.error(Error::MissingField {
+                report.error(Error::NotDropped {
                     field: field.clone(),
                 });
             }
@@ -211,7 +212,7 @@ impl Rename {
             fields,
             *fail_on_error,
             report,
-            "Failed to rename fields in processor",
+            "failed to rename fields in processor",
             |event, pair| rename_one(event, pair, ignore_missing),
             undo_rename,
         );
@@ -283,6 +284,7 @@ fn rename_one(event: &mut Event, pair: &FromTo, ignore_missing: bool) -> Result<
             Ok(Some(Moved { created, splits }))
         }
         Err(e) => {
+            let e = not_put(&pair.to, &value, e);
             // The value goes back where it was: its parents are still there.
             let (map, from) = route_mut(event, &pair.from);
             put_back(map, from, splits, value);
@@ -325,7 +327,7 @@ impl CopyFields {
             fields,
             *fail_on_error,
             report,
-            "Failed to copy fields in copy_fields processor",
+            "failed to copy fields in copy_fields processor",
             |event, pair| copy_one(event, pair, ignore_missing),
             |event, pair, created| {
                 let (map, to) = route_mut(event, &pair.to);
@@ -345,9 +347,44 @@ fn copy_one(event: &mut Event, pair: &FromTo, ignore_missing: bool) -> Result<Op
         return missing(&pair.from, ignore_missing);
     };
     let (map, to) = route_mut(event, &pair.to);
-    let created = plan_insert(map, to, &pair.to)?;
+    let created = plan_insert(map, to, &pair.to).map_err(|e| Error::NotCopied {
+        field: pair.to.clone(),
+        value: go_value(&value),
+        source: Box::new(e),
+    })?;
     path::insert(map, to, value)?;
     Ok(Some(created))
+}
+
+/// Filebeat's error for a value that cannot be written at `to`.
+fn not_put(to: &str, value: &Value, source: Error) -> Error {
+    Error::NotPut {
+        field: to.to_owned(),
+        value: go_value(value),
+        source: Box::new(source),
+    }
+}
+
+/// A value as Go's `%v` prints it: strings without quotes, other scalars as JSON, maps
+/// and slices in Go's `map[k:v]` / `[a b]` form.
+fn go_value(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Null => "<nil>".to_owned(),
+        Value::Array(items) => {
+            let items: Vec<String> = items.iter().map(go_value).collect();
+            format!("[{}]", items.join(" "))
+        }
+        Value::Object(map) => {
+            let mut items: Vec<String> = map
+                .iter()
+                .map(|(k, v)| format!("{k}:{}", go_value(v)))
+                .collect();
+            items.sort();
+            format!("map[{}]", items.join(" "))
+        }
+        other => other.to_string(),
+    }
 }
 
 /// The outcome for a missing source field: skipped, or an error.
@@ -566,6 +603,7 @@ impl TruncateFields {
             Some(other) => Err(Error::NotAString {
                 field: field.to_owned(),
                 found: json_type(other),
+                value: go_value(other),
             }),
         }
     }
@@ -666,7 +704,10 @@ mod tests {
                     json!({"fields": ["nope", "a.nope", "message"]}),
                     json!({"message": "m", "a": {}}),
                     json!({"a": {}}),
-                    vec![r#"field "nope" not found"#, r#"field "a.nope" not found"#],
+                    vec![
+                        "failed to drop field [nope], error: key not found",
+                        "failed to drop field [a.nope], error: key not found",
+                    ],
                 ),
                 (
                     "unless ignore_missing",
@@ -760,15 +801,15 @@ mod tests {
                     "target exists: undo earlier renames and record the error",
                     json!({"fields": [{"from": "a", "to": "n.b"}, {"from": "c", "to": "d"}]}),
                     json!({"a": 1, "c": 2, "d": 3}),
-                    json!({"c": 2, "d": 3, "a": 1, "error": {"message": "Failed to rename fields in processor: target field \"d\" already exists, drop or rename this field first"}}),
-                    vec![r#"target field "d" already exists, drop or rename this field first"#],
+                    json!({"c": 2, "d": 3, "a": 1, "error": {"message": "failed to rename fields in processor: target field d already exists, drop or rename this field first"}}),
+                    vec![r#"target field d already exists, drop or rename this field first"#],
                 ),
                 (
                     "missing source with fail_on_error off: go on",
                     json!({"fields": [{"from": "nope", "to": "x"}, {"from": "a", "to": "b"}], "fail_on_error": false}),
                     json!({"a": 1}),
                     json!({"b": 1}),
-                    vec![r#"field "nope" not found"#],
+                    vec!["could not fetch value for key: nope, Error: key not found"],
                 ),
                 (
                     "missing source ignored",
@@ -781,15 +822,15 @@ mod tests {
                     "target under a scalar: value stays",
                     json!({"fields": [{"from": "a", "to": "s.x"}]}),
                     json!({"a": 1, "s": "str"}),
-                    json!({"a": 1, "s": "str", "error": {"message": "Failed to rename fields in processor: cannot set field s.x: s is a string, not an object"}}),
-                    vec!["cannot set field s.x: s is a string, not an object"],
+                    json!({"a": 1, "s": "str", "error": {"message": "failed to rename fields in processor: could not put value: s.x: 1, cannot set field s.x: s is a string, not an object"}}),
+                    vec!["could not put value: s.x: 1, cannot set field s.x: s is a string, not an object"],
                 ),
                 (
                     "undo removes created parents",
                     json!({"fields": [{"from": "a", "to": "p.q.r"}, {"from": "nope", "to": "z"}]}),
                     json!({"a": 1, "p": {"keep": true}}),
-                    json!({"p": {"keep": true}, "a": 1, "error": {"message": "Failed to rename fields in processor: field \"nope\" not found"}}),
-                    vec![r#"field "nope" not found"#],
+                    json!({"p": {"keep": true}, "a": 1, "error": {"message": "failed to rename fields in processor: could not fetch value for key: nope, Error: key not found"}}),
+                    vec!["could not fetch value for key: nope, Error: key not found"],
                 ),
             ],
         );
@@ -811,8 +852,8 @@ mod tests {
                     "failure undoes earlier copies",
                     json!({"fields": [{"from": "message", "to": "x.y"}, {"from": "message", "to": "o"}]}),
                     json!({"message": "m", "o": 1}),
-                    json!({"message": "m", "o": 1, "error": {"message": "Failed to copy fields in copy_fields processor: target field \"o\" already exists, drop or rename this field first"}}),
-                    vec![r#"target field "o" already exists, drop or rename this field first"#],
+                    json!({"message": "m", "o": 1, "error": {"message": "failed to copy fields in copy_fields processor: target field o already exists, drop or rename this field first"}}),
+                    vec![r#"target field o already exists, drop or rename this field first"#],
                 ),
                 (
                     "missing source ignored",
@@ -856,14 +897,14 @@ mod tests {
                     json!({"fields": ["a", "n"], "max_bytes": 1}),
                     json!({"a": "abc", "n": 5}),
                     json!({"a": "abc", "n": 5}),
-                    vec![r#"field "n" holds a JSON number; only strings can be truncated"#],
+                    vec!["value cannot be truncated: 5"],
                 ),
                 (
                     "without fail_on_error the rest is truncated",
                     json!({"fields": ["missing", "a"], "max_bytes": 1, "fail_on_error": false}),
                     json!({"a": "abc"}),
                     json!({"a": "a", "log": {"flags": ["truncated"]}}),
-                    vec![r#"field "missing" not found"#],
+                    vec!["could not fetch value for key: missing, Error: key not found"],
                 ),
                 (
                     "ignore_missing",

@@ -9,9 +9,12 @@
 //! can be embedded, fuzzed and benchmarked on its own.
 //!
 //! - [`Processors`] is a validated chain, built once with [`Processors::from_config`] from
-//!   the `processors:` list (YAML converted to JSON). Unknown processors, unknown keys,
-//!   wrong types, missing options and bad regular expressions are rejected there, with the
-//!   path of the offending key (`processors[1].drop_fields: unknown key "feilds"`).
+//!   the `processors:` list (YAML converted to JSON). Dotted keys are paths anywhere in
+//!   the list, as Filebeat's loader reads them (`add_labels.labels: {…}`). Unknown
+//!   processors, unknown keys, wrong types, missing options and bad regular expressions
+//!   (including what Go's `regexp`, which Filebeat uses, refuses: `w++`) are rejected
+//!   there, with the path of the offending key
+//!   (`processors[1].drop_fields: unknown key "feilds"`).
 //! - [`Processors::run`] runs the chain over one event in place and returns an
 //!   [`Outcome`]: whether the event was dropped, and the [`ProcessorError`]s reported on
 //!   the way. As in Filebeat, an error does not stop the chain.
@@ -32,8 +35,10 @@
 //!
 //! # Where this differs from Filebeat
 //!
-//! Filebeat's behaviour is the rule; these deliberate exceptions turn silent surprises
-//! into errors or make results well defined:
+//! Filebeat's behaviour is the rule, error texts included (`failed to rename fields in
+//! processor: target field b already exists, drop or rename this field first`); these
+//! deliberate exceptions turn silent surprises into errors or make results well defined
+//! (`docs/compatibility.md` lists them with the reasons):
 //!
 //! - A condition object must have exactly one key (Filebeat uses the first it recognizes
 //!   and ignores the rest), and `equals`, `contains`, `regexp` and `range` need at least
@@ -44,6 +49,8 @@
 //! - When `expand_keys` fails, nothing is written for that field, whatever the target.
 //! - `add_fields` treats `target` as a field path (`a.b` is `b` inside `a`) and rejects
 //!   `@timestamp` in `fields`.
+//! - A `rename` whose target cannot be written leaves the field where it was (Filebeat
+//!   deletes it first, so it is lost without `fail_on_error`).
 //! - `truncate_fields` cuts at a character boundary (`max_bytes` may keep a few bytes
 //!   less), and adds `"truncated"` to `log.flags` once per event.
 //! - JSON nested deeper than 128 levels is not decoded.
@@ -86,8 +93,10 @@ mod chain;
 mod condition;
 mod config;
 mod decode;
+mod dotted;
 mod error;
 mod fields;
+mod goregexp;
 mod merge;
 
 pub use chain::{
