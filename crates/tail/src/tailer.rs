@@ -1134,7 +1134,14 @@ impl Tailer {
                 continue;
             }
             let id = FileId::of(&meta);
-            if self.by_id.contains_key(&id) || self.excluded(&path) {
+            // Tracked already, unless the file with that identity is finished: its
+            // descriptor is closed, and a new file may have got the inode.
+            let tracked = self
+                .by_id
+                .get(&id)
+                .and_then(|k| self.files.get(k))
+                .is_some_and(|f| f.status != Status::Finished);
+            if tracked || self.excluded(&path) {
                 continue;
             }
             let via = Via::Sequence {
@@ -1534,6 +1541,9 @@ impl Tailer {
             .collect();
         type Known = (RegistryEntry, Inherit, Option<(PathBuf, fs::Metadata)>);
         let mut by_container: BTreeMap<Arc<str>, Vec<Known>> = BTreeMap::new();
+        // Entries whose inode now holds another file: that file is read from the start
+        // where it comes in its sequence, and saved anew.
+        let mut reused: Vec<FileId> = Vec::new();
         for e in self.registry.entries() {
             if self.by_id.contains_key(&e.id()) {
                 continue;
@@ -1568,6 +1578,7 @@ impl Tailer {
                 // comes in its sequence.
                 if !unchanged {
                     self.core.stats.inode_reused += 1;
+                    reused.push(e.id());
                     found = None;
                 }
             }
@@ -1575,6 +1586,10 @@ impl Tailer {
                 .entry(inherit.container.clone())
                 .or_default()
                 .push((e.clone(), inherit, found));
+        }
+        for id in &reused {
+            self.registry.remove(*id);
+            self.registry_dirty = true;
         }
         for (_, known) in by_container {
             // Older files first: an entry that spans a rotation starts in the older file,
@@ -1640,9 +1655,14 @@ impl Tailer {
                             lost_head[stream_index(*st)] = true;
                         }
                     }
-                    // Counted once: the entry is of no more use.
-                    self.registry.remove(e.id());
-                    self.registry_dirty = true;
+                    // Counted once: from now on the entry only anchors the container's
+                    // sequence (the registry forgets it once a newer file is saved).
+                    if e.removed.is_none() && !reused.contains(&e.id()) {
+                        let mut done = e.clone();
+                        done.removed = Some(Timestamp::now());
+                        self.registry.insert(done);
+                        self.registry_dirty = true;
+                    }
                     continue;
                 };
                 let mtime = meta.modified().unwrap_or(std::time::UNIX_EPOCH);
@@ -2228,11 +2248,19 @@ impl Tailer {
                 .clean(wall, self.registry_config.clean_removed_after);
             // Files finished and deleted from disk (rotated out, compressed) need no saved
             // position: forgetting them keeps the registry the size of what is on disk, and
-            // a new file that gets the inode is never taken for the old one.
+            // a new file that gets the inode is never taken for the old one. The newest
+            // entry of each container stays: a restart follows its sequence from there.
+            let mut newest: HashMap<&str, Timestamp> = HashMap::new();
+            for e in self.registry.entries() {
+                let c = e.container.as_deref().unwrap_or("");
+                let t = newest.entry(c).or_insert(e.updated);
+                *t = (*t).max(e.updated);
+            }
             let deleted: Vec<FileId> = self
                 .registry
                 .entries()
                 .filter(|e| e.removed.is_some() && !self.by_id.contains_key(&e.id()))
+                .filter(|e| newest.get(e.container.as_deref().unwrap_or("")) != Some(&e.updated))
                 .filter(|e| find_by_id(&e.path, e.id()).is_none())
                 .map(RegistryEntry::id)
                 .collect();
