@@ -2225,6 +2225,7 @@ impl Tailer {
                         e.removed = Some(wall);
                         self.registry.insert(e);
                         self.registry_dirty = true;
+                        urgent = true;
                     }
                 }
                 finished_done.push(key);

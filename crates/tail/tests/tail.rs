@@ -944,3 +944,23 @@ fn the_rest_of_an_entry_whose_head_was_lost_is_shipped_flagged_partial() {
     );
     assert_eq!(t.stats().partial_gap, 1);
 }
+
+#[test]
+fn a_rotated_file_done_with_is_saved_before_the_flush_interval() {
+    let mut k = Kubelet::new();
+    k.append(&cri("stdout", "F", "one"));
+    let mut t = k.tailer();
+    assert_eq!(messages(&k.poll(&mut t, 2)), ["one"]);
+    let rotated = k.rotate();
+    k.append(&cri("stdout", "F", "two"));
+    // registry.flush is 1 s by default; a rotated file read to its end and acknowledged is
+    // saved as done within 200 ms, so that a restart does not look for it after kubelet
+    // compressed it.
+    assert_eq!(messages(&k.poll(&mut t, 4)), ["two"]);
+    let (reg, _) = Registry::load(&k.root.path().join("registry")).unwrap();
+    let e = reg
+        .entries()
+        .find(|e| e.path == rotated)
+        .unwrap_or_else(|| panic!("not saved: {:?}", reg.entries().collect::<Vec<_>>()));
+    assert!(e.removed.is_some(), "{e:?}");
+}
