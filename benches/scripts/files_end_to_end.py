@@ -57,7 +57,25 @@ def open_fds(pid):
         return 0
 
 
-def run(logs, expected, work, harvester_limit, binary):
+# The processors of examples/filebeat-seed.yml. Outside a cluster add_kubernetes_metadata
+# gives the fields the path names (pod, namespace, container, container id).
+SEED_PROCESSORS = """processors:
+  - add_kubernetes_metadata:
+      in_cluster: true
+  - decode_json_fields:
+      fields: ["message"]
+      process_array: false
+      max_depth: 5
+      target: "message-json"
+      overwrite_keys: true
+  - drop_fields:
+      when:
+        has_fields: ["message-json"]
+      fields: ["message"]
+"""
+
+
+def run(logs, expected, work, harvester_limit, binary, seed=False):
     out = os.path.join(work, "out")
     config = os.path.join(work, "bench.yml")
     with open(config, "w") as f:
@@ -67,6 +85,8 @@ def run(logs, expected, work, harvester_limit, binary):
             f"registry: {{path: {work}/registry, flush: 1s}}\n"
             f"output.file: {{path: {out}, filename: events.ndjson, rotate_every_kb: 100000000}}\n"
         )
+        if seed:
+            f.write(SEED_PROCESSORS)
     start = time.monotonic()
     proc = subprocess.Popen([binary, "run", "-c", config], env={**os.environ, "LOGTIDE_LOG": "warn"})
     max_fds = 0
@@ -103,6 +123,7 @@ def main():
     ap.add_argument("--logs", help="directory written by gen_cri.py")
     ap.add_argument("--small-files", type=int, help="write this many small files instead")
     ap.add_argument("--harvester-limit", type=int, default=1024)
+    ap.add_argument("--seed", action="store_true", help="with the seed's processors (examples/filebeat-seed.yml; Kubernetes fields from the path)")
     ap.add_argument("--binary", default=os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release", "logtide-files"))
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as work:
@@ -119,7 +140,7 @@ def main():
             with open(os.path.join(logs, "manifest.json")) as f:
                 manifest = json.load(f)
             expected = sum(v["messages"] for v in manifest["files"].values())
-        result = run(logs, expected, work, args.harvester_limit, args.binary)
+        result = run(logs, expected, work, args.harvester_limit, args.binary, args.seed)
     print(json.dumps(result))
 
 

@@ -6,7 +6,7 @@ a directory of logs (from ../shared/bench/gen_cri.py) with output.kinesis, waits
 registry says every file was acknowledged to its end (Kinesis accepted every entry),
 stops the agent with SIGTERM and reports, from the kernel's accounting of the agent
 alone (moto is a separate process and not counted): CPU per event, events per
-CPU-second, wall time and peak RSS. Needs moto_server and boto3 (as .ci/run installs).
+CPU-second, wall time and peak RSS. Needs moto_server and boto3 (scripts/test installs them).
 
     cargo build --release -p logtide-files
     python3 ../shared/bench/gen_cri.py --out /tmp/bench-256m --size 256M --files 8
@@ -87,6 +87,7 @@ def main():
     ap.add_argument("--logs", required=True, help="directory written by gen_cri.py")
     ap.add_argument("--shards", type=int, default=4)
     ap.add_argument("--compression", default="none")
+    ap.add_argument("--format", default="logtide", choices=["logtide", "json"], help="output.kinesis.format")
     ap.add_argument("--binary", default=os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release", "logtide-files"))
     args = ap.parse_args()
     logs = os.path.abspath(args.logs)
@@ -116,6 +117,7 @@ def main():
                     "output.kinesis:\n"
                     f"  stream_name: bench\n  region: us-east-1\n  endpoint: {endpoint}\n"
                     f"  dead_letter_path: {work}/dead-letter\n  compression: {args.compression}\n"
+                    f"  format: {args.format}\n"
                 )
             start = time.monotonic()
             proc = subprocess.Popen([args.binary, "run", "-c", config], env={**os.environ, "LOGTIDE_LOG": "warn"})

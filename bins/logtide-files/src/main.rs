@@ -60,8 +60,9 @@ enum Command {
     Process(process::ProcessArgs),
     /// Print the Kubernetes metadata (pod, namespace, container, …) each log path carries.
     K8sPath(k8s_path::K8sPathArgs),
-    /// Per file: what is shipped, what is behind, what was lost and why (from the registry
-    /// and the running agent's `http` endpoint).
+    /// Per file: what is shipped, what is behind, what was lost and why (from the registry,
+    /// the files and the running agent's `http` endpoint). The registry as saved is
+    /// `registry show`.
     Status(status::StatusArgs),
 }
 

@@ -12,11 +12,13 @@ use logtide_tail::{FileId, RangeHash, Registry, FINGERPRINT_BYTES};
 
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum RegistryCommand {
-    /// Print every file's saved position and how far behind it is.
+    /// Print the registry as saved: per file, where a restart resumes reading, the
+    /// file's identity and when its entry was written. What is shipped, behind or lost
+    /// (from the registry, the files and the running agent) is `logtide-files status`.
     Show {
         #[command(flatten)]
         at: RegistryAt,
-        /// Print JSON (one object per file) instead of a table.
+        /// Print each entry as saved, one JSON object per file, instead of a table.
         #[arg(long)]
         json: bool,
     },
@@ -76,31 +78,23 @@ fn show(dir: &std::path::Path, json: bool) -> anyhow::Result<ExitCode> {
     if !json {
         writeln!(
             out,
-            "{:>12} {:>12} {:>12}  {:<24} {:<30} path",
-            "offset", "size", "behind", "file", "updated"
+            "{:>12}  {:<24} {:<30} path",
+            "offset", "file", "updated"
         )?;
     }
     for e in registry.entries() {
-        let size = std::fs::metadata(&e.path)
-            .ok()
-            .filter(|m| FileId::of(m) == e.id())
-            .map(|m| m.len());
-        let behind = size.map(|s| s.saturating_sub(e.offset));
         if json {
-            let mut v = serde_json::to_value(e)?;
-            if let Some(obj) = v.as_object_mut() {
-                obj.insert("size".into(), size.into());
-                obj.insert("behind".into(), behind.into());
-            }
-            writeln!(out, "{v}")?;
+            writeln!(out, "{}", serde_json::to_value(e)?)?;
         } else {
-            let state = if e.removed.is_some() { " (gone)" } else { "" };
+            let state = if e.removed.is_some() {
+                " (removed)"
+            } else {
+                ""
+            };
             writeln!(
                 out,
-                "{:>12} {:>12} {:>12}  {:<24} {:<30} {}{state}",
+                "{:>12}  {:<24} {:<30} {}{state}",
                 e.offset,
-                size.map_or("-".into(), |s| s.to_string()),
-                behind.map_or("-".into(), |s| s.to_string()),
                 e.id().to_string(),
                 e.updated.to_string(),
                 e.path.display(),

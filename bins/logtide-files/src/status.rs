@@ -1,5 +1,6 @@
 //! `logtide-files status`: per file, what is shipped, what is behind and what was lost
-//! and why, from the registry and the running process's metrics endpoint.
+//! and why, from the registry, the files and the running process's metrics endpoint.
+//! `registry show` prints the registry alone, as saved.
 
 use std::collections::BTreeMap;
 use std::io::Write;

@@ -154,6 +154,34 @@ fn test_config_accepts_good_files_and_names_bad_keys() {
         "{err}"
     );
     assert!(err.contains("bad.yml"), "{err}");
+
+    // Kinesis records in JSON: what would not be one JSON event per record is refused,
+    // with the reason.
+    for (kinesis, want) in [
+        ("format: json, aggregate: true", "output.kinesis.aggregate: true is refused with format: json: each json record holds one event"),
+        ("format: json, compression: zstd", "output.kinesis.compression: zstd is refused with format: json: a compressed record is not JSON"),
+        ("format: json, oversize: split", "output.kinesis.oversize: split is refused with format: json"),
+        ("oversize: offload", "output.kinesis.offload: oversize: offload needs the bucket"),
+    ] {
+        let bad = s.p("kinesis.yml");
+        fs::write(
+            &bad,
+            format!("inputs:\n  - type: container\noutput.kinesis: {{stream_name: logs, region: us-east-1, {kinesis}}}\n"),
+        )
+        .unwrap();
+        let out = run(&["test", "config", "-c", bad.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(1), "{kinesis}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(want), "{kinesis}: {err}");
+    }
+    let good = s.p("kinesis.yml");
+    fs::write(
+        &good,
+        "inputs:\n  - type: container\noutput.kinesis: {stream_name: logs, region: us-east-1, format: json, oversize: offload, offload: {bucket: logs-offload}}\n",
+    )
+    .unwrap();
+    let out = run(&["test", "config", "-c", good.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
 }
 
 #[test]
@@ -174,7 +202,15 @@ fn runs_until_sigterm_then_saves_and_resumes() {
         serde_json::from_slice(out.stdout.split(|&b| b == b'\n').next().unwrap()).unwrap();
     let size = fs::metadata(s.p("logs/a.log")).unwrap().len();
     assert_eq!(entry["offset"], size, "everything acknowledged is saved");
-    assert_eq!(entry["behind"], 0);
+    assert_eq!(
+        entry.get("behind"),
+        None,
+        "registry show prints the entry as saved"
+    );
+    let out = run(&["status", "-c", cfg.to_str().unwrap(), "--json"]);
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["files"][0]["saved_offset"], size);
+    assert_eq!(status["files"][0]["behind"], 0, "status: nothing behind");
 
     // Restart: nothing is read twice; new lines come through.
     s.append("a.log", &cri("F", "four"));
@@ -227,8 +263,15 @@ fn switching_from_filebeat_reads_nothing_twice() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("imported 1 of 1"));
     let table = run(&["registry", "show", "-c", cfg.to_str().unwrap()]);
     assert!(
-        String::from_utf8_lossy(&table.stdout).contains(&l2.len().to_string()),
-        "shows the bytes behind"
+        String::from_utf8_lossy(&table.stdout).contains(&l1.len().to_string()),
+        "shows the saved offset"
+    );
+    let out = run(&["status", "-c", cfg.to_str().unwrap(), "--json"]);
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        status["files"][0]["behind"],
+        l2.len(),
+        "status: the bytes behind"
     );
 
     let mut child = s.start(&cfg);

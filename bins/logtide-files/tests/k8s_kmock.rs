@@ -3,7 +3,7 @@
 //! events carry the served pods' metadata; lines of a pod the API does not have yet wait
 //! for it instead of shipping bare.
 //!
-//! Needs Python with kmock (`pip install kmock`; `.ci/run` installs it). kmock ignores
+//! Needs Python with kmock (`pip install kmock`; `scripts/test` installs it). kmock ignores
 //! selectors and wants `metadata.resourceVersion` on every object.
 
 use std::fs;

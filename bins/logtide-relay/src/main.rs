@@ -6,7 +6,7 @@
 //! This binary only parses arguments, loads the configuration and hands over to
 //! `logtide-pipeline`; see `--help`.
 
-use std::io::{BufReader, BufWriter};
+use std::io::{BufReader, BufWriter, Write as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -204,8 +204,12 @@ fn rules_test(args: &RulesTestArgs) -> anyhow::Result<()> {
     let stdin = std::io::stdin().lock();
     let mut stdout = std::io::stdout().lock();
     let summary = test_rules(&args.rules, stdin, "standard input", &mut stdout, args.json)?;
+    // The alerts are on standard output, the summary on standard error: everything
+    // written before it is out first, and a blank line sets the summary apart from the
+    // last alert's text when both go to one terminal.
+    stdout.flush()?;
     eprintln!(
-        "{} rules, {} events ({} not events), {} alerts",
+        "\nsummary: {} rules, {} events ({} not events), {} alerts",
         summary.rules, summary.events, summary.bad_lines, summary.alerts
     );
     Ok(())

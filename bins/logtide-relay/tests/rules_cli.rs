@@ -82,6 +82,29 @@ fn rules_test_prints_the_alerts_that_would_fire() {
     assert_eq!(first["events"][0]["message-json"]["status"], 503);
 }
 
+/// With the alerts and the summary on one terminal (`2>&1`), the summary stands on its
+/// own line after a blank one, never run together with the last alert's text.
+#[test]
+fn rules_test_sets_its_summary_apart_from_the_alerts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("events.ndjson");
+    std::fs::write(&input, events()).unwrap();
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(r#""$0" rules test "$1" < "$2" 2>&1"#)
+        .args([RELAY, &rule_file(), input.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let both = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        both.ends_with(
+            "    checkout-1 answered 500 1 times within 2 minutes.\n\nsummary: 1 rules, 23 events (0 not events), 2 alerts\n"
+        ),
+        "{both}"
+    );
+}
+
 #[test]
 fn rules_test_names_a_refused_rule() {
     let rule = Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -443,6 +443,13 @@ impl Client {
             url: url.to_owned(),
             message,
         };
+        let ureq_err = |what: &str, e: ureq::Error| match e {
+            ureq::Error::Timeout(_) => Error::Timeout {
+                url: url.to_owned(),
+                message: format!("{what}{e}"),
+            },
+            e => http_err(format!("{what}{e}")),
+        };
         let mut req = ureq::http::Request::builder().method(method).uri(url);
         let mut headers: Vec<(&str, &str)> = Vec::with_capacity(4);
         if let Some(ct) = content_type {
@@ -475,11 +482,11 @@ impl Client {
             Some(p) => req
                 .body(p)
                 .map_err(|e| http_err(e.to_string()))
-                .and_then(|r| self.agent.run(r).map_err(|e| http_err(e.to_string()))),
+                .and_then(|r| self.agent.run(r).map_err(|e| ureq_err("", e))),
             None => req
                 .body(())
                 .map_err(|e| http_err(e.to_string()))
-                .and_then(|r| self.agent.run(r).map_err(|e| http_err(e.to_string()))),
+                .and_then(|r| self.agent.run(r).map_err(|e| ureq_err("", e))),
         };
         let mut resp = result?;
         let status = resp.status().as_u16();
@@ -492,7 +499,7 @@ impl Client {
             .with_config()
             .limit(MAX_RESPONSE_BYTES)
             .read_to_vec()
-            .map_err(|e| http_err(format!("reading the answer: {e}")))?;
+            .map_err(|e| ureq_err("reading the answer: ", e))?;
         let body = if gzipped {
             let mut out = Vec::with_capacity(raw.len() * 4);
             std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&raw[..]), &mut out)

@@ -177,20 +177,7 @@ pub fn document_id(event: &Event, scratch: &mut Vec<u8>) -> String {
     {
         return id.to_owned();
     }
-    let hash = match event.source() {
-        Some(src) => {
-            scratch.clear();
-            scratch.extend_from_slice(src.id.as_bytes());
-            scratch.push(0);
-            scratch.extend_from_slice(&src.start.to_le_bytes());
-            xxhash_rust::xxh3::xxh3_128(scratch)
-        }
-        None => {
-            scratch.clear();
-            event.write_json(scratch);
-            xxhash_rust::xxh3::xxh3_128(scratch)
-        }
-    };
+    let hash = event.identity_hash(scratch);
     format!("{hash:032x}")
 }
 

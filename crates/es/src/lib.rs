@@ -96,6 +96,15 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
+    /// No answer came within `timeout` (or the connection could not be opened in time).
+    /// Retryable.
+    #[error("elasticsearch request to {url} timed out: {message}")]
+    Timeout {
+        /// The URL tried last.
+        url: String,
+        /// What timed out.
+        message: String,
+    },
     /// The server answered with an unexpected status.
     #[error("elasticsearch {method} {url} answered {status}: {body}")]
     Status {
@@ -137,7 +146,10 @@ impl Error {
     /// Whether trying again later may succeed.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Error::Http { .. } | Error::Credentials(_) | Error::Pending { .. } => true,
+            Error::Http { .. }
+            | Error::Timeout { .. }
+            | Error::Credentials(_)
+            | Error::Pending { .. } => true,
             Error::Status { status, .. } => matches!(status, 429 | 500 | 502 | 503 | 504),
             _ => false,
         }

@@ -42,6 +42,18 @@ pub struct EsStats {
     pub retried: u64,
     /// Whole `_bulk` requests that failed (unreachable, 429, 5xx) and were sent again.
     pub request_retries: u64,
+    /// Items and requests sent again because the cluster answered 429.
+    pub retried_throttled: u64,
+    /// Items and requests sent again after a server error (500, 502, 503, 504).
+    pub retried_server: u64,
+    /// Requests sent again after a network failure (unreachable, reset, unreadable
+    /// answer).
+    pub retried_network: u64,
+    /// Requests sent again after no answer came within `timeout`.
+    pub retried_timeout: u64,
+    /// Documents refused for their mapping, normalized again and sent again (the same
+    /// as `mapping_retries`).
+    pub retried_refused_record: u64,
     /// Documents stored in the dead-letter index.
     pub dead_lettered: u64,
     /// Documents whose dead letter was refused too (logged; their events are not
@@ -100,6 +112,39 @@ pub struct EsSink {
     stats: EsStats,
     scratch: Vec<u8>,
     last_error: Option<String>,
+}
+
+impl EsStats {
+    /// The documents and requests sent again, by reason (the `reason` label of
+    /// `logtide_output_retries_total`).
+    pub fn retries_by_reason(&self) -> [(&'static str, u64); 5] {
+        [
+            ("throttled", self.retried_throttled),
+            ("refused_record", self.retried_refused_record),
+            ("network", self.retried_network),
+            ("timeout", self.retried_timeout),
+            ("server", self.retried_server),
+        ]
+    }
+}
+
+/// Why a request or an item is sent again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Retry {
+    Throttled,
+    Server,
+    Network,
+    Timeout,
+}
+
+impl Retry {
+    fn of_status(status: u16) -> Retry {
+        if status == 429 {
+            Retry::Throttled
+        } else {
+            Retry::Server
+        }
+    }
 }
 
 impl std::fmt::Debug for EsSink {
@@ -497,6 +542,7 @@ impl EsSink {
                         self.normalize(&mut d, event);
                         if !d.dead {
                             self.stats.mapping_retries += 1;
+                            self.stats.retried_refused_record += 1;
                         }
                     }
                     Err(e) => {
@@ -511,10 +557,17 @@ impl EsSink {
     fn handle(&mut self, docs: Vec<Doc>, result: Result<Response>, renormalize: &mut Vec<Doc>) {
         let response = match result {
             Ok(r) => r,
-            Err(e) => return self.retry_request(docs, e.to_string()),
+            Err(e) => {
+                let why = match e {
+                    Error::Timeout { .. } => Retry::Timeout,
+                    _ => Retry::Network,
+                };
+                return self.retry_request(docs, why, e.to_string());
+            }
         };
         if matches!(response.status, 429 | 500 | 502 | 503 | 504) {
-            return self.retry_request(docs, response.status_error("POST").to_string());
+            let why = Retry::of_status(response.status);
+            return self.retry_request(docs, why, response.status_error("POST").to_string());
         }
         if response.status == 413 {
             if docs.len() > 1 {
@@ -544,7 +597,7 @@ impl EsSink {
             Ok(items) => items,
             Err(e) => {
                 let message = format!("{}: {e}: {}", response.url, preview(&response.body));
-                return self.retry_request(docs, message);
+                return self.retry_request(docs, Retry::Network, message);
             }
         };
         for (d, item) in docs.into_iter().zip(items) {
@@ -570,10 +623,14 @@ impl EsSink {
                     self.stats.indexed += 1;
                 }
             }
-            429 | 502 | 503 | 504 => self.retry_item(d, format!("{kind}: {reason}")),
+            429 | 502 | 503 | 504 => self.retry_item(
+                d,
+                Retry::of_status(item.status),
+                format!("{kind}: {reason}"),
+            ),
             500 if d.server_errors + 1 < SERVER_ERROR_ATTEMPTS => {
                 d.server_errors += 1;
-                self.retry_item(d, format!("{kind}: {reason}"));
+                self.retry_item(d, Retry::Server, format!("{kind}: {reason}"));
             }
             400 if !d.dead
                 && d.rejections == 0
@@ -599,16 +656,28 @@ impl EsSink {
         self.queue.push_back(d);
     }
 
-    fn retry_item(&mut self, mut d: Doc, message: String) {
+    fn count_retry(&mut self, why: Retry) {
+        let s = &mut self.stats;
+        match why {
+            Retry::Throttled => s.retried_throttled += 1,
+            Retry::Server => s.retried_server += 1,
+            Retry::Network => s.retried_network += 1,
+            Retry::Timeout => s.retried_timeout += 1,
+        }
+    }
+
+    fn retry_item(&mut self, mut d: Doc, why: Retry, message: String) {
         self.stats.retried += 1;
+        self.count_retry(why);
         d.attempts += 1;
         d.not_before = Some(Instant::now() + self.backoff(d.attempts));
         self.last_error = Some(message);
         self.queue.push_back(d);
     }
 
-    fn retry_request(&mut self, docs: Vec<Doc>, message: String) {
+    fn retry_request(&mut self, docs: Vec<Doc>, why: Retry, message: String) {
         self.stats.request_retries += 1;
+        self.count_retry(why);
         tracing::debug!(error = %message, documents = docs.len(), "_bulk request failed; retrying after a backoff");
         // One wait for the whole batch, so that it is sent again as one.
         let attempts = docs.iter().map(|d| d.attempts).max().unwrap_or(0) + 1;

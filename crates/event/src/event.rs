@@ -263,6 +263,24 @@ impl Event {
         }
     }
 
+    /// A 128-bit hash that is the same every time this entry is delivered: of the source
+    /// identity and the entry's start offset when the event knows its source, else of
+    /// the event's JSON (time, fields and metadata), which a redelivery repeats byte for
+    /// byte. `scratch` is a buffer to reuse. It names an entry's Elasticsearch document
+    /// and its offloaded copy in S3.
+    pub fn identity_hash(&self, scratch: &mut Vec<u8>) -> u128 {
+        scratch.clear();
+        match &self.source {
+            Some(src) => {
+                scratch.extend_from_slice(src.id.as_bytes());
+                scratch.push(0);
+                scratch.extend_from_slice(&src.start.to_le_bytes());
+            }
+            None => self.write_json(scratch),
+        }
+        xxhash_rust::xxh3::xxh3_128(scratch)
+    }
+
     /// Appends the event as one JSON object: `@timestamp` first, then the fields by key,
     /// then `@metadata` when it is not empty (the same bytes as its `Serialize` form).
     pub fn write_json(&self, out: &mut Vec<u8>) {

@@ -157,6 +157,7 @@ impl Processors {
                 index,
                 name: entry.name,
                 errors: &mut outcome.errors,
+                not_json: &mut outcome.not_json,
             };
             let flow = entry.processor.run(event, &mut report);
             if let Flow::Drop = flow {
@@ -188,6 +189,7 @@ impl Processors {
             events_in: 0,
             dropped: 0,
             errors: vec![0; self.entries.len()],
+            not_json: vec![0; self.entries.len()],
         }
     }
 }
@@ -347,6 +349,7 @@ pub(crate) struct Report<'a> {
     index: usize,
     name: &'static str,
     errors: &'a mut Vec<ProcessorError>,
+    not_json: &'a mut Vec<usize>,
 }
 
 impl Report<'_> {
@@ -357,6 +360,12 @@ impl Report<'_> {
             error,
         });
     }
+
+    /// A field `decode_json_fields` was asked to decode does not hold JSON (plain text,
+    /// most often), and no `error` key was asked for: not an error, an outcome of its own.
+    pub(crate) fn not_json(&mut self) {
+        self.not_json.push(self.index);
+    }
 }
 
 /// What happened to an event in [`Processors::run`].
@@ -365,6 +374,7 @@ impl Report<'_> {
 pub struct Outcome {
     dropped_by: Option<usize>,
     errors: Vec<ProcessorError>,
+    not_json: Vec<usize>,
 }
 
 impl Outcome {
@@ -387,6 +397,14 @@ impl Outcome {
     /// Takes the errors out.
     pub fn into_errors(self) -> Vec<ProcessorError> {
         self.errors
+    }
+
+    /// The positions of the `decode_json_fields` processors that found a field that is
+    /// not JSON, once per field, when they have no `add_error_key`: the field is left as
+    /// it was and the event goes on. With `add_error_key: true` the same field is an
+    /// error instead (in [`Outcome::errors`], and in the event's `error` field).
+    pub fn not_json(&self) -> &[usize] {
+        &self.not_json
     }
 }
 
@@ -432,6 +450,7 @@ pub struct Stats {
     events_in: u64,
     dropped: u64,
     errors: Vec<u64>,
+    not_json: Vec<u64>,
 }
 
 impl Stats {
@@ -440,10 +459,10 @@ impl Stats {
         self.events_in += 1;
         self.dropped += u64::from(outcome.is_dropped());
         for e in &outcome.errors {
-            if self.errors.len() <= e.index {
-                self.errors.resize(e.index + 1, 0);
-            }
-            self.errors[e.index] += 1;
+            add_at(&mut self.errors, e.index, 1);
+        }
+        for &index in &outcome.not_json {
+            add_at(&mut self.not_json, index, 1);
         }
     }
 
@@ -451,11 +470,11 @@ impl Stats {
     pub fn merge(&mut self, other: &Stats) {
         self.events_in += other.events_in;
         self.dropped += other.dropped;
-        if self.errors.len() < other.errors.len() {
-            self.errors.resize(other.errors.len(), 0);
+        for (index, &n) in other.errors.iter().enumerate() {
+            add_at(&mut self.errors, index, n);
         }
-        for (mine, theirs) in self.errors.iter_mut().zip(&other.errors) {
-            *mine += theirs;
+        for (index, &n) in other.not_json.iter().enumerate() {
+            add_at(&mut self.not_json, index, n);
         }
     }
 
@@ -473,6 +492,20 @@ impl Stats {
     pub fn errors(&self) -> &[u64] {
         &self.errors
     }
+
+    /// Fields found not to be JSON by each `decode_json_fields` without `add_error_key`,
+    /// by position (see [`Outcome::not_json`]).
+    pub fn not_json(&self) -> &[u64] {
+        &self.not_json
+    }
+}
+
+/// Adds `n` to the counter at `index`, growing `counters` as needed.
+fn add_at(counters: &mut Vec<u64>, index: usize, n: u64) {
+    if counters.len() <= index {
+        counters.resize(index + 1, 0);
+    }
+    counters[index] += n;
 }
 
 #[cfg(test)]

@@ -34,7 +34,7 @@ pub(crate) struct DeError {
 
 #[derive(Debug)]
 enum DeKind {
-    UnknownKey(String),
+    UnknownKey(String, &'static [&'static str]),
     MissingKey(String),
     Invalid(String),
 }
@@ -51,7 +51,11 @@ impl DeError {
     fn into_error(self, fallback: &str) -> Error {
         let path = self.path.unwrap_or_else(|| fallback.to_owned());
         match self.kind {
-            DeKind::UnknownKey(key) => Error::UnknownKey { path, key },
+            DeKind::UnknownKey(key, expected) => Error::UnknownKey {
+                path,
+                key,
+                expected,
+            },
             DeKind::MissingKey(key) => Error::MissingKey { path, key },
             DeKind::Invalid(reason) => Error::InvalidConfig { path, reason },
         }
@@ -61,7 +65,7 @@ impl DeError {
 impl fmt::Display for DeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.kind {
-            DeKind::UnknownKey(key) => write!(f, "unknown key \"{key}\""),
+            DeKind::UnknownKey(key, _) => write!(f, "unknown key \"{key}\""),
             DeKind::MissingKey(key) => write!(f, "missing required key \"{key}\""),
             DeKind::Invalid(reason) => f.write_str(reason),
         }
@@ -78,10 +82,10 @@ impl de::Error for DeError {
         }
     }
 
-    fn unknown_field(field: &str, _expected: &'static [&'static str]) -> Self {
+    fn unknown_field(field: &str, expected: &'static [&'static str]) -> Self {
         DeError {
             path: None,
-            kind: DeKind::UnknownKey(field.to_owned()),
+            kind: DeKind::UnknownKey(field.to_owned(), expected),
         }
     }
 

@@ -103,19 +103,23 @@ impl DecodeJsonFields {
         };
         let mut decoded = match unmarshal(text, self.max_depth, self.process_array) {
             Ok(value) => value,
+            // Text that is not JSON is what most container logs hold: without
+            // `add_error_key` it is counted apart and left as it is, not an error; with it,
+            // it is an error and the event carries it (`error.message`), as in Filebeat.
+            Err(_) if !self.add_error_key => {
+                report.not_json();
+                return;
+            }
             Err(failure) => {
                 let reason = failure.to_string();
-                if self.add_error_key {
-                    let data = text.clone();
-                    let mut error = Map::with_capacity(3);
-                    error.insert(
-                        "message".to_owned(),
-                        Value::String(format!("parsing input as JSON: {reason}")),
-                    );
-                    error.insert("data".to_owned(), Value::String(data));
-                    error.insert("field".to_owned(), Value::String(field.to_owned()));
-                    set_error(event, error);
-                }
+                let mut error = Map::with_capacity(3);
+                error.insert(
+                    "message".to_owned(),
+                    Value::String(format!("parsing input as JSON: {reason}")),
+                );
+                error.insert("data".to_owned(), Value::String(text.clone()));
+                error.insert("field".to_owned(), Value::String(field.to_owned()));
+                set_error(event, error);
                 report.error(Error::InvalidJson {
                     field: field.to_owned(),
                     reason,
@@ -481,7 +485,8 @@ mod tests {
     use serde_json::json;
 
     /// Runs one `decode_json_fields` over `input`; returns the event as JSON (without
-    /// `@timestamp` unless the input had one) and the processor's error messages.
+    /// `@timestamp` unless the input had one) and the processor's error messages, then
+    /// `(not JSON)` for each field found not to be JSON without `add_error_key`.
     fn run(config: Value, input: Value) -> (Value, Vec<String>) {
         let keep_time = input.get("@timestamp").is_some();
         let chain = Processors::from_config(&json!([{ "decode_json_fields": config }])).unwrap();
@@ -495,6 +500,7 @@ mod tests {
             .errors()
             .iter()
             .map(|e| e.error().to_string())
+            .chain(outcome.not_json().iter().map(|_| "(not JSON)".to_owned()))
             .collect();
         (out, errors)
     }
@@ -578,7 +584,7 @@ mod tests {
                 json!({"fields": "msg"}),
                 json!({"msg": "11:38:04,323 |-INFO testing"}),
                 json!({"msg": "11:38:04,323 |-INFO testing"}),
-                vec![r#"parsing field "msg" as JSON: multiple json elements found"#],
+                vec!["(not JSON)"],
             ),
             (
                 "target field",

@@ -28,6 +28,8 @@ pub enum Error {
         path: String,
         /// The key given.
         key: String,
+        /// The keys the object accepts (empty where they are not a fixed list).
+        expected: &'static [&'static str],
     },
     /// A required option is missing.
     #[error("{path}: missing required key \"{key}\"")]

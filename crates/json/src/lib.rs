@@ -16,9 +16,11 @@
 //!   there, with the path of the offending key
 //!   (`processors[1].drop_fields: unknown key "feilds"`).
 //! - [`Processors::run`] runs the chain over one event in place and returns an
-//!   [`Outcome`]: whether the event was dropped, and the [`ProcessorError`]s reported on
-//!   the way. As in Filebeat, an error does not stop the chain.
-//! - [`Stats`] counts outcomes: events in, events dropped, errors per processor.
+//!   [`Outcome`]: whether the event was dropped, the [`ProcessorError`]s reported on
+//!   the way, and the fields `decode_json_fields` found not to be JSON. As in Filebeat,
+//!   an error does not stop the chain.
+//! - [`Stats`] counts outcomes: events in, events dropped, errors and fields not JSON
+//!   per processor.
 //! - [`Condition`] is a `when:` condition on its own.
 //!
 //! The processors are `decode_json_fields`, `drop_fields`, `drop_event`, `include_fields`,
@@ -31,7 +33,10 @@
 //! `decode_json_fields` decodes each field once, straight into the event. Integers that fit
 //! in an `i64` stay integers; fractions, exponents (`1e3`) and larger integers become
 //! floats. A field that is not exactly one JSON value (trailing text, as in
-//! `11:38:04,323 INFO`, counts as not JSON) is left unchanged and reported.
+//! `11:38:04,323 INFO`, counts as not JSON) is left unchanged. Plain text is what many
+//! containers write, so it is not an error: it is an outcome of its own
+//! ([`Outcome::not_json`]), unless the processor has `add_error_key: true`; then it is an
+//! error, and the event carries it in `error.message` as Filebeat adds it.
 //!
 //! # Where this differs from Filebeat
 //!
@@ -76,15 +81,12 @@
 //! assert_eq!(event.get("message-json.took_ms"), Some(&json!(12)));
 //! assert!(!event.contains("message"));
 //!
-//! // Plain text stays as it is; the decoder reports why it is not JSON.
+//! // Plain text stays as it is: not an error, counted as not JSON (processor 0).
 //! let mut event = Event::from_json(json!({"message": "GET /healthz 200"}))?;
 //! let outcome = processors.run(&mut event);
 //! assert_eq!(event.get("message"), Some(&json!("GET /healthz 200")));
-//! assert_eq!(
-//!     outcome.errors()[0].to_string(),
-//!     "processors[0].decode_json_fields: parsing field \"message\" as JSON: \
-//!      expected value at line 1 column 1"
-//! );
+//! assert!(outcome.errors().is_empty());
+//! assert_eq!(outcome.not_json(), [0]);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 

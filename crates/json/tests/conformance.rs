@@ -275,40 +275,36 @@ fn seed_chain_decodes_json_and_drops_the_text() {
         "stream": "stdout",
         "kubernetes": {"pod": {"name": "shop-1"}, "namespace": "prod"},
     });
-    // (input message, expected fields other than the base ones, expected error substrings)
-    let cases: Vec<(&str, Value, Vec<&str>)> = vec![
+    // (input message, expected fields other than the base ones, whether it is not JSON)
+    let cases: Vec<(&str, Value, bool)> = vec![
         (
             r#"{"level":"info","msg":"GET /","status":200,"took":1.5,"@timestamp":"2020-01-01T00:00:00Z"}"#,
             json!({"message-json": {"level": "info", "msg": "GET /", "status": 200, "took": 1.5, "@timestamp": "2020-01-01T00:00:00Z"}}),
-            vec![],
+            false,
         ),
         (
             r#"{"log":"{\"inner\":{\"deep\":\"[1,2]\"}}","list":"[1]"}"#,
             json!({"message-json": {"log": {"inner": {"deep": "[1,2]"}}, "list": "[1]"}}),
-            vec![],
+            false,
         ),
         (
             "2024-05-06 07:08:09 INFO plain text",
             json!({"message": "2024-05-06 07:08:09 INFO plain text"}),
-            vec![r#"parsing field "message" as JSON: "#],
+            true,
         ),
         (
             "11:38:04,323 |-INFO testing",
             json!({"message": "11:38:04,323 |-INFO testing"}),
-            vec!["multiple json elements found"],
+            true,
         ),
-        (
-            "[1,2,3]",
-            json!({"message": "[1,2,3]"}),
-            vec!["processing skipped"],
-        ),
+        ("[1,2,3]", json!({"message": "[1,2,3]"}), true),
         (
             "\"just a string\"",
             json!({"message-json": "just a string"}),
-            vec![],
+            false,
         ),
     ];
-    for (message, want_fields, want_errors) in cases {
+    for (message, want_fields, not_json) in cases {
         let mut input = base.clone();
         input["message"] = json!(message);
         let mut event = Event::from_json(input).unwrap();
@@ -326,19 +322,82 @@ fn seed_chain_decodes_json_and_drops_the_text() {
             json!(instant(&want["@timestamp"]).map(|t| t.unix_nanos().to_string()));
         assert_eq!(got, want, "{message}");
 
-        let errors: Vec<String> = outcome.errors().iter().map(ToString::to_string).collect();
-        assert_eq!(errors.len(), want_errors.len(), "{message}: {errors:?}");
-        for (got, want) in errors.iter().zip(&want_errors) {
-            assert!(
-                got.starts_with("processors[0].decode_json_fields: "),
-                "{got}"
-            );
-            assert!(got.contains(want), "{message}: {got} lacks {want}");
-        }
-        for e in outcome.errors() {
-            assert!(matches!(e.error(), Error::InvalidJson { field, .. } if field == "message"));
+        // Plain text is the common case, not an error: it is counted apart, and the
+        // event gets no `error` field (the seed has no `add_error_key`).
+        assert!(
+            outcome.errors().is_empty(),
+            "{message}: {:?}",
+            outcome.errors()
+        );
+        let want_not_json: &[usize] = if not_json { &[0] } else { &[] };
+        assert_eq!(outcome.not_json(), want_not_json, "{message}");
+    }
+}
+
+/// With `add_error_key: true`, text that is not JSON is an error, carried by the event
+/// (`error.message`, `error.data`, `error.field`) as Filebeat does, and not counted as
+/// `not_json`.
+#[test]
+fn not_json_is_an_error_only_with_add_error_key() {
+    let chain = Processors::from_config(&json!([
+        {"decode_json_fields": {
+            "fields": ["message"], "max_depth": 5, "target": "message-json",
+            "overwrite_keys": true, "add_error_key": true,
+        }},
+    ]))
+    .unwrap();
+    let mut stats = chain.stats();
+    for (message, error) in [
+        (
+            "2024-05-06 07:08:09 INFO plain text",
+            Some("parsing input as JSON: "),
+        ),
+        (
+            "11:38:04,323 |-INFO testing",
+            Some("parsing input as JSON: multiple json elements found"),
+        ),
+        (r#"{"level":"info"}"#, None),
+    ] {
+        let mut event = Event::from_json(json!({"message": message})).unwrap();
+        let outcome = chain.run(&mut event);
+        stats.record(&outcome);
+        assert!(outcome.not_json().is_empty(), "{message}");
+        match error {
+            Some(want) => {
+                assert_eq!(outcome.errors().len(), 1, "{message}");
+                let e = &outcome.errors()[0];
+                assert!(
+                    matches!(e.error(), Error::InvalidJson { field, .. } if field == "message")
+                );
+                assert!(
+                    e.to_string()
+                        .starts_with("processors[0].decode_json_fields: "),
+                    "{e}"
+                );
+                let got = event.get("error.message").and_then(Value::as_str).unwrap();
+                assert!(got.starts_with(want), "{message}: {got}");
+                assert_eq!(event.get("error.data"), Some(&json!(message)));
+                assert_eq!(event.get("error.field"), Some(&json!("message")));
+            }
+            None => {
+                assert!(outcome.errors().is_empty(), "{message}");
+                assert_eq!(event.get("error"), None);
+            }
         }
     }
+    assert_eq!(stats.errors(), [2]);
+    assert_eq!(stats.not_json(), [0]);
+
+    let seed = seed_chain();
+    let mut stats = seed.stats();
+    for message in ["plain", r#"{"a":1}"#, "[1,2]", "also plain"] {
+        let mut event = Event::from_json(json!({"message": message})).unwrap();
+        stats.record(&seed.run(&mut event));
+    }
+    assert_eq!(
+        (stats.errors(), stats.not_json()),
+        (&[0, 0][..], &[3, 0][..])
+    );
 }
 
 /// Filebeat's loader reads dotted keys as paths anywhere in a processor list, so these

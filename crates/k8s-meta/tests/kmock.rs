@@ -6,7 +6,7 @@
 //! cannot serve `/api/v1/namespaces` (its path parser takes `namespaces` for a namespace
 //! segment), so namespace metadata is off here; the `tower-test` tests cover namespaces.
 //!
-//! This test fails when kmock is missing: `.ci/run` installs it.
+//! This test fails when kmock is missing: `scripts/test` installs it.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

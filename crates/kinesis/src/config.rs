@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
 
-use crate::format::Compression;
+use crate::format::{Compression, RecordFormat};
+use crate::offload::OffloadConfig;
 use crate::pack::{OversizePolicy, PackConfig, DEFAULT_MAX_RECORD_BYTES, MAX_RECORD_BYTES_LIMIT};
 use crate::Error;
 
@@ -21,13 +22,20 @@ pub const MIN_RECORD_BYTES: usize = 4096;
 ///   stream_name: logs
 ///   region: ap-northeast-1
 ///   endpoint: http://127.0.0.1:5000     # optional, for local testing
+///   attempt_timeout: 10s                # longest one PutRecords attempt may take
 ///   partition_key: container_id         # container_id | random | a field path
 ///   max_record_bytes: 1048576           # data + partition key; or `auto`
-///   oversize: split                     # split | truncate | dead_letter
+///   format: logtide                     # logtide | json
+///   oversize: split                     # split | truncate | dead_letter | offload
+///   offload: {bucket: logs-offload}     # with oversize: offload
 ///   dead_letter_path: /var/lib/logtide/dead-letter
 ///   aggregate: true
 ///   compression: none                   # none | gzip | zstd
 /// ```
+///
+/// With `format: json` each record is one event as JSON plus `\n`: `aggregate` and
+/// `compression` must stay off, and `oversize` is `truncate` unless set to `offload` or
+/// `dead_letter` (`split` writes chunks only logtide-relay can join, so it is refused).
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KinesisConfig {
@@ -39,6 +47,15 @@ pub struct KinesisConfig {
     /// Endpoint URL instead of the region's (local testing); default: none.
     #[serde(default)]
     pub endpoint: Option<String>,
+    /// Longest one PutRecords attempt may take, from connecting to the last byte of the
+    /// answer; a connection that is never answered is given up after it and the request
+    /// sent again (counted in `logtide_output_retries_total{reason="timeout"}`). Default
+    /// `10s`: well within `http.stalled_after`, and enough to upload 5 MiB.
+    #[serde(
+        default = "default_attempt_timeout",
+        deserialize_with = "attempt_timeout"
+    )]
+    pub attempt_timeout: std::time::Duration,
     /// Partition key of each event; default `container_id`.
     #[serde(default)]
     pub partition_key: PartitionKey,
@@ -46,15 +63,26 @@ pub struct KinesisConfig {
     /// (10485760), or `auto` for the stream's own limit read with DescribeStreamSummary.
     #[serde(default)]
     pub max_record_bytes: MaxRecordBytes,
-    /// What happens to an event larger than a record; default `split`.
+    /// How events are written into records: `logtide` (the versioned format, several
+    /// events per record, compressed or not) or `json` (one event per record, readable
+    /// by any consumer); default `logtide`.
     #[serde(default)]
-    pub oversize: OversizePolicy,
+    pub format: RecordFormat,
+    /// What happens to an event larger than a record: `split`, `truncate`,
+    /// `dead_letter` or `offload`; default `split` with `format: logtide`, `truncate`
+    /// with `format: json`. See [`KinesisConfig::oversize`].
+    #[serde(default)]
+    pub oversize: Option<OversizePolicy>,
+    /// Where `oversize: offload` writes whole events (required with it).
+    #[serde(default)]
+    pub offload: Option<OffloadConfig>,
     /// Directory of the dead-letter files; default `/var/lib/logtide/dead-letter`.
     #[serde(default = "default_dead_letter_path")]
     pub dead_letter_path: PathBuf,
-    /// Put several events of one partition key in one record; default `true`.
-    #[serde(default = "default_aggregate")]
-    pub aggregate: bool,
+    /// Put several events of one partition key in one record; default `true` with
+    /// `format: logtide`, `false` (and only `false`) with `format: json`.
+    #[serde(default)]
+    pub aggregate: Option<bool>,
     /// Compression of record bodies; default `none`.
     #[serde(default)]
     pub compression: Compression,
@@ -64,8 +92,22 @@ fn default_dead_letter_path() -> PathBuf {
     PathBuf::from("/var/lib/logtide/dead-letter")
 }
 
-fn default_aggregate() -> bool {
-    true
+/// Default of `attempt_timeout`.
+const DEFAULT_ATTEMPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+fn default_attempt_timeout() -> std::time::Duration {
+    DEFAULT_ATTEMPT_TIMEOUT
+}
+
+fn attempt_timeout<'de, D: Deserializer<'de>>(d: D) -> Result<std::time::Duration, D::Error> {
+    let s = String::deserialize(d)?;
+    match humantime::parse_duration(&s) {
+        Ok(t) if !t.is_zero() => Ok(t),
+        Ok(_) => Err(de::Error::custom("attempt_timeout: must be above zero")),
+        Err(e) => Err(de::Error::custom(format!(
+            "{s:?} is not a duration such as 10s: {e}"
+        ))),
+    }
 }
 
 impl KinesisConfig {
@@ -75,11 +117,14 @@ impl KinesisConfig {
             stream_name: stream_name.into(),
             region: None,
             endpoint: None,
+            attempt_timeout: default_attempt_timeout(),
             partition_key: PartitionKey::default(),
             max_record_bytes: MaxRecordBytes::default(),
-            oversize: OversizePolicy::default(),
+            format: RecordFormat::default(),
+            oversize: None,
+            offload: None,
             dead_letter_path: default_dead_letter_path(),
-            aggregate: default_aggregate(),
+            aggregate: None,
             compression: Compression::default(),
         }
     }
@@ -127,16 +172,47 @@ impl KinesisConfig {
         if self.dead_letter_path.as_os_str().is_empty() {
             return Err(Error::Config("dead_letter_path: must not be empty".into()));
         }
-        Ok(())
+        match (&self.offload, self.oversize()) {
+            (None, OversizePolicy::Offload) => {
+                return Err(Error::Config(
+                    "offload: oversize: offload needs the bucket to write whole events to (offload: {bucket: ...})".into(),
+                ))
+            }
+            (Some(o), _) => o.validate()?,
+            (None, _) => {}
+        }
+        // The format's rules (json: one event per record, uncompressed, not split).
+        let limit = match self.max_record_bytes {
+            MaxRecordBytes::Bytes(n) => n,
+            MaxRecordBytes::FromStream => DEFAULT_MAX_RECORD_BYTES,
+        };
+        self.pack_config(limit).validate()
+    }
+
+    /// The oversize policy in force: the configured one, else `split` with
+    /// `format: logtide` and `truncate` with `format: json`.
+    pub fn oversize(&self) -> OversizePolicy {
+        self.oversize.unwrap_or(match self.format {
+            RecordFormat::Logtide => OversizePolicy::Split,
+            RecordFormat::Json => OversizePolicy::Truncate,
+        })
+    }
+
+    /// Whether records aggregate events: the configured value, else `true` with
+    /// `format: logtide` and `false` with `format: json`.
+    pub fn aggregate(&self) -> bool {
+        self.aggregate
+            .unwrap_or(self.format == RecordFormat::Logtide)
     }
 
     /// The packer's configuration, with the stream's record limit once known.
     pub fn pack_config(&self, max_record_bytes: usize) -> PackConfig {
         PackConfig {
             max_record_bytes,
-            aggregate: self.aggregate,
+            aggregate: self.aggregate(),
             compression: self.compression,
-            oversize: self.oversize,
+            oversize: self.oversize(),
+            format: self.format,
         }
     }
 }
@@ -243,8 +319,9 @@ mod tests {
         assert_eq!(c, KinesisConfig::new("logs"));
         assert_eq!(c.partition_key, PartitionKey::ContainerId);
         assert_eq!(c.max_record_bytes, MaxRecordBytes::Bytes(1 << 20));
-        assert_eq!(c.oversize, OversizePolicy::Split);
-        assert!(c.aggregate);
+        assert_eq!(c.oversize(), OversizePolicy::Split);
+        assert!(c.aggregate());
+        assert_eq!(c.format, RecordFormat::Logtide);
         assert_eq!(c.compression, Compression::None);
         assert_eq!(
             c.dead_letter_path,
@@ -259,7 +336,7 @@ mod tests {
         .unwrap();
         assert_eq!(c.partition_key.field(), Some("kubernetes.pod.uid"));
         assert_eq!(c.max_record_bytes, MaxRecordBytes::Bytes(2 << 20));
-        assert_eq!(c.oversize, OversizePolicy::DeadLetter);
+        assert_eq!(c.oversize(), OversizePolicy::DeadLetter);
         assert_eq!(c.compression, Compression::Zstd);
         let p = c.pack_config(2 << 20);
         assert_eq!((p.aggregate, p.max_record_bytes), (false, 2 << 20));
@@ -270,6 +347,51 @@ mod tests {
         assert_eq!(c.partition_key, PartitionKey::Random);
         assert_eq!(c.partition_key.field(), None);
         assert_eq!(c.max_record_bytes, MaxRecordBytes::FromStream);
+
+        let c = parse(r#"{"stream_name":"logs","format":"json"}"#).unwrap();
+        assert_eq!(c.format, RecordFormat::Json);
+        assert_eq!(c.oversize(), OversizePolicy::Truncate);
+        assert!(!c.aggregate());
+        let c = parse(
+            r#"{"stream_name":"logs","format":"json","aggregate":false,"oversize":"offload",
+                "offload":{"bucket":"logs-offload","prefix":"big","endpoint":"http://127.0.0.1:5000"}}"#,
+        )
+        .unwrap();
+        assert_eq!(c.oversize(), OversizePolicy::Offload);
+        assert_eq!(c.offload.as_ref().unwrap().target().prefix, "big");
+        let c = parse(r#"{"stream_name":"logs","oversize":"offload","offload":{"bucket":"b-1"}}"#)
+            .unwrap();
+        assert_eq!(c.pack_config(1 << 20).format, RecordFormat::Logtide);
+        assert!(c.aggregate());
+    }
+
+    #[test]
+    fn json_records_refuse_what_would_not_be_json() {
+        for (json, want) in [
+            (
+                r#"{"stream_name":"l","format":"json","aggregate":true}"#,
+                "aggregate: true is refused with format: json: each json record holds one event",
+            ),
+            (
+                r#"{"stream_name":"l","format":"json","compression":"gzip"}"#,
+                "compression: gzip is refused with format: json",
+            ),
+            (
+                r#"{"stream_name":"l","format":"json","oversize":"split"}"#,
+                "oversize: split is refused with format: json: the chunks of a split event are not JSON",
+            ),
+            (
+                r#"{"stream_name":"l","oversize":"offload"}"#,
+                "offload: oversize: offload needs the bucket",
+            ),
+            (
+                r#"{"stream_name":"l","format":"xml"}"#,
+                "unknown variant `xml`, expected `logtide` or `json`",
+            ),
+        ] {
+            let err = parse(json).unwrap_err();
+            assert!(err.contains(want), "{json}\n got: {err}\nwant: {want}");
+        }
     }
 
     #[test]

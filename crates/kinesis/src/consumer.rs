@@ -16,9 +16,12 @@ use serde_json::Value;
 
 use crate::checkpoint::{FileCheckpoints, SHARD_END};
 use crate::deadletter::DeadLetters;
-use crate::decode::{peek_header, Decoder, Incomplete};
+use crate::decode::{peek_header, Decoder, Incomplete, RecordKind};
 use crate::lease::{Lease, LeaseTable};
-use crate::sink::runtime_and_sdk;
+use crate::offload::{
+    offloaded_reference, parse_reference, retry_wait, RestoreConfig, OBJECT_ATTEMPT_TIMEOUT,
+};
+use crate::sink::{runtime_and_sdk, sdk_config};
 use crate::Error;
 
 /// Per-shard read limit: calls per second.
@@ -102,6 +105,7 @@ fn default_lease_duration() -> Duration {
 ///   chunk_timeout: 60s
 ///   max_unacked_records: 100000
 ///   dead_letter_path: /var/lib/logtide/dead-letter
+///   offload: {restore: true}            # region, endpoint: of the offload buckets
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -141,6 +145,10 @@ pub struct ConsumerConfig {
     /// Directory of the dead-letter files; default `/var/lib/logtide/dead-letter`.
     #[serde(default = "default_dead_letter_path")]
     pub dead_letter_path: PathBuf,
+    /// How events offloaded to S3 by the sink (`oversize: offload`) are read back; by
+    /// default each is fetched and handed on whole (see [`RestoreConfig`]).
+    #[serde(default)]
+    pub offload: RestoreConfig,
 }
 
 fn default_checkpoint_interval() -> Duration {
@@ -183,6 +191,7 @@ impl ConsumerConfig {
             chunk_timeout: default_chunk_timeout(),
             max_unacked_records: default_max_unacked(),
             dead_letter_path: default_dead_letter_path(),
+            offload: RestoreConfig::default(),
         }
     }
 
@@ -248,6 +257,17 @@ pub struct ConsumerStats {
     pub checkpoints: u64,
     /// Leases lost to another worker.
     pub leases_lost: u64,
+    /// Records in logtide's format.
+    pub records_logtide: u64,
+    /// Records holding one JSON object (logtide's `format: json`, or another producer's).
+    pub records_json: u64,
+    /// Records that were neither (handed on as `message`).
+    pub records_text: u64,
+    /// Offloaded events fetched from S3 and handed on whole.
+    pub events_restored: u64,
+    /// Offloaded events whose S3 object could not be read: handed on as their head, with
+    /// `error.message` saying why (the reference stays, to fetch the object later).
+    pub offloaded_not_restored: u64,
 }
 
 /// Events read from one shard in one call, in record order. Every event carries an
@@ -379,6 +399,8 @@ pub struct Consumer {
     /// Chunk records of split events not yet complete, by split id.
     chunks: HashMap<String, Vec<RecRef>>,
     dead: DeadLetters,
+    /// S3, for offloaded events; set up at the first one.
+    objects: Option<crate::offload::Store>,
     stats: ConsumerStats,
     next_lane: u64,
     next_sync: Instant,
@@ -485,6 +507,7 @@ impl Consumer {
             decoder: Decoder::default(),
             chunks: HashMap::new(),
             dead,
+            objects: None,
             stats: ConsumerStats::default(),
             next_lane: 0,
             next_sync: now,
@@ -495,6 +518,67 @@ impl Consumer {
         };
         c.sync()?;
         Ok(c)
+    }
+
+    /// Replaces an offloaded event's head by the whole event from S3. When the object
+    /// cannot be read (after a few tries for failures that may pass), the head goes on
+    /// with `error.message`, counted, so that one missing object never stops a shard.
+    fn restore(&mut self, event: &mut Event) {
+        let Some(reference) = offloaded_reference(event).map(str::to_owned) else {
+            return;
+        };
+        match self.fetch(&reference) {
+            Ok(whole) => {
+                *event = whole;
+                self.stats.events_restored += 1;
+            }
+            Err(message) => {
+                tracing::warn!(%reference, error = %message, "an offloaded event could not be restored; its head goes on");
+                let _ = event.insert(
+                    "error.message",
+                    Value::String(format!(
+                        "offloaded event not restored from {reference}: {message}"
+                    )),
+                );
+                self.stats.offloaded_not_restored += 1;
+            }
+        }
+    }
+
+    /// Reads and parses the whole event at `reference`.
+    fn fetch(&mut self, reference: &str) -> Result<Event, String> {
+        let (bucket, key) = parse_reference(reference).ok_or("not an s3://bucket/key reference")?;
+        if self.objects.is_none() {
+            let o = &self.config.offload;
+            let region = o.region.as_deref().or(self.config.region.as_deref());
+            let sdk = self
+                .rt
+                .block_on(sdk_config(
+                    region,
+                    o.endpoint.as_deref(),
+                    OBJECT_ATTEMPT_TIMEOUT,
+                ))
+                .map_err(|e| e.to_string())?;
+            self.objects = Some(crate::offload::Store::new(&sdk, o.endpoint.is_some()));
+        }
+        let Some(objects) = &self.objects else {
+            return Err("no S3 client".into());
+        };
+        let limit = crate::decode::DecoderConfig::default().max_body_bytes;
+        let mut attempt = 0;
+        let body = loop {
+            match self.rt.block_on(objects.get(bucket, key, limit)) {
+                Ok(body) => break body,
+                Err(f) if f.transient && attempt < 2 => {
+                    attempt += 1;
+                    self.rt.block_on(tokio::time::sleep(retry_wait(attempt)));
+                }
+                Err(f) => return Err(f.message),
+            }
+        };
+        let value: Value = serde_json::from_slice(&body)
+            .map_err(|e| format!("the object is not one JSON event: {e}"))?;
+        Event::from_json(value).map_err(|e| format!("the object is not an event: {e}"))
     }
 
     /// The counters.
@@ -852,7 +936,17 @@ impl Consumer {
                 _ => None,
             };
             match self.decoder.decode(&data, now_ms) {
-                Ok(d) => {
+                Ok(mut d) => {
+                    match d.kind {
+                        RecordKind::Logtide => self.stats.records_logtide += 1,
+                        RecordKind::Json => self.stats.records_json += 1,
+                        RecordKind::Text => self.stats.records_text += 1,
+                    }
+                    if self.config.offload.restore {
+                        for e in &mut d.events {
+                            self.restore(e);
+                        }
+                    }
                     let mut b = self.acks.lock();
                     let Some(l) = b.lanes.get_mut(&lane) else {
                         continue;

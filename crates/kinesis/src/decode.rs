@@ -53,9 +53,34 @@ struct Pending {
     order: u64,
 }
 
+/// What a record was, by its first bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum RecordKind {
+    /// A logtide record (the 0x1E marker and a header).
+    #[default]
+    Logtide,
+    /// A JSON object: a `format: json` record of logtide's, or another producer's.
+    Json,
+    /// Anything else, handed on as `message`.
+    Text,
+}
+
+impl RecordKind {
+    /// The kind's name in counters: `logtide`, `json`, `text`.
+    pub fn name(self) -> &'static str {
+        match self {
+            RecordKind::Logtide => "logtide",
+            RecordKind::Json => "json",
+            RecordKind::Text => "text",
+        }
+    }
+}
+
 /// What a record decoded to.
 #[derive(Debug, Default)]
 pub struct Decoded {
+    /// What the record was.
+    pub kind: RecordKind,
     /// Complete events, in record order.
     pub events: Vec<Event>,
     /// Split events given up to stay within `max_pending_bytes`.
@@ -96,7 +121,9 @@ impl Decoder {
     pub fn decode(&mut self, data: &[u8], now_ms: u64) -> Result<Decoded, Error> {
         let mut out = Decoded::default();
         let Some((header, body)) = parse_record(data)? else {
-            out.events.push(foreign(data));
+            let (kind, event) = foreign(data);
+            out.kind = kind;
+            out.events.push(event);
             return Ok(out);
         };
         match header.split.clone() {
@@ -229,15 +256,16 @@ fn parse_body(body: &[u8], n: u32, out: &mut Vec<Event>) -> Result<(), Error> {
     Ok(())
 }
 
-/// An event from a record some other producer wrote.
-fn foreign(data: &[u8]) -> Event {
-    if let Ok(value @ Value::Object(_)) = serde_json::from_slice::<Value>(data) {
-        if let Ok(e) = Event::from_json(value.clone()) {
-            return e;
-        }
-        if let Value::Object(map) = value {
-            return Event::with_fields(logtide_event::Timestamp::now(), map);
-        }
+/// An event from a record that has no logtide header: a JSON object (one event of
+/// `format: json`, or another producer's) or text.
+fn foreign(data: &[u8]) -> (RecordKind, Event) {
+    if let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(data) {
+        let event = match Event::from_json(Value::Object(map.clone())) {
+            Ok(e) => e,
+            // `@timestamp` or `@metadata` unreadable: they stay fields.
+            Err(_) => Event::with_fields(logtide_event::Timestamp::now(), map),
+        };
+        return (RecordKind::Json, event);
     }
     let mut e = Event::new(logtide_event::Timestamp::now());
     let text = String::from_utf8_lossy(data);
@@ -245,7 +273,7 @@ fn foreign(data: &[u8]) -> Event {
         "message",
         Value::String(text.trim_end_matches('\n').to_owned()),
     );
-    e
+    (RecordKind::Text, e)
 }
 
 /// Header of a record, for callers that route records before decoding them.
@@ -267,12 +295,14 @@ mod tests {
                 0,
             )
             .unwrap();
+        assert_eq!(out.kind, RecordKind::Json);
         assert_eq!(out.events[0].get("level"), Some(&json!("info")));
         assert_eq!(
             out.events[0].timestamp().to_string(),
             "2024-01-01T00:00:00.000000000Z"
         );
         let out = d.decode(b"plain text line\n", 0).unwrap();
+        assert_eq!(out.kind, RecordKind::Text);
         assert_eq!(
             out.events[0].get("message"),
             Some(&json!("plain text line"))

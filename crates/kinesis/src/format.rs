@@ -26,6 +26,21 @@
 //! - The partition key is not part of the format: producers choose it (logtide uses the
 //!   container id by default), consumers need not read it.
 //!
+//! # JSON records
+//!
+//! With `output.kinesis.format: json` a record is one event as one JSON object (the same
+//! bytes as in a logtide body) followed by `\n`: no marker, no header, no aggregation,
+//! no compression. Readers tell the formats apart by the first byte; logtide-relay reads
+//! both from one stream, and records of other producers (JSON or text) too.
+//!
+//! # Offloaded events
+//!
+//! With `oversize: offload` an event too large for a record is written whole to S3 as one
+//! JSON line, and its record (in either format) carries the event's head instead: the
+//! first bytes of `message`, `log.flags` with `"offloaded"`, `event.original_ref`
+//! (`s3://bucket/key`) and `event.original_bytes` (the whole event's JSON line, in
+//! bytes). A reader that knows logtide fetches the object and uses it in place of the head.
+//!
 //! `"zstd"` joined the values of `"comp"` before any logtide release wrote version 1
 //! records, so every version 1 reader knows it.
 //!
@@ -65,6 +80,31 @@ pub enum Compression {
     Gzip,
     /// zstd (RFC 8878), one frame.
     Zstd,
+}
+
+impl Compression {
+    /// The configuration's name of the compression.
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Gzip => "gzip",
+            Compression::Zstd => "zstd",
+        }
+    }
+}
+
+/// How the sink writes events into records (`output.kinesis.format`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecordFormat {
+    /// This module's versioned format: a header, then one or more events, compressed or
+    /// not, large events split into chunks (the default).
+    #[default]
+    Logtide,
+    /// One event per record as one JSON object followed by `\n`, as awsbeats, Fluent Bit
+    /// and Vector write: any consumer (Firehose, Lambda, a KCL application) can read it,
+    /// and Firehose's concatenation of records stays line-delimited.
+    Json,
 }
 
 /// zstd level used for record bodies: fast, with most of the gain on log text.

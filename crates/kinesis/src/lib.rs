@@ -121,6 +121,7 @@ mod decode;
 pub mod format;
 mod key;
 mod lease;
+mod offload;
 mod pack;
 mod schedule;
 mod sink;
@@ -132,12 +133,16 @@ pub use consumer::{
     ShardBatch, StartPosition,
 };
 pub use deadletter::DeadLetters;
-pub use decode::{peek_header, Decoded, Decoder, DecoderConfig, Incomplete};
-pub use format::{Compression, FORMAT_VERSION};
+pub use decode::{peek_header, Decoded, Decoder, DecoderConfig, Incomplete, RecordKind};
+pub use format::{Compression, RecordFormat, FORMAT_VERSION};
 pub use lease::Lease;
+pub use offload::{
+    object_key, offloaded_reference, parse_reference, OffloadConfig, OffloadTarget, RestoreConfig,
+    HEAD_MESSAGE_BYTES, OFFLOADED_FLAG, ORIGINAL_BYTES, ORIGINAL_REF,
+};
 pub use pack::{
-    request_batches, OversizePolicy, PackConfig, Packed, Packer, Record, DEFAULT_MAX_RECORD_BYTES,
-    MAX_RECORD_BYTES_LIMIT, MAX_REQUEST_BYTES, MAX_REQUEST_RECORDS,
+    request_batches, Offload, OversizePolicy, PackConfig, Packed, Packer, Record,
+    DEFAULT_MAX_RECORD_BYTES, MAX_RECORD_BYTES_LIMIT, MAX_REQUEST_BYTES, MAX_REQUEST_RECORDS,
 };
 pub use sink::{Batch, Sink, SinkStats};
 

@@ -7,7 +7,8 @@ use std::ops::Range;
 use logtide_event::Event;
 use serde_json::Value;
 
-use crate::format::{compress, Compression, Header, Split, FORMAT_VERSION};
+use crate::format::{compress, Compression, Header, RecordFormat, Split, FORMAT_VERSION};
+use crate::offload::{head_event, object_key, OffloadTarget};
 use crate::Error;
 
 /// Kinesis' default maximum record size (data plus partition key).
@@ -32,6 +33,9 @@ pub enum OversizePolicy {
     Truncate,
     /// Hand the event to the dead-letter file with the reason.
     DeadLetter,
+    /// Write the whole event to S3 and ship its head with a reference to it
+    /// (`event.original_ref`), flagged `log.flags: ["offloaded"]`.
+    Offload,
 }
 
 /// How events become records.
@@ -45,6 +49,8 @@ pub struct PackConfig {
     pub compression: Compression,
     /// Oversize events.
     pub oversize: OversizePolicy,
+    /// How events are written into records.
+    pub format: RecordFormat,
 }
 
 impl Default for PackConfig {
@@ -54,18 +60,37 @@ impl Default for PackConfig {
             aggregate: true,
             compression: Compression::None,
             oversize: OversizePolicy::Split,
+            format: RecordFormat::Logtide,
         }
     }
 }
 
 impl PackConfig {
-    /// Checks the limits.
+    /// Checks the limits, and that a `json` record stays one event as JSON.
     pub fn validate(&self) -> Result<(), Error> {
         if !(4096..=MAX_RECORD_BYTES_LIMIT).contains(&self.max_record_bytes) {
             return Err(Error::Config(format!(
                 "max_record_bytes: {} is outside 4096..={MAX_RECORD_BYTES_LIMIT}",
                 self.max_record_bytes
             )));
+        }
+        if self.format == RecordFormat::Json {
+            if self.aggregate {
+                return Err(Error::Config(
+                    "aggregate: true is refused with format: json: each json record holds one event, so that any consumer can parse it (set aggregate: false or leave it out)".into(),
+                ));
+            }
+            if self.compression != Compression::None {
+                return Err(Error::Config(format!(
+                    "compression: {} is refused with format: json: a compressed record is not JSON to a consumer that does not know logtide's header (leave compression out, or use format: logtide)",
+                    self.compression.name()
+                )));
+            }
+            if self.oversize == OversizePolicy::Split {
+                return Err(Error::Config(
+                    "oversize: split is refused with format: json: the chunks of a split event are not JSON and only logtide-relay joins them (use offload, truncate or dead_letter, or format: logtide)".into(),
+                ));
+            }
         }
         Ok(())
     }
@@ -100,14 +125,32 @@ pub struct Packed {
     pub truncated: Vec<usize>,
     /// Events split into several records.
     pub split: Vec<usize>,
+    /// Events written whole to S3, with their head in a record of their own.
+    pub offloads: Vec<Offload>,
+}
+
+/// An event to write whole to S3 (`oversize: offload`); the record at `record` carries
+/// its head and the reference to the object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Offload {
+    /// The event's index in the packed slice.
+    pub event: usize,
+    /// Index of the record holding the head, in [`Packed::records`].
+    pub record: usize,
+    /// The object's key in [`OffloadTarget::bucket`].
+    pub key: String,
+    /// The object: the whole event as one JSON line.
+    pub body: Vec<u8>,
 }
 
 /// Turns events into records; see the [crate documentation](crate) for the format.
 #[derive(Debug)]
 pub struct Packer {
     config: PackConfig,
+    offload: Option<OffloadTarget>,
     seed: u64,
     splits: u64,
+    scratch: Vec<u8>,
 }
 
 /// The bytes of a record being filled.
@@ -122,11 +165,31 @@ impl Packer {
     /// start time and process id).
     pub fn new(config: PackConfig, seed: u64) -> Result<Self, Error> {
         config.validate()?;
+        if config.oversize == OversizePolicy::Offload {
+            return Err(Error::Config(
+                "oversize: offload needs an offload target (bucket and prefix)".into(),
+            ));
+        }
         Ok(Packer {
             config,
+            offload: None,
             seed,
             splits: 0,
+            scratch: Vec::new(),
         })
+    }
+
+    /// A packer that writes oversize events to `target` (`oversize: offload`).
+    pub fn with_offload(
+        mut config: PackConfig,
+        target: OffloadTarget,
+        seed: u64,
+    ) -> Result<Self, Error> {
+        let oversize = std::mem::replace(&mut config.oversize, OversizePolicy::Truncate);
+        let mut packer = Packer::new(config, seed)?;
+        packer.config.oversize = oversize;
+        packer.offload = Some(target);
+        Ok(packer)
     }
 
     /// The configuration.
@@ -143,9 +206,13 @@ impl Packer {
             // zstd's frame header and block headers, plus its worst case (ZSTD_compressBound).
             Compression::Zstd => 64 + self.config.max_record_bytes / 128,
         };
+        let header = match self.config.format {
+            RecordFormat::Logtide => HEADER_ROOM,
+            RecordFormat::Json => 0,
+        };
         self.config
             .max_record_bytes
-            .saturating_sub(key.len() + HEADER_ROOM + overhead)
+            .saturating_sub(key.len() + header + overhead)
     }
 
     /// Packs `events` (with `keys[i]` the partition key of event `i`). Record order follows
@@ -234,6 +301,14 @@ impl Packer {
 
     /// A whole (not split) record holding `body`, the NDJSON lines of `events`.
     fn record(&self, partition_key: String, body: &[u8], events: Vec<usize>) -> Record {
+        if self.config.format == RecordFormat::Json {
+            // One event as JSON, with its newline: what any consumer reads.
+            return Record {
+                partition_key,
+                data: body.to_vec(),
+                events,
+            };
+        }
         let header = Header {
             v: FORMAT_VERSION,
             n: events.len() as u32,
@@ -275,6 +350,27 @@ impl Packer {
             OversizePolicy::Split => {
                 self.split(i, key, line, out);
                 out.split.push(i);
+            }
+            OversizePolicy::Offload => {
+                let Some(target) = &self.offload else {
+                    out.dead_letters.push((i, "oversize"));
+                    return;
+                };
+                let object = object_key(target, event, &mut self.scratch);
+                let reference = target.reference(&object);
+                let mut head = Vec::new();
+                if head_event(event, &reference, line.len(), self.capacity(key), &mut head) {
+                    out.offloads.push(Offload {
+                        event: i,
+                        record: out.records.len(),
+                        key: object,
+                        body: std::mem::take(line),
+                    });
+                    out.records
+                        .push(self.record(key.to_owned(), &head, vec![i]));
+                } else {
+                    out.dead_letters.push((i, "oversize_cannot_offload"));
+                }
             }
         }
     }
@@ -319,7 +415,14 @@ impl Packer {
 /// Cuts `message` so that the event's line fits in `cap` bytes and flags the event
 /// truncated; `line` is rewritten. Returns false when even an empty message is too big.
 fn truncate_to_fit(event: &mut Event, cap: usize, line: &mut Vec<u8>) -> bool {
-    let flag = Value::String("truncated".into());
+    add_flag(event, "truncated");
+    fit_message(event, cap, line)
+}
+
+/// Adds `flag` to the event's `log.flags` (or a top-level `log_flags` when `log` is not
+/// an object).
+pub(crate) fn add_flag(event: &mut Event, flag: &str) {
+    let flag = Value::String(flag.into());
     match event.get_mut("log.flags") {
         Some(Value::Array(flags)) if !flags.contains(&flag) => flags.push(flag),
         Some(Value::Array(_)) => {}
@@ -333,6 +436,11 @@ fn truncate_to_fit(event: &mut Event, cap: usize, line: &mut Vec<u8>) -> bool {
             }
         }
     }
+}
+
+/// Writes the event's line into `line`, cutting `message` until it fits in `cap` bytes.
+/// Returns false when it does not fit even with an empty (or without a) message.
+pub(crate) fn fit_message(event: &mut Event, cap: usize, line: &mut Vec<u8>) -> bool {
     for _ in 0..8 {
         line.clear();
         event.write_json(line);
@@ -396,6 +504,7 @@ mod tests {
             aggregate: true,
             compression: Compression::None,
             oversize,
+            format: RecordFormat::Logtide,
         }
     }
 
@@ -468,6 +577,76 @@ mod tests {
             assert_eq!(packed.records.len(), 1, "{comp:?}");
             assert!(packed.split.is_empty());
             assert!(packed.records[0].size() <= 4096);
+        }
+    }
+
+    #[test]
+    fn json_records_hold_one_event_as_json() {
+        let mut c = cfg(4096, OversizePolicy::Truncate);
+        c.format = RecordFormat::Json;
+        c.aggregate = false;
+        let mut p = Packer::new(c, 1).unwrap();
+        let events: Vec<Event> = (0..3).map(|i| ev(&format!("line {i}"))).collect();
+        let big = [ev(&"q".repeat(10_000))];
+        let packed = p.pack(&events, &["k", "k", "k"]);
+        assert_eq!(packed.records.len(), 3);
+        for (r, e) in packed.records.iter().zip(&events) {
+            let mut want = Vec::new();
+            e.write_json(&mut want);
+            want.push(b'\n');
+            assert_eq!(r.data, want);
+        }
+        let packed = p.pack(&big, &["k"]);
+        assert_eq!(packed.truncated, [0]);
+        let v: Value = serde_json::from_slice(&packed.records[0].data).unwrap();
+        assert_eq!(v["log"]["flags"], json!(["truncated"]));
+        assert!(packed.records[0].size() <= 4096);
+
+        c.aggregate = true;
+        assert!(Packer::new(c, 1).is_err());
+    }
+
+    #[test]
+    fn offloaded_events_leave_their_head_in_the_record() {
+        let target = OffloadTarget {
+            bucket: "logs-offload".into(),
+            prefix: "big".into(),
+        };
+        for format in [RecordFormat::Logtide, RecordFormat::Json] {
+            let mut c = cfg(8192, OversizePolicy::Offload);
+            c.format = format;
+            c.aggregate = format == RecordFormat::Logtide;
+            assert!(Packer::new(c, 1).is_err(), "offload needs a target");
+            let mut p = Packer::with_offload(c, target.clone(), 1).unwrap();
+            let events = [ev("small"), ev(&"w".repeat(100_000)), ev("after")];
+            let packed = p.pack(&events, &["k", "k", "k"]);
+            assert_eq!(packed.offloads.len(), 1, "{format:?}");
+            let o = &packed.offloads[0];
+            assert_eq!(o.event, 1);
+            let mut whole = Vec::new();
+            events[1].write_json(&mut whole);
+            whole.push(b'\n');
+            assert_eq!(o.body, whole, "the object is the whole event's line");
+            assert!(o.key.starts_with("big/1970/01/01/"), "{}", o.key);
+            let record = &packed.records[o.record];
+            assert_eq!(record.events, [1]);
+            assert!(record.size() <= 8192);
+            let heads = crate::Decoder::default().decode(&record.data, 0).unwrap();
+            let reference = format!("s3://logs-offload/{}", o.key);
+            assert_eq!(
+                crate::offloaded_reference(&heads.events[0]),
+                Some(reference.as_str())
+            );
+            let seen: Vec<usize> = packed
+                .records
+                .iter()
+                .flat_map(|r| r.events.clone())
+                .collect();
+            assert_eq!(
+                seen,
+                [0, 1, 2],
+                "{format:?}: every event in a record, in order"
+            );
         }
     }
 

@@ -10,7 +10,15 @@
 //! is sent only once every record of the one before was accepted (or dead-lettered). A
 //! later record of a key is thus never accepted before an earlier one. With aggregation
 //! (the default) a key's events of one batch are usually one record, so this costs
-//! nothing; without it, a key's records go one per request.
+//! nothing.
+//!
+//! Without aggregation (`format: json`, one event per record) a key has as many records
+//! as events, and one unit per request would mean one request per event of a container.
+//! Such a schedule is *pipelined*: a key's units go into one request in order, as many as
+//! fit. Kinesis stores them in that order; only when one fails (throttled) and a later one
+//! of its key in the same request is accepted does the later one land first. That is
+//! counted ([`Schedule::reordered`]); the failed record is sent again in the next request,
+//! ahead of the key's remaining units.
 //!
 //! Failures. A failed record is sent again in a later request (only it, not its request).
 //! A request refused as a whole for its content (`ValidationException`) is halved until
@@ -73,12 +81,23 @@ pub(crate) struct Schedule {
     open_units: usize,
     /// Units given up and not yet taken by [`Schedule::take_rejected`].
     rejected: Vec<Rejected>,
+    /// Several units of a key per request (see the module documentation).
+    pipelined: bool,
+    /// Records accepted ahead of an earlier record of their key that failed.
+    reordered: u64,
 }
 
 impl Schedule {
-    /// Bookkeeping for `records`, in the packer's order. Consecutive records carrying the
-    /// same single event are the chunks of one split event: one unit.
+    /// Bookkeeping for `records`, in the packer's order, one unit per key in flight.
+    /// Consecutive records carrying the same single event are the chunks of one split
+    /// event: one unit.
+    #[cfg(test)]
     pub(crate) fn new(records: &[Record]) -> Self {
+        Self::with_pipelining(records, false)
+    }
+
+    /// Like [`Schedule::new`]; `pipelined` sends several units of a key per request.
+    pub(crate) fn with_pipelining(records: &[Record], pipelined: bool) -> Self {
         let mut key_ids: HashMap<&str, usize> = HashMap::new();
         let mut units: Vec<Unit> = Vec::new();
         let mut unit_of = Vec::with_capacity(records.len());
@@ -117,6 +136,8 @@ impl Schedule {
             queues,
             cap: MAX_REQUEST_RECORDS,
             rejected: Vec::new(),
+            pipelined,
+            reordered: 0,
         }
     }
 
@@ -133,28 +154,53 @@ impl Schedule {
             .count()
     }
 
+    /// Records accepted ahead of an earlier record of their key (pipelined only).
+    pub(crate) fn reordered(&self) -> u64 {
+        self.reordered
+    }
+
     /// The records of the next request (indices into the batch's records), within 500
-    /// records and 5 MiB, at most one unit per partition key. A single record larger than
-    /// the request limit is sent alone. Empty only when the schedule is done.
+    /// records and 5 MiB: per partition key its first unit, or, pipelined, its units in
+    /// order while they fit. A single record larger than the request limit is sent
+    /// alone. Empty only when the schedule is done.
     pub(crate) fn next_request(&mut self, records: &[Record]) -> Vec<usize> {
         let mut req = Vec::new();
         let mut bytes = 0;
-        'keys: for q in &self.queues {
-            let Some(&u) = q.front() else { continue };
-            for r in self.units[u].records.clone() {
-                if self.state[r] != State::Pending {
+        // Round by round, each key's next unit (pipelined; else only its first): a busy
+        // container does not fill a request alone, and the request spreads over shards.
+        let rounds = if self.pipelined { usize::MAX } else { 1 };
+        let mut closed = vec![false; self.queues.len()];
+        'rounds: for round in 0..rounds {
+            let mut any = false;
+            for (k, q) in self.queues.iter().enumerate() {
+                if closed[k] {
                     continue;
                 }
-                if req.len() == self.cap {
-                    break 'keys;
+                let Some(&u) = q.get(round) else {
+                    closed[k] = true;
+                    continue;
+                };
+                any = true;
+                for r in self.units[u].records.clone() {
+                    if self.state[r] != State::Pending {
+                        continue;
+                    }
+                    if req.len() == self.cap {
+                        break 'rounds;
+                    }
+                    let size = records[r].size();
+                    if !req.is_empty() && bytes + size > MAX_REQUEST_BYTES {
+                        // Smaller records of other keys may still fit; none of this
+                        // key's later units may go before this one.
+                        closed[k] = true;
+                        break;
+                    }
+                    bytes += size;
+                    req.push(r);
                 }
-                let size = records[r].size();
-                if !req.is_empty() && bytes + size > MAX_REQUEST_BYTES {
-                    // Smaller records of other keys may still fit.
-                    continue 'keys;
-                }
-                bytes += size;
-                req.push(r);
+            }
+            if !any {
+                break;
             }
         }
         for &r in &req {
@@ -167,12 +213,18 @@ impl Schedule {
     /// events became fully accepted (a split event once all its chunks are).
     pub(crate) fn apply(&mut self, req: &[usize], outcomes: Vec<Outcome>) -> u64 {
         let mut events = 0;
+        // Keys with a record that failed earlier in this request.
+        let mut failed_keys: Vec<usize> = Vec::new();
         for (&r, outcome) in req.iter().zip(outcomes) {
             if self.state[r] != State::InFlight {
                 continue;
             }
+            let key = self.units[self.unit_of[r]].key;
             match outcome {
                 Outcome::Accepted => {
+                    if failed_keys.contains(&key) {
+                        self.reordered += 1;
+                    }
                     self.state[r] = State::Accepted;
                     let u = self.unit_of[r];
                     self.units[u].left -= 1;
@@ -181,7 +233,12 @@ impl Schedule {
                         self.finish(u);
                     }
                 }
-                Outcome::Retry => self.state[r] = State::Pending,
+                Outcome::Retry => {
+                    self.state[r] = State::Pending;
+                    if !failed_keys.contains(&key) {
+                        failed_keys.push(key);
+                    }
+                }
                 Outcome::Reject(reason) => self.reject(self.unit_of[r], reason),
             }
         }
@@ -226,7 +283,10 @@ impl Schedule {
 
     fn finish(&mut self, u: usize) {
         let q = &mut self.queues[self.units[u].key];
-        debug_assert_eq!(q.front(), Some(&u), "only a key's front unit is in flight");
+        debug_assert!(
+            self.pipelined || q.front() == Some(&u),
+            "only a key's front unit is in flight"
+        );
         if let Some(pos) = q.iter().position(|&x| x == u) {
             q.remove(pos);
             self.open_units -= 1;
@@ -444,6 +504,64 @@ mod tests {
         assert_eq!(rejected.len(), 1);
         assert_eq!(rejected[0].records, bad..bad + 1);
         assert!(rejected[0].reason.contains("record too big"));
+    }
+
+    #[test]
+    fn pipelined_keys_fill_requests_in_order_and_count_what_a_failure_reorders() {
+        let records: Vec<Record> = (0..1000).map(|i| rec(["a", "b"][i % 2], i, 100)).collect();
+        let mut s = Schedule::with_pipelining(&records, true);
+        let req = s.next_request(&records);
+        assert_eq!(req.len(), MAX_REQUEST_RECORDS, "a request is filled");
+        let mut of_a: Vec<usize> = req.iter().copied().filter(|r| r % 2 == 0).collect();
+        assert_eq!(of_a.len(), 250, "both keys share it");
+        of_a.sort_unstable();
+        assert_eq!(
+            of_a,
+            (0..500).step_by(2).collect::<Vec<_>>(),
+            "a key's first records, in order"
+        );
+        // The third record of key a fails; the records of a after it in the request are
+        // accepted ahead of it.
+        let outcomes: Vec<Outcome> = req
+            .iter()
+            .map(|&r| {
+                if r == 4 {
+                    Outcome::Retry
+                } else {
+                    Outcome::Accepted
+                }
+            })
+            .collect();
+        s.apply(&req, outcomes);
+        assert_eq!(s.reordered(), 247);
+        let next = s.next_request(&records);
+        assert_eq!(
+            next.first(),
+            Some(&4),
+            "the failed record leads its key's next turn"
+        );
+        let n = next.len();
+        s.apply(&next, vec![Outcome::Accepted; n]);
+        let last = s.next_request(&records);
+        assert_eq!(last.len(), 1);
+        s.apply(&last, vec![Outcome::Accepted]);
+        assert!(s.is_done());
+        assert_eq!(s.reordered(), 247, "nothing more");
+
+        // Without failures nothing is reordered, whatever the retries of other keys.
+        let accepted = {
+            let mut s = Schedule::with_pipelining(&records, true);
+            let mut accepted = Vec::new();
+            while !s.is_done() {
+                let req = s.next_request(&records);
+                let outcomes: Vec<Outcome> = req.iter().map(|_| Outcome::Accepted).collect();
+                accepted.extend(&req);
+                s.apply(&req, outcomes);
+            }
+            assert_eq!(s.reordered(), 0);
+            accepted
+        };
+        assert_ordered(&records, &accepted);
     }
 
     #[test]

@@ -16,7 +16,10 @@ use crate::config::{KinesisConfig, MaxRecordBytes, PartitionKey};
 use crate::deadletter::DeadLetters;
 use crate::decode::Decoder;
 use crate::key::partition_keys;
-use crate::pack::{Packer, Record, DEFAULT_MAX_RECORD_BYTES, MAX_RECORD_BYTES_LIMIT};
+use crate::offload::{retry_wait, OffloadTarget, Store, OBJECT_ATTEMPT_TIMEOUT};
+use crate::pack::{
+    Offload, OversizePolicy, Packer, Record, DEFAULT_MAX_RECORD_BYTES, MAX_RECORD_BYTES_LIMIT,
+};
 use crate::schedule::{Outcome, Rejected, Schedule};
 use crate::Error;
 
@@ -26,12 +29,18 @@ const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// Longest a connection may take to open.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Longest one PutRecords attempt may take (up to 5 MiB to upload).
+/// Longest one call of the consumer or the lease table may take (GetRecords answers with up
+/// to 10 MiB); the sink's own is `attempt_timeout`.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Attempts at writing an offloaded event to S3 before it goes to the dead-letter file
+/// (about 6 s of waiting in all): a store that is away must not hold every other log.
+const OFFLOAD_ATTEMPTS: u32 = 6;
+
 /// Counters of a [`Sink`], for the host's telemetry. Every event handed to the sink ends
-/// in exactly one of `events`, `dead_letters_oversize`, `dead_letters_rejected` (a
-/// truncated or split event is also counted in `events`).
+/// in exactly one of `events`, `dead_letters_oversize`, `dead_letters_rejected`,
+/// `dead_letters_offload` (a truncated, split or offloaded event is also counted in
+/// `events`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct SinkStats {
@@ -45,12 +54,33 @@ pub struct SinkStats {
     pub requests: u64,
     /// Records that failed on their own (throttled, internal failure) and were sent again.
     pub records_retried: u64,
+    /// Records and requests sent again because Kinesis throttled them (records refused
+    /// with `ProvisionedThroughputExceededException` inside a successful call, requests
+    /// refused as a whole).
+    pub retried_throttled: u64,
+    /// Records refused on their own for another passing reason (internal failure) inside
+    /// a successful call, and requests cut in halves to find a record refused for its
+    /// content, sent again.
+    pub retried_refused_record: u64,
+    /// Requests sent again after a network failure (connection refused or reset,
+    /// unreadable answer).
+    pub retried_network: u64,
+    /// Requests sent again after an attempt ran past `attempt_timeout` (or the connection
+    /// could not be opened in time).
+    pub retried_timeout: u64,
+    /// Requests sent again after a server error (5xx).
+    pub retried_server: u64,
+    /// Requests sent again after a refusal that needs an operator (access denied, stream
+    /// not found).
+    pub retried_denied: u64,
     /// Requests refused as a whole with a throttling error.
     pub requests_throttled: u64,
     /// Requests that failed with a server error (5xx).
     pub requests_server_errors: u64,
     /// Requests that failed in the network: connection, timeout, unreadable response.
     pub requests_network_errors: u64,
+    /// Among `requests_network_errors`, attempts that ran past `attempt_timeout`.
+    pub requests_timed_out: u64,
     /// Requests refused for a reason that needs an operator (access denied, stream not
     /// found, KMS): retried with backoff until fixed.
     pub requests_denied: u64,
@@ -60,6 +90,18 @@ pub struct SinkStats {
     pub events_split: u64,
     /// Events larger than a record, truncated.
     pub events_truncated: u64,
+    /// Records accepted ahead of an earlier record of their partition key that failed in
+    /// the same request (only without aggregation, where a key's records share requests).
+    pub records_reordered: u64,
+    /// Events larger than a record, written whole to S3 (their head went to Kinesis).
+    pub events_offloaded: u64,
+    /// Bytes of the objects written to S3 for offloaded events.
+    pub offload_bytes: u64,
+    /// S3 writes of offloaded events sent again after a failure that may pass.
+    pub offload_retries: u64,
+    /// Events written to the dead-letter file because their S3 object could not be
+    /// written (`oversize: offload`).
+    pub dead_letters_offload: u64,
     /// Events written to the dead-letter file because they were too large for a record
     /// (`oversize: dead_letter`, or `truncate` when even the head does not fit).
     pub dead_letters_oversize: u64,
@@ -72,6 +114,21 @@ pub struct SinkStats {
     pub partition_key_fallbacks: u64,
     /// Time spent waiting between attempts.
     pub backoff: Duration,
+}
+
+impl SinkStats {
+    /// The records and requests sent again, by reason (the `reason` label of
+    /// `logtide_output_retries_total`).
+    pub fn retries_by_reason(&self) -> [(&'static str, u64); 6] {
+        [
+            ("throttled", self.retried_throttled),
+            ("refused_record", self.retried_refused_record),
+            ("network", self.retried_network),
+            ("timeout", self.retried_timeout),
+            ("server", self.retried_server),
+            ("denied", self.retried_denied),
+        ]
+    }
 }
 
 /// One batch of events packed into records, on its way to Kinesis. It holds what is not
@@ -105,6 +162,8 @@ enum Failure {
     Throttled,
     Server,
     Network,
+    /// An attempt that ran past its timeout (or could not connect in time).
+    Timeout,
     Denied,
     Refused,
 }
@@ -122,6 +181,7 @@ pub struct Sink {
     stream: String,
     rule: PartitionKey,
     packer: Packer,
+    offload: Option<(Store, OffloadTarget)>,
     dead: DeadLetters,
     stats: SinkStats,
     random: std::collections::hash_map::RandomState,
@@ -145,7 +205,11 @@ impl Sink {
     /// `max_record_bytes` is `auto`. Does not otherwise contact AWS.
     pub fn connect(config: &KinesisConfig) -> Result<Sink, Error> {
         config.validate()?;
-        let (rt, sdk) = runtime_and_sdk(config.region.as_deref(), config.endpoint.as_deref())?;
+        let (rt, sdk) = runtime_and_sdk_with(
+            config.region.as_deref(),
+            config.endpoint.as_deref(),
+            config.attempt_timeout,
+        )?;
         let client = aws_sdk_kinesis::Client::new(&sdk);
         let max_record_bytes = match config.max_record_bytes {
             MaxRecordBytes::Bytes(n) => n,
@@ -156,7 +220,23 @@ impl Sink {
         let dead = DeadLetters::open(&config.dead_letter_path)?;
         let random = std::collections::hash_map::RandomState::new();
         let seed = random.hash_one((std::process::id(), Timestamp::now().to_string()));
-        let packer = Packer::new(config.pack_config(max_record_bytes), seed)?;
+        let pack = config.pack_config(max_record_bytes);
+        let (packer, offload) = match (&config.offload, config.oversize()) {
+            (Some(o), OversizePolicy::Offload) => {
+                let region = o.region.as_deref().or(config.region.as_deref());
+                let sdk = rt.block_on(sdk_config(
+                    region,
+                    o.endpoint.as_deref(),
+                    OBJECT_ATTEMPT_TIMEOUT,
+                ))?;
+                let store = Store::new(&sdk, o.endpoint.is_some());
+                (
+                    Packer::with_offload(pack, o.target(), seed)?,
+                    Some((store, o.target())),
+                )
+            }
+            _ => (Packer::new(pack, seed)?, None),
+        };
         tracing::info!(
             stream = %config.stream_name,
             max_record_bytes,
@@ -168,6 +248,7 @@ impl Sink {
             stream: config.stream_name.clone(),
             rule: config.partition_key.clone(),
             packer,
+            offload,
             dead,
             stats: SinkStats::default(),
             jitter_seed: seed,
@@ -231,11 +312,52 @@ impl Sink {
         }
         self.stats.events_split += packed.split.len() as u64;
         self.stats.events_truncated += packed.truncated.len() as u64;
-        let schedule = Schedule::new(&packed.records);
-        Ok(Batch {
-            records: packed.records,
-            schedule,
-        })
+        let mut records = packed.records;
+        let mut failed = Vec::new();
+        for o in &packed.offloads {
+            if let Err(message) = self.upload(o) {
+                let reason = format!("offload failed: {message}");
+                self.dead.event(&events[o.event], &reason)?;
+                self.stats.dead_letters_offload += 1;
+                tracing::error!(%reason, "an oversize event could not be written to S3: dead-lettered");
+                failed.push(o.record);
+            }
+        }
+        if !failed.is_empty() {
+            let mut index = 0;
+            records.retain(|_| {
+                index += 1;
+                !failed.contains(&(index - 1))
+            });
+        }
+        // One event per record: a container's records share requests (see Schedule).
+        let schedule = Schedule::with_pipelining(&records, !self.packer.config().aggregate);
+        Ok(Batch { records, schedule })
+    }
+
+    /// Writes one offloaded event to S3, trying again on failures that may pass.
+    fn upload(&mut self, o: &Offload) -> Result<(), String> {
+        let Some((store, target)) = &self.offload else {
+            return Err("no offload bucket is configured".into());
+        };
+        let mut attempt = 0;
+        loop {
+            let put = store.put(&target.bucket, &o.key, o.body.clone());
+            match self.rt.block_on(put) {
+                Ok(()) => {
+                    self.stats.events_offloaded += 1;
+                    self.stats.offload_bytes += o.body.len() as u64;
+                    return Ok(());
+                }
+                Err(f) if f.transient && attempt + 1 < OFFLOAD_ATTEMPTS => {
+                    attempt += 1;
+                    self.stats.offload_retries += 1;
+                    tracing::warn!(error = %f.message, attempt, "offload to s3 failed; retrying");
+                    self.rt.block_on(tokio::time::sleep(retry_wait(attempt)));
+                }
+                Err(f) => return Err(f.message),
+            }
+        }
     }
 
     /// Sends what `batch` holds that Kinesis has not accepted yet, retrying failures, until
@@ -269,7 +391,7 @@ impl Sink {
                 &req,
             ));
             let retry = match result {
-                Ok(outcomes) => {
+                Ok((outcomes, throttled)) => {
                     let mut retried = 0u64;
                     for (&r, o) in req.iter().zip(&outcomes) {
                         match o {
@@ -282,7 +404,11 @@ impl Sink {
                         }
                     }
                     self.stats.records_retried += retried;
+                    self.stats.retried_throttled += throttled;
+                    self.stats.retried_refused_record += retried.saturating_sub(throttled);
+                    let reordered = batch.schedule.reordered();
                     self.stats.events += batch.schedule.apply(&req, outcomes);
+                    self.stats.records_reordered += batch.schedule.reordered() - reordered;
                     if retried > 0 {
                         last_error = format!("{retried} of {} records throttled", req.len());
                         tracing::debug!(
@@ -297,12 +423,34 @@ impl Sink {
                     }
                 }
                 Err((failure, message)) => {
+                    // Every failed request is sent again: as it was, or cut in halves.
+                    let s = &mut self.stats;
                     match failure {
-                        Failure::Throttled => self.stats.requests_throttled += 1,
-                        Failure::Server => self.stats.requests_server_errors += 1,
-                        Failure::Network => self.stats.requests_network_errors += 1,
-                        Failure::Denied => self.stats.requests_denied += 1,
-                        Failure::Refused => self.stats.requests_refused += 1,
+                        Failure::Throttled => {
+                            s.requests_throttled += 1;
+                            s.retried_throttled += 1;
+                        }
+                        Failure::Server => {
+                            s.requests_server_errors += 1;
+                            s.retried_server += 1;
+                        }
+                        Failure::Network => {
+                            s.requests_network_errors += 1;
+                            s.retried_network += 1;
+                        }
+                        Failure::Timeout => {
+                            s.requests_network_errors += 1;
+                            s.requests_timed_out += 1;
+                            s.retried_timeout += 1;
+                        }
+                        Failure::Denied => {
+                            s.requests_denied += 1;
+                            s.retried_denied += 1;
+                        }
+                        Failure::Refused => {
+                            s.requests_refused += 1;
+                            s.retried_refused_record += 1;
+                        }
                     }
                     if failure == Failure::Denied {
                         tracing::error!(error = %message, "kinesis refused the request; retrying until this is fixed");
@@ -396,12 +544,21 @@ pub(crate) fn runtime_and_sdk(
     region: Option<&str>,
     endpoint: Option<&str>,
 ) -> Result<(tokio::runtime::Runtime, aws_config::SdkConfig), Error> {
+    runtime_and_sdk_with(region, endpoint, ATTEMPT_TIMEOUT)
+}
+
+/// [`runtime_and_sdk`] with its own attempt timeout.
+pub(crate) fn runtime_and_sdk_with(
+    region: Option<&str>,
+    endpoint: Option<&str>,
+    attempt_timeout: Duration,
+) -> Result<(tokio::runtime::Runtime, aws_config::SdkConfig), Error> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .enable_time()
         .build()
         .map_err(|e| Error::Setup(format!("cannot start the async runtime: {e}")))?;
-    let sdk = rt.block_on(sdk_config(region, endpoint))?;
+    let sdk = rt.block_on(sdk_config(region, endpoint, attempt_timeout))?;
     Ok((rt, sdk))
 }
 
@@ -411,6 +568,7 @@ pub(crate) fn runtime_and_sdk(
 pub(crate) async fn sdk_config(
     region: Option<&str>,
     endpoint: Option<&str>,
+    attempt_timeout: Duration,
 ) -> Result<aws_config::SdkConfig, Error> {
     let http = aws_smithy_http_client::Builder::new()
         .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
@@ -424,7 +582,7 @@ pub(crate) async fn sdk_config(
         .timeout_config(
             aws_config::timeout::TimeoutConfig::builder()
                 .connect_timeout(CONNECT_TIMEOUT)
-                .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+                .operation_attempt_timeout(attempt_timeout)
                 .build(),
         );
     if let Some(region) = region {
@@ -468,13 +626,14 @@ async fn stream_record_limit(
     })
 }
 
-/// One PutRecords call: the outcome of each record, or why the request failed as a whole.
+/// One PutRecords call: the outcome of each record and how many of them were throttled,
+/// or why the request failed as a whole.
 async fn put_records(
     client: &aws_sdk_kinesis::Client,
     stream: &str,
     records: &[Record],
     req: &[usize],
-) -> Result<Vec<Outcome>, (Failure, String)> {
+) -> Result<(Vec<Outcome>, u64), (Failure, String)> {
     let mut entries = Vec::with_capacity(req.len());
     for &r in req {
         let entry = PutRecordsRequestEntry::builder()
@@ -502,7 +661,11 @@ async fn put_records(
             ),
         ));
     }
-    Ok(results
+    let throttled = results
+        .iter()
+        .filter(|r| r.error_code().is_some_and(throttled_record_error))
+        .count() as u64;
+    let outcomes = results
         .iter()
         .map(|r| match r.error_code() {
             None => Outcome::Accepted,
@@ -512,7 +675,16 @@ async fn put_records(
                 r.error_message().unwrap_or("no message")
             )),
         })
-        .collect())
+        .collect();
+    Ok((outcomes, throttled))
+}
+
+/// Per-record error codes that say the shard (or KMS) is over its limits.
+fn throttled_record_error(code: &str) -> bool {
+    matches!(
+        code,
+        "ProvisionedThroughputExceededException" | "KMSThrottlingException" | "ThrottlingException"
+    )
 }
 
 /// Per-record error codes that pass: Kinesis documents the first two for PutRecords.
@@ -551,9 +723,9 @@ fn classify(e: &SdkError<PutRecordsError, HttpResponse>) -> Failure {
                 _ => Failure::Denied,
             }
         }
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            Failure::Network
-        }
+        SdkError::TimeoutError(_) => Failure::Timeout,
+        SdkError::DispatchFailure(d) if d.is_timeout() => Failure::Timeout,
+        SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => Failure::Network,
         _ => Failure::Denied,
     }
 }

@@ -78,7 +78,7 @@ fn refused_records_are_dead_lettered_and_hold_nothing_back() {
     // records one by one.
     let mut c = config(&mock.endpoint(), "small", dir.path());
     c.max_record_bytes = MaxRecordBytes::Bytes(2 << 20);
-    c.aggregate = false;
+    c.aggregate = Some(false);
     let mut sink = Sink::connect(&c).unwrap();
     let events: Vec<Event> = (0..20)
         .map(|n| {

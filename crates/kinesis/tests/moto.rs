@@ -131,3 +131,124 @@ fn a_request_refused_as_a_whole_is_halved_down_to_the_refused_record() {
         &text[..200]
     );
 }
+
+/// `oversize: offload` with the objects' two failures: a bucket that cannot be written
+/// (the event goes to the dead-letter file with the reason, counted, and the rest of the
+/// batch ships), and a head whose object is missing when the consumer reads it (handed on
+/// as the head with `error.message`, counted, never stopping the shard).
+#[test]
+fn offload_failures_are_dead_lettered_or_reported() {
+    use logtide_kinesis::{Consumer, ConsumerConfig, OversizePolicy, RecordFormat};
+    set_aws_env();
+    let moto = MotoServer::start();
+    let tool = KinesisTool::new(&moto.endpoint());
+    tool.create_stream("logs", 1);
+    let s3 = logtide_testkit::S3Tool::new(&moto.endpoint());
+    s3.create_bucket("offload");
+    let dir = tempfile::tempdir().unwrap();
+    let sink_config = |bucket: &str| {
+        let mut c = KinesisConfig::new("logs");
+        c.endpoint = Some(moto.endpoint());
+        c.region = Some("us-east-1".into());
+        c.dead_letter_path = dir.path().join("dl");
+        c.format = RecordFormat::Json;
+        c.oversize = Some(OversizePolicy::Offload);
+        c.offload = Some(
+            serde_json::from_value(json!({"bucket": bucket, "endpoint": moto.endpoint()})).unwrap(),
+        );
+        c
+    };
+    let batch = |n: usize| {
+        vec![
+            event("a", n, "before".into()),
+            event("a", n + 1, format!("big {}", "b".repeat(2 << 20))),
+            event("a", n + 2, "after".into()),
+        ]
+    };
+
+    let mut sink = Sink::connect(&sink_config("no-such-bucket")).unwrap();
+    sink.send(&batch(0)).unwrap();
+    let stats = sink.stats().clone();
+    assert_eq!(
+        (
+            stats.events,
+            stats.dead_letters_offload,
+            stats.events_offloaded
+        ),
+        (2, 1, 0),
+        "{stats:?}"
+    );
+    let dead: String = std::fs::read_dir(dir.path().join("dl"))
+        .unwrap()
+        .map(|f| std::fs::read_to_string(f.unwrap().path()).unwrap())
+        .collect();
+    assert!(
+        dead.contains("offload failed: PutObject s3://no-such-bucket/"),
+        "{dead:.300}"
+    );
+    assert!(dead.contains("NoSuchBucket"), "{dead:.300}");
+    assert!(dead.contains(&"b".repeat(1000)), "the whole event is kept");
+
+    let mut sink = Sink::connect(&sink_config("offload")).unwrap();
+    sink.send(&batch(10)).unwrap();
+    assert_eq!(sink.stats().events_offloaded, 1);
+    // A head whose object is not there.
+    tool.put(
+        "logs",
+        "a",
+        br#"{"@timestamp":"2024-06-01T00:00:00Z","message":"head","log":{"flags":["offloaded"]},"event":{"original_ref":"s3://offload/big/gone.json"}}"#,
+    );
+
+    let mut config = ConsumerConfig::new("logs");
+    config.endpoint = Some(moto.endpoint());
+    config.region = Some("us-east-1".into());
+    config.checkpoint.path = dir.path().join("cp");
+    config.dead_letter_path = dir.path().join("consumer-dl");
+    config.offload.endpoint = Some(moto.endpoint());
+    let mut consumer = Consumer::connect(&config).unwrap();
+    let mut events = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while events.len() < 6 && std::time::Instant::now() < deadline {
+        for b in consumer
+            .poll(std::time::Duration::from_millis(200))
+            .unwrap()
+        {
+            events.extend(b.events);
+        }
+    }
+    let messages: Vec<String> = events
+        .iter()
+        .map(|e| {
+            e.get_str("message")
+                .unwrap_or_default()
+                .chars()
+                .take(12)
+                .collect()
+        })
+        .collect();
+    assert_eq!(
+        messages,
+        ["before", "after", "before", "big bbbbbbbb", "after", "head"],
+        "the first batch without its dead-lettered event, the second with the whole event"
+    );
+    assert_eq!(
+        events[3].get_str("message").map(str::len),
+        Some("big ".len() + (2 << 20))
+    );
+    assert!(events[5].get_str("error.message").is_some_and(
+        |m| m.contains("offloaded event not restored from s3://offload/big/gone.json")
+    ));
+    let stats = consumer.stats();
+    assert_eq!(
+        (stats.events_restored, stats.offloaded_not_restored),
+        (1, 1)
+    );
+    assert_eq!((stats.records_json, stats.records_logtide), (6, 0));
+    for e in &mut events {
+        if let Some(t) = e.take_ack() {
+            t.accept();
+        }
+    }
+    consumer.stop_fetching();
+    consumer.shutdown().unwrap();
+}

@@ -1,11 +1,13 @@
 //! Property: whatever the events, every record is within the stream's limit, and decoding
 //! the records — chunks in any order — gives back every event exactly (split policy), or
-//! its head flagged truncated (truncate policy), or it is dead-lettered (dead_letter).
+//! its head flagged truncated (truncate policy), or it is dead-lettered (dead_letter), or
+//! its head points at its whole self in the offload store (offload); in both record
+//! formats, and a `json` record is always one event as JSON.
 
 use logtide_event::{Event, Timestamp};
 use logtide_kinesis::{
-    request_batches, Compression, Decoder, OversizePolicy, PackConfig, Packer, MAX_REQUEST_BYTES,
-    MAX_REQUEST_RECORDS,
+    offloaded_reference, request_batches, Compression, Decoder, OffloadTarget, OversizePolicy,
+    PackConfig, Packer, RecordFormat, MAX_REQUEST_BYTES, MAX_REQUEST_RECORDS,
 };
 use proptest::prelude::*;
 use serde_json::{json, Value};
@@ -38,15 +40,26 @@ fn config() -> impl Strategy<Value = PackConfig> {
         prop_oneof![
             Just(OversizePolicy::Split),
             Just(OversizePolicy::Truncate),
-            Just(OversizePolicy::DeadLetter)
+            Just(OversizePolicy::DeadLetter),
+            Just(OversizePolicy::Offload)
         ],
+        prop_oneof![Just(RecordFormat::Logtide), Just(RecordFormat::Json)],
     )
         .prop_map(
-            |(max_record_bytes, aggregate, compression, oversize)| PackConfig {
-                max_record_bytes,
-                aggregate,
-                compression,
-                oversize,
+            |(max_record_bytes, aggregate, compression, oversize, format)| {
+                let json = format == RecordFormat::Json;
+                PackConfig {
+                    max_record_bytes,
+                    // A json record is one uncompressed event, never a chunk.
+                    aggregate: aggregate && !json,
+                    compression: if json { Compression::None } else { compression },
+                    oversize: if json && oversize == OversizePolicy::Split {
+                        OversizePolicy::Truncate
+                    } else {
+                        oversize
+                    },
+                    format,
+                }
             },
         )
 }
@@ -63,8 +76,21 @@ proptest! {
     ) {
         let originals: Vec<Event> = msgs.into_iter().enumerate().map(|(i, m)| event(m, i as u64)).collect();
         let keys: Vec<String> = (0..originals.len()).map(|i| format!("container-{}", key_of[i])).collect();
-        let mut packer = Packer::new(cfg, 42).unwrap();
+        let target = OffloadTarget { bucket: "offload".into(), prefix: "p".into() };
+        let mut packer = if cfg.oversize == OversizePolicy::Offload {
+            Packer::with_offload(cfg, target.clone(), 42).unwrap()
+        } else {
+            Packer::new(cfg, 42).unwrap()
+        };
         let packed = packer.pack(&originals, &keys);
+        if cfg.format == RecordFormat::Json {
+            for r in &packed.records {
+                prop_assert_eq!(r.events.len(), 1);
+                prop_assert_eq!(r.data.last(), Some(&b'\n'));
+                let v: Value = serde_json::from_slice(&r.data).unwrap();
+                prop_assert!(v.is_object());
+            }
+        }
 
         for r in &packed.records {
             prop_assert!(r.size() <= cfg.max_record_bytes, "record {} > {}", r.size(), cfg.max_record_bytes);
@@ -86,7 +112,19 @@ proptest! {
         for i in order {
             let out = decoder.decode(&packed.records[i].data, 0).unwrap();
             prop_assert!(out.incomplete.is_empty());
-            decoded.extend(out.events);
+            for e in out.events {
+                // An offloaded head: the whole event is the stored object.
+                let whole = match offloaded_reference(&e) {
+                    Some(reference) => {
+                        let o = packed.offloads.iter().find(|o| target.reference(&o.key) == reference);
+                        prop_assert!(o.is_some(), "no object for {}", reference);
+                        let v: Value = serde_json::from_slice(&o.unwrap().body).unwrap();
+                        Event::from_json(v).unwrap()
+                    }
+                    None => e,
+                };
+                decoded.push(whole);
+            }
         }
         prop_assert_eq!(decoder.pending_events(), 0);
 
@@ -94,7 +132,7 @@ proptest! {
         prop_assert_eq!(decoded.len() + dead.len(), originals.len());
         for (i, original) in originals.iter().enumerate() {
             if dead.contains(&i) {
-                prop_assert_eq!(cfg.oversize, OversizePolicy::DeadLetter);
+                prop_assert!(matches!(cfg.oversize, OversizePolicy::DeadLetter | OversizePolicy::Offload));
                 continue;
             }
             let offset = json!(i as u64);

@@ -115,7 +115,7 @@ impl Alerts {
         self.last_tick = Instant::now();
         let d = self.deliverer.stats();
         let p = &self.published;
-        telemetry.add_retries("alerts", d.retries - p.retries);
+        telemetry.add_retries("alerts", "delivery", d.retries - p.retries);
         telemetry.add_output_errors("alerts", "delivery", d.failed - p.failed);
         telemetry.add_output_errors("alerts", "queue_full", d.dropped - p.dropped);
         self.published = d;

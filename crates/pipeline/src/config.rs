@@ -671,9 +671,9 @@ mod tests {
             k.max_record_bytes,
             logtide_kinesis::MaxRecordBytes::Bytes(2 << 20)
         );
-        assert_eq!(k.oversize, logtide_kinesis::OversizePolicy::Truncate);
+        assert_eq!(k.oversize(), logtide_kinesis::OversizePolicy::Truncate);
         assert_eq!(k.dead_letter_path, PathBuf::from("/tmp/dl"));
-        assert!(!k.aggregate);
+        assert!(!k.aggregate());
         assert_eq!(k.compression, logtide_kinesis::Compression::Gzip);
     }
 

@@ -4,12 +4,15 @@
 //! http.enabled: true
 //! http.host: 127.0.0.1   # 0.0.0.0 in a pod, for the kubelet's probes and Prometheus
 //! http.port: 5066        # 5066 logtide-files, 5067 logtide-metrics, 5068 logtide-relay
+//! http.stalled_after: 15s # an output with work waiting and no progress this long is not ready
 //! ```
 //!
 //! - `GET /metrics`: [`Telemetry`] in the OpenMetrics text format, which Prometheus reads;
 //! - `GET /healthz`: 200 while the process runs (a liveness probe);
-//! - `GET /readyz`: 200 when every source and sink is connected, else 503; the body
-//!   names each component and why it is not ready (a readiness probe).
+//! - `GET /readyz`: 200 when every source is connected and no output is stalled, else
+//!   503; the body names each component and why it is not ready (a readiness probe). An
+//!   output is stalled when it has had entries waiting and nothing acknowledged for
+//!   `http.stalled_after`: the line names it, how long, and the age of its oldest entry.
 //!
 //! The server runs on its own thread with a one-thread runtime, so a slow scrape never
 //! holds up the pipeline.
@@ -53,9 +56,21 @@ pub struct HttpConfig {
     /// free port).
     #[serde(default)]
     pub port: Option<u16>,
+    /// How long an output with work waiting may go without progress before `/readyz`
+    /// answers 503 and `logtide_ready` is 0 (default 15s,
+    /// [`crate::telemetry::DEFAULT_STALLED_AFTER`]); logtide-files' output and
+    /// logtide-relay's S3 and Elasticsearch sinks.
+    #[serde(default, with = "logtide_tail::duration::option")]
+    pub stalled_after: Option<std::time::Duration>,
 }
 
 impl HttpConfig {
+    /// `stalled_after`, or its default.
+    pub fn stalled_after(&self) -> std::time::Duration {
+        self.stalled_after
+            .unwrap_or(crate::telemetry::DEFAULT_STALLED_AFTER)
+    }
+
     /// The address to listen on, with `default_port` when no port is set.
     pub fn address(&self, default_port: u16) -> String {
         let host = self.host.as_deref().unwrap_or("127.0.0.1");
@@ -257,8 +272,12 @@ mod tests {
             enabled: true,
             host: Some("::".into()),
             port: Some(9000),
+            ..HttpConfig::default()
         };
+        assert_eq!(c.stalled_after(), std::time::Duration::from_secs(15));
         assert_eq!(c.address(RELAY_PORT), "[::]:9000");
+        let set: HttpConfig = serde_json::from_str(r#"{"stalled_after": "40s"}"#).unwrap();
+        assert_eq!(set.stalled_after(), std::time::Duration::from_secs(40));
         let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let err = HttpServer::start(
             &taken.local_addr().unwrap().to_string(),

@@ -282,6 +282,10 @@ impl KinesisOutput {
             requests_refused = s.requests_refused,
             events_split = s.events_split,
             events_truncated = s.events_truncated,
+            records_reordered = s.records_reordered,
+            events_offloaded = s.events_offloaded,
+            offload_bytes = s.offload_bytes,
+            dead_letters_offload = s.dead_letters_offload,
             dead_letters_oversize = s.dead_letters_oversize,
             dead_letters_rejected = s.dead_letters_rejected,
             chunks_abandoned = s.chunks_abandoned,
@@ -325,7 +329,13 @@ impl Output for KinesisOutput {
         let was = std::mem::replace(&mut self.published, now.clone());
         let name = self.name();
         t.add_bytes("shipped", now.bytes - was.bytes);
-        t.add_retries(name, now.records_retried - was.records_retried);
+        for ((reason, n), (_, before)) in now
+            .retries_by_reason()
+            .into_iter()
+            .zip(was.retries_by_reason())
+        {
+            t.add_retries(name, reason, n - before);
+        }
         for (kind, n) in [
             ("throttled", now.requests_throttled - was.requests_throttled),
             (
@@ -346,11 +356,24 @@ impl Output for KinesisOutput {
             "oversize_truncated",
             now.events_truncated - was.events_truncated,
         );
+        t.add_reordered_records(name, now.records_reordered - was.records_reordered);
+        t.add_modified_events(
+            "oversize_offloaded",
+            now.events_offloaded - was.events_offloaded,
+        );
+        // S3 writes of offloaded events, sent again after throttling, a 5xx or the network.
+        t.add_retries(
+            "kinesis_offload",
+            "transient",
+            now.offload_retries - was.offload_retries,
+        );
         let oversize = now.dead_letters_oversize - was.dead_letters_oversize;
         let rejected = now.dead_letters_rejected - was.dead_letters_rejected;
+        let offload = now.dead_letters_offload - was.dead_letters_offload;
         t.add_discarded_events("oversize_dead_letter", oversize);
         t.add_discarded_events("dead_letter", rejected);
-        oversize + rejected
+        t.add_discarded_events("offload_dead_letter", offload);
+        oversize + rejected + offload
     }
 }
 

@@ -159,12 +159,16 @@ struct RelayPublisher {
 }
 
 impl RelayPublisher {
+    /// Called as soon as records are read (before their events reach a sink), so that a
+    /// scrape never finds an event shipped that is not yet counted read; the shards' lag
+    /// goes when `lag`.
     fn publish(
         &mut self,
         t: &Telemetry,
         consumer: &Consumer,
         s3: Option<&S3Sink>,
         es: Option<&EsSink>,
+        lag: bool,
     ) {
         let (was, now) = (&self.consumer, consumer.stats());
         t.add_events("read", now.events - was.events);
@@ -181,13 +185,36 @@ impl RelayPublisher {
             "kinesis",
             (now.errors + now.throttled) - (was.errors + was.throttled),
         );
-        t.set_shard_lag(&consumer.lag());
+        for (format, now, was) in [
+            ("logtide", now.records_logtide, was.records_logtide),
+            ("json", now.records_json, was.records_json),
+            ("text", now.records_text, was.records_text),
+        ] {
+            t.add_source_records("kinesis", format, now - was);
+        }
+        t.add_modified_events(
+            "offload_restored",
+            now.events_restored - was.events_restored,
+        );
+        t.add_modified_events(
+            "offload_not_restored",
+            now.offloaded_not_restored - was.offloaded_not_restored,
+        );
+        if lag {
+            t.set_shard_lag(&consumer.lag());
+        }
         self.consumer = now;
         if let Some(s3) = s3 {
             let now = s3.stats().clone();
             t.add_events("shipped", now.events - self.s3.events);
             t.add_bytes("shipped", now.bytes - self.s3.bytes);
-            t.add_retries("s3", now.retries - self.s3.retries);
+            for ((reason, n), (_, was)) in now
+                .retries_by_reason()
+                .into_iter()
+                .zip(self.s3.retries_by_reason())
+            {
+                t.add_retries("s3", reason, n - was);
+            }
             self.s3 = now;
         }
         if let Some(es) = es {
@@ -197,8 +224,13 @@ impl RelayPublisher {
             if s3.is_none() {
                 t.add_events("shipped", now.indexed - was.indexed);
             }
-            let retries = |s: &EsStats| s.retried + s.request_retries + s.mapping_retries;
-            t.add_retries("elasticsearch", retries(&now) - retries(was));
+            for ((reason, n), (_, before)) in now
+                .retries_by_reason()
+                .into_iter()
+                .zip(was.retries_by_reason())
+            {
+                t.add_retries("elasticsearch", reason, n - before);
+            }
             t.add_modified_events("mapping_normalized", now.normalized - was.normalized);
             t.add_discarded_events("es_dead_letter", now.dead_lettered - was.dead_lettered);
             self.es = now;
@@ -232,7 +264,6 @@ fn es_result(
             if trouble.since.take().is_some() {
                 tracing::info!("elasticsearch takes documents again");
             }
-            t.set_ready("elasticsearch", Ok(()));
             Ok(())
         }
         Err(e) if e.is_retryable() => {
@@ -245,7 +276,7 @@ fn es_result(
                 trouble.logged = Some(now);
                 tracing::warn!(error = %e, waiting_for = ?now.duration_since(since), "elasticsearch is not taking every document; they are kept and tried again");
             }
-            t.set_ready("elasticsearch", Err(e.to_string()));
+            t.output_error("elasticsearch", e.to_string());
             t.add_output_errors("elasticsearch", "write", 1);
             Ok(())
         }
@@ -267,6 +298,7 @@ pub fn run_relay_with(
 ) -> Result<RelaySummary, Error> {
     let relay_err = |e: logtide_kinesis::Error| Error::Output(format!("kinesis source: {e}"));
     let s3_err = |e: logtide_s3::Error| Error::Output(format!("sinks.s3: {e}"));
+    telemetry.set_stalled_after(config.http.stalled_after());
     let _http = HttpServer::start_if_enabled(&config.http, RELAY_PORT, telemetry.clone())?;
     let mut consumer = Consumer::connect(&config.source.kinesis).map_err(relay_err)?;
     telemetry.set_ready("source", Ok(()));
@@ -294,24 +326,25 @@ pub fn run_relay_with(
     if let Some(c) = &config.sinks.console {
         outputs.push(Box::new(ConsoleOutput::new(c.clone())));
     }
-    if s3.is_some() {
-        telemetry.set_ready("s3", Ok(()));
-    }
-    if es.is_some() {
-        telemetry.set_ready("elasticsearch", Ok(()));
-    }
+    // Each sink is ready while it makes progress, whatever errors it meets on the way;
+    // the age of its oldest entry comes from the entries it has not acknowledged.
+    let s3_backlog = s3.as_ref().map(|_| Backlog::watch("s3", telemetry.clone()));
+    let es_backlog = es
+        .as_ref()
+        .map(|_| Backlog::watch("elasticsearch", telemetry.clone()));
     let mut alerts = config.alerts.as_ref().map(Alerts::start).transpose()?;
     tracing::info!(stream = %config.source.kinesis.stream_name, "relay running");
     let mut last_s3_error: Option<Instant> = None;
     let mut es_trouble = EsTrouble::default();
     while !stop.load(Ordering::Relaxed) {
-        if last_publish.elapsed() >= PUBLISH_EVERY {
-            last_publish = Instant::now();
-            publisher.publish(&telemetry, &consumer, s3.as_ref(), es.as_ref());
-        }
         let batches = match consumer.poll(Duration::from_millis(200)) {
             Ok(b) => {
                 telemetry.set_ready("source", Ok(()));
+                let lag = last_publish.elapsed() >= PUBLISH_EVERY;
+                if lag {
+                    last_publish = Instant::now();
+                }
+                publisher.publish(&telemetry, &consumer, s3.as_ref(), es.as_ref(), lag);
                 b
             }
             Err(e) if e.is_retryable() => {
@@ -332,7 +365,7 @@ pub fn run_relay_with(
                 o.publish(&telemetry);
             }
             let events = std::mem::take(&mut b.events);
-            let (for_s3, for_es) = match (&s3, &es) {
+            let (for_s3, for_es) = match (&s3_backlog, &es_backlog) {
                 (Some(_), Some(_)) => {
                     let (a, b) = fan_out(events);
                     (Some(a), Some(b))
@@ -346,24 +379,34 @@ pub fn run_relay_with(
                     (None, None)
                 }
             };
-            if let (Some(s3), Some(events)) = (&mut s3, for_s3) {
-                if let Err(e) = s3.write(&b.shard_id, &b.first_sequence, events) {
+            if let (Some(s3), Some(backlog), Some(mut events)) = (&mut s3, &s3_backlog, for_s3) {
+                backlog.track(&mut events);
+                backlog.busy();
+                let result = s3.write(&b.shard_id, &b.first_sequence, events);
+                backlog.idle_if(s3.unstored_objects() == 0);
+                if let Err(e) = result {
                     if !e.is_retryable() {
                         return Err(s3_err(e));
                     }
                     tracing::warn!(error = %e, "s3 upload failed; the object is kept and tried again");
-                    telemetry.set_ready("s3", Err(e.to_string()));
+                    telemetry.output_error("s3", e.to_string());
                     telemetry.add_output_errors("s3", "write", 1);
                     last_s3_error = Some(Instant::now());
                 }
             }
-            if let (Some(es), Some(events)) = (&mut es, for_es) {
+            if let (Some(es), Some(backlog), Some(mut events)) = (&mut es, &es_backlog, for_es) {
+                backlog.track(&mut events);
+                backlog.busy();
                 let result = es.write_within(events, ES_BUDGET);
+                backlog.idle_if(es.pending() == 0);
                 es_result(&telemetry, result, &mut es_trouble).map_err(es_err)?;
             }
         }
         if let Some(es) = es.as_mut().filter(|es| es.pending() > 0) {
             let result = es.flush_within(ES_BUDGET);
+            if let Some(backlog) = &es_backlog {
+                backlog.idle_if(es.pending() == 0);
+            }
             es_result(&telemetry, result, &mut es_trouble).map_err(es_err)?;
         }
         if let Some(a) = &mut alerts {
@@ -373,18 +416,23 @@ pub fn run_relay_with(
             let wait_after_error =
                 last_s3_error.is_some_and(|t| t.elapsed() < Duration::from_secs(1));
             if !wait_after_error {
-                match s3.tick() {
+                if let Some(backlog) = &s3_backlog {
+                    backlog.busy();
+                }
+                let result = s3.tick();
+                if let Some(backlog) = &s3_backlog {
+                    backlog.idle_if(s3.unstored_objects() == 0);
+                }
+                match result {
                     Ok(()) => {
-                        if last_s3_error.take().is_some() {
-                            telemetry.set_ready("s3", Ok(()));
-                        }
+                        last_s3_error = None;
                     }
                     Err(e) => {
                         if !e.is_retryable() {
                             return Err(s3_err(e));
                         }
                         tracing::warn!(error = %e, "s3 upload failed; the object is kept and tried again");
-                        telemetry.set_ready("s3", Err(e.to_string()));
+                        telemetry.output_error("s3", e.to_string());
                         telemetry.add_output_errors("s3", "write", 1);
                         last_s3_error = Some(Instant::now());
                     }
@@ -415,13 +463,126 @@ pub fn run_relay_with(
             }
         }
     }
-    publisher.publish(&telemetry, &consumer, s3.as_ref(), es.as_ref());
+    publisher.publish(&telemetry, &consumer, s3.as_ref(), es.as_ref(), true);
     let consumer_stats = consumer.shutdown().map_err(relay_err)?;
     Ok(RelaySummary {
         consumer: consumer_stats,
         s3: s3.map(|s| s.stats().clone()),
         es: es.map(|s| s.stats().clone()),
     })
+}
+
+/// The events a sink holds and has not acknowledged: each event's token is replaced by
+/// one of the backlog's, which passes the outcome on to the original and tells the
+/// self-metrics that the sink made progress. It gives `/readyz` and
+/// `logtide_output_oldest_unacked_seconds` the sink's oldest entry, from the entry's own
+/// time (so the age goes on growing when the relay restarts and reads it again).
+struct Backlog {
+    output: &'static str,
+    telemetry: Arc<Telemetry>,
+    state: Mutex<BacklogState>,
+    /// The handle its tokens point to (the backlog itself).
+    this: std::sync::Weak<Backlog>,
+}
+
+#[derive(Default)]
+struct BacklogState {
+    next: u64,
+    tokens: std::collections::HashMap<u64, (AckToken, logtide_event::Timestamp)>,
+    /// The times of the entries held, with how many have each.
+    times: std::collections::BTreeMap<logtide_event::Timestamp, u32>,
+}
+
+impl Backlog {
+    /// A backlog for `output`, made part of readiness under the same name.
+    fn watch(output: &'static str, telemetry: Arc<Telemetry>) -> Arc<Backlog> {
+        let backlog = Arc::new_cyclic(|this| Backlog {
+            output,
+            telemetry: telemetry.clone(),
+            state: Mutex::new(BacklogState::default()),
+            this: this.clone(),
+        });
+        telemetry.watch_output(output, output);
+        let weak = Arc::downgrade(&backlog);
+        telemetry.output_backlog_from(output, move || {
+            weak.upgrade().map_or((0, None), |b| {
+                let state = b.lock();
+                (
+                    state.tokens.len() as u64,
+                    state.times.keys().next().copied(),
+                )
+            })
+        });
+        backlog
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BacklogState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Puts `events` in the backlog, their tokens replaced by its own.
+    fn track(&self, events: &mut [Event]) {
+        let Some(this) = self.this.upgrade() else {
+            return;
+        };
+        let target: Arc<dyn Acknowledge> = this;
+        let mut state = self.lock();
+        for e in events.iter_mut() {
+            let Some(token) = e.take_ack() else {
+                continue;
+            };
+            let id = state.next;
+            state.next += 1;
+            let time = e.timestamp();
+            state.tokens.insert(id, (token, time));
+            *state.times.entry(time).or_default() += 1;
+            e.set_ack(AckToken::new(target.clone(), id));
+        }
+    }
+
+    /// The sink is about to work on what it holds.
+    fn busy(&self) {
+        self.telemetry.output_busy(self.output, 0, None);
+    }
+
+    /// The sink is done working, if `done` (nothing left that it should be sending).
+    fn idle_if(&self, done: bool) {
+        if done {
+            self.telemetry.output_idle(self.output);
+        }
+    }
+}
+
+impl Acknowledge for Backlog {
+    fn acknowledge(&self, id: u64, outcome: AckOutcome) {
+        let taken = {
+            let mut state = self.lock();
+            let taken = state.tokens.remove(&id);
+            if let Some((_, time)) = &taken {
+                if let Some(n) = state.times.get_mut(time) {
+                    *n -= 1;
+                    if *n == 0 {
+                        state.times.remove(time);
+                    }
+                }
+            }
+            taken
+        };
+        // Outside the lock: the original token's target and the self-metrics have locks
+        // of their own.
+        let Some((token, _)) = taken else {
+            return;
+        };
+        match outcome {
+            AckOutcome::Accepted => token.accept(),
+            AckOutcome::Discarded { reason } => token.discard(reason),
+            _ => {
+                drop(token);
+                return;
+            }
+        }
+        self.telemetry.output_progress(self.output);
+    }
 }
 
 /// One source token split between two sinks.

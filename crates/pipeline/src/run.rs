@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use logtide_event::{AckToken, Event};
+use logtide_event::{AckToken, Event, Timestamp};
 use logtide_tail::{FileChange, TailStats, Tailer, Watch};
 
 use crate::config::{build_processors_with, FilesConfig};
@@ -41,7 +41,7 @@ const WAKE_COALESCE: Duration = Duration::from_millis(25);
 const WATCH_UPDATE_EVERY: Duration = Duration::from_secs(1);
 /// How often counters are logged.
 const STATS_EVERY: Duration = Duration::from_secs(30);
-/// How often counters and file progress go to the self-metrics.
+/// How often file progress goes to the self-metrics (the counters go as events pass).
 const PUBLISH_EVERY: Duration = Duration::from_secs(1);
 /// The longest a line waits for its pod's metadata, whatever the enricher says.
 const K8S_MAX_WAIT: Duration = Duration::from_secs(30);
@@ -95,6 +95,7 @@ pub fn run_files_with(
 ) -> Result<RunSummary, Error> {
     let origin = std::path::Path::new("configuration");
     let telemetry = options.telemetry.clone().unwrap_or_default();
+    telemetry.set_stalled_after(config.http.stalled_after());
     let _http = HttpServer::start_if_enabled(&config.http, FILES_PORT, telemetry.clone())?;
     let started = crate::k8s::Started::default();
     let global = Arc::new(build_processors_with(
@@ -165,7 +166,9 @@ pub fn run_files_with(
         })
         .collect();
     let out = output::build(&config.output)?;
+    // Ready while the output makes progress, whatever errors it meets on the way.
     telemetry.set_ready("output", Ok(()));
+    telemetry.watch_output("output", out.name());
     let (tx, rx) = sync_channel::<Batch>(QUEUE);
     let timeout = config.shutdown_timeout;
     let output_stop = stop.clone();
@@ -316,17 +319,27 @@ struct Publisher {
 }
 
 impl Publisher {
-    /// Losses go at once; counters and progress every [`PUBLISH_EVERY`], or now when
-    /// `force`.
+    /// Losses and counters go at once; file progress every [`PUBLISH_EVERY`], or now
+    /// when `force`.
     fn publish(&mut self, tailer: &mut Tailer, now: Instant, force: bool) {
-        let t = &*self.telemetry;
         for loss in tailer.take_losses() {
-            t.add_file_lost_bytes(&loss.path, loss.reason, loss.bytes);
+            self.telemetry
+                .add_file_lost_bytes(&loss.path, loss.reason, loss.bytes);
         }
+        let open = self.count(tailer);
         if !force && now.duration_since(self.last) < PUBLISH_EVERY {
             return;
         }
         self.last = now;
+        self.telemetry
+            .set_files(self.input, &tailer.progress(), open, Timestamp::now());
+    }
+
+    /// Counts what the tailer did since the last call; called as soon as events are
+    /// read, before they go on, so that a scrape never finds an event shipped or
+    /// discarded that is not yet counted read. Returns the files open.
+    fn count(&mut self, tailer: &Tailer) -> u64 {
+        let t = &*self.telemetry;
         let (was, now_stats) = (self.published, tailer.stats());
         t.add_events("read", now_stats.events - was.events);
         t.add_bytes("read", now_stats.bytes - was.bytes);
@@ -360,7 +373,7 @@ impl Publisher {
         t.add_modified_events("partial_gap", now_stats.partial_gap - was.partial_gap);
         t.add_truncations(now_stats.truncations - was.truncations);
         self.published = now_stats;
-        t.set_files(self.input, &tailer.progress(), now_stats.open_files, now);
+        now_stats.open_files
     }
 }
 
@@ -415,6 +428,10 @@ fn tail_loop(
             }
         }
         let n = tailer.poll(now, &mut batch, BATCH);
+        if !batch.is_empty() {
+            // Counted read before they can be counted shipped or discarded.
+            publisher.count(&tailer);
+        }
         report_files(&mut tailer);
         if let Some(hold) = &mut hold {
             hold.admit(&mut batch, now);
@@ -466,6 +483,13 @@ fn tail_loop(
                     .errors()
                     .iter()
                     .chain(chain.global_stats.errors())
+                    .sum::<u64>(),
+                // Fields decode_json_fields left as text (no add_error_key): not errors.
+                not_json = chain
+                    .input_stats
+                    .not_json()
+                    .iter()
+                    .chain(chain.global_stats.not_json())
                     .sum::<u64>(),
                 "tail counters"
             );
@@ -540,15 +564,16 @@ fn output_loop(
         let mut stopping_since: Option<Instant> = None;
         let started = Instant::now();
         telemetry.batch_started(name, started);
+        let oldest = batch.iter().map(Event::timestamp).min();
+        telemetry.output_busy(name, batch.len() as u64, oldest);
         let mut dead_lettered = 0;
         loop {
             let result = out.write_batch(&batch);
             dead_lettered += out.publish(telemetry);
             match result {
                 Ok(()) => {
-                    telemetry.batch_done(name, started.elapsed());
                     telemetry.add_events("shipped", batch.len() as u64 - dead_lettered);
-                    telemetry.set_ready("output", Ok(()));
+                    telemetry.batch_done(name, started.elapsed());
                     AckToken::accept_all(batch.iter_mut().filter_map(Event::take_ack));
                     // Dropped by the input thread, or here when it is gone.
                     let _ = back.send(std::mem::take(&mut batch));
@@ -557,7 +582,7 @@ fn output_loop(
                 Err(e) => {
                     tracing::error!(error = %e, events = batch.len(), "output failed; retrying");
                     telemetry.add_output_errors(name, "write", 1);
-                    telemetry.set_ready("output", Err(format!("{name}: {e}")));
+                    telemetry.output_error(name, e.to_string());
                     if stop.load(Ordering::Relaxed) {
                         let since = *stopping_since.get_or_insert_with(Instant::now);
                         if since.elapsed() >= timeout {

@@ -95,6 +95,37 @@ impl Scraped {
         out
     }
 
+    /// The retries per output and reason: `{"kinesis": {"timeout": 2.0}}`.
+    pub fn retries(&self) -> BTreeMap<String, BTreeMap<String, f64>> {
+        let mut out: BTreeMap<String, BTreeMap<String, f64>> = BTreeMap::new();
+        for s in self.family("logtide_output_retries_total") {
+            if let (Some(o), Some(r)) = (s.labels.get("output"), s.labels.get("reason")) {
+                *out.entry(o.clone())
+                    .or_default()
+                    .entry(r.clone())
+                    .or_default() += s.value;
+            }
+        }
+        out
+    }
+
+    /// Per output: the age of its oldest unacknowledged entry and how long it has gone
+    /// without progress with work waiting, in seconds.
+    pub fn outputs(&self) -> BTreeMap<String, (f64, f64)> {
+        let mut out: BTreeMap<String, (f64, f64)> = BTreeMap::new();
+        for s in self.family("logtide_output_oldest_unacked_seconds") {
+            if let Some(o) = s.labels.get("output") {
+                out.entry(o.clone()).or_default().0 = s.value;
+            }
+        }
+        for s in self.family("logtide_output_stalled_seconds") {
+            if let Some(o) = s.labels.get("output") {
+                out.entry(o.clone()).or_default().1 = s.value;
+            }
+        }
+        out
+    }
+
     /// The samples of family `name`.
     pub fn family<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Sample> + 'a {
         self.samples.iter().filter(move |s| s.name == name)
@@ -111,6 +142,25 @@ impl Scraped {
                 .collect();
             out.insert(key.into(), Value::Object(m));
         }
+        let retries: Map<String, Value> = self
+            .retries()
+            .into_iter()
+            .map(|(o, by)| {
+                let by: Map<String, Value> =
+                    by.into_iter().map(|(r, n)| (r, json!(n as u64))).collect();
+                (o, Value::Object(by))
+            })
+            .collect();
+        out.insert("retries".into(), Value::Object(retries));
+        let outputs: Map<String, Value> = self
+            .outputs()
+            .into_iter()
+            .map(|(o, (oldest, stalled))| {
+                let v = json!({"oldest_unacked_seconds": oldest, "stalled_seconds": stalled});
+                (o, v)
+            })
+            .collect();
+        out.insert("outputs".into(), Value::Object(outputs));
         out.insert("ready".into(), json!(self.ready.0));
         Value::Object(out)
     }
@@ -128,6 +178,24 @@ impl Scraped {
                 .map(|(k, v)| format!("{k} {}", *v as u64))
                 .collect();
             let _ = writeln!(out, "{}: {}", key.replace('_', " "), parts.join(", "));
+        }
+        let retries: Vec<String> = self
+            .retries()
+            .iter()
+            .flat_map(|(o, by)| {
+                by.iter()
+                    .map(move |(r, n)| format!("{o} {r} {}", *n as u64))
+            })
+            .collect();
+        if !retries.is_empty() {
+            let _ = writeln!(out, "retries: {}", retries.join(", "));
+        }
+        for (o, (oldest, stalled)) in self.outputs() {
+            let _ = write!(out, "{o}: oldest unacknowledged entry {oldest:.0}s old");
+            if stalled >= 1.0 {
+                let _ = write!(out, ", no progress for {stalled:.0}s");
+            }
+            out.push('\n');
         }
         let (ready, lines) = &self.ready;
         if *ready {
@@ -157,25 +225,44 @@ mod tests {
         t.add_discarded_events("processor_drop", 3);
         t.add_file_lost_bytes("/l/a.log", "deleted_before_read", 120);
         t.set_ready("output", Err("kinesis: throttled".into()));
+        t.add_retries("kinesis", "timeout", 2);
+        t.add_retries("kinesis", "network", 1);
+        let now = logtide_event::Timestamp::now();
+        let written =
+            logtide_event::Timestamp::new(now.unix_secs() - 3600, now.subsec_nanos()).unwrap();
+        t.output_busy("kinesis", 10, Some(written));
         let server = HttpServer::start("127.0.0.1:0", t).unwrap();
         let config = HttpConfig {
             enabled: true,
             host: Some("0.0.0.0".into()),
             port: Some(server.address().port()),
+            ..HttpConfig::default()
         };
         let s = Scraped::fetch(&config, 1).unwrap();
         assert_eq!(
             s.totals_text(),
             "events: read 10, shipped 7\ndiscarded events: processor_drop 3\n\
              lost bytes: deleted_before_read 120\nlost files: deleted_before_read 1\n\
+             retries: kinesis network 1, kinesis timeout 2\n\
+             kinesis: oldest unacknowledged entry 3600s old\n\
              ready: no\n  output: not ready: kinesis: throttled\n"
         );
+        let mut totals = s.totals_json();
+        let age = totals["outputs"]["kinesis"]["oldest_unacked_seconds"]
+            .as_f64()
+            .unwrap();
+        assert!((3600.0..3700.0).contains(&age), "{age}");
+        totals["outputs"]["kinesis"]["oldest_unacked_seconds"] = json!(3600);
+        totals["outputs"]["kinesis"]["stalled_seconds"] = json!(0);
         assert_eq!(
-            s.totals_json(),
+            totals,
             json!({"events": {"read": 10, "shipped": 7}, "discarded_events": {"processor_drop": 3},
                    "modified_events": {}, "discarded_lines": {},
                    "lost_bytes": {"deleted_before_read": 120},
-                   "lost_files": {"deleted_before_read": 1}, "ready": false})
+                   "lost_files": {"deleted_before_read": 1},
+                   "retries": {"kinesis": {"network": 1, "timeout": 2}},
+                   "outputs": {"kinesis": {"oldest_unacked_seconds": 3600, "stalled_seconds": 0}},
+                   "ready": false})
         );
     }
 
@@ -191,6 +278,7 @@ mod tests {
             enabled: true,
             host: None,
             port: Some(port),
+            ..HttpConfig::default()
         };
         let err = Scraped::fetch(&absent, 5066).unwrap_err();
         assert!(err.contains("is the process running?"), "{err}");

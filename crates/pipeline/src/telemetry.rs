@@ -10,8 +10,8 @@
 //! |---|---|---|
 //! | `logtide_events_total` | `stage`: `read`, `processed`, `shipped` | events taken in, past the processors, accepted by the sink |
 //! | `logtide_bytes_total` | `stage`: `read`, `shipped` | bytes read from files or records; bytes the sink accepted |
-//! | `logtide_discarded_events_total` | `reason` | events that will never be shipped: `processor_drop`, `dead_letter`, `oversize_dead_letter`, `undecodable`, `incomplete_entry`, `es_dead_letter`; logtide-metrics: `priming_sample` (the first sample of a rate), `queue_full`, `output_failed_at_stop` |
-//! | `logtide_modified_events_total` | `reason` | events shipped changed: `oversize_truncated`, `oversize_split`, `entry_truncated`, `partial_flushed` (every event flagged partial), among them `partial_evicted` (`max_pending` entries were pending) and `partial_over_budget` (the pending entries held `max_pending_bytes`), `mapping_normalized` |
+//! | `logtide_discarded_events_total` | `reason` | events that will never be shipped: `processor_drop`, `dead_letter`, `oversize_dead_letter`, `offload_dead_letter`, `undecodable`, `incomplete_entry`, `es_dead_letter`; logtide-metrics: `priming_sample` (the first sample of a rate), `queue_full`, `output_failed_at_stop` |
+//! | `logtide_modified_events_total` | `reason` | events shipped changed: `oversize_truncated`, `oversize_split`, `oversize_offloaded`, `offload_restored`, `offload_not_restored`, `entry_truncated`, `partial_flushed` (every event flagged partial), among them `partial_evicted` (`max_pending` entries were pending) and `partial_over_budget` (the pending entries held `max_pending_bytes`), `mapping_normalized` |
 //! | `logtide_discarded_lines_total` | `reason` | lines that never became events: `parse_error`, `stream_filtered` |
 //! | `logtide_lost_bytes_total` | `reason` | bytes never read: `deleted_before_read`, `gzipped_before_read` (compressed bytes), `line_too_long` |
 //! | `logtide_file_lost_bytes_total` | `path`, `reason` | the same, per file (`deleted_before_read`, `gzipped_before_read`, `gone_while_stopped` with 0: size unknown) |
@@ -20,20 +20,25 @@
 //! | `logtide_watch_failures_total` | | directories that could not be watched (out of inotify watches): their rotations are found at each end of file and every `scan_frequency` instead |
 //! | `logtide_processor_errors_total` | | processor errors (the event goes on, with `error.message`) |
 //! | `logtide_source_errors_total` | `source` | failed reads of a source: a metricset's collection (or part of it), a shard's GetRecords |
-//! | `logtide_output_retries_total` | `output` | records or requests sent again |
+//! | `logtide_source_records_total` | `source`, `format` | records the relay read, by what they held: `logtide` (logtide's format), `json` (one JSON object: `format: json`, or another producer's), `text` (anything else, handed on as `message`) |
+//! | `logtide_output_retries_total` | `output`, `reason` | records or requests sent again, by why the first try failed: `throttled`, `refused_record` (a record refused inside a successful call, or a request cut in halves to find it), `network`, `timeout` (an attempt longer than its timeout), `server` (5xx), `denied` (access, missing stream or bucket: retried until fixed); alerts: `delivery` |
 //! | `logtide_output_errors_total` | `output`, `kind` | failed requests: `throttled`, `server`, `network`, `denied`, `refused`, `write` |
+//! | `logtide_output_reordered_records_total` | `output` | records accepted ahead of an earlier record of their partition key that failed in the same request (Kinesis without aggregation: `format: json`) |
 //! | `logtide_output_latency_seconds` | `output` | time to write a batch, retries included (histogram) |
-//! | `logtide_output_oldest_unacked_seconds` | `output` | age of the batch the sink is working on (0 when idle) |
+//! | `logtide_output_oldest_unacked_seconds` | `output` | age of the oldest entry the output holds and has not had acknowledged, from the entry's own time (so it goes on growing across restarts; logtide-metrics: since it took the batch; 0 when none) |
+//! | `logtide_output_stalled_seconds` | `output` | how long an output with work waiting has gone without acknowledging anything (0 when idle or moving); past `http.stalled_after` it is not ready |
 //! | `logtide_file_bytes_behind` | `path` | bytes written to a file and not yet shipped |
-//! | `logtide_file_oldest_unshipped_seconds` | `path` | age of the oldest entry read from a file and not yet acknowledged |
+//! | `logtide_file_oldest_unshipped_seconds` | `path` | age of the oldest entry read from a file and not yet acknowledged, from the time the runtime wrote it (so it goes on growing across restarts) |
 //! | `logtide_files_open` | | files open for reading |
 //! | `logtide_relay_millis_behind_latest` | `shard` | how far the relay's reading is behind the tip of each shard it owns |
-//! | `logtide_ready` | | 1 when every source and sink is connected (as `/readyz`) |
+//! | `logtide_ready` | | 1 when every source is connected and no output is stalled (as `/readyz`) |
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
+
+use logtide_event::Timestamp;
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -45,6 +50,10 @@ type Labels = Vec<(&'static str, String)>;
 type Counters = Family<Labels, Counter>;
 type Seconds = Family<Labels, Gauge<f64, AtomicU64>>;
 type Latency = Family<Labels, Histogram, fn() -> Histogram>;
+
+/// How long an output with work waiting may go without acknowledging anything before it
+/// is not ready (`http.stalled_after`).
+pub const DEFAULT_STALLED_AFTER: Duration = Duration::from_secs(15);
 
 /// Paths kept in `logtide_file_lost_bytes_total`; losses of further paths count under
 /// the path `other`, so a storm of deleted files cannot grow the endpoint without bound.
@@ -74,16 +83,23 @@ pub struct Telemetry {
     watch_failures: Counter,
     processor_errors: Counter,
     source_errors: Counters,
+    source_records: Counters,
     retries: Counters,
     output_errors: Counters,
+    reordered: Counters,
     latency: Latency,
     oldest_unacked: Seconds,
+    stalled: Seconds,
     file_behind: Family<Labels, Gauge>,
     file_oldest: Seconds,
     files_open: Gauge,
     relay_behind: Family<Labels, Gauge>,
     ready: Gauge,
     state: Mutex<State>,
+    /// Held (shared) while the stage counters change and (exclusively) while they are
+    /// encoded, so that a scrape never sees an event counted at one stage and not yet at
+    /// the stage that counted it first.
+    accounting: RwLock<()>,
 }
 
 /// A readiness check asked at each `/readyz` or scrape.
@@ -103,8 +119,59 @@ struct State {
     loss_paths: HashSet<String>,
     /// The shards the relay last reported.
     shards: HashSet<String>,
-    /// Since when each output has been working on its current batch.
-    busy_since: HashMap<String, Instant>,
+    /// The progress of each output.
+    outputs: BTreeMap<String, OutputProgress>,
+    /// See [`DEFAULT_STALLED_AFTER`].
+    stalled_after: Option<Duration>,
+}
+
+/// The entries an output holds and the time the oldest was written, asked when the
+/// metrics or readiness are read.
+type BacklogCheck = Box<dyn Fn() -> (u64, Option<Timestamp>) + Send>;
+
+/// What an output is doing, for readiness and the age gauges.
+#[derive(Default)]
+struct OutputProgress {
+    /// The readiness component it answers for (`output`, `s3`, `elasticsearch`); `None`:
+    /// not part of readiness.
+    component: Option<String>,
+    /// Since when it has had work it has not finished; `None` when idle.
+    busy_since: Option<Instant>,
+    /// When it last had something acknowledged.
+    progressed: Option<Instant>,
+    /// Entries waiting, as last reported.
+    waiting: u64,
+    /// When the oldest entry waiting was written, as last reported.
+    oldest: Option<Timestamp>,
+    /// Both, asked when read (overrides `waiting` and `oldest`).
+    backlog_check: Option<BacklogCheck>,
+    /// The last failure, cleared by progress.
+    last_error: Option<String>,
+}
+
+impl OutputProgress {
+    /// How long it has had work and no progress.
+    fn stalled_for(&self, now: Instant) -> Duration {
+        match self.busy_since {
+            None => Duration::ZERO,
+            Some(busy) => {
+                let from = self.progressed.map_or(busy, |p| p.max(busy));
+                now.saturating_duration_since(from)
+            }
+        }
+    }
+
+    fn backlog(&self) -> (u64, Option<Timestamp>) {
+        match &self.backlog_check {
+            Some(check) => check(),
+            None => (self.waiting, self.oldest),
+        }
+    }
+}
+
+/// Seconds from `then` to `now` (0 when `then` is later).
+fn age(now: Timestamp, then: Timestamp) -> f64 {
+    ((now.unix_nanos() - then.unix_nanos()).max(0) as f64) / 1e9
 }
 
 impl std::fmt::Debug for Telemetry {
@@ -136,16 +203,20 @@ impl Telemetry {
             watch_failures: Counter::default(),
             processor_errors: Counter::default(),
             source_errors: Counters::default(),
+            source_records: Counters::default(),
             retries: Counters::default(),
             output_errors: Counters::default(),
+            reordered: Counters::default(),
             latency: Latency::new_with_constructor(latency_histogram),
             oldest_unacked: Seconds::default(),
+            stalled: Seconds::default(),
             file_behind: Family::default(),
             file_oldest: Seconds::default(),
             files_open: Gauge::default(),
             relay_behind: Family::default(),
             ready: Gauge::default(),
             state: Mutex::new(State::default()),
+            accounting: RwLock::new(()),
             registry: Registry::default(),
         };
         registry.register(
@@ -209,8 +280,13 @@ impl Telemetry {
             t.source_errors.clone(),
         );
         registry.register(
+            "logtide_source_records",
+            "Records read from a source, by what they held (logtide, json, text)",
+            t.source_records.clone(),
+        );
+        registry.register(
             "logtide_output_retries",
-            "Records or requests sent again, by output",
+            "Records or requests sent again, by output and reason",
             t.retries.clone(),
         );
         registry.register(
@@ -219,14 +295,24 @@ impl Telemetry {
             t.output_errors.clone(),
         );
         registry.register(
+            "logtide_output_reordered_records",
+            "Records accepted ahead of an earlier record of their partition key, by output",
+            t.reordered.clone(),
+        );
+        registry.register(
             "logtide_output_latency_seconds",
             "Time to write a batch, retries included",
             t.latency.clone(),
         );
         registry.register(
             "logtide_output_oldest_unacked_seconds",
-            "Age of the batch an output is working on (0 when idle)",
+            "Age of the oldest entry an output has not had acknowledged, from the entry's time (0 when none)",
             t.oldest_unacked.clone(),
+        );
+        registry.register(
+            "logtide_output_stalled_seconds",
+            "How long an output with work waiting has gone without progress (0 when idle or moving)",
+            t.stalled.clone(),
         );
         registry.register(
             "logtide_file_bytes_behind",
@@ -250,7 +336,7 @@ impl Telemetry {
         );
         registry.register(
             "logtide_ready",
-            "1 when every source and sink is connected",
+            "1 when every source is connected and no output is stalled",
             t.ready.clone(),
         );
         Telemetry { registry, ..t }
@@ -260,9 +346,12 @@ impl Telemetry {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Counts events at a stage (`read`, `processed`, `shipped`).
+    /// Counts events at a stage (`read`, `processed`, `shipped`). Count an event at a
+    /// stage only after it was counted at the stages before it: a scrape then always
+    /// finds `read` ≥ `shipped` + discarded.
     pub fn add_events(&self, stage: &str, n: u64) {
         if n > 0 {
+            let _counting = self.accounting.read().unwrap_or_else(|p| p.into_inner());
             self.events.get_or_create(&label("stage", stage)).inc_by(n);
         }
     }
@@ -277,6 +366,7 @@ impl Telemetry {
     /// Counts events that will never be shipped.
     pub fn add_discarded_events(&self, reason: &str, n: u64) {
         if n > 0 {
+            let _counting = self.accounting.read().unwrap_or_else(|p| p.into_inner());
             self.discarded_events
                 .get_or_create(&label("reason", reason))
                 .inc_by(n);
@@ -349,6 +439,18 @@ impl Telemetry {
         self.processor_errors.inc_by(n);
     }
 
+    /// Counts records read from a source by format.
+    pub fn add_source_records(&self, source: &str, format: &str, n: u64) {
+        if n > 0 {
+            self.source_records
+                .get_or_create(&vec![
+                    ("source", source.to_owned()),
+                    ("format", format.to_owned()),
+                ])
+                .inc_by(n);
+        }
+    }
+
     /// Counts failed reads of a source.
     pub fn add_source_errors(&self, source: &str, n: u64) {
         if n > 0 {
@@ -358,10 +460,23 @@ impl Telemetry {
         }
     }
 
-    /// Counts records or requests an output sent again.
-    pub fn add_retries(&self, output: &str, n: u64) {
+    /// Counts records or requests an output sent again, by why the first try failed
+    /// (`throttled`, `refused_record`, `network`, `timeout`, `server`, `denied`).
+    pub fn add_retries(&self, output: &str, reason: &str, n: u64) {
         if n > 0 {
             self.retries
+                .get_or_create(&vec![
+                    ("output", output.to_owned()),
+                    ("reason", reason.to_owned()),
+                ])
+                .inc_by(n);
+        }
+    }
+
+    /// Counts records an output had accepted ahead of an earlier one of their key.
+    pub fn add_reordered_records(&self, output: &str, n: u64) {
+        if n > 0 {
+            self.reordered
                 .get_or_create(&label("output", output))
                 .inc_by(n);
         }
@@ -379,38 +494,106 @@ impl Telemetry {
         }
     }
 
-    /// An output took a batch: its age counts in `logtide_output_oldest_unacked_seconds`
-    /// until [`Self::batch_done`].
+    /// An output took a batch at `at`: it is busy until [`Self::batch_done`].
     pub fn batch_started(&self, output: &str, at: Instant) {
-        self.state().busy_since.insert(output.to_owned(), at);
+        let mut state = self.state();
+        let o = state.outputs.entry(output.to_owned()).or_default();
+        o.busy_since.get_or_insert(at);
     }
 
-    /// An output is done with its batch, which took `took` (retries included).
+    /// An output is done with its batch, which took `took` (retries included): progress,
+    /// and nothing left.
     pub fn batch_done(&self, output: &str, took: Duration) {
-        self.state().busy_since.remove(output);
+        self.output_progress(output);
+        self.output_idle(output);
         self.latency
             .get_or_create(&label("output", output))
             .observe(took.as_secs_f64());
-        self.oldest_unacked
-            .get_or_create(&label("output", output))
-            .set(0.0);
+    }
+
+    /// How long an output with work waiting may go without progress before readiness
+    /// names it (default [`DEFAULT_STALLED_AFTER`]).
+    pub fn set_stalled_after(&self, after: Duration) {
+        self.state().stalled_after = Some(after);
+    }
+
+    /// Makes `output` part of readiness, under `component`: that component is not ready
+    /// while the output has had work waiting and no progress for `http.stalled_after`.
+    pub fn watch_output(&self, component: &str, output: &str) {
+        let mut state = self.state();
+        let o = state.outputs.entry(output.to_owned()).or_default();
+        o.component = Some(component.to_owned());
+    }
+
+    /// `output` has `waiting` entries it has not had acknowledged, the oldest written at
+    /// `oldest`: it is busy from now on if it was idle.
+    pub fn output_busy(&self, output: &str, waiting: u64, oldest: Option<Timestamp>) {
+        let mut state = self.state();
+        let o = state.outputs.entry(output.to_owned()).or_default();
+        o.busy_since.get_or_insert_with(Instant::now);
+        o.waiting = waiting;
+        o.oldest = oldest;
+    }
+
+    /// `output` had something acknowledged just now.
+    pub fn output_progress(&self, output: &str) {
+        let mut state = self.state();
+        let o = state.outputs.entry(output.to_owned()).or_default();
+        o.progressed = Some(Instant::now());
+        o.last_error = None;
+    }
+
+    /// `output` has nothing waiting.
+    pub fn output_idle(&self, output: &str) {
+        let mut state = self.state();
+        let o = state.outputs.entry(output.to_owned()).or_default();
+        o.busy_since = None;
+        o.waiting = 0;
+        o.oldest = None;
+    }
+
+    /// `output` failed; readiness shows the error if the output stalls.
+    pub fn output_error(&self, output: &str, error: String) {
+        let mut state = self.state();
+        state
+            .outputs
+            .entry(output.to_owned())
+            .or_default()
+            .last_error = Some(error);
+    }
+
+    /// The entries `output` has not had acknowledged and the time the oldest was written,
+    /// asked when the metrics or readiness are read (instead of what
+    /// [`Self::output_busy`] reports).
+    pub fn output_backlog_from(
+        &self,
+        output: &str,
+        check: impl Fn() -> (u64, Option<Timestamp>) + Send + 'static,
+    ) {
+        let mut state = self.state();
+        state
+            .outputs
+            .entry(output.to_owned())
+            .or_default()
+            .backlog_check = Some(Box::new(check));
     }
 
     /// Replaces what input `input` reports of its files: their progress, and how many it
-    /// has open.
+    /// has open. The age of a file's oldest unshipped entry is taken from the time the
+    /// entry was written, `now` the current time.
     pub fn set_files(
         &self,
         input: usize,
         files: &[logtide_tail::FileProgress],
         open: u64,
-        now: Instant,
+        now: Timestamp,
     ) {
         // Several generations of one path (a rotation) add up.
-        let mut by_path: HashMap<Arc<str>, (u64, Option<Instant>)> = HashMap::new();
+        let mut by_path: HashMap<Arc<str>, (u64, Option<Timestamp>)> = HashMap::new();
         for f in files {
             let e = by_path.entry(f.path.clone()).or_default();
             e.0 += f.behind();
-            e.1 = match (e.1, f.oldest_unshipped) {
+            e.1 = match (e.1, f.oldest_written) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
@@ -428,7 +611,7 @@ impl Telemetry {
             self.file_behind
                 .get_or_create(&l)
                 .set(i64::try_from(behind).unwrap_or(i64::MAX));
-            let age = oldest.map_or(0.0, |t| now.saturating_duration_since(t).as_secs_f64());
+            let age = oldest.map_or(0.0, |t| age(now, t));
             self.file_oldest.get_or_create(&l).set(age);
         }
         state.open.insert(input, open);
@@ -473,10 +656,40 @@ impl Telemetry {
 
     /// Whether every component is ready, and a line per component.
     pub fn readiness(&self) -> (bool, String) {
+        self.readiness_at(Instant::now(), Timestamp::now())
+    }
+
+    fn readiness_at(&self, now: Instant, wall: Timestamp) -> (bool, String) {
         let state = self.state();
         let mut all = state.readiness.clone();
         for (name, check) in &state.checks {
             all.insert(name.clone(), check().err());
+        }
+        let after = state.stalled_after.unwrap_or(DEFAULT_STALLED_AFTER);
+        for (output, o) in &state.outputs {
+            let Some(component) = &o.component else {
+                continue;
+            };
+            let stalled = o.stalled_for(now);
+            let why = all.entry(component.clone()).or_default();
+            if stalled < after || why.is_some() {
+                continue;
+            }
+            let (waiting, oldest) = o.backlog();
+            let mut text = format!(
+                "{output}: no progress for {}s with {waiting} entries waiting",
+                stalled.as_secs(),
+            );
+            if let Some(oldest) = oldest {
+                text.push_str(&format!(
+                    ", the oldest written {:.0}s ago",
+                    age(wall, oldest).floor()
+                ));
+            }
+            if let Some(e) = &o.last_error {
+                text.push_str(&format!("; last error: {e}"));
+            }
+            *why = Some(text);
         }
         drop(state);
         let mut ok = true;
@@ -498,12 +711,23 @@ impl Telemetry {
         let (ready, _) = self.readiness();
         self.ready.set(i64::from(ready));
         let now = Instant::now();
-        for (output, since) in &self.state().busy_since {
-            self.oldest_unacked
-                .get_or_create(&label("output", output))
-                .set(now.saturating_duration_since(*since).as_secs_f64());
+        let wall = Timestamp::now();
+        for (output, o) in &self.state().outputs {
+            let l = label("output", output);
+            // From the entry's time; for an output that reports none (logtide-metrics),
+            // from when it took its batch.
+            let oldest = match (o.backlog().1, o.busy_since) {
+                (Some(t), _) => age(wall, t),
+                (None, Some(busy)) => now.saturating_duration_since(busy).as_secs_f64(),
+                (None, None) => 0.0,
+            };
+            self.oldest_unacked.get_or_create(&l).set(oldest);
+            self.stalled
+                .get_or_create(&l)
+                .set(o.stalled_for(now).as_secs_f64());
         }
         let mut out = String::new();
+        let _encoding = self.accounting.write().unwrap_or_else(|p| p.into_inner());
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
@@ -700,27 +924,140 @@ mod tests {
         );
 
         t.batch_started("kinesis", Instant::now() - Duration::from_secs(3));
+        let written = Timestamp::new(Timestamp::now().unix_secs() - 40, 0).unwrap();
+        t.output_busy("kinesis", 512, Some(written));
+        let text = t.encode();
         let age = value(
-            &t.encode(),
+            &text,
             r#"logtide_output_oldest_unacked_seconds{output="kinesis"}"#,
         )
         .unwrap();
-        assert!((3.0..60.0).contains(&age), "{age}");
+        assert!((39.0..100.0).contains(&age), "from the entry's time: {age}");
+        let stalled = value(&text, r#"logtide_output_stalled_seconds{output="kinesis"}"#).unwrap();
+        assert!((3.0..60.0).contains(&stalled), "{stalled}");
         t.batch_done("kinesis", Duration::from_millis(20));
         let text = t.encode();
-        assert_eq!(
-            value(
-                &text,
-                r#"logtide_output_oldest_unacked_seconds{output="kinesis"}"#
-            ),
-            Some(0.0)
-        );
+        for series in [
+            r#"logtide_output_oldest_unacked_seconds{output="kinesis"}"#,
+            r#"logtide_output_stalled_seconds{output="kinesis"}"#,
+        ] {
+            assert_eq!(value(&text, series), Some(0.0), "{series}");
+        }
         assert_eq!(
             value(
                 &text,
                 r#"logtide_output_latency_seconds_count{output="kinesis"}"#
             ),
             Some(1.0)
+        );
+    }
+
+    #[test]
+    fn an_output_without_progress_is_not_ready_after_stalled_after() {
+        let t = Telemetry::new();
+        t.set_stalled_after(Duration::from_secs(15));
+        t.watch_output("output", "kinesis");
+        let start = Instant::now();
+        let wall = Timestamp::now();
+        assert_eq!(t.readiness_at(start, wall), (true, "output: ok\n".into()));
+        let written = Timestamp::new(wall.unix_secs() - 30, 0).unwrap();
+        t.output_busy("kinesis", 1024, Some(written));
+        t.output_error("kinesis", "dispatch failure: timeout".into());
+        let busy = t.state().outputs["kinesis"].busy_since.unwrap();
+        // Work waiting, but less than `stalled_after` without progress: ready.
+        assert!(t.readiness_at(busy + Duration::from_secs(14), wall).0);
+        let (ok, text) = t.readiness_at(busy + Duration::from_secs(16), wall);
+        assert!(!ok);
+        assert_eq!(
+            text,
+            "output: not ready: kinesis: no progress for 16s with 1024 entries waiting, \
+             the oldest written 30s ago; last error: dispatch failure: timeout\n"
+        );
+        // Progress clears it: counted again from the last progress.
+        t.output_progress("kinesis");
+        let progressed = t.state().outputs["kinesis"].progressed.unwrap();
+        assert!(t.readiness_at(progressed + Duration::from_secs(10), wall).0);
+        assert!(!t.readiness_at(progressed + Duration::from_secs(15), wall).0);
+        // Idle: nothing waiting, however long.
+        t.output_idle("kinesis");
+        assert!(
+            t.readiness_at(progressed + Duration::from_secs(600), wall)
+                .0
+        );
+        // A failure alone does not make an output unready.
+        t.output_error("kinesis", "connection reset".into());
+        assert!(
+            t.readiness_at(progressed + Duration::from_secs(600), wall)
+                .0
+        );
+    }
+
+    #[test]
+    fn a_scrape_never_finds_more_shipped_than_read() {
+        // One thread counts events read, another ships exactly what was read (as the
+        // output thread does after the input's send); scrapes in between must find
+        // read ≥ shipped + discarded every time.
+        let t = Arc::new(Telemetry::new());
+        let (tx, rx) = std::sync::mpsc::sync_channel::<u64>(4);
+        let reader = {
+            let t = t.clone();
+            std::thread::spawn(move || {
+                for _ in 0..20_000 {
+                    t.add_events("read", 3);
+                    tx.send(3).unwrap();
+                }
+            })
+        };
+        let shipper = {
+            let t = t.clone();
+            std::thread::spawn(move || {
+                for n in rx {
+                    t.add_events("shipped", n - 1);
+                    t.add_discarded_events("processor_drop", 1);
+                }
+            })
+        };
+        let mut scrapes = 0;
+        while !shipper.is_finished() {
+            let text = t.encode();
+            let read = value(&text, r#"logtide_events_total{stage="read"}"#).unwrap_or(0.0);
+            let shipped = value(&text, r#"logtide_events_total{stage="shipped"}"#).unwrap_or(0.0);
+            let dropped = value(
+                &text,
+                r#"logtide_discarded_events_total{reason="processor_drop"}"#,
+            )
+            .unwrap_or(0.0);
+            assert!(read >= shipped + dropped, "{read} < {shipped} + {dropped}");
+            scrapes += 1;
+        }
+        reader.join().unwrap();
+        shipper.join().unwrap();
+        let text = t.encode();
+        assert_eq!(
+            value(&text, r#"logtide_events_total{stage="read"}"#),
+            Some(60_000.0)
+        );
+        assert!(scrapes > 0);
+    }
+
+    #[test]
+    fn oldest_entry_asked_when_read() {
+        let t = Telemetry::new();
+        let written = Timestamp::new(Timestamp::now().unix_secs() - 100, 0).unwrap();
+        t.output_backlog_from("s3", move || (7, Some(written)));
+        let age = value(
+            &t.encode(),
+            r#"logtide_output_oldest_unacked_seconds{output="s3"}"#,
+        )
+        .unwrap();
+        assert!((99.0..200.0).contains(&age), "{age}");
+        t.add_retries("s3", "timeout", 2);
+        assert_eq!(
+            value(
+                &t.encode(),
+                r#"logtide_output_retries_total{output="s3",reason="timeout"}"#
+            ),
+            Some(2.0)
         );
     }
 

@@ -34,6 +34,71 @@ pub struct S3Stats {
     pub multipart: u64,
     /// Failed attempts (retried).
     pub retries: u64,
+    /// Among `retries`, attempts throttled (503 SlowDown, 429).
+    pub retried_throttled: u64,
+    /// Among `retries`, attempts answered with another server error (5xx).
+    pub retried_server: u64,
+    /// Among `retries`, attempts that failed in the network (refused, reset, unreadable
+    /// answer).
+    pub retried_network: u64,
+    /// Among `retries`, attempts that ran past the attempt timeout (or could not connect
+    /// in time).
+    pub retried_timeout: u64,
+    /// Among `retries`, attempts refused for a reason that needs an operator (access
+    /// denied, no such bucket).
+    pub retried_denied: u64,
+}
+
+impl S3Stats {
+    /// The attempts sent again, by reason (the `reason` label of
+    /// `logtide_output_retries_total`).
+    pub fn retries_by_reason(&self) -> [(&'static str, u64); 5] {
+        [
+            ("throttled", self.retried_throttled),
+            ("network", self.retried_network),
+            ("timeout", self.retried_timeout),
+            ("server", self.retried_server),
+            ("denied", self.retried_denied),
+        ]
+    }
+}
+
+/// Why an attempt failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Failure {
+    Throttled,
+    Server,
+    Network,
+    Timeout,
+    Denied,
+}
+
+/// A failed call: why, and the message.
+type Failed = (Failure, String);
+
+fn classify<E: ProvideErrorMetadata>(e: &SdkError<E>) -> Failure {
+    match e {
+        SdkError::TimeoutError(_) => Failure::Timeout,
+        SdkError::DispatchFailure(d) if d.is_timeout() => Failure::Timeout,
+        SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => Failure::Network,
+        SdkError::ServiceError(se) => {
+            let status = se.raw().status().as_u16();
+            match se.err().code() {
+                Some(
+                    "SlowDown" | "Throttling" | "ThrottlingException" | "RequestLimitExceeded",
+                ) => Failure::Throttled,
+                _ if status == 429 => Failure::Throttled,
+                _ if status >= 500 => Failure::Server,
+                _ => Failure::Denied,
+            }
+        }
+        _ => Failure::Denied,
+    }
+}
+
+/// `(why, "{call}: {message}")` of an SDK error.
+fn failed<E: ProvideErrorMetadata + std::fmt::Debug>(call: &str, e: &SdkError<E>) -> Failed {
+    (classify(e), format!("{call}: {}", msg(e)))
 }
 
 /// The S3 archive sink: an [`Archive`] and its uploads. Like logtide's other sinks it
@@ -159,6 +224,12 @@ impl S3Sink {
         self.upload_pending()
     }
 
+    /// Objects closed (full or due) and not yet stored: an upload is under way or failed
+    /// and is tried again at the next call.
+    pub fn unstored_objects(&self) -> usize {
+        self.pending.len()
+    }
+
     /// When the next object becomes due for [`S3Sink::tick`].
     pub fn next_due(&self) -> Option<std::time::Instant> {
         self.archive.next_due()
@@ -207,10 +278,18 @@ impl S3Sink {
                     }
                     return Ok(());
                 }
-                Err(e) => {
+                Err((why, e)) => {
                     tracing::warn!(%key, attempt, error = %e, "s3 upload failed");
                     last_error = e;
-                    self.stats.retries += 1;
+                    let s = &mut self.stats;
+                    s.retries += 1;
+                    match why {
+                        Failure::Throttled => s.retried_throttled += 1,
+                        Failure::Server => s.retried_server += 1,
+                        Failure::Network => s.retried_network += 1,
+                        Failure::Timeout => s.retried_timeout += 1,
+                        Failure::Denied => s.retried_denied += 1,
+                    }
                     if attempt < ATTEMPTS {
                         let wait = backoff.next().unwrap_or(BACKOFF_MAX);
                         self.rt.block_on(async { tokio::time::sleep(wait).await });
@@ -231,7 +310,7 @@ async fn put(
     bucket: &str,
     key: &str,
     body: Vec<u8>,
-) -> Result<(), String> {
+) -> Result<(), Failed> {
     client
         .put_object()
         .bucket(bucket)
@@ -241,7 +320,7 @@ async fn put(
         .send()
         .await
         .map(|_| ())
-        .map_err(|e| format!("PutObject: {}", msg(&e)))
+        .map_err(|e| failed("PutObject", &e))
 }
 
 async fn multipart(
@@ -250,7 +329,7 @@ async fn multipart(
     key: &str,
     body: &[u8],
     part_bytes: usize,
-) -> Result<(), String> {
+) -> Result<(), Failed> {
     let created = client
         .create_multipart_upload()
         .bucket(bucket)
@@ -258,10 +337,13 @@ async fn multipart(
         .content_type("application/gzip")
         .send()
         .await
-        .map_err(|e| format!("CreateMultipartUpload: {}", msg(&e)))?;
+        .map_err(|e| failed("CreateMultipartUpload", &e))?;
     let id = created
         .upload_id()
-        .ok_or("CreateMultipartUpload: no upload id")?
+        .ok_or((
+            Failure::Server,
+            "CreateMultipartUpload: no upload id".to_owned(),
+        ))?
         .to_owned();
     let res = async {
         let mut parts = Vec::new();
@@ -276,7 +358,7 @@ async fn multipart(
                 .body(ByteStream::from(chunk.to_vec()))
                 .send()
                 .await
-                .map_err(|e| format!("UploadPart {n}: {}", msg(&e)))?;
+                .map_err(|e| failed(&format!("UploadPart {n}"), &e))?;
             parts.push(
                 CompletedPart::builder()
                     .set_e_tag(out.e_tag().map(str::to_owned))
@@ -313,11 +395,11 @@ async fn multipart(
                         .is_some_and(|t| t.trim_matches('"').ends_with(&suffix))
             });
             if !stored {
-                return Err(format!("CompleteMultipartUpload: {}", msg(&e)));
+                return Err(failed("CompleteMultipartUpload", &e));
             }
             tracing::debug!(%key, "multipart upload completed (checked with HeadObject)");
         }
-        Ok::<(), String>(())
+        Ok::<(), Failed>(())
     }
     .await;
     if res.is_err() {

@@ -228,6 +228,8 @@ struct Track {
     cut: bool,
     end: u64,
     since: Instant,
+    /// When the runtime wrote the entry's first chunk (the line's own time).
+    written: Timestamp,
     /// The entry's first chunks were in a file that could not be read: it is shipped
     /// flagged partial.
     lost_head: bool,
@@ -420,6 +422,7 @@ impl Core {
             cut: false,
             end: at.end,
             since: now,
+            written: line.time,
             lost_head,
         });
         track.chunks += 1;
@@ -620,6 +623,10 @@ pub struct FileProgress {
     pub shipped: u64,
     /// When the oldest entry of this file still waiting for acknowledgement was read.
     pub oldest_unshipped: Option<Instant>,
+    /// When the runtime wrote the oldest entry of this file still waiting for
+    /// acknowledgement (the line's own time): unlike `oldest_unshipped`, the same after a
+    /// restart that reads the entry again.
+    pub oldest_written: Option<Timestamp>,
 }
 
 impl FileProgress {
@@ -2320,10 +2327,11 @@ impl Tailer {
     /// batch.
     pub fn progress(&self) -> Vec<FileProgress> {
         // The oldest event in flight holding each file: tracks are in read order.
-        let mut oldest: HashMap<FileKey, Instant> = HashMap::new();
+        let mut oldest: HashMap<FileKey, (Instant, Timestamp)> = HashMap::new();
         for track in self.core.inflight.slots.iter().flatten() {
             for (file, _) in &track.holds {
-                oldest.entry(*file).or_insert(track.since);
+                let o = oldest.entry(*file).or_insert((track.since, track.written));
+                o.1 = o.1.min(track.written);
             }
         }
         self.files
@@ -2346,7 +2354,8 @@ impl Tailer {
                     size,
                     read: f.read_offset,
                     shipped,
-                    oldest_unshipped: oldest.get(&key).copied(),
+                    oldest_unshipped: oldest.get(&key).map(|o| o.0),
+                    oldest_written: oldest.get(&key).map(|o| o.1),
                 }
             })
             .collect()

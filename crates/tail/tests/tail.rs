@@ -204,6 +204,27 @@ fn progress_tells_what_is_read_shipped_and_waiting() {
 }
 
 #[test]
+fn the_oldest_unshipped_entry_is_dated_by_its_line_and_survives_a_restart() {
+    let mut env = Env::new();
+    env.append("a.log", "2024-01-01T00:00:10.5Z stdout F ten\n");
+    env.append("a.log", "2024-01-01T00:00:20Z stdout F twenty\n");
+    let mut t = env.tailer();
+    let mut events = env.drain(&mut t, false);
+    let ten = logtide_event::Timestamp::parse_rfc3339(b"2024-01-01T00:00:10.5Z").unwrap();
+    let twenty = logtide_event::Timestamp::parse_rfc3339(b"2024-01-01T00:00:20Z").unwrap();
+    assert_eq!(t.progress()[0].oldest_written, Some(ten));
+    events[0].take_ack().unwrap().accept();
+    t.commit(env.t, true).unwrap();
+    assert_eq!(t.progress()[0].oldest_written, Some(twenty));
+    // Stopped before "twenty" was acknowledged: read again, it is as old as it was.
+    drop(events);
+    drop(t);
+    let mut t = env.tailer();
+    let _again = env.drain(&mut t, false);
+    assert_eq!(t.progress()[0].oldest_written, Some(twenty));
+}
+
+#[test]
 fn restart_resumes_after_acknowledged_data_only() {
     let mut env = Env::new();
     env.append("a.log", &cri("stdout", "F", "one"));

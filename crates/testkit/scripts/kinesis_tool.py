@@ -11,6 +11,7 @@
     kinesis_tool.py ENDPOINT read NAME               every record of every shard, oldest first,
                                                      one JSON object a line:
                                                      {"shard", "seq", "key", "data" (hex)}
+    kinesis_tool.py ENDPOINT put NAME KEY HEX        PutRecord of the bytes HEX with partition key KEY
 
 Credentials and region come from the environment (the tests set fake ones).
 """
@@ -115,6 +116,8 @@ def main(argv):
         wait_active(k, name)
     elif cmd == "read":
         read(k, name)
+    elif cmd == "put":
+        k.put_record(StreamName=name, PartitionKey=argv[4], Data=bytes.fromhex(argv[5]))
     else:
         sys.exit(f"unknown command {cmd}\n{__doc__}")
 

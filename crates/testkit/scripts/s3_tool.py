@@ -5,6 +5,8 @@
     s3_tool.py ENDPOINT read BUCKET PREFIX     every object under PREFIX, gunzipped: one JSON
                                                object a line: {"key", "size", "line"} per
                                                NDJSON line of the object
+    s3_tool.py ENDPOINT objects BUCKET PREFIX  every object under PREFIX as it is: one JSON object a
+                                               line: {"key", "size", "body"} (the body as UTF-8 text)
     s3_tool.py ENDPOINT leases TABLE           every item of a lease table, one JSON a line
 
 Credentials and region come from the environment (the tests set fake ones).
@@ -32,6 +34,14 @@ def main(argv):
                 for line in gzip.decompress(body).decode("utf-8").splitlines():
                     out.write(json.dumps({"key": obj["Key"], "size": obj["Size"], "line": line}))
                     out.write("\n")
+    elif cmd == "objects":
+        s3 = boto3.client("s3", endpoint_url=endpoint)
+        prefix = argv[4] if len(argv) > 4 else ""
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=name, Prefix=prefix):
+            for obj in page.get("Contents", []):
+                body = s3.get_object(Bucket=name, Key=obj["Key"])["Body"].read()
+                out.write(json.dumps({"key": obj["Key"], "size": obj["Size"], "body": body.decode("utf-8")}))
+                out.write("\n")
     elif cmd == "leases":
         ddb = boto3.client("dynamodb", endpoint_url=endpoint)
         for page in ddb.get_paginator("scan").paginate(TableName=name):

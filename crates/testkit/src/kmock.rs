@@ -18,7 +18,8 @@ impl Kmock {
     /// to install kmock, when it cannot start.
     pub fn start(objects: &Path) -> Kmock {
         let python = std::env::var("LOGTIDE_PYTHON").unwrap_or_else(|_| "python3".to_owned());
-        let install = format!("{python} -m pip install 'kmock>=0.8,<0.9' (as .ci/run does)");
+        let install =
+            format!("{python} -m pip install 'kmock>=0.8,<0.9' (scripts/test installs it)");
         let probe = Command::new(&python).args(["-c", "import kmock"]).output();
         assert!(
             probe.is_ok_and(|p| p.status.success()),

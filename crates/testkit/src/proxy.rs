@@ -4,7 +4,7 @@
 //! throttling error or a 500 without reaching the service, cut by a connection reset
 //! (before or after the service saw it), or — for PutRecords — passed on without some of
 //! its records, which are answered as throttled in the response, as Kinesis does on a
-//! partial failure.
+//! partial failure — or held unanswered (a blackhole) until the test resets it.
 
 use std::collections::HashSet;
 use std::io::{BufReader, Write};
@@ -38,6 +38,9 @@ pub enum Fault {
     /// Hold a request that writes (PUT or POST, such as an S3 upload) this long before
     /// passing it on; other requests pass at once.
     StallWrites(Duration),
+    /// Read the request and never answer: the connection stays open, silent, until
+    /// [`FaultProxy::reset_held`] resets it (or the proxy is dropped).
+    Blackhole,
 }
 
 /// What the proxy did, for the test to check against.
@@ -55,6 +58,8 @@ pub struct ProxyLog {
     pub records_failed: u64,
     /// Writing requests held back by [`Fault::StallWrites`] (counted when the hold starts).
     pub stalled: u64,
+    /// Requests never answered ([`Fault::Blackhole`]).
+    pub blackholed: u64,
     /// Data of the records the service received but whose answer was cut: the only
     /// records that may legitimately arrive twice.
     pub unanswered: HashSet<Vec<u8>>,
@@ -69,6 +74,7 @@ impl std::fmt::Debug for ProxyLog {
             .field("resets", &self.resets)
             .field("records_failed", &self.records_failed)
             .field("stalled", &self.stalled)
+            .field("blackholed", &self.blackholed)
             .field("unanswered_records", &self.unanswered.len())
             .finish()
     }
@@ -82,6 +88,8 @@ struct Shared {
     log: Mutex<ProxyLog>,
     counter: AtomicU64,
     stop: AtomicBool,
+    /// Connections of blackholed requests, open and silent.
+    held: Mutex<Vec<TcpStream>>,
 }
 
 /// The proxy; stops when dropped.
@@ -111,6 +119,7 @@ impl FaultProxy {
             log: Mutex::new(ProxyLog::default()),
             counter: AtomicU64::new(0),
             stop: AtomicBool::new(false),
+            held: Mutex::new(Vec::new()),
         });
         let s = shared.clone();
         let accept = thread::spawn(move || {
@@ -144,11 +153,22 @@ impl FaultProxy {
     pub fn log(&self) -> ProxyLog {
         lock(&self.shared.log).clone()
     }
+
+    /// Resets the connections held by [`Fault::Blackhole`] (the client sees a connection
+    /// reset, as when a network path comes back); returns how many.
+    pub fn reset_held(&self) -> usize {
+        let held = std::mem::take(&mut *lock(&self.shared.held));
+        for conn in &held {
+            reset(conn);
+        }
+        held.len()
+    }
 }
 
 impl Drop for FaultProxy {
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::SeqCst);
+        self.reset_held();
         let _ = TcpStream::connect(("127.0.0.1", self.port));
         if let Some(h) = self.accept.take() {
             let _ = h.join();
@@ -237,6 +257,13 @@ fn serve(conn: TcpStream, s: &Shared) {
             Fault::Reset => {
                 lock(&s.log).resets += 1;
                 reset(r.get_ref());
+                return;
+            }
+            Fault::Blackhole => {
+                lock(&s.log).blackholed += 1;
+                if let Ok(conn) = r.get_ref().try_clone() {
+                    lock(&s.held).push(conn);
+                }
                 return;
             }
             Fault::ResetAfterForward => {

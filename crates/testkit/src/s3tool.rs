@@ -70,6 +70,20 @@ impl S3Tool {
             .collect()
     }
 
+    /// Every object under `prefix` as it is stored (not gunzipped): its key and body.
+    pub fn objects(&self, bucket: &str, prefix: &str) -> Vec<(String, String)> {
+        self.run(&["objects", bucket, prefix])
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_slice(l)
+                    .unwrap_or_else(|e| panic!("s3_tool.py printed a bad line: {e}"));
+                let s = |k: &str| v[k].as_str().unwrap_or_default().to_owned();
+                (s("key"), s("body"))
+            })
+            .collect()
+    }
+
     /// Every item of a DynamoDB table, as DynamoDB JSON.
     pub fn scan_table(&self, table: &str) -> Vec<serde_json::Value> {
         self.run(&["leases", table])

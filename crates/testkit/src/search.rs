@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use crate::http::{lock, read_message, Message};
 use crate::service::{free_port, Service};
 
-const INSTALL: &str = "pip install noida-db osmem-server (as .ci/run does)";
+const INSTALL: &str = "pip install noida-db osmem-server (scripts/test installs it)";
 
 /// Asks Python where a pip package keeps its server binary. The binary is started
 /// directly (not through pip's wrapper script) so that dropping the service kills it.

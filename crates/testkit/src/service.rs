@@ -122,7 +122,7 @@ impl MotoServer {
             "moto_server",
             cmd,
             port,
-            "pip install 'moto[server]' (as .ci/run does)",
+            "pip install 'moto[server]' (scripts/test installs it)",
         ))
     }
 }
@@ -155,7 +155,7 @@ impl KinesisMock {
     pub fn start(streams: &[(&str, u32)]) -> KinesisMock {
         let pkg = test_services_dir().join("node_modules/kinesis-local");
         let install = format!(
-            "npm install --prefix {} kinesis-local (as .ci/run does; LOGTIDE_TEST_SERVICES names the directory)",
+            "npm install --prefix {} kinesis-local (scripts/test installs it; LOGTIDE_TEST_SERVICES names the directory)",
             test_services_dir().display()
         );
         let main = pkg.join("main.js");

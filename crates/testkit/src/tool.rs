@@ -46,7 +46,7 @@ impl KinesisTool {
             .unwrap_or_else(|e| panic!("cannot run {python}: {e}; install Python 3 with boto3"));
         assert!(
             out.status.success(),
-            "kinesis_tool.py {args:?} failed ({}): {}\n(install boto3: pip install boto3, as .ci/run does)",
+            "kinesis_tool.py {args:?} failed ({}): {}\n(install boto3: pip install boto3; scripts/test installs it)",
             out.status,
             String::from_utf8_lossy(&out.stderr)
         );
@@ -83,6 +83,12 @@ impl KinesisTool {
     /// until the stream is active.
     pub fn update_shard_count(&self, name: &str, shards: u32) {
         self.run(&["shard-count", name, &shards.to_string()]);
+    }
+
+    /// Puts one record (PutRecord), as a producer other than logtide would.
+    pub fn put(&self, name: &str, partition_key: &str, data: &[u8]) {
+        let hex: String = data.iter().map(|b| format!("{b:02x}")).collect();
+        self.run(&["put", name, partition_key, &hex]);
     }
 
     /// Every record of every shard, each shard oldest first.
