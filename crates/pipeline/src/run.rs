@@ -572,8 +572,10 @@ fn output_loop(
             dead_lettered += out.publish(telemetry);
             match result {
                 Ok(()) => {
-                    telemetry.add_events("shipped", batch.len() as u64 - dead_lettered);
+                    // Idle before shipped: a scrape that finds nothing in flight finds no
+                    // batch either.
                     telemetry.batch_done(name, started.elapsed());
+                    telemetry.add_events("shipped", batch.len() as u64 - dead_lettered);
                     AckToken::accept_all(batch.iter_mut().filter_map(Event::take_ack));
                     // Dropped by the input thread, or here when it is gone.
                     let _ = back.send(std::mem::take(&mut batch));
