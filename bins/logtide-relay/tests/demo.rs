@@ -4,24 +4,14 @@
 //! noida-db, and the alert to a webhook receiver. It prints what arrived where and exits
 //! 0 only when every sink holds every event and the alert came.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const RELAY: &str = env!("CARGO_BIN_EXE_logtide-relay");
-
-/// `logtide-files`, built beside `logtide-relay` (`cargo test --workspace` builds both;
-/// built here when only this package's tests run).
+/// The directory of `logtide-files` and `logtide-relay`.
 fn bin_dir() -> PathBuf {
-    let files = Path::new(RELAY).with_file_name("logtide-files");
-    if !files.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "-p", "logtide-files"])
-            .status()
-            .unwrap();
-        assert!(status.success(), "cannot build logtide-files");
-    }
-    files.parent().unwrap().to_owned()
+    common::files_bin().parent().unwrap().to_owned()
 }
 
 /// The two numbers of a report line `== <sink>…: <a> <what>, <b> events` (or the one of

@@ -9,86 +9,19 @@
 //! - `logtide-relay` (S3 archive + Elasticsearch on noida-db) restores the whole event
 //!   before its sinks: both receive every entry whole; it counts the records by kind.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::fs::{self, OpenOptions};
-use std::io::Write;
+use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::{append, cri, files_bin, sigterm, start, RELAY};
 use logtide_pipeline::http::{get, METRICS_PATH};
 use logtide_pipeline::telemetry::parse_samples;
-use logtide_testkit::{free_port, KinesisTool, MotoServer, NoidaDb, S3Tool, SearchTool, AWS_ENV};
+use logtide_testkit::{free_port, KinesisTool, MotoServer, NoidaDb, S3Tool, SearchTool};
 use serde_json::Value;
-
-const RELAY: &str = env!("CARGO_BIN_EXE_logtide-relay");
-
-/// `logtide-files`, built beside `logtide-relay` (built here when only this package's
-/// tests run).
-fn files_bin() -> PathBuf {
-    let path = Path::new(RELAY).with_file_name("logtide-files");
-    if !path.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "-p", "logtide-files"])
-            .status()
-            .unwrap();
-        assert!(status.success(), "cannot build logtide-files");
-    }
-    path
-}
-
-/// kubelet's way: `P` chunks of 16 KiB, then `F`.
-fn cri(message: &str) -> String {
-    let mut out = String::new();
-    let mut rest = message;
-    loop {
-        let cut = rest.len().min(16 * 1024);
-        let tag = if cut == rest.len() { "F" } else { "P" };
-        out.push_str(&format!(
-            "2024-06-01T00:36:59.526712987Z stdout {tag} {}\n",
-            &rest[..cut]
-        ));
-        if cut == rest.len() {
-            return out;
-        }
-        rest = &rest[cut..];
-    }
-}
-
-fn append(path: &Path, text: &str) {
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-}
-
-fn start(bin: &Path, args: &[&str], log: &Path) -> Child {
-    Command::new(bin)
-        .args(args)
-        .envs(AWS_ENV)
-        .env("LOGTIDE_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(fs::File::create(log).unwrap())
-        .spawn()
-        .unwrap()
-}
-
-fn sigterm(child: &mut Child, log: &Path) {
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let status = child.wait().unwrap();
-    assert!(
-        status.success(),
-        "{status}: {}",
-        fs::read_to_string(log).unwrap_or_default()
-    );
-}
 
 fn wait_until(what: &str, timeout: Duration, logs: &[&Path], mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
