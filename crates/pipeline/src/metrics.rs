@@ -611,13 +611,12 @@ fn output_loop(
                     add(&stats.events, batch.len() as u64);
                     telemetry.batch_done(name, started.elapsed());
                     telemetry.add_events("shipped", batch.len() as u64 - dead_lettered);
-                    telemetry.set_ready("output", Ok(()));
                     break;
                 }
                 Err(e) => {
                     add(&stats.write_errors, 1);
                     telemetry.add_output_errors(name, "write", 1);
-                    telemetry.set_ready("output", Err(format!("{name}: {e}")));
+                    telemetry.output_error(name, e.to_string());
                     if stop.load(Ordering::Relaxed) {
                         add(&stats.events_dropped, batch.len() as u64);
                         telemetry.add_discarded_events("output_failed_at_stop", batch.len() as u64);
@@ -666,6 +665,10 @@ pub fn run_metrics_with(
     }
     let out = output::build(&config.output)?;
     telemetry.set_ready("output", Ok(()));
+    // Ready from progress, as logtide-files: not ready once a batch has waited
+    // `http.stalled_after` without being accepted.
+    telemetry.set_stalled_after(config.http.stalled_after());
+    telemetry.watch_output("output", out.name());
     let output_stats = Arc::new(OutputStats::default());
     let names: Vec<(String, Arc<CollectorStats>)> = collectors
         .iter()
