@@ -69,6 +69,7 @@ fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
 ///     max_age: 60s                      # oldest event an open object may hold
 ///     key_template: "{prefix}/%Y/%m/%d/%H/{shard}-{sequence}.ndjson.gz"
 ///     multipart_part_bytes: 8MiB        # objects larger than this use a multipart upload
+///     attempt_timeout: 30s              # longest one upload call (or part) may take
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -99,6 +100,13 @@ pub struct S3Config {
     /// uploaded in parts. Default 8 MiB.
     #[serde(default = "default_part_bytes", deserialize_with = "bytes_field")]
     pub multipart_part_bytes: u64,
+    /// Longest one S3 call (a PutObject, or one part of a multipart upload) may take, from
+    /// connecting to the last byte of the answer; a connection that is never answered is
+    /// given up after it and the call tried again (counted in
+    /// `logtide_output_retries_total{reason="timeout"}`). Default `30s`: within a minute
+    /// for the relay loop, and enough for one 8 MiB part over a slow link.
+    #[serde(default = "default_attempt_timeout", deserialize_with = "duration")]
+    pub attempt_timeout: Duration,
 }
 
 #[derive(Deserialize)]
@@ -120,6 +128,9 @@ fn default_key_template() -> String {
 fn default_part_bytes() -> u64 {
     8 << 20
 }
+fn default_attempt_timeout() -> Duration {
+    Duration::from_secs(30)
+}
 
 /// The smallest part S3 accepts (but the last).
 pub(crate) const MIN_PART_BYTES: u64 = 5 << 20;
@@ -136,6 +147,7 @@ impl S3Config {
             max_age: default_max_age(),
             key_template: default_key_template(),
             multipart_part_bytes: default_part_bytes(),
+            attempt_timeout: default_attempt_timeout(),
         }
     }
 
@@ -154,6 +166,9 @@ impl S3Config {
         }
         if self.region.as_deref().is_some_and(str::is_empty) {
             return Err(Error::Config("region: must not be empty".into()));
+        }
+        if self.attempt_timeout.is_zero() {
+            return Err(Error::Config("attempt_timeout: must be above zero".into()));
         }
         if let Some(e) = &self.endpoint {
             if !(e.starts_with("http://") || e.starts_with("https://")) {
@@ -227,5 +242,13 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("multipart_part_bytes:"));
+        c = S3Config::new("ok-bucket");
+        assert_eq!(c.attempt_timeout, Duration::from_secs(30));
+        c.attempt_timeout = Duration::ZERO;
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("attempt_timeout: must be above zero"));
     }
 }

@@ -18,7 +18,6 @@ const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// Attempts per upload in one call; the object is kept for the next call after that.
 const ATTEMPTS: u32 = 6;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Counters of an [`S3Sink`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -162,7 +161,7 @@ impl S3Sink {
             .timeout_config(
                 aws_config::timeout::TimeoutConfig::builder()
                     .connect_timeout(CONNECT_TIMEOUT)
-                    .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+                    .operation_attempt_timeout(config.attempt_timeout)
                     .build(),
             );
         if let Some(region) = &config.region {
