@@ -19,7 +19,8 @@ use crate::deadletter::DeadLetters;
 use crate::decode::{peek_header, Decoder, Incomplete, RecordKind};
 use crate::lease::{Lease, LeaseTable};
 use crate::offload::{
-    offloaded_reference, parse_reference, retry_wait, RestoreConfig, OBJECT_ATTEMPT_TIMEOUT,
+    offloaded_reference, parse_reference, retry_wait, RestoreConfig, FETCH_ATTEMPTS,
+    FETCH_ATTEMPT_TIMEOUT,
 };
 use crate::sink::{runtime_and_sdk, sdk_config};
 use crate::Error;
@@ -556,7 +557,7 @@ impl Consumer {
                 .block_on(sdk_config(
                     region,
                     o.endpoint.as_deref(),
-                    OBJECT_ATTEMPT_TIMEOUT,
+                    FETCH_ATTEMPT_TIMEOUT,
                 ))
                 .map_err(|e| e.to_string())?;
             self.objects = Some(crate::offload::Store::new(&sdk, o.endpoint.is_some()));
@@ -569,7 +570,7 @@ impl Consumer {
         let body = loop {
             match self.rt.block_on(objects.get(bucket, key, limit)) {
                 Ok(body) => break body,
-                Err(f) if f.transient && attempt < 2 => {
+                Err(f) if f.transient && attempt + 1 < FETCH_ATTEMPTS => {
                     attempt += 1;
                     self.rt.block_on(tokio::time::sleep(retry_wait(attempt)));
                 }

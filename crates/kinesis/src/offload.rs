@@ -17,8 +17,16 @@ use serde_json::Value;
 use crate::pack::{add_flag, fit_message};
 use crate::Error;
 
-/// Longest one S3 call for an offloaded event may take (up to `max_entry_bytes` to move).
+/// Longest one S3 write of an offloaded event may take (up to `max_entry_bytes` to move).
 pub(crate) const OBJECT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Longest one read of an offloaded event by the consumer may take: it reads inside
+/// `poll`, which also renews the shard leases (10 s by default), so two tries of this
+/// stay near one lease period.
+pub(crate) const FETCH_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Tries of a read that fails for a reason that may pass.
+pub(crate) const FETCH_ATTEMPTS: u32 = 2;
 
 /// Bytes of `message` an offloaded event's head keeps (less when the record is smaller).
 pub const HEAD_MESSAGE_BYTES: usize = 8 << 10;
