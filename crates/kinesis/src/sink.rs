@@ -34,7 +34,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Attempts at writing an offloaded event to S3 before it goes to the dead-letter file
-/// (about 6 s of waiting in all): a store that is away must not hold every other log.
+/// (about 11 s of waiting in all): a store that is away must not hold every other log.
 const OFFLOAD_ATTEMPTS: u32 = 6;
 
 /// Counters of a [`Sink`], for the host's telemetry. Every event handed to the sink ends
