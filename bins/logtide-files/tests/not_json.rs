@@ -1,6 +1,6 @@
 //! Plain-text lines under the seed's `decode_json_fields` are not processor errors: a run
-//! over JSON and text lines counts no error in `logtide_processor_errors_total`, and the
-//! text lines stay as they were. With `add_error_key: true` each text line is an error,
+//! over JSON and text lines counts no error in `logtide_processor_errors_total` but each
+//! text line in `logtide_processor_not_json_total`, and the text lines stay as they were. With `add_error_key: true` each text line is an error,
 //! counted there and carried by its event in `error.message`, as Filebeat does.
 
 use std::fs;
@@ -42,8 +42,9 @@ fn counter(address: &str, name: &str, labels: &[(&str, &str)]) -> u64 {
 }
 
 /// Runs the agent over LINES with the given decode_json_fields options until every
-/// event is shipped; returns the processor errors counted and the events written.
-fn run(dir: &Path, decode_options: &str) -> (u64, Vec<Value>) {
+/// event is shipped; returns the processor errors and the fields left as not JSON
+/// counted, and the events written.
+fn run(dir: &Path, decode_options: &str) -> (u64, u64, Vec<Value>) {
     let logs = dir.join("logs");
     fs::create_dir_all(&logs).unwrap();
     let text: String = LINES
@@ -97,6 +98,7 @@ fn run(dir: &Path, decode_options: &str) -> (u64, Vec<Value>) {
         std::thread::sleep(Duration::from_millis(100));
     }
     let errors = counter(&address, "logtide_processor_errors_total", &[]);
+    let not_json = counter(&address, "logtide_processor_not_json_total", &[]);
     let processed = counter(&address, "logtide_events_total", &[("stage", "processed")]);
     assert_eq!(processed, LINES.len() as u64);
     Command::new("kill")
@@ -109,14 +111,15 @@ fn run(dir: &Path, decode_options: &str) -> (u64, Vec<Value>) {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    (errors, events)
+    (errors, not_json, events)
 }
 
 #[test]
 fn text_lines_are_not_processor_errors() {
     let dir = tempfile::tempdir().unwrap();
-    let (errors, events) = run(dir.path(), "");
+    let (errors, not_json, events) = run(dir.path(), "");
     assert_eq!(errors, 0, "plain text is not an error");
+    assert_eq!(not_json, 3, "it is counted as not JSON");
     assert_eq!(events.len(), LINES.len());
     let text: Vec<&str> = events
         .iter()
@@ -138,8 +141,9 @@ fn text_lines_are_not_processor_errors() {
 #[test]
 fn with_add_error_key_text_lines_are_errors_carried_by_their_events() {
     let dir = tempfile::tempdir().unwrap();
-    let (errors, events) = run(dir.path(), ", add_error_key: true");
+    let (errors, not_json, events) = run(dir.path(), ", add_error_key: true");
     assert_eq!(errors, 3);
+    assert_eq!(not_json, 0, "with add_error_key they are errors instead");
     let with_error: Vec<&Value> = events.iter().filter(|e| e.get("error").is_some()).collect();
     assert_eq!(with_error.len(), 3);
     for e in with_error {

@@ -264,13 +264,14 @@ struct Chain {
 impl Chain {
     /// Runs the processors over a batch; dropped events are acknowledged as discarded
     /// (and counted), so their offsets are not held back. Returns the number of events
-    /// dropped and of processor errors.
-    fn apply(&mut self, input: usize, batch: &mut Vec<Event>) -> (u64, u64) {
+    /// dropped, of processor errors, and of fields `decode_json_fields` left as text.
+    fn apply(&mut self, input: usize, batch: &mut Vec<Event>) -> (u64, u64, u64) {
         if self.input.is_empty() && self.global.is_empty() {
-            return (0, 0);
+            return (0, 0, 0);
         }
         let before = batch.len();
         let mut errors = 0;
+        let mut not_json = 0;
         let Chain {
             input: own,
             global,
@@ -284,6 +285,7 @@ impl Chain {
                 }
                 let outcome = chain.run(event);
                 stats.record(&outcome);
+                not_json += outcome.not_json().len() as u64;
                 for e in outcome.errors() {
                     errors += 1;
                     tracing::debug!(input, error = %e, "processor error");
@@ -297,7 +299,7 @@ impl Chain {
             }
             true
         });
-        ((before - batch.len()) as u64, errors)
+        ((before - batch.len()) as u64, errors, not_json)
     }
 }
 
@@ -437,9 +439,10 @@ fn tail_loop(
             hold.admit(&mut batch, now);
             hold.release(&mut batch, now);
         }
-        let (dropped, errors) = chain.apply(input, &mut batch);
+        let (dropped, errors, not_json) = chain.apply(input, &mut batch);
         telemetry.add_discarded_events("processor_drop", dropped);
         telemetry.add_processor_errors(errors);
+        telemetry.add_processor_not_json(not_json);
         telemetry.add_events("processed", batch.len() as u64);
         if !batch.is_empty() {
             let next = spare.pop().unwrap_or_else(|| Vec::with_capacity(BATCH));

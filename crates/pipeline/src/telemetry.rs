@@ -19,6 +19,7 @@
 //! | `logtide_file_truncations_total` | | files truncated in place (copytruncate): lines written just before may be lost |
 //! | `logtide_watch_failures_total` | | directories that could not be watched (out of inotify watches): their rotations are found at each end of file and every `scan_frequency` instead |
 //! | `logtide_processor_errors_total` | | processor errors (the event goes on, with `error.message`) |
+//! | `logtide_processor_not_json_total` | | fields `decode_json_fields` left as text because they are not JSON, without `add_error_key` (not errors, as in Filebeat) |
 //! | `logtide_source_errors_total` | `source` | failed reads of a source: a metricset's collection (or part of it), a shard's GetRecords |
 //! | `logtide_source_records_total` | `source`, `format` | records the relay read, by what they held: `logtide` (logtide's format), `json` (one JSON object: `format: json`, or another producer's), `text` (anything else, handed on as `message`) |
 //! | `logtide_output_retries_total` | `output`, `reason` | records or requests sent again, by why the first try failed: `throttled`, `refused_record` (a record refused inside a successful call, or a request cut in halves to find it), `network`, `timeout` (an attempt longer than its timeout), `server` (5xx), `denied` (access, missing stream or bucket: retried until fixed); alerts: `delivery` |
@@ -82,6 +83,7 @@ pub struct Telemetry {
     truncations: Counter,
     watch_failures: Counter,
     processor_errors: Counter,
+    processor_not_json: Counter,
     source_errors: Counters,
     source_records: Counters,
     retries: Counters,
@@ -202,6 +204,7 @@ impl Telemetry {
             truncations: Counter::default(),
             watch_failures: Counter::default(),
             processor_errors: Counter::default(),
+            processor_not_json: Counter::default(),
             source_errors: Counters::default(),
             source_records: Counters::default(),
             retries: Counters::default(),
@@ -273,6 +276,11 @@ impl Telemetry {
             "logtide_processor_errors",
             "Processor errors (the event goes on with error.message)",
             t.processor_errors.clone(),
+        );
+        registry.register(
+            "logtide_processor_not_json",
+            "Fields decode_json_fields left as text because they are not JSON (without add_error_key)",
+            t.processor_not_json.clone(),
         );
         registry.register(
             "logtide_source_errors",
@@ -437,6 +445,11 @@ impl Telemetry {
     /// Counts processor errors.
     pub fn add_processor_errors(&self, n: u64) {
         self.processor_errors.inc_by(n);
+    }
+
+    /// Counts fields `decode_json_fields` left as text because they are not JSON.
+    pub fn add_processor_not_json(&self, n: u64) {
+        self.processor_not_json.inc_by(n);
     }
 
     /// Counts records read from a source by format.
