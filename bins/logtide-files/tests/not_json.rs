@@ -57,7 +57,7 @@ fn run(dir: &Path, decode_options: &str) -> (u64, u64, Vec<Value>) {
     fs::write(
         &config,
         format!(
-            "inputs:\n  - type: container\n    paths: [{logs}/*.log]\n    scan_frequency: 1s\n\
+            "inputs:\n  - type: container\n    paths: [{logs}/*.log]\n\
              registry.path: {dir}/registry\n\
              processors:\n  - decode_json_fields: {{fields: [message], max_depth: 5, target: message-json, overwrite_keys: true{decode_options}}}\n  \
              - drop_fields: {{fields: [message], when: {{has_fields: [message-json]}}}}\n\

@@ -10,6 +10,18 @@ use logtide_kinesis::Decoder;
 use logtide_testkit::{KinesisTool, MotoServer, AWS_ENV};
 use serde_json::Value;
 
+/// Starts logtide-metrics with fake AWS credentials, its log in `log`.
+fn start(config: &std::path::Path, log: &std::path::Path) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_logtide-metrics"))
+        .arg("-c")
+        .arg(config)
+        .envs(AWS_ENV)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap()
+}
+
 #[test]
 fn metrics_arrive_in_the_stream() {
     let moto = MotoServer::start();
@@ -34,14 +46,7 @@ output.kinesis:
     )
     .unwrap();
     let log = dir.path().join("metrics.log");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_logtide-metrics"))
-        .arg("-c")
-        .arg(&config)
-        .envs(AWS_ENV)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
+    let mut child = start(&config, &log);
     let deadline = Instant::now() + Duration::from_secs(60);
     let events = loop {
         let mut decoder = Decoder::default();
@@ -119,14 +124,7 @@ output.kinesis:
     )
     .unwrap();
     let log = dir.path().join("metrics.log");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_logtide-metrics"))
-        .arg("-c")
-        .arg(&config)
-        .envs(AWS_ENV)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
+    let mut child = start(&config, &log);
     let address = format!("127.0.0.1:{port}");
     let readyz = || get(&address, READYZ_PATH).unwrap_or((0, String::new()));
     let wait = |what: &str, timeout: Duration, ok: &dyn Fn((u16, String)) -> bool| {
