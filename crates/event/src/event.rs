@@ -6,7 +6,8 @@ use std::sync::Arc;
 use serde::ser::SerializeMap;
 use serde_json::{Map, Value};
 
-use crate::{path, AckToken, Error, LogEntry, Timestamp};
+use crate::log_entry::{write_key, KEYS};
+use crate::{path, AckToken, Error, LogEntry, SharedFields, Timestamp};
 
 /// Key under which the event timestamp appears in JSON.
 pub const TIMESTAMP_KEY: &str = "@timestamp";
@@ -39,16 +40,103 @@ pub struct Source {
 ///
 /// An event made [`from_log_entry`](Event::from_log_entry) holds its fields as a
 /// [`LogEntry`] until they are first asked for; [`write_json`](Event::write_json) writes
-/// such an event without ever building its maps.
+/// such an event without ever building its maps. Three changes keep it that way: fields
+/// shared by many events ([`Event::merge_shared`]), the message decoded as JSON in place
+/// ([`Event::set_message_decoded`]) and `message` dropped ([`Event::delete`]); anything
+/// else builds the maps first.
 #[derive(Debug, Default)]
 pub struct Event {
     timestamp: Timestamp,
     /// Fields not yet moved into `fields`; `fields` is built from it on first use.
     entry: Option<LogEntry>,
+    /// What was done to `entry`'s fields without building them.
+    lazy: Lazy,
     fields: OnceCell<Map<String, Value>>,
     metadata: Map<String, Value>,
     source: Option<Source>,
     ack: Option<AckToken>,
+}
+
+/// Changes to a [`LogEntry`]'s fields held without building them; see [`Event`].
+#[derive(Clone, Debug, Default)]
+struct Lazy {
+    /// Merged over the entry's fields. Its keys are not the entry's, but for `container`
+    /// when it replaces the entry's `container` whole (see [`Event::merge_shared`]).
+    shared: Option<Arc<SharedFields>>,
+    /// The key the message's text is the JSON of (see [`Event::set_message_decoded`]).
+    decoded: Option<Arc<str>>,
+    /// `message` was removed.
+    message_dropped: bool,
+}
+
+impl Lazy {
+    fn shared_has(&self, key: &str) -> bool {
+        self.shared
+            .as_ref()
+            .is_some_and(|s| s.fields().contains_key(key))
+    }
+
+    fn builds(&self, entry: &LogEntry) -> Map<String, Value> {
+        let mut fields = entry.to_fields();
+        if let Some(key) = &self.decoded {
+            // The text was checked to be one JSON object when the key was set.
+            let value = serde_json::from_str(entry.message.trim_ascii())
+                .unwrap_or_else(|_| Value::String(entry.message.clone()));
+            fields.insert(key.to_string(), value);
+        }
+        if self.message_dropped {
+            fields.remove("message");
+        }
+        if let Some(shared) = &self.shared {
+            shared.merge_into(&mut fields);
+        }
+        fields
+    }
+
+    /// Appends `entry`'s fields with these changes, as members of a JSON object each
+    /// preceded by a comma, keys in byte order: the bytes `builds` would be written as.
+    fn write_members(&self, entry: &LogEntry, out: &mut Vec<u8>) {
+        let mut own = (0..KEYS.len())
+            .filter(|&i| {
+                entry.has(i)
+                    && !(i == 4 && self.message_dropped)
+                    && !(i == 0 && self.shared_has(KEYS[0]))
+            })
+            .peekable();
+        let mut shared = self.shared.iter().flat_map(|s| s.rendered()).peekable();
+        let mut decoded = self.decoded.as_deref();
+        loop {
+            let a = own.peek().map(|&i| KEYS[i]);
+            let b = shared.peek().map(|(k, _)| *k);
+            let c = decoded;
+            // The smallest key of the three sources next; they never share a key.
+            let smallest = [a, b, c].into_iter().flatten().min();
+            match smallest {
+                None => break,
+                Some(k) if Some(k) == a => {
+                    if let Some(i) = own.next() {
+                        write_key(out, k);
+                        entry.write_field(i, out);
+                    }
+                }
+                Some(k) if Some(k) == b => {
+                    if let Some((key, value)) = shared.next() {
+                        out.push(b',');
+                        crate::json::write_str(out, key);
+                        out.push(b':');
+                        out.extend_from_slice(value);
+                    }
+                }
+                Some(k) => {
+                    out.push(b',');
+                    crate::json::write_str(out, k);
+                    out.push(b':');
+                    out.extend_from_slice(entry.message.trim_ascii().as_bytes());
+                    decoded = None;
+                }
+            }
+        }
+    }
 }
 
 impl Event {
@@ -127,7 +215,8 @@ impl Event {
     /// unchanged (see [`Event::from_log_entry`]); `None` once they have been changed, or
     /// for other events. A cheap way to read the entry's path or container id.
     pub fn log_entry(&self) -> Option<&LogEntry> {
-        // `fields_mut`, the only way to change the fields, drops the entry.
+        // `fields_mut`, the only way to change the fields other than the changes `Lazy`
+        // records, drops the entry.
         self.entry.as_ref()
     }
 
@@ -136,18 +225,85 @@ impl Event {
         self.fields.get_or_init(|| {
             self.entry
                 .as_ref()
-                .map(LogEntry::to_fields)
+                .map(|e| self.lazy.builds(e))
                 .unwrap_or_default()
         })
+    }
+
+    /// The entry and the changes to it, while its fields are not built.
+    fn lazy_entry(&self) -> Option<(&LogEntry, &Lazy)> {
+        match (&self.entry, self.fields.get()) {
+            (Some(entry), None) => Some((entry, &self.lazy)),
+            _ => None,
+        }
+    }
+
+    /// Merges `shared` into the fields as [`SharedFields::merge_into`] does. An event in
+    /// entry form keeps a reference instead of copying the fields, unless a key is one
+    /// the entry has (but `container`, replaced whole when `shared`'s has an `id` or the
+    /// entry has none), or it already holds shared fields; then the maps are built.
+    pub fn merge_shared(&mut self, shared: &Arc<SharedFields>) {
+        if let Some((entry, lazy)) = self.lazy_entry() {
+            let fits = lazy.shared.is_none()
+                && shared
+                    .fields()
+                    .iter()
+                    .all(|(key, value)| match key.as_str() {
+                        "container" => {
+                            entry.container_id.is_none()
+                                || value.as_object().is_some_and(|c| c.contains_key("id"))
+                        }
+                        key => !KEYS.contains(&key) && lazy.decoded.as_deref() != Some(key),
+                    });
+            if fits {
+                self.lazy.shared = Some(Arc::clone(shared));
+                return;
+            }
+        }
+        shared.merge_into(self.fields_mut());
+    }
+
+    /// The message of an event in entry form whose fields are not built, while it is
+    /// neither decoded nor dropped: the text [`Event::set_message_decoded`] may stand for.
+    pub fn entry_message(&self) -> Option<&str> {
+        let (entry, lazy) = self.lazy_entry()?;
+        (lazy.decoded.is_none() && !lazy.message_dropped).then_some(entry.message.as_str())
+    }
+
+    /// Sets the top-level field `key` to the JSON object [`Event::entry_message`] holds,
+    /// without decoding it: the text is written as it is. Returns `false`, changing
+    /// nothing, when the event has no such message or `key` is not a new top-level key
+    /// (a key of the entry or of its shared fields, with a `.`, or starting with `@`).
+    ///
+    /// The caller vouches for the text: one JSON object, nothing but spaces and tabs
+    /// around it and no line breaks, no key twice in any object, no integer beyond
+    /// `i64` — so that written as it is, it has the value `serde_json` decodes from it,
+    /// which is what the field holds when the maps are built.
+    pub fn set_message_decoded(&mut self, key: &str) -> bool {
+        let fits = self.entry_message().is_some()
+            && !key.contains('.')
+            && !key.starts_with('@')
+            && !KEYS.contains(&key)
+            && !self.lazy.shared_has(key);
+        if fits {
+            self.lazy.decoded = Some(Arc::from(key));
+        }
+        fits
     }
 
     /// The fields, for modification.
     pub fn fields_mut(&mut self) -> &mut Map<String, Value> {
         if self.fields.get().is_none() {
-            let fields = self.entry.take().map(|e| e.to_fields()).unwrap_or_default();
+            let lazy = std::mem::take(&mut self.lazy);
+            let fields = self
+                .entry
+                .take()
+                .map(|e| lazy.builds(&e))
+                .unwrap_or_default();
             self.fields = OnceCell::from(fields);
         }
         self.entry = None;
+        self.lazy = Lazy::default();
         self.fields
             .get_mut()
             .expect("the fields were set just above")
@@ -185,8 +341,37 @@ impl Event {
         }
     }
 
+    /// Whether `path` is certainly absent from an event in entry form: no top-level
+    /// field it could reach (the key itself, or a key and a `.`) is there. Answers
+    /// without building the maps.
+    fn surely_absent(&self, path: &str) -> bool {
+        let Some((entry, lazy)) = self.lazy_entry() else {
+            return false;
+        };
+        if path.starts_with(METADATA_KEY) {
+            return false;
+        }
+        let reaches = |key: &str| {
+            path.strip_prefix(key)
+                .is_some_and(|r| r.is_empty() || r.starts_with('.'))
+        };
+        let own = (0..KEYS.len())
+            .filter(|&i| entry.has(i) && !(i == 4 && lazy.message_dropped))
+            .map(|i| KEYS[i]);
+        let shared = lazy
+            .shared
+            .iter()
+            .flat_map(|s| s.fields().keys().map(String::as_str));
+        !own.chain(lazy.decoded.as_deref())
+            .chain(shared)
+            .any(reaches)
+    }
+
     /// The value at a field path such as `kubernetes.pod.name` or `@metadata._id`.
     pub fn get(&self, path: &str) -> Option<&Value> {
+        if self.surely_absent(path) {
+            return None;
+        }
         let (map, path) = self.route(path);
         path::get(map, path)
     }
@@ -195,12 +380,15 @@ impl Event {
     /// straight from a [`LogEntry`] (without building the maps) for its string fields:
     /// `message`, `stream`, `log.file.path`, `container.id`, `input.type`.
     pub fn get_str(&self, path: &str) -> Option<&str> {
-        if let Some(entry) = &self.entry {
+        if let Some((entry, lazy)) = self.lazy_entry() {
             match path {
+                "message" if lazy.message_dropped => return None,
                 "message" => return Some(&entry.message),
                 "stream" => return Some(entry.stream),
                 "log.file.path" => return Some(&entry.path),
-                "container.id" => return entry.container_id.as_deref(),
+                "container.id" if !lazy.shared_has("container") => {
+                    return entry.container_id.as_deref()
+                }
                 "input.type" => return Some(entry.input_type),
                 _ => {}
             }
@@ -216,6 +404,14 @@ impl Event {
 
     /// Whether a field path exists.
     pub fn contains(&self, path: &str) -> bool {
+        if let Some((_, lazy)) = self.lazy_entry() {
+            match path {
+                "message" => return !lazy.message_dropped,
+                "stream" | "log.file.path" | "log.offset" | "input.type" => return true,
+                _ if lazy.decoded.as_deref() == Some(path) => return true,
+                _ => {}
+            }
+        }
         self.get(path).is_some()
     }
 
@@ -223,6 +419,19 @@ impl Event {
     pub fn insert(&mut self, path: &str, value: Value) -> Result<Option<Value>, Error> {
         let (map, path) = self.route_mut(path);
         path::insert(map, path, value)
+    }
+
+    /// Removes a field path; returns whether it was there. Like `remove(path).is_some()`,
+    /// but `message` of an event in entry form goes without building its maps.
+    pub fn delete(&mut self, path: &str) -> bool {
+        if path == "message" {
+            if let Some((_, lazy)) = self.lazy_entry() {
+                let was = !lazy.message_dropped;
+                self.lazy.message_dropped = true;
+                return was;
+            }
+        }
+        self.remove(path).is_some()
     }
 
     /// Removes a field path and returns its value.
@@ -256,6 +465,7 @@ impl Event {
         Event {
             timestamp: self.timestamp,
             entry: self.entry.clone(),
+            lazy: self.lazy.clone(),
             fields: self.fields.clone(),
             metadata: self.metadata.clone(),
             source: self.source.clone(),
@@ -287,9 +497,14 @@ impl Event {
         out.extend_from_slice(b"{\"@timestamp\":\"");
         self.timestamp.write_rfc3339(out);
         out.push(b'"');
-        match (self.fields.get(), &self.entry) {
-            (None, Some(entry)) => entry.write_members(out),
-            _ => {
+        match self.lazy_entry() {
+            Some((entry, lazy))
+                if lazy.shared.is_none() && lazy.decoded.is_none() && !lazy.message_dropped =>
+            {
+                entry.write_members(out)
+            }
+            Some((entry, lazy)) => lazy.write_members(entry, out),
+            None => {
                 for (k, v) in self.fields() {
                     out.push(b',');
                     crate::json::write_str(out, k);
@@ -450,6 +665,183 @@ mod tests {
             );
             assert_eq!(lazy, built);
         }
+    }
+
+    fn shared_fields(container_id: bool, runtime: bool) -> Arc<SharedFields> {
+        let mut fields = Map::new();
+        fields.insert(
+            "kubernetes".into(),
+            json!({"pod": {"name": "p", "uid": "u"}, "namespace": "ns", "labels": {"app.kubernetes.io/name": "x \"q\""}}),
+        );
+        let mut container = Map::new();
+        if container_id {
+            container.insert("id".into(), json!("4567"));
+        }
+        if runtime {
+            container.insert("runtime".into(), json!("containerd"));
+        }
+        if !container.is_empty() {
+            fields.insert("container".into(), Value::Object(container));
+        }
+        Arc::new(SharedFields::new(fields))
+    }
+
+    /// Every combination of the changes an entry-form event holds without maps, in both
+    /// orders, against the same changes made to maps: the same bytes, the same value and
+    /// the same answers to field lookups.
+    #[test]
+    fn lazy_changes_write_what_their_maps_write() {
+        let time = Timestamp::parse_rfc3339(b"2024-01-02T03:04:05.5Z").unwrap();
+        let json_text = r#"{"a":1,"b":"x\"y","c":{"d":[1,2.5,null]},"n":-3}"#;
+        let shared_variants = [
+            None,
+            Some(shared_fields(true, true)),
+            Some(shared_fields(false, true)),
+            Some(shared_fields(true, false)),
+        ];
+        let mut lazy_writes = 0;
+        for bits in 0..16u8 {
+            for shared in &shared_variants {
+                for decode in [false, true] {
+                    for drop in [false, true] {
+                        for shared_first in [false, true] {
+                            let mut e =
+                                entry(bits & 1 != 0, bits & 2 != 0, bits & 4 != 0, bits & 8 != 0);
+                            e.message = json_text.into();
+                            let mut lazy = Event::from_log_entry(time, e.clone());
+                            let mut maps = Event::with_fields(time, e.to_fields());
+                            let merge = |ev: &mut Event, maps: &mut Event| {
+                                if let Some(s) = shared {
+                                    ev.merge_shared(s);
+                                    s.merge_into(maps.fields_mut());
+                                }
+                            };
+                            if shared_first {
+                                merge(&mut lazy, &mut maps);
+                            }
+                            if decode {
+                                let value: Value = serde_json::from_str(json_text).unwrap();
+                                if lazy.log_entry().is_some() {
+                                    assert_eq!(lazy.entry_message(), Some(json_text));
+                                    assert!(lazy.set_message_decoded("message-json"));
+                                } else {
+                                    lazy.insert("message-json", value.clone()).unwrap();
+                                }
+                                maps.insert("message-json", value).unwrap();
+                            }
+                            if drop {
+                                assert!(lazy.delete("message"));
+                                assert!(!lazy.delete("message"), "already gone");
+                                maps.remove("message");
+                            }
+                            if !shared_first {
+                                merge(&mut lazy, &mut maps);
+                            }
+                            if lazy.log_entry().is_some() && (shared.is_some() || decode || drop) {
+                                lazy_writes += 1;
+                            }
+                            let case = format!("bits {bits} shared {} decode {decode} drop {drop} shared first {shared_first}", shared.is_some());
+                            for path in [
+                                "message",
+                                "message-json",
+                                "container.id",
+                                "stream",
+                                "log.offset",
+                                "kubernetes.pod.name",
+                                "nope",
+                            ] {
+                                assert_eq!(
+                                    lazy.contains(path),
+                                    maps.contains(path),
+                                    "{case}: contains {path}"
+                                );
+                                assert_eq!(
+                                    lazy.get_str(path),
+                                    maps.get_str(path),
+                                    "{case}: get_str {path}"
+                                );
+                            }
+                            let (mut a, mut b) = (Vec::new(), Vec::new());
+                            lazy.write_json(&mut a);
+                            maps.write_json(&mut b);
+                            assert_eq!(
+                                String::from_utf8(a).unwrap(),
+                                String::from_utf8(b).unwrap(),
+                                "{case}"
+                            );
+                            assert_eq!(lazy, maps, "{case}");
+                        }
+                    }
+                }
+            }
+        }
+        assert!(
+            lazy_writes > 300,
+            "most cases stay in entry form: {lazy_writes}"
+        );
+    }
+
+    #[test]
+    fn lookups_of_what_an_entry_has_or_lacks_build_no_maps() {
+        let mut e = entry(false, false, true, false);
+        e.message = r#"{"a":1}"#.into();
+        let mut event = Event::from_log_entry(Timestamp::UNIX_EPOCH, e);
+        event.merge_shared(&shared_fields(true, true));
+        assert!(event.set_message_decoded("message-json"));
+        assert!(event.contains("message-json"));
+        assert!(event.contains("message"));
+        assert!(!event.contains("nope"));
+        assert!(!event.contains("message-jsonx"));
+        assert!(!event.contains("messages.x"));
+        assert_eq!(event.get("error.message"), None);
+        assert_eq!(
+            event.get_str("log.file.path"),
+            Some("/var/log/containers/a_b_c-0123.log")
+        );
+        assert!(event.delete("message"));
+        assert!(!event.contains("message"));
+        assert!(event.fields.get().is_none(), "no maps built");
+        assert_eq!(event.get("kubernetes.pod.name"), Some(&json!("p")));
+        assert!(event.fields.get().is_some(), "looking inside builds them");
+    }
+
+    #[test]
+    fn a_decoded_message_is_written_as_it_was_read() {
+        let text = "  {\"z\": 1,\t\"a\": \"\\u00e9\", \"m\": {\"y\": 2.50, \"b\": []}} \t";
+        let mut e = entry(false, false, true, false);
+        e.message = text.into();
+        let mut event = Event::from_log_entry(Timestamp::UNIX_EPOCH, e);
+        assert!(!event.set_message_decoded("a.b"), "not a top-level key");
+        assert!(!event.set_message_decoded("@x"));
+        assert!(!event.set_message_decoded("log"), "the entry's own key");
+        assert!(event.set_message_decoded("message-json"));
+        assert!(!event.set_message_decoded("other"), "decoded once");
+        assert!(event.delete("message"));
+        assert_eq!(event.entry_message(), None);
+        let mut out = Vec::new();
+        event.write_json(&mut out);
+        let line = String::from_utf8(out).unwrap();
+        assert!(
+            line.contains(
+                r#","message-json":{"z": 1,	"a": "\u00e9", "m": {"y": 2.50, "b": []}},"stream""#
+            ),
+            "{line}"
+        );
+        let value: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(
+            value["message-json"],
+            json!({"a": "é", "m": {"b": [], "y": 2.5}, "z": 1})
+        );
+        assert_eq!(event.get("message-json.m.y"), Some(&json!(2.5)));
+        assert!(event.get("message").is_none());
+        // Changing a field builds the maps; the decoded object is then written by key.
+        event.insert("message-json.z", json!(2)).unwrap();
+        assert!(event.log_entry().is_none());
+        let mut out = Vec::new();
+        event.write_json(&mut out);
+        assert!(String::from_utf8(out)
+            .unwrap()
+            .contains(r#""message-json":{"a":"é","m":{"b":[],"y":2.5},"z":2}"#));
     }
 
     #[test]

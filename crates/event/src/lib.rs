@@ -31,12 +31,14 @@ mod event;
 pub mod json;
 mod log_entry;
 pub mod path;
+mod shared;
 mod timestamp;
 
 pub use ack::{AckOutcome, AckToken, Acknowledge};
 pub use condition::Condition;
 pub use event::{Event, Source, METADATA_KEY, TIMESTAMP_KEY};
 pub use log_entry::LogEntry;
+pub use shared::SharedFields;
 pub use timestamp::{Timestamp, TimestampError};
 
 /// Errors of this crate.

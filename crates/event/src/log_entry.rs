@@ -42,6 +42,10 @@ pub struct LogEntry {
     pub input_type: &'static str,
 }
 
+/// The top-level keys of an entry's fields, in byte order; `LogEntry::has` and
+/// `LogEntry::write_field` take an index into it.
+pub(crate) const KEYS: [&str; 6] = ["container", "docker", "input", "log", "message", "stream"];
+
 fn object(key: &str, value: Value) -> Value {
     Value::Object(Map::from_iter([(key.to_owned(), value)]))
 }
@@ -88,40 +92,75 @@ impl LogEntry {
         fields
     }
 
+    /// Whether the field at `KEYS[index]` is present.
+    pub(crate) fn has(&self, index: usize) -> bool {
+        match index {
+            0 => self.container_id.is_some(),
+            1 => self.docker_attrs.is_some(),
+            _ => index < KEYS.len(),
+        }
+    }
+
+    /// Appends the value of the field at `KEYS[index]`, which must be present: the bytes
+    /// [`to_fields`](Self::to_fields) would be written as.
+    pub(crate) fn write_field(&self, index: usize, out: &mut Vec<u8>) {
+        match index {
+            0 => {
+                out.extend_from_slice(b"{\"id\":");
+                write_str(out, self.container_id.as_deref().unwrap_or_default());
+                out.push(b'}');
+            }
+            1 => {
+                out.extend_from_slice(b"{\"attrs\":");
+                match &self.docker_attrs {
+                    Some(attrs) => write_value(out, attrs),
+                    None => out.extend_from_slice(b"null"),
+                }
+                out.push(b'}');
+            }
+            2 => {
+                out.extend_from_slice(b"{\"type\":");
+                write_str(out, self.input_type);
+                out.push(b'}');
+            }
+            3 => {
+                out.extend_from_slice(b"{\"file\":{\"path\":");
+                write_str(out, &self.path);
+                out.push(b'}');
+                if self.partial || self.truncated {
+                    out.extend_from_slice(b",\"flags\":[");
+                    for (i, flag) in self.flags().enumerate() {
+                        if i > 0 {
+                            out.push(b',');
+                        }
+                        write_str(out, flag);
+                    }
+                    out.push(b']');
+                }
+                // Writing into a Vec cannot fail.
+                let _ = write!(out, ",\"offset\":{}}}", self.offset);
+            }
+            4 => write_str(out, &self.message),
+            _ => write_str(out, self.stream),
+        }
+    }
+
     /// Appends the fields as members of a JSON object, each preceded by a comma: the
     /// bytes [`to_fields`](Self::to_fields) would be written as (keys in byte order, as
     /// a map writes them).
     pub(crate) fn write_members(&self, out: &mut Vec<u8>) {
-        if let Some(id) = &self.container_id {
-            out.extend_from_slice(b",\"container\":{\"id\":");
-            write_str(out, id);
-            out.push(b'}');
-        }
-        if let Some(attrs) = &self.docker_attrs {
-            out.extend_from_slice(b",\"docker\":{\"attrs\":");
-            write_value(out, attrs);
-            out.push(b'}');
-        }
-        out.extend_from_slice(b",\"input\":{\"type\":");
-        write_str(out, self.input_type);
-        out.extend_from_slice(b"},\"log\":{\"file\":{\"path\":");
-        write_str(out, &self.path);
-        out.push(b'}');
-        if self.partial || self.truncated {
-            out.extend_from_slice(b",\"flags\":[");
-            for (i, flag) in self.flags().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_str(out, flag);
+        for (index, key) in KEYS.iter().enumerate() {
+            if self.has(index) {
+                write_key(out, key);
+                self.write_field(index, out);
             }
-            out.push(b']');
         }
-        // Writing into a Vec cannot fail.
-        let _ = write!(out, ",\"offset\":{}}}", self.offset);
-        out.extend_from_slice(b",\"message\":");
-        write_str(out, &self.message);
-        out.extend_from_slice(b",\"stream\":");
-        write_str(out, self.stream);
     }
+}
+
+/// Appends `,"key":` for a key that needs no escaping.
+pub(crate) fn write_key(out: &mut Vec<u8>, key: &str) {
+    out.extend_from_slice(b",\"");
+    out.extend_from_slice(key.as_bytes());
+    out.extend_from_slice(b"\":");
 }

@@ -62,6 +62,9 @@ pub(crate) struct DecodeJsonFields {
     add_error_key: bool,
     expand_keys: bool,
     document_id: Option<String>,
+    /// The target key when a decoded object may be kept as its text (see `crate::raw`):
+    /// a new top-level field, no keys to expand, no document id to take out.
+    as_is_target: Option<String>,
 }
 
 impl DecodeJsonFields {
@@ -75,7 +78,12 @@ impl DecodeJsonFields {
             Some(t) if t.is_empty() => Target::Root,
             Some(t) => Target::Field(t),
         };
+        let as_is_target = match &target {
+            Target::Field(t) if !c.expand_keys && c.document_id.is_none() => Some(t.clone()),
+            _ => None,
+        };
         Ok(DecodeJsonFields {
+            as_is_target,
             fields: c.fields.0,
             max_depth: c.max_depth,
             process_array: c.process_array,
@@ -94,11 +102,17 @@ impl DecodeJsonFields {
     }
 
     fn decode_field(&self, event: &mut Event, field: &str, report: &mut Report<'_>) {
+        // A tailed entry's JSON message that nothing needs decoded stays text.
+        if let (Some(target), Some(message)) = (&self.as_is_target, event.entry_message()) {
+            if field == "message"
+                && crate::raw::writable_as_is(message, self.max_depth > 1)
+                && event.set_message_decoded(target)
+            {
+                return;
+            }
+        }
         // Fields that are missing or do not hold a string are skipped, as in Filebeat.
-        let Some(slot) = event.get_mut(field) else {
-            return;
-        };
-        let Value::String(text) = &*slot else {
+        let Some(text) = event.get_str(field) else {
             return;
         };
         let mut decoded = match unmarshal(text, self.max_depth, self.process_array) {
@@ -117,7 +131,7 @@ impl DecodeJsonFields {
                     "message".to_owned(),
                     Value::String(format!("parsing input as JSON: {reason}")),
                 );
-                error.insert("data".to_owned(), Value::String(text.clone()));
+                error.insert("data".to_owned(), Value::String(text.to_owned()));
                 error.insert("field".to_owned(), Value::String(field.to_owned()));
                 set_error(event, error);
                 report.error(Error::InvalidJson {
@@ -374,7 +388,7 @@ fn decode_nested(value: &mut Value, depth: usize, process_array: bool) {
 }
 
 /// Whether a string looks like a JSON object or array (after trimming whitespace).
-fn is_structured(s: &str) -> bool {
+pub(crate) fn is_structured(s: &str) -> bool {
     let s = s.trim().as_bytes();
     s.len() >= 2 && matches!((s[0], s[s.len() - 1]), (b'{', b'}') | (b'[', b']'))
 }

@@ -65,7 +65,7 @@ impl DropFields {
 
     pub(crate) fn run(&self, event: &mut Event, report: &mut Report<'_>) {
         for field in &self.fields {
-            if event.remove(field).is_none() && !self.ignore_missing {
+            if !event.delete(field) && !self.ignore_missing {
                 report.error(Error::NotDropped {
                     field: field.clone(),
                 });

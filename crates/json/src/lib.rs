@@ -100,6 +100,7 @@ mod error;
 mod fields;
 mod goregexp;
 mod merge;
+mod raw;
 
 pub use chain::{
     Extension, Extensions, Outcome, ProcessorError, Processors, Stats, PROCESSOR_NAMES,

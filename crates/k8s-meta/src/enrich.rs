@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
-use logtide_event::Event;
+use logtide_event::{Event, SharedFields};
 use serde_json::{Map, Value};
 
 use crate::settings::Settings;
@@ -205,7 +205,7 @@ type PathCache = Option<(String, Option<(LogPathInfo, bool)>)>;
 
 /// What the lines of one file get: fields and a miss reason, or a wait until a deadline.
 enum RunState {
-    Done(Fields, Option<MissReason>),
+    Done(Arc<SharedFields>, Option<MissReason>),
     Waiting(Instant),
 }
 
@@ -216,13 +216,18 @@ struct Fields {
 }
 
 impl Fields {
-    fn apply(&self, event: &mut Event) {
+    /// The fields to merge into events: `kubernetes` and `container` when not empty, each
+    /// merged into an object the event has at every depth (a metrics event's
+    /// `kubernetes.pod.cpu`, say, stays beside what enrichment adds).
+    fn share(self) -> Arc<SharedFields> {
+        let mut fields = Map::new();
         if !self.kubernetes.is_empty() {
-            merge(event, "kubernetes", self.kubernetes.clone());
+            fields.insert("kubernetes".to_owned(), Value::Object(self.kubernetes));
         }
         if !self.container.is_empty() {
-            merge(event, "container", self.container.clone());
+            fields.insert("container".to_owned(), Value::Object(self.container));
         }
+        Arc::new(SharedFields::new(fields))
     }
 }
 
@@ -484,7 +489,7 @@ impl Enricher {
         if !matches!(self.status, ClusterStatus::Watching { .. }) {
             return true;
         }
-        let Some(path) = event.get("log.file.path").and_then(Value::as_str) else {
+        let Some(path) = event.get_str("log.file.path") else {
             return true;
         };
         let Some(info) = match_log_path(path) else {
@@ -522,7 +527,10 @@ impl Enricher {
     ) -> RunState {
         let settings = &*self.settings;
         if !cluster {
-            return RunState::Done(path_fields(info, pod_only), Some(MissReason::NoCluster));
+            return RunState::Done(
+                path_fields(info, pod_only).share(),
+                Some(MissReason::NoCluster),
+            );
         }
         match lookup(store, settings, info, pod_only) {
             Lookup::Found(pod, container) => {
@@ -531,12 +539,12 @@ impl Enricher {
                 }
                 let container = container.and_then(|c| pod.containers.get(c));
                 RunState::Done(
-                    render(store, settings, pod, container, info, pod_only),
+                    render(store, settings, pod, container, info, pod_only).share(),
                     None,
                 )
             }
             Lookup::NoContainer(pod) => RunState::Done(
-                render(store, settings, pod, None, info, pod_only),
+                render(store, settings, pod, None, info, pod_only).share(),
                 Some(MissReason::ContainerNotInPod),
             ),
             Lookup::Unknown => {
@@ -546,9 +554,10 @@ impl Enricher {
                 });
                 match deadline {
                     Some(deadline) => RunState::Waiting(deadline),
-                    None => {
-                        RunState::Done(path_fields(info, pod_only), Some(MissReason::PodUnknown))
-                    }
+                    None => RunState::Done(
+                        path_fields(info, pod_only).share(),
+                        Some(MissReason::PodUnknown),
+                    ),
                 }
             }
         }
@@ -579,12 +588,14 @@ impl Enricher {
         match lookup(&store, &self.settings, &info, pod_only) {
             Lookup::Found(found, index) => {
                 let container = index.and_then(|i| found.containers.get(i));
-                render(&store, &self.settings, found, container, &info, pod_only).apply(event);
+                let fields = render(&store, &self.settings, found, container, &info, pod_only);
+                event.merge_shared(&fields.share());
                 add(&c.enriched, 1);
                 true
             }
             Lookup::NoContainer(found) => {
-                render(&store, &self.settings, found, None, &info, pod_only).apply(event);
+                let fields = render(&store, &self.settings, found, None, &info, pod_only);
+                event.merge_shared(&fields.share());
                 add(&c.container_not_in_pod, 1);
                 true
             }
@@ -641,7 +652,7 @@ impl Enricher {
             if !select(event) {
                 continue;
             }
-            let Some(path) = event.get("log.file.path").and_then(Value::as_str) else {
+            let Some(path) = event.get_str("log.file.path") else {
                 tally.miss(MissReason::NoPathMatch);
                 continue;
             };
@@ -663,7 +674,7 @@ impl Enricher {
                 .get_or_insert_with(|| self.resolve(&store, info, *pod_only, cluster, now, first));
             match state {
                 RunState::Done(fields, miss) => {
-                    fields.apply(event);
+                    event.merge_shared(fields);
                     match miss {
                         None => tally.enriched += 1,
                         Some(reason) => tally.miss(*reason),
@@ -763,29 +774,6 @@ fn pairs(list: &[(Arc<str>, Arc<str>)]) -> Value {
             .map(|(k, v)| (k.to_string(), string(v)))
             .collect(),
     )
-}
-
-/// Merges `fields` into the object at `key`, replacing a non-object there.
-/// Sets `fields` under `key`, merging into objects already there at every depth, so that
-/// what the event had (a metrics event's `kubernetes.pod.cpu`, say) stays beside what
-/// enrichment adds.
-fn merge(event: &mut Event, key: &str, fields: Map<String, Value>) {
-    fn deep(into: &mut Map<String, Value>, from: Map<String, Value>) {
-        for (k, v) in from {
-            match (into.get_mut(&k), v) {
-                (Some(Value::Object(a)), Value::Object(b)) => deep(a, b),
-                (_, v) => {
-                    into.insert(k, v);
-                }
-            }
-        }
-    }
-    if let Some(Value::Object(existing)) = event.get_mut(key) {
-        deep(existing, fields);
-        return;
-    }
-    // Cannot fail: the key is a single segment at the top level.
-    let _ = event.insert(key, Value::Object(fields));
 }
 
 /// The fields the path carries, for events without the pod's metadata.

@@ -1,0 +1,111 @@
+//! Fields that many events share, rendered once.
+//!
+//! `add_kubernetes_metadata` gives every entry of a container the same `kubernetes` and
+//! `container` objects. Cloning them into each event's maps and writing them again for
+//! each one was a large part of the seed chain's cost; an event made from a container log
+//! entry instead holds a reference to one [`SharedFields`] and writes its bytes, rendered
+//! when it was made.
+
+use serde_json::{Map, Value};
+
+use crate::json::write_value;
+
+/// Top-level fields merged into events, with each value's JSON written once.
+///
+/// Merging follows [`SharedFields::merge_into`]: objects are merged at every depth, any
+/// other value replaces what the event had.
+#[derive(Debug, PartialEq)]
+pub struct SharedFields {
+    fields: Map<String, Value>,
+    /// Each value's JSON, in the order of `fields` (keys in byte order).
+    rendered: Vec<Box<[u8]>>,
+}
+
+impl SharedFields {
+    /// Shares `fields` (top-level keys and their values).
+    pub fn new(fields: Map<String, Value>) -> Self {
+        let rendered = fields
+            .values()
+            .map(|v| {
+                let mut out = Vec::new();
+                write_value(&mut out, v);
+                out.into_boxed_slice()
+            })
+            .collect();
+        SharedFields { fields, rendered }
+    }
+
+    /// The fields.
+    pub fn fields(&self) -> &Map<String, Value> {
+        &self.fields
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty()
+    }
+
+    /// The keys with their values as JSON, in byte order of the keys.
+    pub(crate) fn rendered(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.fields
+            .keys()
+            .map(String::as_str)
+            .zip(self.rendered.iter().map(|r| &**r))
+    }
+
+    /// Merges the fields into `map`: an object into an object already there, at every
+    /// depth; anything else replaces what was there.
+    pub fn merge_into(&self, map: &mut Map<String, Value>) {
+        fn deep(into: &mut Map<String, Value>, key: &str, value: &Value) {
+            match (into.get_mut(key), value) {
+                (Some(Value::Object(a)), Value::Object(b)) => {
+                    for (k, v) in b {
+                        deep(a, k, v);
+                    }
+                }
+                _ => {
+                    into.insert(key.to_owned(), value.clone());
+                }
+            }
+        }
+        for (key, value) in &self.fields {
+            deep(map, key, value);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn merges_objects_at_every_depth_and_replaces_the_rest() {
+        let shared = SharedFields::new(
+            json!({"kubernetes": {"pod": {"name": "p"}, "labels": {"a": "1"}}, "x": 1})
+                .as_object()
+                .unwrap()
+                .clone(),
+        );
+        let mut map = json!({"kubernetes": {"pod": {"cpu": 2}, "labels": "flat"}, "x": {"y": 1}})
+            .as_object()
+            .unwrap()
+            .clone();
+        shared.merge_into(&mut map);
+        assert_eq!(
+            Value::Object(map),
+            json!({"kubernetes": {"pod": {"name": "p", "cpu": 2}, "labels": {"a": "1"}}, "x": 1})
+        );
+        let rendered: Vec<_> = shared
+            .rendered()
+            .map(|(k, v)| format!("{k}={}", String::from_utf8_lossy(v)))
+            .collect();
+        assert_eq!(
+            rendered,
+            [
+                r#"kubernetes={"labels":{"a":"1"},"pod":{"name":"p"}}"#,
+                "x=1"
+            ]
+        );
+    }
+}
