@@ -75,9 +75,23 @@ SEED_PROCESSORS = """processors:
 """
 
 
+def kubelet_links(logs, work):
+    """A `containers/` directory of symlinks to the workload's files, named as kubelet
+    names them, so that add_kubernetes_metadata finds pod, namespace, container and
+    container id in each path (as it does in /var/log/containers)."""
+    links = os.path.join(work, "containers")
+    os.makedirs(links)
+    for name in sorted(os.listdir(logs)):
+        if name.endswith(".log"):
+            os.symlink(os.path.join(logs, name), os.path.join(links, name))
+    return links
+
+
 def run(logs, expected, work, harvester_limit, binary, seed=False):
     out = os.path.join(work, "out")
     config = os.path.join(work, "bench.yml")
+    if seed:
+        logs = kubelet_links(logs, work)
     with open(config, "w") as f:
         f.write(
             "inputs:\n"

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::ReplicaSet;
@@ -181,6 +181,16 @@ pub struct Enricher {
     settings: Arc<Settings>,
     status: ClusterStatus,
     worker: Option<Worker>,
+    /// What the last path of the last call resolved to, for the next call: the processor
+    /// runs once per event, and consecutive events mostly come from one file.
+    memo: Mutex<Option<Memo>>,
+}
+
+/// A path's match and what its lines got, valid while the store is at `generation`.
+struct Memo {
+    generation: u64,
+    path: PathCache,
+    done: Option<(Arc<SharedFields>, Option<MissReason>)>,
 }
 
 impl std::fmt::Debug for Enricher {
@@ -261,6 +271,7 @@ impl Enricher {
             settings,
             status,
             worker,
+            memo: Mutex::default(),
         }
     }
 
@@ -276,6 +287,7 @@ impl Enricher {
             settings,
             status,
             worker: None,
+            memo: Mutex::default(),
         }
     }
 
@@ -351,6 +363,7 @@ impl Enricher {
             settings: Arc::new(settings),
             status: ClusterStatus::Snapshot,
             worker: None,
+            memo: Mutex::default(),
         })
     }
 
@@ -642,8 +655,18 @@ impl Enricher {
         let cluster = !matches!(self.status, ClusterStatus::NoCluster { .. });
         let now = Instant::now();
         let mut tally = Tally::default();
-        let mut cache: PathCache = None;
-        let mut run_state: Option<RunState> = None;
+        // Read before the store: a change in between only makes the memo stale sooner.
+        let generation = self.shared.generation();
+        let memo = self
+            .memo
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+            .filter(|m| m.generation == generation);
+        let (mut cache, mut run_state) = match memo {
+            Some(m) => (m.path, m.done.map(|(f, miss)| RunState::Done(f, miss))),
+            None => (None, None),
+        };
         let store = self.shared.read();
         for i in indices {
             let Some(event) = events.get_mut(i) else {
@@ -691,6 +714,15 @@ impl Enricher {
             }
         }
         drop(store);
+        let done = match run_state {
+            Some(RunState::Done(fields, miss)) => Some((fields, miss)),
+            _ => None,
+        };
+        *self.memo.lock().unwrap_or_else(PoisonError::into_inner) = Some(Memo {
+            generation,
+            path: cache,
+            done,
+        });
         let c = &self.shared.counters;
         add(&c.enriched, tally.enriched);
         add(&c.waited, tally.waited);

@@ -548,6 +548,49 @@ fn lines_wait_for_the_watch_to_learn_their_pod() {
     assert_eq!(enricher.stats().pod_unknown, 2);
 }
 
+/// The processor enriches one event at a time and remembers the last path's result;
+/// every change of the store is seen by the next event.
+#[test]
+fn one_event_at_a_time_sees_every_change() {
+    let settings = Arc::new(settings(json!({"wait_for_metadata": "1ms"})));
+    let shared = Arc::new(Shared::default());
+    let watching = ClusterStatus::Watching {
+        url: "https://k8s".into(),
+        node: Some(NODE.into()),
+    };
+    let enricher = Enricher::attached(Arc::clone(&settings), Arc::clone(&shared), watching);
+    let path = link("web-1", "nginx", &id(1));
+    let enrich = || {
+        let mut e = event(&path);
+        enricher.enrich_event(&mut e);
+        e
+    };
+    let unknown = enrich();
+    assert_eq!(unknown.get("kubernetes.pod.name"), Some(&json!("web-1")));
+    assert_eq!(unknown.get("kubernetes.pod.uid"), None);
+    assert_eq!(enrich().get("kubernetes.pod.uid"), None, "remembered");
+    let apply = |labels: Value| {
+        let pod = k8s_pod(pod("web-1", 1, 2, &[("nginx", "nginx", &id(1))], json!({"metadata": {"labels": labels}})));
+        shared.update(|s| s.apply_pod(&pod, &settings));
+    };
+    apply(json!({"app": "v1"}));
+    let known = enrich();
+    assert_eq!(known.get("kubernetes.pod.uid"), Some(&json!(uid(1))));
+    assert_eq!(known.get("kubernetes.labels.app"), Some(&json!("v1")));
+    assert!(known.log_entry().is_some(), "shared, not copied into maps");
+    apply(json!({"app": "v2"}));
+    assert_eq!(enrich().get("kubernetes.labels.app"), Some(&json!("v2")));
+    let other = {
+        let mut e = event(&link("web-2", "nginx", &id(2)));
+        enricher.enrich_event(&mut e);
+        e
+    };
+    assert_eq!(other.get("kubernetes.pod.name"), Some(&json!("web-2")));
+    assert_eq!(enrich().get("kubernetes.labels.app"), Some(&json!("v2")));
+    let stats = enricher.stats();
+    assert_eq!((stats.enriched, stats.pod_unknown), (3, 3));
+}
+
 fn k8s_pod(v: Value) -> k8s_openapi::api::core::v1::Pod {
     serde_json::from_value(v).unwrap()
 }
