@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde::ser::SerializeMap;
 use serde_json::{Map, Value};
 
-use crate::log_entry::{write_key, KEYS};
+use crate::log_entry::{rank, write_key, KEYS};
 use crate::{path, AckToken, Error, LogEntry, SharedFields, Timestamp};
 
 /// Key under which the event timestamp appears in JSON.
@@ -64,12 +64,16 @@ struct Lazy {
     /// when it replaces the entry's `container` whole (see [`Event::merge_shared`]).
     shared: Option<Arc<SharedFields>>,
     /// The key the message's text is the JSON of (see [`Event::set_message_decoded`]).
-    decoded: Option<Arc<str>>,
+    decoded: Option<Decoded>,
     /// `message` was removed.
     message_dropped: bool,
 }
 
 impl Lazy {
+    fn decoded_key(&self) -> Option<&str> {
+        self.decoded.as_ref().map(|d| &*d.key)
+    }
+
     fn shared_has(&self, key: &str) -> bool {
         self.shared
             .as_ref()
@@ -78,11 +82,11 @@ impl Lazy {
 
     fn builds(&self, entry: &LogEntry) -> Map<String, Value> {
         let mut fields = entry.to_fields();
-        if let Some(key) = &self.decoded {
+        if let Some(decoded) = &self.decoded {
             // The text was checked to be one JSON object when the key was set.
             let value = serde_json::from_str(entry.message.trim_ascii())
                 .unwrap_or_else(|_| Value::String(entry.message.clone()));
-            fields.insert(key.to_string(), value);
+            fields.insert(decoded.key.to_string(), value);
         }
         if self.message_dropped {
             fields.remove("message");
@@ -96,47 +100,57 @@ impl Lazy {
     /// Appends `entry`'s fields with these changes, as members of a JSON object each
     /// preceded by a comma, keys in byte order: the bytes `builds` would be written as.
     fn write_members(&self, entry: &LogEntry, out: &mut Vec<u8>) {
-        let mut own = (0..KEYS.len())
-            .filter(|&i| {
-                entry.has(i)
-                    && !(i == 4 && self.message_dropped)
-                    && !(i == 0 && self.shared_has(KEYS[0]))
-            })
-            .peekable();
-        let mut shared = self.shared.iter().flat_map(|s| s.rendered()).peekable();
-        let mut decoded = self.decoded.as_deref();
-        loop {
-            let a = own.peek().map(|&i| KEYS[i]);
-            let b = shared.peek().map(|(k, _)| *k);
-            let c = decoded;
-            // The smallest key of the three sources next; they never share a key.
-            let smallest = [a, b, c].into_iter().flatten().min();
-            match smallest {
-                None => break,
-                Some(k) if Some(k) == a => {
-                    if let Some(i) = own.next() {
-                        write_key(out, k);
-                        entry.write_field(i, out);
+        let shared = self
+            .shared
+            .as_deref()
+            .map_or(&[][..], SharedFields::members);
+        let mut next = shared.iter().peekable();
+        let mut decoded = self.decoded.as_ref();
+        // Each of the entry's keys, then none: the added fields that sort after them all.
+        for (rank, own_key) in KEYS.iter().map(Some).chain([None]).enumerate() {
+            // The added fields that sort between the entry's keys `rank - 1` and `rank`
+            // (they never share a key), then the entry's own.
+            loop {
+                let member = next.peek().filter(|m| m.rank == rank);
+                let own = decoded.filter(|d| d.rank == rank);
+                match (member, own) {
+                    (None, None) => break,
+                    (Some(m), Some(d)) if m.key.as_str() < &*d.key => {
+                        out.extend_from_slice(&m.bytes);
+                        next.next();
                     }
-                }
-                Some(k) if Some(k) == b => {
-                    if let Some((key, value)) = shared.next() {
+                    (Some(m), None) => {
+                        out.extend_from_slice(&m.bytes);
+                        next.next();
+                    }
+                    (_, Some(d)) => {
                         out.push(b',');
-                        crate::json::write_str(out, key);
+                        crate::json::write_str(out, &d.key);
                         out.push(b':');
-                        out.extend_from_slice(value);
+                        out.extend_from_slice(entry.message.trim_ascii().as_bytes());
+                        decoded = None;
                     }
                 }
-                Some(k) => {
-                    out.push(b',');
-                    crate::json::write_str(out, k);
-                    out.push(b':');
-                    out.extend_from_slice(entry.message.trim_ascii().as_bytes());
-                    decoded = None;
-                }
+            }
+            let replaced = match rank {
+                0 => self.shared_has("container"),
+                4 => self.message_dropped,
+                _ => false,
+            };
+            if let Some(key) = own_key.filter(|_| entry.has(rank) && !replaced) {
+                write_key(out, key);
+                entry.write_field(rank, out);
             }
         }
     }
+}
+
+/// The key of a top-level field whose value is a [`LogEntry`]'s message text, decoded.
+#[derive(Clone, Debug)]
+struct Decoded {
+    key: Arc<str>,
+    /// See `log_entry::rank`.
+    rank: usize,
 }
 
 impl Event {
@@ -253,7 +267,7 @@ impl Event {
                             entry.container_id.is_none()
                                 || value.as_object().is_some_and(|c| c.contains_key("id"))
                         }
-                        key => !KEYS.contains(&key) && lazy.decoded.as_deref() != Some(key),
+                        key => !KEYS.contains(&key) && lazy.decoded_key() != Some(key),
                     });
             if fits {
                 self.lazy.shared = Some(Arc::clone(shared));
@@ -279,14 +293,17 @@ impl Event {
     /// around it and no line breaks, no key twice in any object, no integer beyond
     /// `i64` — so that written as it is, it has the value `serde_json` decodes from it,
     /// which is what the field holds when the maps are built.
-    pub fn set_message_decoded(&mut self, key: &str) -> bool {
+    pub fn set_message_decoded(&mut self, key: &Arc<str>) -> bool {
         let fits = self.entry_message().is_some()
             && !key.contains('.')
             && !key.starts_with('@')
-            && !KEYS.contains(&key)
+            && !KEYS.contains(&&**key)
             && !self.lazy.shared_has(key);
         if fits {
-            self.lazy.decoded = Some(Arc::from(key));
+            self.lazy.decoded = Some(Decoded {
+                key: Arc::clone(key),
+                rank: rank(key),
+            });
         }
         fits
     }
@@ -362,9 +379,7 @@ impl Event {
             .shared
             .iter()
             .flat_map(|s| s.fields().keys().map(String::as_str));
-        !own.chain(lazy.decoded.as_deref())
-            .chain(shared)
-            .any(reaches)
+        !own.chain(lazy.decoded_key()).chain(shared).any(reaches)
     }
 
     /// The value at a field path such as `kubernetes.pod.name` or `@metadata._id`.
@@ -408,7 +423,7 @@ impl Event {
             match path {
                 "message" => return !lazy.message_dropped,
                 "stream" | "log.file.path" | "log.offset" | "input.type" => return true,
-                _ if lazy.decoded.as_deref() == Some(path) => return true,
+                _ if lazy.decoded_key() == Some(path) => return true,
                 _ => {}
             }
         }
@@ -700,7 +715,13 @@ mod tests {
             Some(shared_fields(true, false)),
         ];
         let mut lazy_writes = 0;
-        for bits in 0..16u8 {
+        for (bits, key) in (0..64u8).map(|b| {
+            (
+                b % 16,
+                ["message-json", "json", "aaa", "zz"][usize::from(b / 16)],
+            )
+        }) {
+            let target: Arc<str> = Arc::from(key);
             for shared in &shared_variants {
                 for decode in [false, true] {
                     for drop in [false, true] {
@@ -723,11 +744,11 @@ mod tests {
                                 let value: Value = serde_json::from_str(json_text).unwrap();
                                 if lazy.log_entry().is_some() {
                                     assert_eq!(lazy.entry_message(), Some(json_text));
-                                    assert!(lazy.set_message_decoded("message-json"));
+                                    assert!(lazy.set_message_decoded(&target));
                                 } else {
-                                    lazy.insert("message-json", value.clone()).unwrap();
+                                    lazy.insert(key, value.clone()).unwrap();
                                 }
-                                maps.insert("message-json", value).unwrap();
+                                maps.insert(key, value).unwrap();
                             }
                             if drop {
                                 assert!(lazy.delete("message"));
@@ -787,7 +808,7 @@ mod tests {
         e.message = r#"{"a":1}"#.into();
         let mut event = Event::from_log_entry(Timestamp::UNIX_EPOCH, e);
         event.merge_shared(&shared_fields(true, true));
-        assert!(event.set_message_decoded("message-json"));
+        assert!(event.set_message_decoded(&Arc::from("message-json")));
         assert!(event.contains("message-json"));
         assert!(event.contains("message"));
         assert!(!event.contains("nope"));
@@ -811,11 +832,20 @@ mod tests {
         let mut e = entry(false, false, true, false);
         e.message = text.into();
         let mut event = Event::from_log_entry(Timestamp::UNIX_EPOCH, e);
-        assert!(!event.set_message_decoded("a.b"), "not a top-level key");
-        assert!(!event.set_message_decoded("@x"));
-        assert!(!event.set_message_decoded("log"), "the entry's own key");
-        assert!(event.set_message_decoded("message-json"));
-        assert!(!event.set_message_decoded("other"), "decoded once");
+        assert!(
+            !event.set_message_decoded(&Arc::from("a.b")),
+            "not a top-level key"
+        );
+        assert!(!event.set_message_decoded(&Arc::from("@x")));
+        assert!(
+            !event.set_message_decoded(&Arc::from("log")),
+            "the entry's own key"
+        );
+        assert!(event.set_message_decoded(&Arc::from("message-json")));
+        assert!(
+            !event.set_message_decoded(&Arc::from("other")),
+            "decoded once"
+        );
         assert!(event.delete("message"));
         assert_eq!(event.entry_message(), None);
         let mut out = Vec::new();

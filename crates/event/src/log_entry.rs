@@ -10,7 +10,6 @@
 //!
 //! [`Event`]: crate::Event
 
-use std::io::Write;
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
@@ -45,6 +44,12 @@ pub struct LogEntry {
 /// The top-level keys of an entry's fields, in byte order; `LogEntry::has` and
 /// `LogEntry::write_field` take an index into it.
 pub(crate) const KEYS: [&str; 6] = ["container", "docker", "input", "log", "message", "stream"];
+
+/// How many of [`KEYS`] sort before `key`: a field with this key is written after them
+/// and before the rest.
+pub(crate) fn rank(key: &str) -> usize {
+    KEYS.iter().take_while(|k| **k < key).count()
+}
 
 fn object(key: &str, value: Value) -> Value {
     Value::Object(Map::from_iter([(key.to_owned(), value)]))
@@ -137,8 +142,9 @@ impl LogEntry {
                     }
                     out.push(b']');
                 }
-                // Writing into a Vec cannot fail.
-                let _ = write!(out, ",\"offset\":{}}}", self.offset);
+                out.extend_from_slice(b",\"offset\":");
+                out.extend_from_slice(itoa::Buffer::new().format(self.offset).as_bytes());
+                out.push(b'}');
             }
             4 => write_str(out, &self.message),
             _ => write_str(out, self.stream),

@@ -8,31 +8,47 @@
 
 use serde_json::{Map, Value};
 
-use crate::json::write_value;
+use crate::json::{write_str, write_value};
+use crate::log_entry::rank;
 
-/// Top-level fields merged into events, with each value's JSON written once.
+/// Top-level fields merged into events, with each one's JSON written once.
 ///
 /// Merging follows [`SharedFields::merge_into`]: objects are merged at every depth, any
 /// other value replaces what the event had.
 #[derive(Debug, PartialEq)]
 pub struct SharedFields {
     fields: Map<String, Value>,
-    /// Each value's JSON, in the order of `fields` (keys in byte order).
-    rendered: Vec<Box<[u8]>>,
+    /// Each field as an object member, in the order of `fields` (keys in byte order).
+    members: Vec<Member>,
+}
+
+/// One field written as a member of an object: `,"key":value`.
+#[derive(Debug, PartialEq)]
+pub(crate) struct Member {
+    pub(crate) key: String,
+    /// How many of a log entry's own keys sort before this one (see `log_entry::rank`).
+    pub(crate) rank: usize,
+    pub(crate) bytes: Box<[u8]>,
 }
 
 impl SharedFields {
     /// Shares `fields` (top-level keys and their values).
     pub fn new(fields: Map<String, Value>) -> Self {
-        let rendered = fields
-            .values()
-            .map(|v| {
-                let mut out = Vec::new();
-                write_value(&mut out, v);
-                out.into_boxed_slice()
+        let members = fields
+            .iter()
+            .map(|(key, value)| {
+                let mut out = vec![b','];
+                write_str(&mut out, key);
+                out.push(b':');
+                write_value(&mut out, value);
+                Member {
+                    key: key.clone(),
+                    rank: rank(key),
+                    bytes: out.into_boxed_slice(),
+                }
             })
             .collect();
-        SharedFields { fields, rendered }
+        SharedFields { fields, members }
     }
 
     /// The fields.
@@ -45,12 +61,9 @@ impl SharedFields {
         self.fields.is_empty()
     }
 
-    /// The keys with their values as JSON, in byte order of the keys.
-    pub(crate) fn rendered(&self) -> impl Iterator<Item = (&str, &[u8])> {
-        self.fields
-            .keys()
-            .map(String::as_str)
-            .zip(self.rendered.iter().map(|r| &**r))
+    /// The fields as object members, in byte order of the keys.
+    pub(crate) fn members(&self) -> &[Member] {
+        &self.members
     }
 
     /// Merges the fields into `map`: an object into an object already there, at every
@@ -96,15 +109,19 @@ mod tests {
             Value::Object(map),
             json!({"kubernetes": {"pod": {"name": "p", "cpu": 2}, "labels": {"a": "1"}}, "x": 1})
         );
-        let rendered: Vec<_> = shared
-            .rendered()
-            .map(|(k, v)| format!("{k}={}", String::from_utf8_lossy(v)))
+        let members: Vec<_> = shared
+            .members()
+            .iter()
+            .map(|m| (m.rank, String::from_utf8_lossy(&m.bytes).into_owned()))
             .collect();
         assert_eq!(
-            rendered,
+            members,
             [
-                r#"kubernetes={"labels":{"a":"1"},"pod":{"name":"p"}}"#,
-                "x=1"
+                (
+                    3,
+                    r#","kubernetes":{"labels":{"a":"1"},"pod":{"name":"p"}}"#.to_owned()
+                ),
+                (6, r#","x":1"#.to_owned())
             ]
         );
     }

@@ -1,6 +1,7 @@
 //! `decode_json_fields`: decodes JSON held in string fields.
 
 use std::fmt;
+use std::sync::Arc;
 
 use logtide_event::path::{self, json_type};
 use logtide_event::{Event, Timestamp, METADATA_KEY, TIMESTAMP_KEY};
@@ -64,7 +65,7 @@ pub(crate) struct DecodeJsonFields {
     document_id: Option<String>,
     /// The target key when a decoded object may be kept as its text (see `crate::raw`):
     /// a new top-level field, no keys to expand, no document id to take out.
-    as_is_target: Option<String>,
+    as_is_target: Option<Arc<str>>,
 }
 
 impl DecodeJsonFields {
@@ -79,7 +80,7 @@ impl DecodeJsonFields {
             Some(t) => Target::Field(t),
         };
         let as_is_target = match &target {
-            Target::Field(t) if !c.expand_keys && c.document_id.is_none() => Some(t.clone()),
+            Target::Field(t) if !c.expand_keys && c.document_id.is_none() => Some(Arc::from(&**t)),
             _ => None,
         };
         Ok(DecodeJsonFields {
@@ -115,6 +116,12 @@ impl DecodeJsonFields {
         let Some(text) = event.get_str(field) else {
             return;
         };
+        // Text that cannot start a JSON value, most plain log lines, without the cost of
+        // the parser's error (whose message only `add_error_key` shows).
+        if !self.add_error_key && !may_start_json(text) {
+            report.not_json();
+            return;
+        }
         let mut decoded = match unmarshal(text, self.max_depth, self.process_array) {
             Ok(value) => value,
             // Text that is not JSON is what most container logs hold: without
@@ -385,6 +392,17 @@ fn decode_nested(value: &mut Value, depth: usize, process_array: bool) {
             }
         }
     }
+}
+
+/// Whether the first byte past JSON whitespace can start a JSON value.
+fn may_start_json(text: &str) -> bool {
+    let first = text
+        .bytes()
+        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
+    matches!(
+        first,
+        Some(b'{' | b'[' | b'"' | b'-' | b'0'..=b'9' | b't' | b'f' | b'n')
+    )
 }
 
 /// Whether a string looks like a JSON object or array (after trimming whitespace).

@@ -101,6 +101,7 @@ mod fields;
 mod goregexp;
 mod merge;
 mod raw;
+mod scan;
 
 pub use chain::{
     Extension, Extensions, Outcome, ProcessorError, Processors, Stats, PROCESSOR_NAMES,

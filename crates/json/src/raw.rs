@@ -26,10 +26,23 @@ const LINEAR_KEYS: usize = 16;
 /// array (it would be decoded in turn). `false` for anything else, JSON or not.
 pub(crate) fn writable_as_is(text: &str, decodes_strings: bool) -> bool {
     // Spaces and tabs, the whitespace JSON allows but for line breaks (refused below).
-    let trimmed = text.trim_matches([' ', '\t']);
-    if !trimmed.starts_with('{') || memchr::memchr2(b'\n', b'\r', text.as_bytes()).is_some() {
+    let blank = |b: &u8| matches!(b, b' ' | b'\t');
+    let bytes = text.as_bytes();
+    let start = bytes.iter().position(|b| !blank(b)).unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|b| !blank(b))
+        .map_or(start, |i| i + 1);
+    let trimmed = &text[start..end];
+    if !trimmed.starts_with('{') || memchr::memchr2(b'\n', b'\r', bytes).is_some() {
         return false;
     }
+    crate::scan::sure_as_is(trimmed.as_bytes(), decodes_strings)
+        || checked(trimmed, decodes_strings)
+}
+
+/// The full check of [`writable_as_is`] for a trimmed text, by `serde_json`'s parser.
+fn checked(trimmed: &str, decodes_strings: bool) -> bool {
     let ok = Cell::new(true);
     let mut de = serde_json::Deserializer::from_str(trimmed);
     let check = Check {
@@ -181,6 +194,71 @@ impl<'de> Visitor<'de> for Key {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    const TOKENS: &[&str] = &[
+        "{",
+        "}",
+        "[",
+        "]",
+        "\"a\"",
+        "\"b\"",
+        ":",
+        ",",
+        "1",
+        "-",
+        "0",
+        ".5",
+        "e9",
+        "E+12",
+        "e400",
+        "12345678901234567890",
+        "\"\\u00e9\"",
+        "\"\\ud83d\\ude00\"",
+        "\"\\ud83d\"",
+        "\"{}\"",
+        "\" [1] \"",
+        "\"\\t{\\\"a\\\":1}\"",
+        "true",
+        "nul",
+        " ",
+        "\t",
+        "\"\\\"\"",
+        "\"é\"",
+        "\"\\x\"",
+        "\"\u{1}\"",
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(20_000))]
+
+        /// The quick scan vouches only for what the full check accepts.
+        #[test]
+        fn the_quick_scan_is_never_wrong(
+            tokens in proptest::collection::vec(proptest::sample::select(TOKENS), 0..24),
+            decodes_strings in any::<bool>(),
+        ) {
+            let text = format!("{{{}", tokens.concat());
+            if crate::scan::sure_as_is(text.as_bytes(), decodes_strings) {
+                prop_assert!(checked(&text, decodes_strings), "{}", text);
+            }
+        }
+
+        #[test]
+        fn well_formed_objects_agree(
+            members in proptest::collection::vec(
+                (proptest::sample::select(&["a", "b", "c", "a b"][..]), proptest::sample::select(TOKENS)),
+                0..8,
+            ),
+            decodes_strings in any::<bool>(),
+        ) {
+            let inner: Vec<String> = members.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+            let text = format!("{{{}}}", inner.join(","));
+            if crate::scan::sure_as_is(text.as_bytes(), decodes_strings) {
+                prop_assert!(checked(&text, decodes_strings), "{}", text);
+            }
+        }
+    }
 
     #[test]
     fn what_can_be_written_as_is() {

@@ -570,7 +570,13 @@ fn one_event_at_a_time_sees_every_change() {
     assert_eq!(unknown.get("kubernetes.pod.uid"), None);
     assert_eq!(enrich().get("kubernetes.pod.uid"), None, "remembered");
     let apply = |labels: Value| {
-        let pod = k8s_pod(pod("web-1", 1, 2, &[("nginx", "nginx", &id(1))], json!({"metadata": {"labels": labels}})));
+        let pod = k8s_pod(pod(
+            "web-1",
+            1,
+            2,
+            &[("nginx", "nginx", &id(1))],
+            json!({"metadata": {"labels": labels}}),
+        ));
         shared.update(|s| s.apply_pod(&pod, &settings));
     };
     apply(json!({"app": "v1"}));

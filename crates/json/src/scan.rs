@@ -1,0 +1,291 @@
+//! A quick scan that vouches for the plain JSON objects most log lines are.
+//!
+//! [`sure_as_is`] walks the bytes once, without the machinery of a deserializer, and
+//! answers `true` only for text that `raw::writable_as_is` would accept: it refuses
+//! (answers `false`, "not sure") everything unusual, and the full check then decides.
+//! What it leaves to that check: escaped keys, `\u` escapes of surrogates, control
+//! characters, integers of 19 digits or more, exponents of 3 digits or more, nesting
+//! deeper than [`MAX_DEPTH`], objects of more than [`MAX_KEYS`] keys, line breaks, and
+//! top-level strings that might hold JSON when strings are decoded.
+
+use logtide_event::json::special_bytes;
+
+/// Nesting deeper than this is left to the full check (whose limit is 128).
+const MAX_DEPTH: usize = 64;
+/// Objects with more keys are left to the full check (repeated keys are found by
+/// comparing each key with those before it).
+const MAX_KEYS: usize = 32;
+
+/// `true` when `text` (already trimmed of spaces and tabs, starting with `{`) is
+/// certainly a JSON object that can be written as it is (see `raw::writable_as_is`);
+/// `false` when not, or not sure.
+pub(crate) fn sure_as_is(text: &[u8], decodes_strings: bool) -> bool {
+    let mut s = Scan {
+        b: text,
+        i: 0,
+        decodes_strings,
+    };
+    s.object(0, true).is_some() && s.i == text.len()
+}
+
+struct Scan<'a> {
+    b: &'a [u8],
+    i: usize,
+    decodes_strings: bool,
+}
+
+impl<'a> Scan<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+
+    /// Skips spaces and tabs (a line break makes the text unfit to copy into a line).
+    fn ws(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t')) {
+            self.i += 1;
+        }
+    }
+
+    fn eat(&mut self, byte: u8) -> Option<()> {
+        (self.peek() == Some(byte)).then(|| self.i += 1)
+    }
+
+    fn value(&mut self, depth: usize, top_member: bool) -> Option<()> {
+        match self.peek()? {
+            b'{' => self.object(depth + 1, false),
+            b'[' => self.array(depth + 1),
+            b'"' => {
+                let (start, end, escaped) = self.string()?;
+                if top_member
+                    && self.decodes_strings
+                    && might_hold_json(&self.b[start..end], escaped)
+                {
+                    return None;
+                }
+                Some(())
+            }
+            b't' => self.literal(b"true"),
+            b'f' => self.literal(b"false"),
+            b'n' => self.literal(b"null"),
+            _ => self.number(),
+        }
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Option<()> {
+        let end = self.i + word.len();
+        (self.b.get(self.i..end)? == word).then(|| self.i = end)
+    }
+
+    fn object(&mut self, depth: usize, top: bool) -> Option<()> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        self.eat(b'{')?;
+        self.ws();
+        if self.eat(b'}').is_some() {
+            return Some(());
+        }
+        let mut keys: [&[u8]; MAX_KEYS] = [&[]; MAX_KEYS];
+        let mut n = 0;
+        loop {
+            if n == MAX_KEYS {
+                return None;
+            }
+            let (start, end, escaped) = self.string()?;
+            let key = &self.b[start..end];
+            if escaped || keys[..n].contains(&key) {
+                return None;
+            }
+            keys[n] = key;
+            n += 1;
+            self.ws();
+            self.eat(b':')?;
+            self.ws();
+            self.value(depth, top)?;
+            self.ws();
+            match self.peek()? {
+                b',' => {
+                    self.i += 1;
+                    self.ws();
+                }
+                b'}' => {
+                    self.i += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    fn array(&mut self, depth: usize) -> Option<()> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        self.eat(b'[')?;
+        self.ws();
+        if self.eat(b']').is_some() {
+            return Some(());
+        }
+        loop {
+            self.value(depth, false)?;
+            self.ws();
+            match self.peek()? {
+                b',' => {
+                    self.i += 1;
+                    self.ws();
+                }
+                b']' => {
+                    self.i += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// A string at the cursor: the range of its content and whether it has escapes.
+    fn string(&mut self) -> Option<(usize, usize, bool)> {
+        self.eat(b'"')?;
+        let start = self.i;
+        let mut escaped = false;
+        loop {
+            // Eight bytes at a time up to the first that is special in a string.
+            while let Some(word) = self.b.get(self.i..self.i + 8) {
+                let mut w = [0u8; 8];
+                w.copy_from_slice(word);
+                let mask = special_bytes(u64::from_le_bytes(w));
+                if mask != 0 {
+                    self.i += (mask.trailing_zeros() / 8) as usize;
+                    break;
+                }
+                self.i += 8;
+            }
+            match self.peek()? {
+                b'"' => {
+                    let end = self.i;
+                    self.i += 1;
+                    return Some((start, end, escaped));
+                }
+                b'\\' => {
+                    escaped = true;
+                    self.escape()?;
+                }
+                0..=0x1f => return None,
+                _ => self.i += 1,
+            }
+        }
+    }
+
+    /// An escape at the cursor (`\` included). `\u` escapes of surrogates are left to
+    /// the full check, which pairs them.
+    fn escape(&mut self) -> Option<()> {
+        match *self.b.get(self.i + 1)? {
+            b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => {
+                self.i += 2;
+                Some(())
+            }
+            b'u' => {
+                let hex = self.b.get(self.i + 2..self.i + 6)?;
+                let text = std::str::from_utf8(hex).ok()?;
+                let unit = u16::from_str_radix(text, 16).ok()?;
+                if !hex.iter().all(u8::is_ascii_hexdigit) || (0xD800..=0xDFFF).contains(&unit) {
+                    return None;
+                }
+                self.i += 6;
+                Some(())
+            }
+            _ => None,
+        }
+    }
+
+    /// A number: JSON's grammar, with integers short enough for `i64` and exponents
+    /// short enough for a float.
+    fn number(&mut self) -> Option<()> {
+        self.eat(b'-');
+        let digits = self.digits();
+        if digits == 0 || digits > 18 || (digits > 1 && self.b[self.i - digits] == b'0') {
+            return None;
+        }
+        if self.eat(b'.').is_some() && self.digits() == 0 {
+            return None;
+        }
+        if matches!(self.peek(), Some(b'e' | b'E')) {
+            self.i += 1;
+            if matches!(self.peek(), Some(b'+' | b'-')) {
+                self.i += 1;
+            }
+            if !(1..=2).contains(&self.digits()) {
+                return None;
+            }
+        }
+        Some(())
+    }
+
+    fn digits(&mut self) -> usize {
+        let start = self.i;
+        while self.peek().is_some_and(|b| b.is_ascii_digit()) {
+            self.i += 1;
+        }
+        self.i - start
+    }
+}
+
+/// Whether a top-level string's raw content might decode to text that looks like a JSON
+/// object or array (`decode::is_structured`): its first and last characters, past
+/// whitespace, could be brackets. An escape might stand for whitespace or a bracket, so
+/// it counts as "might".
+fn might_hold_json(raw: &[u8], escaped: bool) -> bool {
+    let Ok(text) = std::str::from_utf8(raw) else {
+        return true;
+    };
+    let first = text.chars().find(|c| !c.is_whitespace());
+    let last = text.chars().rev().find(|c| !c.is_whitespace());
+    let opens = matches!(first, Some('{' | '[' | '\\'));
+    let closes = matches!(last, Some('}' | ']')) || escaped;
+    opens && closes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vouches_for_plain_objects_only() {
+        let cases = [
+            (
+                r#"{"a":1,"b":"x","c":{"d":[1,2.5,null,true,false,-0.5e-7]}}"#,
+                true,
+                true,
+            ),
+            ("{ \"a\" :\t1 , \"b\" : [ ] , \"c\" : { } }", true, true),
+            (r#"{"a":"é \"q\" \\ \/ \n \u00e9"}"#, true, true),
+            (r#"{"a":"{\"b\":1}"}"#, true, false),
+            (r#"{"a":"{\"b\":1}"}"#, false, true),
+            (r#"{"a":" text with [brackets] "}"#, true, true),
+            ("{\"a\":\"\u{a0}[1]\u{3000}\"}", true, false),
+            ("{\"a\":\"\u{a0}x[1]\"}", true, true),
+            (r#"{"a":"[1]"}"#, true, false),
+            (r#"{"a":"\t[1]"}"#, true, false),
+            (r#"{"a":"\ud83d\ude00"}"#, true, false),
+            (r#"{"a":1,"a":2}"#, true, false),
+            (r#"{"\u0061":1}"#, true, false),
+            (r#"{"n":123456789012345678}"#, true, true),
+            (r#"{"n":1234567890123456789}"#, true, false),
+            (r#"{"n":1e300}"#, true, false),
+            (r#"{"n":1e30}"#, true, true),
+            (r#"{"n":01}"#, true, false),
+            (r#"{"n":1.}"#, true, false),
+            (r#"{"n":-}"#, true, false),
+            (r#"{"n":+1}"#, true, false),
+            (r#"{"a":tru}"#, true, false),
+            (r#"{"a":1,}"#, true, false),
+            (r#"{"a":1} "#, true, false),
+            ("{\"a\":\n1}", true, false),
+            ("{\"a\":\"\u{1}\"}", true, false),
+            (r#"{"a":1"#, true, false),
+        ];
+        for (text, decodes_strings, want) in cases {
+            assert_eq!(sure_as_is(text.as_bytes(), decodes_strings), want, "{text}");
+        }
+    }
+}
