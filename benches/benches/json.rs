@@ -1,6 +1,9 @@
 //! `decode_json_fields` and the seed processor chain (decode `message` into `message-json`,
 //! then drop `message` when that worked) per event, and over the generated workload's
-//! message mix (one core).
+//! message mix (one core). `entry_*` events are made as the tailer makes them (a
+//! `LogEntry`, with the Kubernetes fields shared as the enricher shares them), so a JSON
+//! message is checked and kept as its text; the others hold maps and are decoded into
+//! maps.
 
 // criterion's macros generate undocumented public functions.
 #![allow(missing_docs)]
@@ -14,7 +17,9 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use logtide_benches::Workload;
 use logtide_container_log::{parse_line, Format};
-use logtide_event::Event;
+use std::sync::Arc;
+
+use logtide_event::{Event, LogEntry, SharedFields, Timestamp};
 use logtide_json::Processors;
 use serde_json::{json, Value};
 
@@ -40,6 +45,39 @@ fn event_with(message: &str) -> Event {
         },
     }))
     .expect("the bench event is valid")
+}
+
+/// The Kubernetes fields `add_kubernetes_metadata` shares between a container's entries.
+fn kubernetes() -> Arc<SharedFields> {
+    let fields = json!({"kubernetes": {
+        "namespace": "prod",
+        "pod": {"name": "shop-7d9f-abcde", "uid": "7f1c2d3e-4b5a-6978-8a9b-0c1d2e3f4a5b"},
+        "container": {"name": "shop"},
+        "node": {"name": "node-1"},
+        "labels": {"app": "shop", "app.kubernetes.io/name": "shop", "pod-template-hash": "7d9f"},
+    }});
+    Arc::new(SharedFields::new(
+        fields.as_object().cloned().expect("an object"),
+    ))
+}
+
+/// An event as the tailer makes it and the enricher leaves it.
+fn entry_with(message: &str, shared: &Arc<SharedFields>) -> Event {
+    let entry = LogEntry {
+        message: message.to_owned(),
+        stream: "stdout",
+        path: Arc::from("/var/log/containers/shop-7d9f-abcde_prod_shop-0123456789abcdef.log"),
+        offset: 123_456,
+        partial: false,
+        truncated: false,
+        container_id: Some(Arc::from("0123456789abcdef")),
+        docker_attrs: None,
+        input_type: "container",
+    };
+    let time = Timestamp::parse_rfc3339(b"2024-05-06T07:08:09.123456789Z").expect("a time");
+    let mut event = Event::from_log_entry(time, entry);
+    event.merge_shared(shared);
+    event
 }
 
 fn decode_only() -> Processors {
@@ -96,6 +134,30 @@ fn per_event(c: &mut Criterion) {
             BatchSize::SmallInput,
         )
     });
+    let shared = kubernetes();
+    let entry_json = entry_with(JSON_LINE, &shared);
+    let entry_text = entry_with(TEXT_LINE, &shared);
+    let mut e = entry_json.clone_unacked();
+    assert!(seed.run(&mut e).errors().is_empty());
+    assert!(
+        e.log_entry().is_some() && !e.contains("message"),
+        "kept as text"
+    );
+    for (name, event) in [
+        ("seed_chain/entry_json_300B", &entry_json),
+        ("seed_chain/entry_text", &entry_text),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter_batched(
+                || event.clone_unacked(),
+                |mut e| {
+                    let outcome = seed.run(&mut e);
+                    (e, outcome)
+                },
+                BatchSize::SmallInput,
+            )
+        });
+    }
     group.bench_function("seed_chain/text", |b| {
         b.iter_batched(
             || text_event.clone_unacked(),
@@ -119,6 +181,11 @@ fn workload(c: &mut Criterion) {
         .take(EVENTS)
         .map(|line| event_with(&String::from_utf8_lossy(&line.message.to_bytes())))
         .collect();
+    let shared = kubernetes();
+    let entries: Vec<Event> = events
+        .iter()
+        .map(|e| entry_with(e.get_str("message").unwrap_or_default(), &shared))
+        .collect();
     let seed = seed_chain();
     let decoded = events
         .iter()
@@ -139,6 +206,19 @@ fn workload(c: &mut Criterion) {
     group.bench_function("seed_chain", |b| {
         b.iter_batched(
             || events.iter().map(Event::clone_unacked).collect::<Vec<_>>(),
+            |mut events| {
+                let mut errors = 0usize;
+                for e in &mut events {
+                    errors += seed.run(e).errors().len();
+                }
+                (events, errors)
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    group.bench_function("seed_chain_entries", |b| {
+        b.iter_batched(
+            || entries.iter().map(Event::clone_unacked).collect::<Vec<_>>(),
             |mut events| {
                 let mut errors = 0usize;
                 for e in &mut events {

@@ -235,6 +235,14 @@ impl<'a> Scan<'a> {
 /// whitespace, could be brackets. An escape might stand for whitespace or a bracket, so
 /// it counts as "might".
 fn might_hold_json(raw: &[u8], escaped: bool) -> bool {
+    // Inside a JSON string, the only whitespace that is not escaped is a space or a
+    // character past ASCII; most strings start with neither.
+    match raw.iter().find(|&&b| b != b' ') {
+        None => return false,
+        Some(b'{' | b'[' | b'\\') => {}
+        Some(&b) if b < 0x80 => return false,
+        Some(_) => {}
+    }
     let Ok(text) = std::str::from_utf8(raw) else {
         return true;
     };

@@ -183,14 +183,15 @@ pub struct Enricher {
     worker: Option<Worker>,
     /// What the last path of the last call resolved to, for the next call: the processor
     /// runs once per event, and consecutive events mostly come from one file.
-    memo: Mutex<Option<Memo>>,
+    memo: Mutex<Memo>,
 }
 
 /// A path's match and what its lines got, valid while the store is at `generation`.
+#[derive(Default)]
 struct Memo {
     generation: u64,
     path: PathCache,
-    done: Option<(Arc<SharedFields>, Option<MissReason>)>,
+    state: Option<RunState>,
 }
 
 impl std::fmt::Debug for Enricher {
@@ -657,16 +658,20 @@ impl Enricher {
         let mut tally = Tally::default();
         // Read before the store: a change in between only makes the memo stale sooner.
         let generation = self.shared.generation();
-        let memo = self
-            .memo
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
-            .filter(|m| m.generation == generation);
-        let (mut cache, mut run_state) = match memo {
-            Some(m) => (m.path, m.done.map(|(f, miss)| RunState::Done(f, miss))),
-            None => (None, None),
-        };
+        let mut memo = self.memo.lock().unwrap_or_else(PoisonError::into_inner);
+        let Memo {
+            generation: valid_for,
+            path: cache,
+            state: run_state,
+        } = &mut *memo;
+        if *valid_for != generation {
+            *valid_for = generation;
+            *run_state = None;
+        }
+        // A wait is decided anew at each call.
+        if matches!(run_state, Some(RunState::Waiting(_))) {
+            *run_state = None;
+        }
         let store = self.shared.read();
         for i in indices {
             let Some(event) = events.get_mut(i) else {
@@ -684,10 +689,10 @@ impl Enricher {
                     let pod_only = settings.matcher_for(path, info.layout)?;
                     Some((info, pod_only))
                 });
-                cache = Some((path.to_owned(), info));
-                run_state = None;
+                *cache = Some((path.to_owned(), info));
+                *run_state = None;
             }
-            let Some((_, Some((info, pod_only)))) = &cache else {
+            let Some((_, Some((info, pod_only)))) = &*cache else {
                 tally.miss(MissReason::NoPathMatch);
                 continue;
             };
@@ -714,15 +719,7 @@ impl Enricher {
             }
         }
         drop(store);
-        let done = match run_state {
-            Some(RunState::Done(fields, miss)) => Some((fields, miss)),
-            _ => None,
-        };
-        *self.memo.lock().unwrap_or_else(PoisonError::into_inner) = Some(Memo {
-            generation,
-            path: cache,
-            done,
-        });
+        drop(memo);
         let c = &self.shared.counters;
         add(&c.enriched, tally.enriched);
         add(&c.waited, tally.waited);
