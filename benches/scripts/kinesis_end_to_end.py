@@ -11,6 +11,10 @@ CPU-second, wall time and peak RSS. Needs moto_server and boto3 (scripts/test in
     cargo build --release -p logtide-files
     python3 ../shared/bench/gen_cri.py --out /tmp/bench-256m --size 256M --files 8
     python3 benches/scripts/kinesis_end_to_end.py --logs /tmp/bench-256m
+    python3 benches/scripts/kinesis_end_to_end.py --logs /tmp/bench-128m --seed --compression zstd
+
+With --seed the agent runs the seed's processors on kubelet-named links to the files, as
+files_end_to_end.py --seed does.
 """
 
 import argparse
@@ -24,6 +28,9 @@ import tempfile
 import time
 
 import boto3
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from files_end_to_end import SEED_PROCESSORS, kubelet_links  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 AWS_ENV = {
@@ -88,6 +95,7 @@ def main():
     ap.add_argument("--shards", type=int, default=4)
     ap.add_argument("--compression", default="none")
     ap.add_argument("--format", default="logtide", choices=["logtide", "json"], help="output.kinesis.format")
+    ap.add_argument("--seed", action="store_true", help="with the seed's processors, on kubelet-named links")
     ap.add_argument("--binary", default=os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release", "logtide-files"))
     args = ap.parse_args()
     logs = os.path.abspath(args.logs)
@@ -109,16 +117,19 @@ def main():
         k.get_waiter("stream_exists").wait(StreamName="bench", WaiterConfig={"Delay": 0.2})
         with tempfile.TemporaryDirectory() as work:
             config = os.path.join(work, "bench.yml")
+            tailed = kubelet_links(logs, work) if args.seed else logs
             with open(config, "w") as f:
                 f.write(
                     "inputs:\n"
-                    f"  - type: container\n    paths: ['{logs}/*.log']\n"
+                    f"  - type: container\n    paths: ['{tailed}/*.log']\n"
                     f"registry: {{path: {work}/registry, flush: 1s}}\n"
                     "output.kinesis:\n"
                     f"  stream_name: bench\n  region: us-east-1\n  endpoint: {endpoint}\n"
                     f"  dead_letter_path: {work}/dead-letter\n  compression: {args.compression}\n"
                     f"  format: {args.format}\n"
                 )
+                if args.seed:
+                    f.write(SEED_PROCESSORS)
             start = time.monotonic()
             proc = subprocess.Popen([args.binary, "run", "-c", config], env={**os.environ, "LOGTIDE_LOG": "warn"})
             while not acknowledged(args.binary, config, logs):

@@ -358,34 +358,36 @@ impl Event {
         }
     }
 
-    /// Whether `path` is certainly absent from an event in entry form: no top-level
-    /// field it could reach (the key itself, or a key and a `.`) is there. Answers
-    /// without building the maps.
-    fn surely_absent(&self, path: &str) -> bool {
-        let Some((entry, lazy)) = self.lazy_entry() else {
-            return false;
-        };
+    /// The value at `path` in an event in entry form, when it can be found without
+    /// building the maps: in its shared fields, or nowhere (no top-level field it could
+    /// reach, the key itself or a key and a `.`, is there). `None` when the maps are
+    /// needed.
+    fn lazy_get(&self, path: &str) -> Option<Option<&Value>> {
+        let (entry, lazy) = self.lazy_entry()?;
         if path.starts_with(METADATA_KEY) {
-            return false;
+            return None;
         }
         let reaches = |key: &str| {
             path.strip_prefix(key)
                 .is_some_and(|r| r.is_empty() || r.starts_with('.'))
         };
-        let own = (0..KEYS.len())
+        if let Some(shared) = &lazy.shared {
+            // A shared key is none of the entry's (or replaces its `container` whole).
+            if let Some(key) = shared.fields().keys().find(|k| reaches(k)) {
+                return (!key.contains('.')).then(|| path::get(shared.fields(), path));
+            }
+        }
+        let mut own = (0..KEYS.len())
             .filter(|&i| entry.has(i) && !(i == 4 && lazy.message_dropped))
-            .map(|i| KEYS[i]);
-        let shared = lazy
-            .shared
-            .iter()
-            .flat_map(|s| s.fields().keys().map(String::as_str));
-        !own.chain(lazy.decoded_key()).chain(shared).any(reaches)
+            .map(|i| KEYS[i])
+            .chain(lazy.decoded_key());
+        (!own.any(reaches)).then_some(None)
     }
 
     /// The value at a field path such as `kubernetes.pod.name` or `@metadata._id`.
     pub fn get(&self, path: &str) -> Option<&Value> {
-        if self.surely_absent(path) {
-            return None;
+        if let Some(found) = self.lazy_get(path) {
+            return found;
         }
         let (map, path) = self.route(path);
         path::get(map, path)
@@ -761,14 +763,18 @@ mod tests {
                             if lazy.log_entry().is_some() && (shared.is_some() || decode || drop) {
                                 lazy_writes += 1;
                             }
-                            let case = format!("bits {bits} shared {} decode {decode} drop {drop} shared first {shared_first}", shared.is_some());
+                            let case = format!("bits {bits} key {key} shared {} decode {decode} drop {drop} shared first {shared_first}", shared.is_some());
                             for path in [
                                 "message",
-                                "message-json",
+                                key,
+                                "json.a",
                                 "container.id",
+                                "container",
+                                "container.runtime",
                                 "stream",
                                 "log.offset",
                                 "kubernetes.pod.name",
+                                "kubernetes.labels.app.kubernetes.io/name",
                                 "nope",
                             ] {
                                 assert_eq!(
@@ -823,7 +829,17 @@ mod tests {
         assert!(!event.contains("message"));
         assert!(event.fields.get().is_none(), "no maps built");
         assert_eq!(event.get("kubernetes.pod.name"), Some(&json!("p")));
-        assert!(event.fields.get().is_some(), "looking inside builds them");
+        assert_eq!(event.get_str("container.id"), Some("4567"));
+        assert_eq!(event.get("container.runtime"), Some(&json!("containerd")));
+        assert!(
+            event.fields.get().is_none(),
+            "shared fields are read where they are"
+        );
+        assert_eq!(event.get("message-json.a"), Some(&json!(1)));
+        assert!(
+            event.fields.get().is_some(),
+            "looking inside the message builds them"
+        );
     }
 
     #[test]
