@@ -174,6 +174,7 @@ def run(binary, logs, expected, work, filter_kind, mem_buf_limit, timeout, settl
             timed_out = True
             break
     wall = time.monotonic() - start
+    seen = counter.lines
     # Give a record split in two (or a duplicate) the time of one more flush to show up.
     time.sleep(settle)
     proc.send_signal(signal.SIGTERM)
@@ -203,7 +204,9 @@ def run(binary, logs, expected, work, filter_kind, mem_buf_limit, timeout, settl
     }
     if timed_out:
         result["timed_out"] = True
-        result["note"] = f"timed out after {timeout}s with {written} of {expected} lines written"
+        result["events_at_timeout"] = seen
+        result["note"] = (f"timed out after {timeout}s with {seen} of {expected} lines written "
+                          f"({written} after SIGTERM flushed what Fluent Bit held)")
     if written != expected:
         result["fluent_bit_log_tail"] = tail_of(log_path, 10)
     return result, out_file
