@@ -43,7 +43,8 @@ pub struct Source {
 /// such an event without ever building its maps. Three changes keep it that way: fields
 /// shared by many events ([`Event::merge_shared`]), the message decoded as JSON in place
 /// ([`Event::set_message_decoded`]) and `message` dropped ([`Event::delete`]); anything
-/// else builds the maps first.
+/// else builds the maps first. A message decoded in place is written as its text: the
+/// one place where keys keep the application's order.
 #[derive(Debug, Default)]
 pub struct Event {
     timestamp: Timestamp,

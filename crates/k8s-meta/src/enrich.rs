@@ -654,7 +654,6 @@ impl Enricher {
     ) {
         let settings = &*self.settings;
         let cluster = !matches!(self.status, ClusterStatus::NoCluster { .. });
-        let now = Instant::now();
         let mut tally = Tally::default();
         // Read before the store: a change in between only makes the memo stale sooner.
         let generation = self.shared.generation();
@@ -698,8 +697,9 @@ impl Enricher {
             };
             // The store does not change during the batch, so every line of a run from one
             // file comes out the same: look up and render once per run.
-            let state = run_state
-                .get_or_insert_with(|| self.resolve(&store, info, *pod_only, cluster, now, first));
+            let state = run_state.get_or_insert_with(|| {
+                self.resolve(&store, info, *pod_only, cluster, Instant::now(), first)
+            });
             match state {
                 RunState::Done(fields, miss) => {
                     event.merge_shared(fields);
