@@ -203,32 +203,21 @@ fn workload(c: &mut Criterion) {
     let mut group = c.benchmark_group("json/workload");
     group.sample_size(20);
     group.throughput(Throughput::Elements(events.len() as u64));
-    group.bench_function("seed_chain", |b| {
-        b.iter_batched(
-            || events.iter().map(Event::clone_unacked).collect::<Vec<_>>(),
-            |mut events| {
-                let mut errors = 0usize;
-                for e in &mut events {
-                    errors += seed.run(e).errors().len();
-                }
-                (events, errors)
-            },
-            BatchSize::LargeInput,
-        )
-    });
-    group.bench_function("seed_chain_entries", |b| {
-        b.iter_batched(
-            || entries.iter().map(Event::clone_unacked).collect::<Vec<_>>(),
-            |mut events| {
-                let mut errors = 0usize;
-                for e in &mut events {
-                    errors += seed.run(e).errors().len();
-                }
-                (events, errors)
-            },
-            BatchSize::LargeInput,
-        )
-    });
+    for (name, set) in [("seed_chain", &events), ("seed_chain_entries", &entries)] {
+        group.bench_function(name, |b| {
+            b.iter_batched(
+                || set.iter().map(Event::clone_unacked).collect::<Vec<_>>(),
+                |mut events| {
+                    let mut errors = 0usize;
+                    for e in &mut events {
+                        errors += seed.run(e).errors().len();
+                    }
+                    (events, errors)
+                },
+                BatchSize::LargeInput,
+            )
+        });
+    }
     group.finish();
 }
 
