@@ -226,9 +226,10 @@ impl Event {
         self.timestamp = timestamp;
     }
 
-    /// The container log entry the event was made from, as long as its fields are
-    /// unchanged (see [`Event::from_log_entry`]); `None` once they have been changed, or
-    /// for other events. A cheap way to read the entry's path or container id.
+    /// The container log entry the event was made from, as long as its fields have not
+    /// been changed but by the three changes an entry keeps (shared fields, the message
+    /// decoded in place, `message` dropped; see [`Event`]); `None` once they have, or for
+    /// other events. A cheap way to read the entry's path or container id.
     pub fn log_entry(&self) -> Option<&LogEntry> {
         // `fields_mut`, the only way to change the fields other than the changes `Lazy`
         // records, drops the entry.
