@@ -23,7 +23,7 @@ use crate::k8s::Kubernetes;
 use crate::output::{self, Output};
 use crate::telemetry::Telemetry;
 use crate::Error;
-use logtide_json::{Processors, Stats as ProcessorStats};
+use logtide_json::{Outcome, Processors, Stats as ProcessorStats};
 
 /// Events per batch handed from a tailer to the output.
 const BATCH: usize = 512;
@@ -272,6 +272,7 @@ impl Chain {
         let before = batch.len();
         let mut errors = 0;
         let mut not_json = 0;
+        let mut outcome = Outcome::default();
         let Chain {
             input: own,
             global,
@@ -283,7 +284,7 @@ impl Chain {
                 if chain.is_empty() {
                     continue;
                 }
-                let outcome = chain.run(event);
+                chain.run_into(event, &mut outcome);
                 stats.record(&outcome);
                 not_json += outcome.not_json().len() as u64;
                 for e in outcome.errors() {
