@@ -88,7 +88,10 @@ impl Hold {
     /// Moves the events of `batch` that must wait, and every later event of their files,
     /// into the hold; the others stay in `batch`, in order.
     pub(crate) fn admit(&mut self, batch: &mut Vec<Event>, now: Instant) {
-        if batch.is_empty() {
+        // Nothing waits and the gate lets every event through (the common case): they
+        // stay where they are. (Asking the gate again below is harmless: a pod's wait
+        // starts once.)
+        if self.waiting.is_empty() && batch.iter().all(|e| self.gate.ready(e)) {
             return;
         }
         let mut kept = Vec::with_capacity(batch.len());
