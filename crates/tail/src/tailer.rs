@@ -452,10 +452,16 @@ impl Core {
                 .unwrap_or_else(|| Arc::from(f.id.to_string())),
             container_id: f.container_id.clone(),
         };
-        let mut finished: Vec<Entry<'_, u32, Chunk>> = Vec::new();
+        // A line finishes at most one entry but for rare evictions: the first is kept
+        // without a vector.
+        let mut first: Option<Entry<'_, u32, Chunk>> = None;
+        let mut more: Vec<Entry<'_, u32, Chunk>> = Vec::new();
         self.reassembler
-            .push(&group, &line, chunk, |e| finished.push(e));
-        for entry in finished {
+            .push(&group, &line, chunk, |e| match first {
+                None => first = Some(e),
+                Some(_) => more.push(e),
+            });
+        for entry in first.into_iter().chain(more) {
             self.finish(entry, out);
         }
     }
@@ -490,26 +496,32 @@ impl Core {
         if truncated {
             self.stats.entries_truncated += 1;
         }
-        let chunk = &entry.start;
         let docker_attrs = entry
             .attrs
             .as_deref()
             .and_then(|a| serde_json::from_slice::<Value>(a).ok());
+        // The first chunk's shared strings move into the event.
+        let Chunk {
+            offset,
+            path,
+            source,
+            container_id,
+        } = entry.start;
         let fields = LogEntry {
             message: into_string(entry.message),
             stream: entry.stream.as_str(),
-            path: chunk.path.clone(),
-            offset: chunk.offset,
+            path,
+            offset,
             partial: entry.partial || track.lost_head,
             truncated,
-            container_id: chunk.container_id.clone(),
+            container_id,
             docker_attrs,
             input_type: "container",
         };
         let mut event = Event::from_log_entry(entry.time, fields);
         event.set_source(Source {
-            id: chunk.source.clone(),
-            start: chunk.offset,
+            id: source,
+            start: offset,
             end: track.end,
         });
         let seq = self.next_event;
