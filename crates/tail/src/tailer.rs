@@ -1691,17 +1691,30 @@ impl Tailer {
                     newest = Some((r.rank.clone(), mtime, path.clone(), inherit.clone()));
                 }
                 let read_to_end = meta.len() == e.offset && e.fingerprint.is_some();
+                // A file at a path the globs match is started here too, in its place in
+                // the sequence: left to the scan that follows, it would be missed if it
+                // were rotated away in between (the scan would find only its successor).
                 let discovered = patterns.iter().any(|p| p.matches_path(&path));
-                if read_to_end || discovered {
+                if read_to_end || (discovered && self.excluded(&path)) {
                     continue;
                 }
-                let via = Via::Sequence {
-                    inherit,
-                    current: r.rank == Rank::Current,
+                let via = |at: &Path| Via::Sequence {
+                    inherit: inherit.clone(),
+                    current: at
+                        .file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| rotation::parse(n).rank == Rank::Current),
                     gap_before: gap,
                     lost_head,
                 };
-                if self.start_file(now, &path, e.id(), meta.len(), via) == Started::Yes {
+                let mut started = self.start_file(now, &path, e.id(), meta.len(), via(&path));
+                if started == Started::Vanished {
+                    // Rotated between listing and opening: open it where it went.
+                    if let Some(moved) = find_by_id(&path, e.id()) {
+                        started = self.start_file(now, &moved, e.id(), meta.len(), via(&moved));
+                    }
+                }
+                if started == Started::Yes {
                     gap = false;
                     lost_head = [false; 2];
                     counted = 0;
@@ -2534,6 +2547,90 @@ fn infer_skip(file: &File, offset: u64) -> [Skip; 2] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A docker line of `log` on stdout.
+    fn docker_line(log: &str) -> String {
+        format!(
+            "{{\"log\":{},\"stream\":\"stdout\",\"time\":\"2024-01-01T00:00:00Z\"}}\n",
+            serde_json::to_string(log).unwrap()
+        )
+    }
+
+    fn append(path: &Path, text: &str) {
+        use std::io::Write;
+        let mut f = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+    }
+
+    /// Polls until nothing more comes; acknowledges every event when `ack`.
+    fn drain(tailer: &mut Tailer, now: &mut Instant, ack: bool) -> Vec<String> {
+        let mut messages = Vec::new();
+        for _ in 0..20 {
+            *now += std::time::Duration::from_millis(100);
+            let mut batch = Vec::new();
+            tailer.poll(*now, &mut batch, 10_000);
+            for mut e in batch {
+                if let Some(m) = e.get("message").and_then(|v| v.as_str().map(str::to_owned)) {
+                    messages.push(m);
+                }
+                if let Some(tok) = e.take_ack().filter(|_| ack) {
+                    tok.accept();
+                }
+            }
+            tailer.commit(*now, true).unwrap();
+        }
+        messages
+    }
+
+    /// After a restart, the file the registry saved as current may be rotated away between
+    /// the registry's files being resumed and the globs being listed. It must still be
+    /// read, before its successor: the entry it ends with goes on there.
+    #[test]
+    fn a_saved_current_file_rotated_during_the_first_scan_is_read_before_its_successor() {
+        let root = tempfile::tempdir().unwrap();
+        let cid = "a".repeat(64);
+        let dir = root.path().join(&cid);
+        fs::create_dir_all(&dir).unwrap();
+        let current = dir.join(format!("{cid}-json.log"));
+        let config = || {
+            (
+                TailConfig {
+                    paths: vec![format!("{}/*/*-json.log", root.path().display())],
+                    ..TailConfig::default()
+                },
+                RegistryConfig {
+                    path: root.path().join("registry"),
+                    flush: std::time::Duration::ZERO,
+                    ..RegistryConfig::default()
+                },
+            )
+        };
+        append(&current, &docker_line("before\n"));
+        append(&current, &docker_line("first piece "));
+        let mut now = Instant::now();
+        {
+            let (t, r) = config();
+            let mut tailer = Tailer::open(t, r).unwrap();
+            assert_eq!(drain(&mut tailer, &mut now, true), ["before"]);
+        }
+        // Restarted: the registry's files are resumed, then the file is rotated before the
+        // globs are listed.
+        let (t, r) = config();
+        let mut tailer = Tailer::open(t, r).unwrap();
+        tailer.orphans_checked = true;
+        tailer.resume_orphans(now);
+        fs::rename(&current, dir.join(format!("{cid}-json.log.1"))).unwrap();
+        append(&current, &docker_line("last piece\n"));
+        append(&current, &docker_line("after\n"));
+        assert_eq!(
+            drain(&mut tailer, &mut now, true),
+            ["first piece last piece", "after"]
+        );
+    }
 
     #[test]
     fn glob_bases_table() {
