@@ -39,13 +39,8 @@ pub(crate) fn parse(value: &Value) -> Result<Duration, String> {
             }
             Duration::try_from_secs_f64(secs).map_err(|e| e.to_string())
         }
-        Value::String(s) => humantime::parse_duration(s.trim())
-            .map_err(|e| format!("{s:?} is not a duration (5m, 1h, 30s): {e}")),
-        Value::Number(n) => n
-            .as_f64()
-            .filter(|n| *n >= 0.0)
-            .and_then(|n| Duration::try_from_secs_f64(n).ok())
-            .ok_or_else(|| format!("{n} is not a number of seconds")),
+        Value::String(s) => logtide_config::duration::parse(s),
+        Value::Number(n) => logtide_config::duration::parse(&n.to_string()),
         other => Err(format!(
             "expected a duration ({{minutes: 5}} or \"5m\"), not {other}"
         )),

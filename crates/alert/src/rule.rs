@@ -580,7 +580,7 @@ fn destinations(r: &mut Reader<'_>) -> Result<Vec<Destination>> {
                         headers.push((
                             k.clone(),
                             Secret::new(
-                                expand_env(&v)
+                                logtide_config::expand_env_text(&v)
                                     .map_err(|e| r.err(&format!("http_post_headers.{k}"), e))?,
                             ),
                         ));
@@ -630,29 +630,6 @@ fn destinations(r: &mut Reader<'_>) -> Result<Vec<Destination>> {
     Ok(out)
 }
 
-/// Expands `${NAME}` from the environment. Errors name the variable, never a value.
-pub(crate) fn expand_env(text: &str) -> std::result::Result<String, String> {
-    let mut out = String::new();
-    let mut rest = text;
-    while let Some(i) = rest.find("${") {
-        out.push_str(&rest[..i]);
-        let after = &rest[i + 2..];
-        let end = after.find('}').ok_or("unclosed ${")?;
-        let name = &after[..end];
-        let (name, default) = match name.split_once(":-").or_else(|| name.split_once(':')) {
-            Some((n, d)) => (n, Some(d)),
-            None => (name, None),
-        };
-        match (std::env::var(name), default) {
-            (Ok(v), _) => out.push_str(&v),
-            (Err(_), Some(d)) => out.push_str(d),
-            (Err(_), None) => return Err(format!("environment variable {name} is not set")),
-        }
-        rest = &after[end + 1..];
-    }
-    out.push_str(rest);
-    Ok(out)
-}
 
 /// Takes keys out of a rule's map; what is left at the end is unknown.
 struct Reader<'a> {
@@ -755,7 +732,7 @@ impl Reader<'_> {
     fn secrets(&mut self, key: &str) -> Result<Vec<Secret>> {
         let mut out = Vec::new();
         for v in self.string_list(key)? {
-            let v = expand_env(&v).map_err(|e| self.err(key, e))?;
+            let v = logtide_config::expand_env_text(&v).map_err(|e| self.err(key, e))?;
             out.push(Secret::new(v.trim()));
         }
         let file_key = format!("{key}_file");

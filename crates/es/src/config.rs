@@ -1,19 +1,15 @@
 //! `sinks.elasticsearch`: the sink's configuration.
 
+use logtide_config::duration;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use logtide_mapping::MappingConfig;
-use serde::{de, Deserialize, Deserializer};
+use serde::Deserialize;
 
 use crate::index::IndexPattern;
 use crate::{Error, Result};
 
-fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    let s = String::deserialize(d)?;
-    humantime::parse_duration(&s)
-        .map_err(|e| de::Error::custom(format!("{s:?} is not a duration such as 30s: {e}")))
-}
 
 /// How server certificates are checked.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -68,7 +64,7 @@ pub struct SetupConfig {
     pub priority: u64,
     /// Indices older than this are deleted by the ILM/ISM policy. Default `30d`; `0s`
     /// installs no policy.
-    #[serde(default = "default_retention", deserialize_with = "duration")]
+    #[serde(default = "default_retention", deserialize_with = "duration::deserialize")]
     pub retention: Duration,
 }
 
@@ -166,17 +162,17 @@ pub struct EsConfig {
     #[serde(default = "default_true")]
     pub compression: bool,
     /// Time limit of one request. Default 60 s.
-    #[serde(default = "default_timeout", deserialize_with = "duration")]
+    #[serde(default = "default_timeout", deserialize_with = "duration::deserialize")]
     pub timeout: Duration,
     /// First wait before a throttled document (429/503) is sent again. Default 100 ms.
-    #[serde(default = "default_backoff_min", deserialize_with = "duration")]
+    #[serde(default = "default_backoff_min", deserialize_with = "duration::deserialize")]
     pub retry_backoff_min: Duration,
     /// Longest wait between attempts. Default 10 s.
-    #[serde(default = "default_backoff_max", deserialize_with = "duration")]
+    #[serde(default = "default_backoff_max", deserialize_with = "duration::deserialize")]
     pub retry_backoff_max: Duration,
     /// How long one call keeps retrying before it returns a retryable error (the
     /// documents stay queued for the next call). Default 5 min.
-    #[serde(default = "default_max_retry_time", deserialize_with = "duration")]
+    #[serde(default = "default_max_retry_time", deserialize_with = "duration::deserialize")]
     pub max_retry_time: Duration,
     /// Type-conflict policies.
     #[serde(default)]

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use logtide_config::duration;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -281,28 +282,11 @@ fn default_max_deleted_pods() -> usize {
     5000
 }
 
-mod duration {
-    use std::time::Duration;
 
-    use serde::{Deserialize, Deserializer};
-
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Secs(u64),
-        Text(String),
-    }
-
-    /// `10s`, `1m30s`, `250ms` or a number of seconds.
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        match Raw::deserialize(d)? {
-            Raw::Secs(s) => Ok(Duration::from_secs(s)),
-            Raw::Text(t) => humantime::parse_duration(t.trim()).map_err(|e| {
-                serde::de::Error::custom(format!(
-                    "invalid duration {t:?}: {e} (use e.g. 10s, 5m, 1h)"
-                ))
-            }),
-        }
+fn config_error(e: logtide_config::Error) -> Error {
+    Error::Config {
+        path: e.path,
+        message: e.message,
     }
 }
 
@@ -316,7 +300,8 @@ impl K8sMetaConfig {
     pub fn from_value(options: &Value, at: &str) -> Result<K8sMetaConfig> {
         let expanded = match options {
             Value::Null => Value::Object(Map::new()),
-            Value::Object(map) => Value::Object(expand_dotted(map, at)?),
+            Value::Object(map) => logtide_config::expand_dotted(Value::Object(map.clone()), at, &["when"])
+                .map_err(config_error)?,
             other => {
                 return Err(Error::Config {
                     path: at.to_owned(),
@@ -327,18 +312,8 @@ impl K8sMetaConfig {
                 })
             }
         };
-        let config: K8sMetaConfig = serde_path_to_error::deserialize(expanded).map_err(|e| {
-            let inner = e.path().to_string();
-            let path = if inner == "." || inner.is_empty() {
-                at.to_owned()
-            } else {
-                format!("{at}.{inner}")
-            };
-            Error::Config {
-                path,
-                message: e.into_inner().to_string(),
-            }
-        })?;
+        let config: K8sMetaConfig =
+            logtide_config::from_value(expanded, at).map_err(config_error)?;
         config.settings(at)?;
         Ok(config)
     }
@@ -458,64 +433,6 @@ fn host_name() -> Option<String> {
     (!name.is_empty()).then(|| name.to_owned())
 }
 
-/// Expands dotted keys into nested objects, except under `when` (whose keys are field
-/// names). A key set twice is an error.
-fn expand_dotted(map: &Map<String, Value>, at: &str) -> Result<Map<String, Value>> {
-    let mut out = Map::new();
-    for (key, value) in map {
-        let value = match value {
-            Value::Object(inner) if key != "when" => {
-                Value::Object(expand_dotted(inner, &format!("{at}.{key}"))?)
-            }
-            other => other.clone(),
-        };
-        let parts: Vec<&str> = if key == "when" {
-            vec![key.as_str()]
-        } else {
-            key.split('.').collect()
-        };
-        let Some((last, parents)) = parts.split_last() else {
-            continue;
-        };
-        let mut cur = &mut out;
-        for p in parents {
-            let slot = cur
-                .entry((*p).to_owned())
-                .or_insert_with(|| Value::Object(Map::new()));
-            cur = match slot {
-                Value::Object(m) => m,
-                _ => {
-                    return Err(Error::Config {
-                        path: format!("{at}.{key}"),
-                        message: format!("{p} is set both as a value and as a section"),
-                    })
-                }
-            };
-        }
-        match (cur.get_mut(*last), value) {
-            (Some(Value::Object(existing)), Value::Object(new)) => {
-                for (k, v) in new {
-                    if existing.insert(k.clone(), v).is_some() {
-                        return Err(Error::Config {
-                            path: format!("{at}.{key}.{k}"),
-                            message: "set twice".into(),
-                        });
-                    }
-                }
-            }
-            (Some(_), _) => {
-                return Err(Error::Config {
-                    path: format!("{at}.{key}"),
-                    message: "set twice".into(),
-                })
-            }
-            (None, value) => {
-                cur.insert((*last).to_owned(), value);
-            }
-        }
-    }
-    Ok(out)
-}
 
 #[cfg(test)]
 mod tests {

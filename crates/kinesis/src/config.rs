@@ -53,7 +53,7 @@ pub struct KinesisConfig {
     /// `10s`: well within `http.stalled_after`, and enough to upload 5 MiB.
     #[serde(
         default = "default_attempt_timeout",
-        deserialize_with = "attempt_timeout"
+        deserialize_with = "logtide_config::duration::positive::deserialize"
     )]
     pub attempt_timeout: std::time::Duration,
     /// Partition key of each event; default `container_id`.
@@ -99,16 +99,6 @@ fn default_attempt_timeout() -> std::time::Duration {
     DEFAULT_ATTEMPT_TIMEOUT
 }
 
-fn attempt_timeout<'de, D: Deserializer<'de>>(d: D) -> Result<std::time::Duration, D::Error> {
-    let s = String::deserialize(d)?;
-    match humantime::parse_duration(&s) {
-        Ok(t) if !t.is_zero() => Ok(t),
-        Ok(_) => Err(de::Error::custom("attempt_timeout: must be above zero")),
-        Err(e) => Err(de::Error::custom(format!(
-            "{s:?} is not a duration such as 10s: {e}"
-        ))),
-    }
-}
 
 impl KinesisConfig {
     /// A configuration for `stream_name` with every other option at its default.

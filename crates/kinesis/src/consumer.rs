@@ -2,6 +2,7 @@
 //! per-shard limits, resharding in order, decoding, and checkpoints that follow
 //! acknowledgements.
 
+use logtide_config::duration;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -10,7 +11,6 @@ use std::time::{Duration, Instant};
 use aws_sdk_kinesis::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_kinesis::types::ShardIteratorType;
 use logtide_event::{AckOutcome, AckToken, Acknowledge, Event, Timestamp};
-use serde::de::{self, Deserializer};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -78,7 +78,7 @@ pub struct DynamoDbConfig {
     /// Table name (created with on-demand billing when missing).
     pub table: String,
     /// A lease not renewed for this long may be taken by another instance; default `10s`.
-    #[serde(default = "default_lease_duration", deserialize_with = "duration")]
+    #[serde(default = "default_lease_duration", deserialize_with = "duration::deserialize")]
     pub lease_duration: Duration,
     /// This instance's name in `leaseOwner`; default: host name and process id.
     #[serde(default)]
@@ -127,17 +127,17 @@ pub struct ConsumerConfig {
     #[serde(default)]
     pub checkpoint: CheckpointConfig,
     /// How often acknowledged positions are written; default `5s`.
-    #[serde(default = "default_checkpoint_interval", deserialize_with = "duration")]
+    #[serde(default = "default_checkpoint_interval", deserialize_with = "duration::deserialize")]
     pub checkpoint_interval: Duration,
     /// How often shards are listed (and leases taken); default `10s`.
-    #[serde(default = "default_shard_sync_interval", deserialize_with = "duration")]
+    #[serde(default = "default_shard_sync_interval", deserialize_with = "duration::deserialize")]
     pub shard_sync_interval: Duration,
     /// Wait after a GetRecords call that returned nothing; default `1s` (at least 200 ms).
-    #[serde(default = "default_idle_poll_interval", deserialize_with = "duration")]
+    #[serde(default = "default_idle_poll_interval", deserialize_with = "duration::deserialize")]
     pub idle_poll_interval: Duration,
     /// How long chunks of a split event wait for the rest before the event is
     /// dead-lettered; default `60s`.
-    #[serde(default = "default_chunk_timeout", deserialize_with = "duration")]
+    #[serde(default = "default_chunk_timeout", deserialize_with = "duration::deserialize")]
     pub chunk_timeout: Duration,
     /// Records read but not yet acknowledged, per shard, before reading that shard
     /// pauses; default 100000.
@@ -171,11 +171,6 @@ fn default_dead_letter_path() -> PathBuf {
     PathBuf::from("/var/lib/logtide/dead-letter")
 }
 
-fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    let s = String::deserialize(d)?;
-    humantime::parse_duration(&s)
-        .map_err(|e| de::Error::custom(format!("{s:?} is not a duration such as 10s: {e}")))
-}
 
 impl ConsumerConfig {
     /// A configuration for `stream_name` with every other option at its default.

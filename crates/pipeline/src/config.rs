@@ -8,131 +8,33 @@
 use std::path::{Path, PathBuf};
 
 pub use logtide_kinesis::KinesisConfig;
-use logtide_tail::{duration, InputFormat, RegistryConfig, StreamFilter, TailConfig};
+use logtide_config::duration;
+use logtide_tail::{InputFormat, RegistryConfig, StreamFilter, TailConfig};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use crate::Error;
 
-/// Parses YAML text into a JSON value.
-pub fn parse_yaml(text: &str, origin: &Path) -> Result<Value, Error> {
-    serde_saphyr::from_str::<Value>(text).map_err(|e| Error::Config {
-        file: origin.to_owned(),
-        message: format!("invalid YAML: {e}"),
-    })
-}
-
-/// Expands dotted keys into nested objects, merging with objects already there, except
-/// below the keys in `verbatim` (whose contents are kept as they are).
-pub fn expand_dotted(value: Value, verbatim: &[&str]) -> Result<Value, String> {
-    let Value::Object(map) = value else {
-        return Ok(value);
-    };
-    let mut out = Map::new();
-    for (key, v) in map {
-        let keep = verbatim.contains(&key.as_str())
-            || verbatim.iter().any(|k| key.ends_with(&format!(".{k}")));
-        let v = if keep { v } else { expand_dotted(v, verbatim)? };
-        let mut parts: Vec<&str> = key.split('.').collect();
-        let last = parts.pop().unwrap_or_default();
-        let mut cur = &mut out;
-        let mut path = String::new();
-        for p in parts {
-            path = if path.is_empty() {
-                p.to_owned()
-            } else {
-                format!("{path}.{p}")
-            };
-            let slot = cur
-                .entry(p.to_owned())
-                .or_insert_with(|| Value::Object(Map::new()));
-            cur = match slot {
-                Value::Object(m) => m,
-                _ => return Err(format!("{path} is set both as a value and as a section")),
-            };
-        }
-        match (cur.get_mut(last), v) {
-            (Some(Value::Object(existing)), Value::Object(new)) => {
-                for (k, v) in new {
-                    if existing.insert(k.clone(), v).is_some() {
-                        return Err(format!("{key}.{k} is set twice"));
-                    }
-                }
-            }
-            (Some(_), _) => return Err(format!("{key} is set twice")),
-            (None, v) => {
-                cur.insert(last.to_owned(), v);
-            }
-        }
-    }
-    Ok(Value::Object(out))
-}
-
-/// Replaces `${VAR}` and `${VAR:default}` in every string of `value`.
-pub fn expand_env(value: &mut Value, path: &str) -> Result<(), String> {
-    match value {
-        Value::String(s) if s.contains("${") => {
-            let mut out = String::new();
-            let mut rest = s.as_str();
-            while let Some(start) = rest.find("${") {
-                out.push_str(&rest[..start]);
-                let after = &rest[start + 2..];
-                let end = after
-                    .find('}')
-                    .ok_or_else(|| format!("{path}: unclosed ${{ in {s:?}"))?;
-                let spec = &after[..end];
-                let (name, default) = match spec.split_once(':') {
-                    Some((n, d)) => (n, Some(d)),
-                    None => (spec, None),
-                };
-                match (std::env::var(name), default) {
-                    (Ok(v), _) => out.push_str(&v),
-                    (Err(_), Some(d)) => out.push_str(d),
-                    (Err(_), None) => {
-                        return Err(format!("{path}: environment variable {name} is not set"))
-                    }
-                }
-                rest = &after[end + 1..];
-            }
-            out.push_str(rest);
-            *s = out;
-            Ok(())
-        }
-        Value::Array(items) => {
-            for (i, v) in items.iter_mut().enumerate() {
-                expand_env(v, &format!("{path}[{i}]"))?;
-            }
-            Ok(())
-        }
-        Value::Object(map) => {
-            for (k, v) in map.iter_mut() {
-                let p = if path.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{path}.{k}")
-                };
-                expand_env(v, &p)?;
-            }
-            Ok(())
-        }
-        _ => Ok(()),
+/// A configuration error in `file`.
+pub(crate) fn config_error(file: &Path) -> impl Fn(logtide_config::Error) -> Error + '_ {
+    move |e| Error::Config {
+        file: file.to_owned(),
+        message: e.to_string(),
     }
 }
 
-/// Deserializes `value` into `T`; an error names the path of the offending key.
-pub fn from_value<T: DeserializeOwned>(value: Value, file: &Path) -> Result<T, Error> {
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner().to_string();
-        Error::Config {
-            file: file.to_owned(),
-            message: if path == "." {
-                inner
-            } else {
-                format!("{path}: {inner}")
-            },
-        }
-    })
+/// Parses YAML text into a JSON value and expands its dotted keys, except below the keys
+/// in `verbatim`: the first steps of loading every binary's configuration.
+pub(crate) fn document(text: &str, origin: &Path, verbatim: &[&str]) -> Result<Value, Error> {
+    let value = logtide_config::parse_yaml(text).map_err(config_error(origin))?;
+    logtide_config::expand_dotted(value, "", verbatim).map_err(config_error(origin))
+}
+
+/// Expands `${VAR}` in `value` and deserializes it into `T`; an error names the key's
+/// path.
+pub(crate) fn typed<T: DeserializeOwned>(mut value: Value, origin: &Path) -> Result<T, Error> {
+    logtide_config::expand_env(&mut value, "").map_err(config_error(origin))?;
+    logtide_config::from_value(value, "").map_err(config_error(origin))
 }
 
 /// Builds a processor chain from a `processors:` list; `at` is its path for errors.
@@ -177,25 +79,19 @@ pub(crate) fn read_config_file(path: &Path) -> Result<String, Error> {
 /// configuration (validated as a whole), or from a file that holds nothing else.
 pub fn load_processors(path: &Path) -> Result<logtide_json::Processors, Error> {
     let text = read_config_file(path)?;
-    let value = parse_yaml(&text, path)?;
-    let bad = |message: String| Error::Config {
-        file: path.to_owned(),
-        message,
-    };
-    let mut value = expand_dotted(value, &["processors"]).map_err(bad)?;
+    let value = document(&text, path, &["processors"])?;
     let is_full = value.get("inputs").is_some() || value.get("filebeat").is_some();
     if is_full {
         let config = FilesConfig::from_yaml(&text, path)?;
         return build_processors(&config.processors, "processors", path);
     }
-    expand_env(&mut value, "").map_err(bad)?;
     #[derive(serde::Deserialize)]
     #[serde(deny_unknown_fields)]
     struct OnlyProcessors {
         #[serde(default)]
         processors: Vec<Value>,
     }
-    let only: OnlyProcessors = from_value(value, path)?;
+    let only: OnlyProcessors = typed(value, path)?;
     build_processors(&only.processors, "processors", path)
 }
 
@@ -512,14 +408,11 @@ pub fn output_from_section(section: Option<Value>, origin: &Path) -> Result<Outp
     if let Some(section) = section {
         doc.insert("output".into(), section);
     }
-    let mut value = Value::Object(doc);
-    let bad = |message: String| Error::Config {
+    let only: OnlyOutput = typed(Value::Object(doc), origin)?;
+    only.output.choose().map_err(|message| Error::Config {
         file: origin.to_owned(),
         message,
-    };
-    expand_env(&mut value, "").map_err(bad)?;
-    let only: OnlyOutput = from_value(value, origin)?;
-    only.output.choose().map_err(bad)
+    })
 }
 
 impl FilesConfig {
@@ -535,11 +428,9 @@ impl FilesConfig {
             file: origin.to_owned(),
             message,
         };
-        let value = parse_yaml(text, origin)?;
-        let mut value = expand_dotted(value, &["processors"]).map_err(bad)?;
+        let mut value = document(text, origin, &["processors"])?;
         apply_aliases(&mut value).map_err(bad)?;
-        expand_env(&mut value, "").map_err(bad)?;
-        let raw: RawFiles = from_value(value, origin)?;
+        let raw: RawFiles = typed(value, origin)?;
         if raw.inputs.is_empty() {
             return Err(bad("inputs: at least one input is required".into()));
         }
@@ -710,7 +601,7 @@ mod tests {
             ("inputs:\n  - type: container\noutput.kinesis: {stream_name: logs, oversize: drop}\n", "output.kinesis.oversize: unknown variant `drop`"),
             ("inputs:\n  - type: container\noutput.kinesis: {stream_name: 'bad name'}\n", "output.kinesis.stream_name: \"bad name\" is not a stream name"),
             ("inputs:\n  - type: container\noutput.console: {}\nregistry: {flush: soon}\n", "registry.flush: invalid duration \"soon\""),
-            ("inputs:\n  - type: container\noutput.console.pretty: true\noutput:\n  console: {pretty: false}\n", "output.console.pretty is set twice"),
+            ("inputs:\n  - type: container\noutput.console.pretty: true\noutput:\n  console: {pretty: false}\n", "output.console.pretty: set twice"),
             ("inputs: [\n", "invalid YAML"),
             ("inputs:\n  - type: container\n    paths: ['${LOGTIDE_SURELY_UNSET_VAR}']\noutput.console: {}\n", "inputs[0].paths[0]: environment variable LOGTIDE_SURELY_UNSET_VAR is not set"),
             ("output.console: {}\n", "missing field `inputs`"),

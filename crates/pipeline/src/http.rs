@@ -60,7 +60,7 @@ pub struct HttpConfig {
     /// answers 503 and `logtide_ready` is 0 (default 15s,
     /// [`crate::telemetry::DEFAULT_STALLED_AFTER`]); logtide-files' output and
     /// logtide-relay's S3 and Elasticsearch sinks.
-    #[serde(default, with = "logtide_tail::duration::option")]
+    #[serde(default, with = "logtide_config::duration::option")]
     pub stalled_after: Option<std::time::Duration>,
 }
 

@@ -46,10 +46,10 @@ use logtide_procstat::{
     NodeCollector, NodeMetricset, NodeOptions, PodLimits, SampleTime, VerificationMode,
     SERVICE_ACCOUNT_TOKEN,
 };
-use logtide_tail::duration;
+use logtide_config::duration;
 use serde_json::Value;
 
-use crate::config::{expand_dotted, expand_env, from_value, parse_yaml};
+use crate::config::{document, typed};
 use crate::http::{HttpConfig, HttpServer, METRICS_PORT};
 use crate::output::{self, Output};
 use crate::telemetry::Telemetry;
@@ -266,15 +266,12 @@ impl MetricsConfig {
             file: origin.to_owned(),
             message,
         };
-        let value = parse_yaml(text, origin)?;
-        let value = expand_dotted(value, &[]).map_err(bad)?;
+        let value = document(text, origin, &[])?;
         let Value::Object(mut root) = value else {
             return Err(bad("the configuration must be a map of keys".into()));
         };
         let output = root.remove("output");
-        let mut value = Value::Object(root);
-        expand_env(&mut value, "").map_err(bad)?;
-        let raw: RawMetrics = from_value(value, origin)?;
+        let raw: RawMetrics = typed(Value::Object(root), origin)?;
         let output = crate::config::output_from_section(output, origin)?;
         if raw.period.is_zero() {
             return Err(bad("period: must be more than 0".into()));

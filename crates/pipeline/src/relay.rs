@@ -24,7 +24,7 @@ use serde::Deserialize;
 
 use crate::alerts::Alerts;
 use crate::config::{
-    expand_dotted, expand_env, from_value, parse_yaml, ConsoleConfig, FileOutputConfig,
+    document, typed, ConsoleConfig, FileOutputConfig,
 };
 use crate::http::{HttpConfig, HttpServer, RELAY_PORT};
 use crate::output::{ConsoleOutput, FileOutput, Output};
@@ -102,10 +102,7 @@ impl RelayConfig {
             file: origin.to_owned(),
             message,
         };
-        let value = parse_yaml(text, origin)?;
-        let mut value = expand_dotted(value, &[]).map_err(bad)?;
-        expand_env(&mut value, "").map_err(bad)?;
-        let config: RelayConfig = from_value(value, origin)?;
+        let config: RelayConfig = typed(document(text, origin, &[])?, origin)?;
         config
             .source
             .kinesis

@@ -1,59 +1,15 @@
 //! `sinks.s3`: the archive's configuration.
 
+use logtide_config::duration;
 use std::time::Duration;
 
-use serde::de::{self, Deserializer};
+use serde::de::Deserializer;
 use serde::Deserialize;
 
 use crate::Error;
 
-/// A size in bytes, written as a number or with a unit: `64MiB`, `512KiB`, `1GiB`, `10MB`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ByteSize(pub u64);
+pub use logtide_config::ByteSize;
 
-impl ByteSize {
-    /// Parses `64MiB`, `512 KiB`, `1048576`, `10MB`, `1GB`.
-    pub fn parse(s: &str) -> Option<ByteSize> {
-        let s = s.trim();
-        let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-        let (num, unit) = s.split_at(split);
-        let n: u64 = num.parse().ok()?;
-        let mult: u64 = match unit.trim() {
-            "" | "B" => 1,
-            "KiB" => 1 << 10,
-            "MiB" => 1 << 20,
-            "GiB" => 1 << 30,
-            "KB" | "kB" => 1000,
-            "MB" => 1_000_000,
-            "GB" => 1_000_000_000,
-            _ => return None,
-        };
-        n.checked_mul(mult).map(ByteSize)
-    }
-}
-
-impl<'de> Deserialize<'de> for ByteSize {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            N(u64),
-            S(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::N(n) => Ok(ByteSize(n)),
-            Raw::S(s) => ByteSize::parse(&s).ok_or_else(|| {
-                de::Error::custom(format!("{s:?} is not a size such as 64MiB or 1048576"))
-            }),
-        }
-    }
-}
-
-fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    let s = String::deserialize(d)?;
-    humantime::parse_duration(&s)
-        .map_err(|e| de::Error::custom(format!("{s:?} is not a duration such as 60s: {e}")))
-}
 
 /// The configuration of the S3 archive (`sinks.s3`). Credentials come from the AWS
 /// default chain.
@@ -90,7 +46,7 @@ pub struct S3Config {
     #[serde(default = "default_max_object_bytes", deserialize_with = "bytes_field")]
     pub max_object_bytes: u64,
     /// Longest an object stays open; default `60s`.
-    #[serde(default = "default_max_age", deserialize_with = "duration")]
+    #[serde(default = "default_max_age", deserialize_with = "duration::deserialize")]
     pub max_age: Duration,
     /// Key template: `{prefix}`, `{shard}`, `{sequence}` and `%Y %m %d %H %M` (UTC, of the
     /// object's first event); default `{prefix}/%Y/%m/%d/%H/{shard}-{sequence}.ndjson.gz`.
@@ -105,7 +61,7 @@ pub struct S3Config {
     /// given up after it and the call tried again (counted in
     /// `logtide_output_retries_total{reason="timeout"}`). Default `30s`: within a minute
     /// for the relay loop, and enough for one 8 MiB part over a slow link.
-    #[serde(default = "default_attempt_timeout", deserialize_with = "duration")]
+    #[serde(default = "default_attempt_timeout", deserialize_with = "duration::deserialize")]
     pub attempt_timeout: Duration,
 }
 

@@ -5,58 +5,7 @@ use std::time::Duration;
 
 use logtide_container_log::{DEFAULT_MAX_ENTRY_BYTES, DEFAULT_MAX_PENDING_BYTES};
 
-/// Serde helpers for durations written as `10s`, `5m`, `1h30m`, or a number of seconds.
-pub mod duration {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Secs(u64),
-        Text(String),
-    }
-
-    /// Deserializes `10s`, `1m30s`, `250ms` or a plain number of seconds.
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        match Raw::deserialize(d)? {
-            Raw::Secs(s) => Ok(Duration::from_secs(s)),
-            Raw::Text(t) => humantime::parse_duration(t.trim()).map_err(|e| {
-                serde::de::Error::custom(format!(
-                    "invalid duration {t:?}: {e} (use e.g. 10s, 5m, 1h)"
-                ))
-            }),
-        }
-    }
-
-    /// Serializes as humantime text (`1m 30s`).
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&humantime::format_duration(*d))
-    }
-
-    /// The same for optional durations (`#[serde(default, with = "duration::option")]`).
-    pub mod option {
-        use std::time::Duration;
-
-        use serde::{Deserialize, Deserializer, Serializer};
-
-        /// Deserializes an optional duration.
-        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-            #[derive(Deserialize)]
-            struct Wrap(#[serde(with = "super")] Duration);
-            Ok(Option::<Wrap>::deserialize(d)?.map(|w| w.0))
-        }
-
-        /// Serializes an optional duration.
-        pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-            match d {
-                Some(d) => super::serialize(d, s),
-                None => s.serialize_none(),
-            }
-        }
-    }
-}
+use logtide_config::duration;
 
 /// Which line format to expect (Filebeat's container input `format`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

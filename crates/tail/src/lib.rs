@@ -57,7 +57,7 @@ mod watch;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use config::{duration, InputFormat, RegistryConfig, StreamFilter, TailConfig};
+pub use config::{InputFormat, RegistryConfig, StreamFilter, TailConfig};
 pub use identity::{FileId, RangeHash, FINGERPRINT_BYTES, PREFIX_BYTES};
 pub use registry::{Registry, RegistryEntry, REGISTRY_VERSION};
 pub use tailer::{FileChange, FileProgress, Loss, Tailer};
