@@ -144,27 +144,18 @@ struct Signer {
 
 impl Signer {
     fn new(config: &SigV4Config) -> Result<Signer> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| Error::Setup(format!("cannot start the async runtime: {e}")))?;
-        let http = aws_smithy_http_client::Builder::new()
-            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-                aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-            ))
-            .build_https();
-        let mut loader =
-            aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(http);
-        if let Some(region) = &config.region {
-            loader = loader.region(aws_config::Region::new(region.clone()));
-        }
-        let sdk = rt.block_on(loader.load());
-        let region = sdk.region().map(|r| r.to_string()).ok_or_else(|| {
-            Error::Config(
-                "aws_sigv4.region: not set, and the AWS default chain (AWS_REGION, profile, IMDS) has none"
-                    .into(),
-            )
+        let (rt, sdk) = logtide_aws::connect(&logtide_aws::Options {
+            region: config.region.as_deref(),
+            ..logtide_aws::Options::default()
+        })
+        .map_err(|e| match e {
+            logtide_aws::Error::NoRegion => Error::Config(format!("aws_sigv4.{e}")),
+            e => Error::Aws(e),
         })?;
+        let region = sdk
+            .region()
+            .map(|r| r.to_string())
+            .ok_or(Error::Aws(logtide_aws::Error::NoRegion))?;
         let provider = sdk.credentials_provider().ok_or_else(|| {
             Error::Config("aws_sigv4: the AWS default chain offers no credentials provider".into())
         })?;
@@ -442,13 +433,19 @@ impl Client {
         let http_err = |message: String| Error::Http {
             url: url.to_owned(),
             message,
+            source: None,
         };
         let ureq_err = |what: &str, e: ureq::Error| match e {
             ureq::Error::Timeout(_) => Error::Timeout {
                 url: url.to_owned(),
                 message: format!("{what}{e}"),
+                source: e,
             },
-            e => http_err(format!("{what}{e}")),
+            e => Error::Http {
+                url: url.to_owned(),
+                message: format!("{what}{e}"),
+                source: Some(e),
+            },
         };
         let mut req = ureq::http::Request::builder().method(method).uri(url);
         let mut headers: Vec<(&str, &str)> = Vec::with_capacity(4);

@@ -10,7 +10,6 @@ use serde::Deserialize;
 use crate::index::IndexPattern;
 use crate::{Error, Result};
 
-
 /// How server certificates are checked.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -64,7 +63,10 @@ pub struct SetupConfig {
     pub priority: u64,
     /// Indices older than this are deleted by the ILM/ISM policy. Default `30d`; `0s`
     /// installs no policy.
-    #[serde(default = "default_retention", deserialize_with = "duration::deserialize")]
+    #[serde(
+        default = "default_retention",
+        deserialize_with = "duration::deserialize"
+    )]
     pub retention: Duration,
 }
 
@@ -162,17 +164,29 @@ pub struct EsConfig {
     #[serde(default = "default_true")]
     pub compression: bool,
     /// Time limit of one request. Default 60 s.
-    #[serde(default = "default_timeout", deserialize_with = "duration::deserialize")]
+    #[serde(
+        default = "default_timeout",
+        deserialize_with = "duration::deserialize"
+    )]
     pub timeout: Duration,
     /// First wait before a throttled document (429/503) is sent again. Default 100 ms.
-    #[serde(default = "default_backoff_min", deserialize_with = "duration::deserialize")]
+    #[serde(
+        default = "default_backoff_min",
+        deserialize_with = "duration::deserialize"
+    )]
     pub retry_backoff_min: Duration,
     /// Longest wait between attempts. Default 10 s.
-    #[serde(default = "default_backoff_max", deserialize_with = "duration::deserialize")]
+    #[serde(
+        default = "default_backoff_max",
+        deserialize_with = "duration::deserialize"
+    )]
     pub retry_backoff_max: Duration,
     /// How long one call keeps retrying before it returns a retryable error (the
     /// documents stay queued for the next call). Default 5 min.
-    #[serde(default = "default_max_retry_time", deserialize_with = "duration::deserialize")]
+    #[serde(
+        default = "default_max_retry_time",
+        deserialize_with = "duration::deserialize"
+    )]
     pub max_retry_time: Duration,
     /// Type-conflict policies.
     #[serde(default)]

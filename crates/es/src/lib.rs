@@ -85,9 +85,12 @@ pub enum Error {
     /// A configuration value is invalid; the message starts with the key.
     #[error("invalid elasticsearch configuration: {0}")]
     Config(String),
-    /// Local setup failed (the async runtime for credentials, compression).
+    /// Local setup failed (compression, a request thread).
     #[error("elasticsearch sink setup: {0}")]
     Setup(String),
+    /// The AWS SDK could not be set up for SigV4 signing.
+    #[error(transparent)]
+    Aws(#[from] logtide_aws::Error),
     /// No node could be reached, or the connection failed. Retryable.
     #[error("elasticsearch request to {url} failed: {message}")]
     Http {
@@ -95,6 +98,9 @@ pub enum Error {
         url: String,
         /// What went wrong.
         message: String,
+        /// The HTTP client's error, if it came from there.
+        #[source]
+        source: Option<ureq::Error>,
     },
     /// No answer came within `timeout` (or the connection could not be opened in time).
     /// Retryable.
@@ -104,6 +110,9 @@ pub enum Error {
         url: String,
         /// What timed out.
         message: String,
+        /// The HTTP client's error.
+        #[source]
+        source: ureq::Error,
     },
     /// The server answered with an unexpected status.
     #[error("elasticsearch {method} {url} answered {status}: {body}")]

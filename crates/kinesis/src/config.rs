@@ -99,7 +99,6 @@ fn default_attempt_timeout() -> std::time::Duration {
     DEFAULT_ATTEMPT_TIMEOUT
 }
 
-
 impl KinesisConfig {
     /// A configuration for `stream_name` with every other option at its default.
     pub fn new(stream_name: impl Into<String>) -> Self {

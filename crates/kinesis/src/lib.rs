@@ -160,7 +160,10 @@ pub enum Error {
     /// events wait in the sink's batch.
     #[error("dead letters: {0}")]
     DeadLetter(String),
-    /// The AWS client could not be set up, or the stream's limits could not be read.
+    /// The AWS client could not be set up (no region, no runtime).
+    #[error(transparent)]
+    Aws(#[from] logtide_aws::Error),
+    /// The stream's limits could not be read.
     #[error("kinesis setup: {0}")]
     Setup(String),
     /// The checkpoint file could not be read or written; names the file.

@@ -273,7 +273,7 @@ pub(crate) struct Store {
 
 impl Store {
     /// A client from the AWS configuration; path-style addressing with an endpoint.
-    pub(crate) fn new(sdk: &aws_config::SdkConfig, endpoint: bool) -> Store {
+    pub(crate) fn new(sdk: &logtide_aws::SdkConfig, endpoint: bool) -> Store {
         let conf = aws_sdk_s3::config::Builder::from(sdk)
             .force_path_style(endpoint)
             .build();

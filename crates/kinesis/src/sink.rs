@@ -543,7 +543,7 @@ fn events_of(records: &[Record]) -> Vec<Event> {
 pub(crate) fn runtime_and_sdk(
     region: Option<&str>,
     endpoint: Option<&str>,
-) -> Result<(tokio::runtime::Runtime, aws_config::SdkConfig), Error> {
+) -> Result<(tokio::runtime::Runtime, logtide_aws::SdkConfig), Error> {
     runtime_and_sdk_with(region, endpoint, ATTEMPT_TIMEOUT)
 }
 
@@ -552,53 +552,38 @@ pub(crate) fn runtime_and_sdk_with(
     region: Option<&str>,
     endpoint: Option<&str>,
     attempt_timeout: Duration,
-) -> Result<(tokio::runtime::Runtime, aws_config::SdkConfig), Error> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .enable_time()
-        .build()
-        .map_err(|e| Error::Setup(format!("cannot start the async runtime: {e}")))?;
-    let sdk = rt.block_on(sdk_config(region, endpoint, attempt_timeout))?;
-    Ok((rt, sdk))
+) -> Result<(tokio::runtime::Runtime, logtide_aws::SdkConfig), Error> {
+    Ok(logtide_aws::connect(&aws_options(
+        region,
+        endpoint,
+        attempt_timeout,
+    ))?)
 }
 
-/// The AWS configuration shared by the sink, the consumer and the lease table: rustls
-/// (ring), the default credentials chain, the SDK's own retries off (callers retry with
-/// their own backoff), connect and attempt timeouts, optional region and endpoint.
+/// The AWS configuration shared by the sink, the consumer and the lease table: the SDK's
+/// own retries off (callers retry with their own backoff), connect and attempt timeouts,
+/// optional region and endpoint.
 pub(crate) async fn sdk_config(
     region: Option<&str>,
     endpoint: Option<&str>,
     attempt_timeout: Duration,
-) -> Result<aws_config::SdkConfig, Error> {
-    let http = aws_smithy_http_client::Builder::new()
-        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-        ))
-        .build_https();
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .http_client(http)
-        // Callers retry themselves, with their own backoff (the sink per record, without limit).
-        .retry_config(aws_config::retry::RetryConfig::disabled())
-        .timeout_config(
-            aws_config::timeout::TimeoutConfig::builder()
-                .connect_timeout(CONNECT_TIMEOUT)
-                .operation_attempt_timeout(attempt_timeout)
-                .build(),
-        );
-    if let Some(region) = region {
-        loader = loader.region(aws_config::Region::new(region.to_owned()));
+) -> Result<logtide_aws::SdkConfig, Error> {
+    Ok(logtide_aws::load(&aws_options(region, endpoint, attempt_timeout)).await?)
+}
+
+fn aws_options<'a>(
+    region: Option<&'a str>,
+    endpoint: Option<&'a str>,
+    attempt_timeout: Duration,
+) -> logtide_aws::Options<'a> {
+    logtide_aws::Options {
+        region,
+        endpoint,
+        own_retries: Some(logtide_aws::Timeouts {
+            connect: CONNECT_TIMEOUT,
+            attempt: attempt_timeout,
+        }),
     }
-    if let Some(endpoint) = endpoint {
-        loader = loader.endpoint_url(endpoint);
-    }
-    let sdk = loader.load().await;
-    if sdk.region().is_none() {
-        return Err(Error::Config(
-            "region: not set, and the AWS default chain (AWS_REGION, profile, IMDS) has none"
-                .into(),
-        ));
-    }
-    Ok(sdk)
 }
 
 /// The stream's record limit from DescribeStreamSummary.

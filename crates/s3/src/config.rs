@@ -10,7 +10,6 @@ use crate::Error;
 
 pub use logtide_config::ByteSize;
 
-
 /// The configuration of the S3 archive (`sinks.s3`). Credentials come from the AWS
 /// default chain.
 ///
@@ -46,7 +45,10 @@ pub struct S3Config {
     #[serde(default = "default_max_object_bytes", deserialize_with = "bytes_field")]
     pub max_object_bytes: u64,
     /// Longest an object stays open; default `60s`.
-    #[serde(default = "default_max_age", deserialize_with = "duration::deserialize")]
+    #[serde(
+        default = "default_max_age",
+        deserialize_with = "duration::deserialize"
+    )]
     pub max_age: Duration,
     /// Key template: `{prefix}`, `{shard}`, `{sequence}` and `%Y %m %d %H %M` (UTC, of the
     /// object's first event); default `{prefix}/%Y/%m/%d/%H/{shard}-{sequence}.ndjson.gz`.
@@ -61,7 +63,10 @@ pub struct S3Config {
     /// given up after it and the call tried again (counted in
     /// `logtide_output_retries_total{reason="timeout"}`). Default `30s`: within a minute
     /// for the relay loop, and enough for one 8 MiB part over a slow link.
-    #[serde(default = "default_attempt_timeout", deserialize_with = "duration::deserialize")]
+    #[serde(
+        default = "default_attempt_timeout",
+        deserialize_with = "duration::deserialize"
+    )]
     pub attempt_timeout: Duration,
 }
 

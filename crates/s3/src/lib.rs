@@ -44,8 +44,8 @@ pub enum Error {
     #[error("invalid s3 configuration: {0}")]
     Config(String),
     /// The AWS client could not be set up.
-    #[error("s3 setup: {0}")]
-    Setup(String),
+    #[error(transparent)]
+    Aws(#[from] logtide_aws::Error),
     /// An upload failed after its retries. Retryable: the object and its events are kept.
     #[error("s3 upload of {key} failed after {attempts} attempts: {last_error}")]
     Upload {
@@ -53,9 +53,24 @@ pub enum Error {
         key: String,
         /// Attempts made.
         attempts: u32,
-        /// What the last failure said.
-        last_error: String,
+        /// The last failure.
+        #[source]
+        last_error: CallError,
     },
+}
+
+/// A failed S3 call: which call, what it said, and the SDK's error (none when the
+/// answer itself was unusable).
+#[derive(Debug, thiserror::Error)]
+#[error("{call}: {message}")]
+pub struct CallError {
+    /// The call (`PutObject`, `UploadPart 3`, …).
+    pub call: String,
+    /// What the service or the client said.
+    pub message: String,
+    /// The SDK's error.
+    #[source]
+    pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
 }
 
 impl Error {

@@ -11,7 +11,7 @@ use logtide_event::{AckToken, Event};
 
 use crate::archive::{Archive, Object};
 use crate::config::S3Config;
-use crate::Error;
+use crate::{CallError, Error};
 
 const BACKOFF_MIN: Duration = Duration::from_millis(200);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
@@ -72,8 +72,8 @@ enum Failure {
     Denied,
 }
 
-/// A failed call: why, and the message.
-type Failed = (Failure, String);
+/// A failed call: why, and the error.
+type Failed = (Failure, CallError);
 
 fn classify<E: ProvideErrorMetadata>(e: &SdkError<E>) -> Failure {
     match e {
@@ -95,9 +95,18 @@ fn classify<E: ProvideErrorMetadata>(e: &SdkError<E>) -> Failure {
     }
 }
 
-/// `(why, "{call}: {message}")` of an SDK error.
-fn failed<E: ProvideErrorMetadata + std::fmt::Debug>(call: &str, e: &SdkError<E>) -> Failed {
-    (classify(e), format!("{call}: {}", msg(e)))
+/// Why an SDK error happened, and the error.
+fn failed<E>(call: impl Into<String>, e: SdkError<E>) -> Failed
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let why = classify(&e);
+    let error = CallError {
+        call: call.into(),
+        message: msg(&e),
+        source: Some(Box::new(e)),
+    };
+    (why, error)
 }
 
 /// The S3 archive sink: an [`Archive`] and its uploads. Like logtide's other sinks it
@@ -144,39 +153,15 @@ impl S3Sink {
     /// style addressing with an `endpoint`). Does not contact S3.
     pub fn connect(config: &S3Config) -> Result<S3Sink, Error> {
         let archive = Archive::new(config)?;
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_io()
-            .enable_time()
-            .build()
-            .map_err(|e| Error::Setup(format!("cannot start the async runtime: {e}")))?;
-        let http = aws_smithy_http_client::Builder::new()
-            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-                aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-            ))
-            .build_https();
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .http_client(http)
+        let (rt, sdk) = logtide_aws::connect(&logtide_aws::Options {
+            region: config.region.as_deref(),
+            endpoint: config.endpoint.as_deref(),
             // Retried here, with the object kept between calls.
-            .retry_config(aws_config::retry::RetryConfig::disabled())
-            .timeout_config(
-                aws_config::timeout::TimeoutConfig::builder()
-                    .connect_timeout(CONNECT_TIMEOUT)
-                    .operation_attempt_timeout(config.attempt_timeout)
-                    .build(),
-            );
-        if let Some(region) = &config.region {
-            loader = loader.region(aws_config::Region::new(region.clone()));
-        }
-        if let Some(endpoint) = &config.endpoint {
-            loader = loader.endpoint_url(endpoint);
-        }
-        let sdk = rt.block_on(loader.load());
-        if sdk.region().is_none() {
-            return Err(Error::Config(
-                "region: not set, and the AWS default chain (AWS_REGION, profile, IMDS) has none"
-                    .into(),
-            ));
-        }
+            own_retries: Some(logtide_aws::Timeouts {
+                connect: CONNECT_TIMEOUT,
+                attempt: config.attempt_timeout,
+            }),
+        })?;
         let s3 = aws_sdk_s3::config::Builder::from(&sdk)
             .force_path_style(config.endpoint.is_some())
             .build();
@@ -256,7 +241,7 @@ impl S3Sink {
             .with_jitter()
             .without_max_times()
             .build();
-        let mut last_error = String::new();
+        let mut last_error = None;
         for attempt in 1..=ATTEMPTS {
             let res = if body.len() > self.part_bytes {
                 self.rt.block_on(multipart(
@@ -279,7 +264,7 @@ impl S3Sink {
                 }
                 Err((why, e)) => {
                     tracing::warn!(%key, attempt, error = %e, "s3 upload failed");
-                    last_error = e;
+                    last_error = Some(e);
                     let s = &mut self.stats;
                     s.retries += 1;
                     match why {
@@ -299,7 +284,7 @@ impl S3Sink {
         Err(Error::Upload {
             key: key.to_owned(),
             attempts: ATTEMPTS,
-            last_error,
+            last_error: last_error.expect("at least one attempt was made"),
         })
     }
 }
@@ -319,7 +304,7 @@ async fn put(
         .send()
         .await
         .map(|_| ())
-        .map_err(|e| failed("PutObject", &e))
+        .map_err(|e| failed("PutObject", e))
 }
 
 async fn multipart(
@@ -336,12 +321,16 @@ async fn multipart(
         .content_type("application/gzip")
         .send()
         .await
-        .map_err(|e| failed("CreateMultipartUpload", &e))?;
+        .map_err(|e| failed("CreateMultipartUpload", e))?;
     let id = created
         .upload_id()
         .ok_or((
             Failure::Server,
-            "CreateMultipartUpload: no upload id".to_owned(),
+            CallError {
+                call: "CreateMultipartUpload".into(),
+                message: "no upload id in the answer".into(),
+                source: None,
+            },
         ))?
         .to_owned();
     let res = async {
@@ -357,7 +346,7 @@ async fn multipart(
                 .body(ByteStream::from(chunk.to_vec()))
                 .send()
                 .await
-                .map_err(|e| failed(&format!("UploadPart {n}"), &e))?;
+                .map_err(|e| failed(format!("UploadPart {n}"), e))?;
             parts.push(
                 CompletedPart::builder()
                     .set_e_tag(out.e_tag().map(str::to_owned))
@@ -394,7 +383,7 @@ async fn multipart(
                         .is_some_and(|t| t.trim_matches('"').ends_with(&suffix))
             });
             if !stored {
-                return Err(failed("CompleteMultipartUpload", &e));
+                return Err(failed("CompleteMultipartUpload", e));
             }
             tracing::debug!(%key, "multipart upload completed (checked with HeadObject)");
         }
