@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use logtide_event::Event;
-use logtide_pipeline::config::load_processors;
+use logtide_pipeline::files::load_processors;
 
 /// Read NDJSON events on standard input (`@timestamp` and `@metadata` as Filebeat uses
 /// them), run the configuration's `processors:` over each, and print each resulting event

@@ -131,16 +131,25 @@ impl FileOutput {
     /// Opens (appending to) the current file, creating the directory.
     pub fn open(config: FileOutputConfig) -> Result<Self, Error> {
         fs::create_dir_all(&config.path)
-            .map_err(|e| Error::Output(format!("cannot create {}: {e}", config.path.display())))?;
+            .map_err(|source| Error::Io {
+                what: format!("cannot create {}", config.path.display()),
+                source,
+            })?;
         let path = config.path.join(&config.filename);
         let file = OpenOptions::new()
             .create(true)
             .append(true)
             .read(true)
             .open(&path)
-            .map_err(|e| Error::Output(format!("cannot open {}: {e}", path.display())))?;
+            .map_err(|source| Error::Io {
+                what: format!("cannot open {}", path.display()),
+                source,
+            })?;
         let size = repair_torn_tail(&file)
-            .map_err(|e| Error::Output(format!("cannot check {}: {e}", path.display())))?;
+            .map_err(|source| Error::Io {
+                what: format!("cannot check {}", path.display()),
+                source,
+            })?;
         Ok(FileOutput {
             config,
             file,
@@ -253,7 +262,10 @@ fn fingerprint(events: &[Event]) -> u128 {
 impl KinesisOutput {
     /// Connects to the stream (credentials from the AWS default chain).
     pub fn connect(config: &KinesisConfig) -> Result<Self, Error> {
-        let sink = Sink::connect(config).map_err(|e| Error::Output(format!("kinesis: {e}")))?;
+        let sink = Sink::connect(config).map_err(|source| Error::Kinesis {
+            context: "output.kinesis",
+            source,
+        })?;
         Ok(KinesisOutput {
             sink,
             unfinished: None,

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 
 use serde_json::{json, Map, Value};
 
+#[cfg(feature = "relay")]
 pub use logtide_kinesis::Lease;
 
 use crate::http::{self, HttpConfig, METRICS_PATH, READYZ_PATH};
@@ -27,9 +28,14 @@ const TOTALS: [(&str, &str, &str); 6] = [
 
 /// The relay's saved checkpoints, per shard (with their owners when leases are shared
 /// through DynamoDB), read without taking part.
+#[cfg(feature = "relay")]
 pub fn relay_checkpoints(config: &crate::RelayConfig) -> Result<Vec<Lease>, crate::Error> {
-    logtide_kinesis::read_checkpoints(&config.source.kinesis)
-        .map_err(|e| crate::Error::Output(format!("source.kinesis checkpoints: {e}")))
+    logtide_kinesis::read_checkpoints(&config.source.kinesis).map_err(|source| {
+        crate::Error::Kinesis {
+            context: "source.kinesis checkpoints",
+            source,
+        }
+    })
 }
 
 /// The metrics of a running process.

@@ -34,9 +34,9 @@
 //! | `logtide_relay_millis_behind_latest` | `shard` | how far the relay's reading is behind the tip of each shard it owns |
 //! | `logtide_ready` | | 1 when every source is connected and no output is stalled (as `/readyz`) |
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
 use logtide_event::Timestamp;
@@ -114,9 +114,11 @@ struct State {
     /// Components asked when readiness is read.
     checks: Vec<(String, Check)>,
     /// The paths each input last reported, so that paths gone are removed.
-    paths: HashMap<usize, HashSet<Arc<str>>>,
+    #[cfg(feature = "files")]
+    paths: std::collections::HashMap<usize, HashSet<std::sync::Arc<str>>>,
     /// Files each input has open.
-    open: HashMap<usize, u64>,
+    #[cfg(feature = "files")]
+    open: std::collections::HashMap<usize, u64>,
     /// The paths in `logtide_file_lost_bytes_total`.
     loss_paths: HashSet<String>,
     /// The shards the relay last reported.
@@ -594,6 +596,7 @@ impl Telemetry {
     /// Replaces what input `input` reports of its files: their progress, and how many it
     /// has open. The age of a file's oldest unshipped entry is taken from the time the
     /// entry was written, `now` the current time.
+    #[cfg(feature = "files")]
     pub fn set_files(
         &self,
         input: usize,
@@ -602,7 +605,8 @@ impl Telemetry {
         now: Timestamp,
     ) {
         // Several generations of one path (a rotation) add up.
-        let mut by_path: HashMap<Arc<str>, (u64, Option<Timestamp>)> = HashMap::new();
+        let mut by_path: std::collections::HashMap<std::sync::Arc<str>, (u64, Option<Timestamp>)> =
+            std::collections::HashMap::new();
         for f in files {
             let e = by_path.entry(f.path.clone()).or_default();
             e.0 += f.behind();
@@ -819,6 +823,7 @@ fn parse_sample(line: &str) -> Option<Sample> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     fn value(text: &str, series: &str) -> Option<f64> {
         text.lines()

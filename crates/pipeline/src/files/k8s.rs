@@ -13,8 +13,8 @@ use logtide_k8s_meta::{EnrichStats, Enricher, K8sMetaConfig};
 use logtide_tail::FileChange;
 use serde_json::Value;
 
-use crate::hold::Gate;
-use crate::run::FileObserver;
+use super::hold::Gate;
+use super::run::FileObserver;
 
 /// The processor name Filebeat uses.
 pub(crate) const ADD_KUBERNETES_METADATA: &str = "add_kubernetes_metadata";

@@ -10,6 +10,8 @@
 //! configured sink took its events. On stop: no more fetching, S3 and Elasticsearch
 //! flush, final checkpoints, leases released.
 
+pub mod alerts;
+
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -22,7 +24,7 @@ use logtide_kinesis::{Consumer, ConsumerConfig, ConsumerStats};
 use logtide_s3::{S3Config, S3Sink, S3Stats};
 use serde::Deserialize;
 
-use crate::alerts::Alerts;
+use alerts::Alerts;
 use crate::config::{
     document, typed, ConsoleConfig, FileOutputConfig,
 };
@@ -83,7 +85,7 @@ pub struct RelayConfig {
     /// The self-monitoring endpoint (`http.enabled`, `http.host`, `http.port`).
     #[serde(default)]
     pub http: HttpConfig,
-    /// Alert rules evaluated on every event (see [`crate::alerts`]).
+    /// Alert rules evaluated on every event (see [`alerts`]).
     #[serde(default)]
     pub alerts: Option<AlertsConfig>,
 }
@@ -293,8 +295,11 @@ pub fn run_relay_with(
     stop: Arc<AtomicBool>,
     telemetry: Arc<Telemetry>,
 ) -> Result<RelaySummary, Error> {
-    let relay_err = |e: logtide_kinesis::Error| Error::Output(format!("kinesis source: {e}"));
-    let s3_err = |e: logtide_s3::Error| Error::Output(format!("sinks.s3: {e}"));
+    let relay_err = |source: logtide_kinesis::Error| Error::Kinesis {
+        context: "source.kinesis",
+        source,
+    };
+    let s3_err = Error::S3;
     telemetry.set_stalled_after(config.http.stalled_after());
     let _http = HttpServer::start_if_enabled(&config.http, RELAY_PORT, telemetry.clone())?;
     let mut consumer = Consumer::connect(&config.source.kinesis).map_err(relay_err)?;
@@ -308,7 +313,7 @@ pub fn run_relay_with(
         .map(S3Sink::connect)
         .transpose()
         .map_err(s3_err)?;
-    let es_err = |e: logtide_es::Error| Error::Output(format!("sinks.elasticsearch: {e}"));
+    let es_err = Error::Elasticsearch;
     let mut es = config
         .sinks
         .elasticsearch
@@ -661,7 +666,7 @@ pub fn setup_elasticsearch(config: &RelayConfig) -> Result<logtide_es::SetupRepo
     let es = config.sinks.elasticsearch.as_ref().ok_or_else(|| {
         Error::Output("setup: the configuration has no sinks.elasticsearch".into())
     })?;
-    logtide_es::setup(es).map_err(|e| Error::Output(format!("sinks.elasticsearch: {e}")))
+    logtide_es::setup(es).map_err(Error::Elasticsearch)
 }
 
 /// What [`mapping_check`] saw.

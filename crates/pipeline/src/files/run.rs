@@ -16,10 +16,10 @@ use std::time::{Duration, Instant};
 use logtide_event::{AckToken, Event, Timestamp};
 use logtide_tail::{FileChange, TailStats, Tailer, Watch};
 
-use crate::config::{build_processors_with, FilesConfig};
-use crate::hold::{Gate, Hold, HoldStats};
+use super::config::{build_processors_with, FilesConfig};
+use super::hold::{Gate, Hold, HoldStats};
+use super::k8s::Kubernetes;
 use crate::http::{HttpServer, FILES_PORT};
-use crate::k8s::Kubernetes;
 use crate::output::{self, Output};
 use crate::telemetry::Telemetry;
 use crate::Error;
@@ -97,7 +97,7 @@ pub fn run_files_with(
     let telemetry = options.telemetry.clone().unwrap_or_default();
     telemetry.set_stalled_after(config.http.stalled_after());
     let _http = HttpServer::start_if_enabled(&config.http, FILES_PORT, telemetry.clone())?;
-    let started = crate::k8s::Started::default();
+    let started = super::k8s::Started::default();
     let global = Arc::new(build_processors_with(
         &config.processors,
         "processors",
