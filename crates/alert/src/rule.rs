@@ -630,7 +630,6 @@ fn destinations(r: &mut Reader<'_>) -> Result<Vec<Destination>> {
     Ok(out)
 }
 
-
 /// Takes keys out of a rule's map; what is left at the end is unknown.
 struct Reader<'a> {
     origin: &'a str,

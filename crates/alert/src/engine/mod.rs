@@ -1,7 +1,20 @@
-//! The rules engine: every rule's state, windows by event time, realert and aggregation.
+//! The rules engine: routes events and time to every rule, keeps the event-time clock,
+//! and applies realert and aggregation to what the rules find.
+//!
+//! Each rule type keeps its state and logic in a module of its own ([`any`],
+//! [`frequency`], [`flatline`], [`spike`], [`change`], [`new_term`]); [`KindState`]
+//! holds one of them per rule and hands it the rule's events ([`Seen`]) and the
+//! watermark, with a [`Ctx`] for the engine's limits, the rule's counters and the
+//! matches found.
 
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
+mod any;
+mod change;
+mod flatline;
+mod frequency;
+mod new_term;
+mod spike;
+
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,8 +22,15 @@ use logtide_event::{Event, Timestamp};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::rule::{Destination, Rule, RuleKind, SpikeType};
+use crate::rule::{Destination, Rule, RuleKind};
 use crate::template::{AlertValues, MISSING};
+
+use self::any::Any;
+use self::change::Change;
+use self::flatline::Flatline;
+use self::frequency::Frequency;
+use self::new_term::NewTerm;
+use self::spike::Spike;
 
 /// Nanoseconds since the Unix epoch: event times inside the engine.
 pub(crate) type Nanos = i64;
@@ -203,220 +223,189 @@ impl<T> Keyed<T> {
     fn retain(&mut self, mut f: impl FnMut(&str, &mut T) -> bool) {
         self.map.retain(|k, (v, _)| f(k, v));
     }
-}
 
-/// A flatline key: the newest `threshold` event times, sorted, and since when it has
-/// been watched.
-#[derive(Debug, Default, Serialize, Deserialize)]
-pub(crate) struct FlatKey {
-    recent: VecDeque<Nanos>,
-    since: Nanos,
-}
-
-/// Event counts by time, oldest first, spanning less than a timeframe: elastalert's
-/// `EventWindow` with the events of one instant counted together.
-#[derive(Debug, Default, Serialize, Deserialize)]
-pub(crate) struct CountWindow {
-    counts: VecDeque<(Nanos, u64)>,
-    total: u64,
-}
-
-impl CountWindow {
-    /// Adds `count` at `t` and hands every entry that leaves the window (the newest
-    /// entry's time minus the oldest's reaches `tf`) to `removed`, oldest first. Keeps at
-    /// most `cap` entries by counting the two oldest together; returns how many merged.
-    fn append(
-        &mut self,
-        t: Nanos,
-        count: u64,
-        tf: Nanos,
-        cap: usize,
-        mut removed: impl FnMut(Nanos, u64),
-    ) -> u64 {
-        let i = self.counts.partition_point(|(x, _)| *x <= t);
-        match i.checked_sub(1).and_then(|j| self.counts.get_mut(j)) {
-            Some((x, n)) if *x == t => *n += count,
-            _ => self.counts.insert(i, (t, count)),
-        }
-        self.total += count;
-        let mut merged = 0;
-        while self.counts.len() > cap.max(2) {
-            let Some((t0, n0)) = self.counts.pop_front() else {
-                break;
-            };
-            if let Some(next) = self.counts.front_mut() {
-                *next = (t0, next.1 + n0);
-            }
-            merged += 1;
-        }
-        while let (Some((oldest, _)), Some((newest, _))) = (self.counts.front(), self.counts.back())
-        {
-            if newest - oldest < tf {
-                break;
-            }
-            let Some((x, n)) = self.counts.pop_front() else {
-                break;
-            };
-            self.total -= n;
-            removed(x, n);
-        }
-        merged
-    }
-
-    fn clear(&mut self) {
-        self.counts.clear();
-        self.total = 0;
-    }
-
-    /// The time of the oldest entry with events (elastalert's match event: the first
-    /// non-placeholder of the current window), else of the newest entry.
-    fn first_counted(&self) -> Option<Nanos> {
-        self.counts
-            .iter()
-            .find(|(_, n)| *n > 0)
-            .or(self.counts.back())
-            .map(|(t, _)| *t)
+    /// The keys and their values, in no particular order.
+    fn iter(&self) -> impl Iterator<Item = (&String, &T)> {
+        self.map.iter().map(|(k, (v, _))| (k, v))
     }
 }
 
-/// One query key of a spike rule: elastalert's reference and current windows, where an
-/// entry that leaves the current window enters the reference window.
-#[derive(Debug, Default, Serialize, Deserialize)]
-pub(crate) struct SpikeKey {
-    reference: CountWindow,
-    current: CountWindow,
-    /// The key's first event since it was created or last matched.
-    first: Option<Nanos>,
-    /// After a match, checks with `alert_on_new_data` wait until this time.
-    skip_until: Option<Nanos>,
+/// An event a rule took, as its kind sees it.
+struct Seen<'a> {
+    event: &'a Event,
+    /// Its event time.
+    time: Nanos,
+    /// Its query key's value; `None` when the rule has no query key.
+    key: Option<String>,
+    /// The watermark when it arrived.
+    watermark: Option<Nanos>,
 }
 
-/// The state of one rule, by type.
+impl Seen<'_> {
+    /// Whether it is older than the watermark: it stays out of windows.
+    fn late(&self) -> bool {
+        self.watermark.is_some_and(|w| self.time < w)
+    }
+
+    /// The key its rule keeps state under: the query key's value, or `""` without one.
+    fn state_key(&self) -> &str {
+        self.key.as_deref().unwrap_or_default()
+    }
+
+    /// A match on this event at its time.
+    fn matched(&self, description: String) -> Match {
+        Match {
+            key: self.key.clone(),
+            time: self.time,
+            description,
+            event: Some(self.event.clone_unacked()),
+        }
+    }
+}
+
+/// What a rule's kind works with besides its own state and parameters, and where its
+/// matches go.
+struct Ctx<'a> {
+    config: &'a EngineConfig,
+    /// Whether the rule has a query key (without one, its state is under the key `""`
+    /// and its matches have no key).
+    keyed: bool,
+    /// Event time from which the rule has watched the stream.
+    observed_from: Option<Nanos>,
+    /// The rule's counters: kinds count evictions, overflows and merges.
+    stats: &'a mut RuleStats,
+    /// Matches found, in the order they go to realert and aggregation.
+    found: Vec<Match>,
+}
+
+/// The state of one rule, by type: the common interface of the rule kinds. The engine
+/// calls [`KindState::on_event`] with each event the rule takes, and moves time on with
+/// [`KindState::on_clock`] (every event), [`KindState::advance`] (the watermark) and
+/// [`KindState::finish`] (the end of the input).
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub(crate) enum KindState {
-    Any,
-    Frequency {
-        keys: Keyed<VecDeque<Nanos>>,
-    },
-    Flatline {
-        keys: Keyed<FlatKey>,
-        #[serde(skip)]
-        deadlines: BinaryHeap<Reverse<(Nanos, String)>>,
-    },
-    Spike {
-        #[serde(default)]
-        windows: Keyed<SpikeKey>,
-        /// Whether some key's reference window has been filled once (elastalert's
-        /// `ref_window_filled_once`, for the whole rule).
-        #[serde(default)]
-        filled_once: bool,
-        /// The time the windows were last moved on to.
-        #[serde(default)]
-        moved_to: Option<Nanos>,
-        /// The time every key's windows were last moved on to.
-        #[serde(default)]
-        all_moved_to: Option<Nanos>,
-    },
-    Change {
-        last: Keyed<(Nanos, Value)>,
-        #[serde(skip)]
-        waiting: BinaryHeap<Reverse<(Nanos, u64)>>,
-        waiting_events: HashMap<u64, (Nanos, String, Value, Value)>,
-        seq: u64,
-    },
-    NewTerm {
-        terms: Keyed<Nanos>,
-    },
+    Any(Any),
+    Frequency(Frequency),
+    Flatline(Flatline),
+    Spike(Spike),
+    Change(Change),
+    NewTerm(NewTerm),
 }
 
 impl KindState {
     fn new(kind: &RuleKind) -> KindState {
         match kind {
-            RuleKind::Any => KindState::Any,
-            RuleKind::Frequency { .. } => KindState::Frequency {
-                keys: Keyed::default(),
-            },
-            RuleKind::Flatline { .. } => KindState::Flatline {
-                keys: Keyed::default(),
-                deadlines: BinaryHeap::new(),
-            },
-            RuleKind::Spike { .. } => KindState::Spike {
-                windows: Keyed::default(),
-                filled_once: false,
-                moved_to: None,
-                all_moved_to: None,
-            },
-            RuleKind::Change { .. } => KindState::Change {
-                last: Keyed::default(),
-                waiting: BinaryHeap::new(),
-                waiting_events: HashMap::new(),
-                seq: 0,
-            },
-            RuleKind::NewTerm { .. } => KindState::NewTerm {
-                terms: Keyed::default(),
-            },
+            RuleKind::Any => KindState::Any(Any),
+            RuleKind::Frequency { .. } => KindState::Frequency(Frequency::default()),
+            RuleKind::Flatline { .. } => KindState::Flatline(Flatline::default()),
+            RuleKind::Spike { .. } => KindState::Spike(Spike::default()),
+            RuleKind::Change { .. } => KindState::Change(Change::default()),
+            RuleKind::NewTerm { .. } => KindState::NewTerm(NewTerm::default()),
         }
     }
 
     /// Rebuilds what is derived from the saved state (flatline deadlines, the order of
     /// waiting `change` events).
     pub(crate) fn rebuild(&mut self, kind: &RuleKind) {
-        if let KindState::Change {
-            waiting,
-            waiting_events,
-            ..
-        } = self
-        {
-            waiting.clear();
-            for (seq, (t, ..)) in waiting_events.iter() {
-                waiting.push(Reverse((*t, *seq)));
+        match self {
+            KindState::Flatline(s) => {
+                if let Some(p) = flatline::Params::of(kind) {
+                    s.rebuild(&p);
+                }
             }
-        }
-        if let (
-            KindState::Flatline { keys, deadlines },
-            RuleKind::Flatline {
-                threshold,
-                timeframe,
-                ..
-            },
-        ) = (self, kind)
-        {
-            deadlines.clear();
-            for (k, (fk, _)) in &keys.map {
-                deadlines.push(Reverse((
-                    flat_deadline(fk, *threshold, span(*timeframe)),
-                    k.clone(),
-                )));
-            }
+            KindState::Change(s) => s.rebuild(),
+            _ => {}
         }
     }
 
     pub(crate) fn matches_kind(&self, kind: &RuleKind) -> bool {
         matches!(
             (self, kind),
-            (KindState::Any, RuleKind::Any)
-                | (KindState::Frequency { .. }, RuleKind::Frequency { .. })
-                | (KindState::Flatline { .. }, RuleKind::Flatline { .. })
-                | (KindState::Spike { .. }, RuleKind::Spike { .. })
-                | (KindState::Change { .. }, RuleKind::Change { .. })
-                | (KindState::NewTerm { .. }, RuleKind::NewTerm { .. })
+            (KindState::Any(_), RuleKind::Any)
+                | (KindState::Frequency(_), RuleKind::Frequency { .. })
+                | (KindState::Flatline(_), RuleKind::Flatline { .. })
+                | (KindState::Spike(_), RuleKind::Spike { .. })
+                | (KindState::Change(_), RuleKind::Change { .. })
+                | (KindState::NewTerm(_), RuleKind::NewTerm { .. })
         )
     }
-}
 
-/// When a flatline key falls below its threshold if nothing more arrives: when its
-/// `threshold`-th newest event leaves the window (or, with fewer events, a timeframe
-/// after it started being watched).
-fn flat_deadline(k: &FlatKey, threshold: usize, tf: Nanos) -> Nanos {
-    if k.recent.len() >= threshold {
-        k.recent
-            .front()
-            .copied()
-            .unwrap_or(k.since)
-            .saturating_add(tf)
-    } else {
-        k.since.saturating_add(tf)
+    /// Takes an event that passed `rule`'s filter.
+    fn on_event(&mut self, rule: &Rule, seen: &Seen<'_>, cx: &mut Ctx<'_>) {
+        let kind = &rule.kind;
+        match self {
+            KindState::Any(s) => s.on_event(&rule.name, seen, cx),
+            KindState::Frequency(s) => {
+                if let Some(p) = frequency::Params::of(kind) {
+                    s.on_event(&p, seen, cx);
+                }
+            }
+            KindState::Flatline(s) => {
+                if let Some(p) = flatline::Params::of(kind) {
+                    s.on_event(&p, seen, cx);
+                }
+            }
+            KindState::Spike(s) => {
+                if let Some(p) = spike::Params::of(kind) {
+                    s.on_event(&p, seen, cx);
+                }
+            }
+            KindState::Change(s) => {
+                if let Some(p) = change::Params::of(kind) {
+                    s.on_event(&p, seen, cx);
+                }
+            }
+            KindState::NewTerm(s) => {
+                if let Some(p) = new_term::Params::of(kind) {
+                    s.on_event(&p, seen, cx);
+                }
+            }
+        }
+    }
+
+    /// Whether [`KindState::on_clock`] does anything: only spike windows slide with
+    /// the newest event time.
+    fn follows_clock(&self) -> bool {
+        matches!(self, KindState::Spike(_))
+    }
+
+    /// Moves on to the newest event time `t`, on every event, whether the rule took it
+    /// or not (`own`: the query key of the event, if the rule took it).
+    fn on_clock(&mut self, rule: &Rule, t: Nanos, own: Option<&str>, cx: &mut Ctx<'_>) {
+        if let (KindState::Spike(s), Some(p)) = (self, spike::Params::of(&rule.kind)) {
+            s.slide(&p, t, own, cx);
+        }
+    }
+
+    /// Closes what the watermark `w` has passed.
+    fn advance(&mut self, rule: &Rule, w: Nanos, cx: &mut Ctx<'_>) {
+        let kind = &rule.kind;
+        match self {
+            KindState::Spike(s) => {
+                if let Some(p) = spike::Params::of(kind) {
+                    s.advance(&p, w, cx);
+                }
+            }
+            KindState::Flatline(s) => {
+                if let Some(p) = flatline::Params::of(kind) {
+                    s.advance(&p, w, cx);
+                }
+            }
+            KindState::Change(s) => {
+                if let Some(p) = change::Params::of(kind) {
+                    s.release(&p, w, cx);
+                }
+            }
+            KindState::Any(_) | KindState::Frequency(_) | KindState::NewTerm(_) => {}
+        }
+    }
+
+    /// Ends a finite input: what waits for the watermark is decided now.
+    fn finish(&mut self, rule: &Rule, cx: &mut Ctx<'_>) {
+        if let (KindState::Change(s), Some(p)) = (self, change::Params::of(&rule.kind)) {
+            s.release(&p, Nanos::MAX, cx);
+        }
     }
 }
 
@@ -588,11 +577,7 @@ impl Engine {
                 if matched {
                     slot.on_event(event, t, watermark, &self.config, out);
                 }
-                // Spike windows slide with time, also on events the rule does not take.
-                if matches!(slot.rule.kind, RuleKind::Spike { .. }) {
-                    let own = matched.then(|| query_key(&slot.rule, event).unwrap_or_default());
-                    slot.spike_gc(clock, own.as_deref(), &self.config, out);
-                }
+                slot.on_clock(clock, matched.then_some(event), &self.config, out);
                 self.alerts += (out.len() - before) as u64;
             }
         }
@@ -613,7 +598,7 @@ impl Engine {
         let config = self.config.clone();
         for slot in &mut self.slots {
             let before = out.len();
-            slot.release_waiting(Nanos::MAX, &config, out);
+            slot.run(&config, out, |state, rule, cx| state.finish(rule, cx));
             slot.flush_aggregates(Nanos::MAX, out);
             self.alerts += (out.len() - before) as u64;
         }
@@ -685,6 +670,30 @@ fn fmt_time(n: Nanos) -> String {
 }
 
 impl Slot {
+    /// Runs `step` on the rule's kind, then realert and aggregation on the matches it
+    /// found.
+    fn run(
+        &mut self,
+        config: &EngineConfig,
+        out: &mut Vec<Alert>,
+        step: impl FnOnce(&mut KindState, &Rule, &mut Ctx<'_>),
+    ) {
+        let rule = Arc::clone(&self.rule);
+        let mut cx = Ctx {
+            config,
+            keyed: !rule.query_key.is_empty(),
+            observed_from: self.observed_from,
+            stats: &mut self.stats,
+            found: Vec::new(),
+        };
+        step(&mut self.state, &rule, &mut cx);
+        let found = cx.found;
+        for m in found {
+            self.emit(m, config, out);
+        }
+    }
+
+    /// Takes an event that passed the rule's filter.
     fn on_event(
         &mut self,
         event: &Event,
@@ -694,453 +703,42 @@ impl Slot {
         out: &mut Vec<Alert>,
     ) {
         self.stats.matched_events += 1;
-        let late = watermark.is_some_and(|w| t < w);
-        if late {
+        let seen = Seen {
+            event,
+            time: t,
+            key: query_key(&self.rule, event),
+            watermark,
+        };
+        if seen.late() {
             self.stats.late_events += 1;
         }
-        let key = query_key(&self.rule, event);
-        let k = key.clone().unwrap_or_default();
-        let rule = Arc::clone(&self.rule);
-        let mut found: Vec<Match> = Vec::new();
-        match (&mut self.state, &rule.kind) {
-            (KindState::Any, RuleKind::Any) => found.push(Match {
-                key,
-                time: t,
-                description: format!("{} matched an event", rule.name),
-                event: Some(event.clone_unacked()),
-            }),
-            (
-                KindState::Frequency { keys },
-                RuleKind::Frequency {
-                    num_events,
-                    timeframe,
-                },
-            ) => {
-                if late {
-                    return;
-                }
-                let tf = span(*timeframe);
-                let (times, evicted) = keys.entry(&k, config.max_query_keys, VecDeque::new);
-                self.stats.evicted_keys += evicted;
-                let i = times.partition_point(|x| *x <= t);
-                times.insert(i, t);
-                // Times that can no longer share a window with a non-late event.
-                if let Some(w) = watermark {
-                    while times.front().is_some_and(|x| *x < w.saturating_sub(tf)) {
-                        times.pop_front();
-                    }
-                }
-                let n = *num_events;
-                let lo = i.saturating_sub(n - 1);
-                let mut fired = None;
-                for j in lo..=i {
-                    // As elastalert's EventWindow: an event exactly `timeframe` older
-                    // than the newest has left the window.
-                    if j + n - 1 < times.len() && times[j + n - 1] - times[j] < tf {
-                        fired = Some((times[j], times[j + n - 1]));
-                        break;
-                    }
-                }
-                if let Some((first, last)) = fired {
-                    times.retain(|x| *x > last);
-                    found.push(Match {
-                        key,
-                        time: last,
-                        description: format!(
-                            "At least {n} events occurred between {} and {}",
-                            fmt_time(first),
-                            fmt_time(last)
-                        ),
-                        event: Some(event.clone_unacked()),
-                    });
-                }
-                // A bound whatever the input: at most twice the window's worth per key.
-                let cap = (2 * n).max(64);
-                while times.len() > cap {
-                    times.pop_front();
-                }
-            }
-            (
-                KindState::Flatline { keys, deadlines },
-                RuleKind::Flatline {
-                    threshold,
-                    timeframe,
-                    ..
-                },
-            ) => {
-                if late {
-                    return;
-                }
-                let tf = span(*timeframe);
-                // A key is watched from its first event; the rule without a query key
-                // from the start of the stream.
-                let since = if rule.query_key.is_empty() {
-                    self.observed_from.unwrap_or(t).min(t)
-                } else {
-                    t
-                };
-                let (fk, evicted) = keys.entry(&k, config.max_query_keys, || FlatKey {
-                    recent: VecDeque::new(),
-                    since,
-                });
-                self.stats.evicted_keys += evicted;
-                let i = fk.recent.partition_point(|x| *x <= t);
-                fk.recent.insert(i, t);
-                while fk.recent.len() > *threshold {
-                    fk.recent.pop_front();
-                }
-                deadlines.push(Reverse((flat_deadline(fk, *threshold, tf), k)));
-            }
-            (KindState::Spike { .. }, RuleKind::Spike { .. }) => {
-                if late {
-                    return;
-                }
-                self.spike_event(&k, t, 1, config, out);
-                return;
-            }
-            (
-                KindState::Change {
-                    waiting,
-                    waiting_events,
-                    seq,
-                    ..
-                },
-                RuleKind::Change {
-                    compare_key,
-                    ignore_null,
-                    ..
-                },
-            ) => {
-                if late {
-                    return;
-                }
-                let values: Vec<Value> = compare_key
-                    .iter()
-                    .map(|f| event.get(f).cloned().unwrap_or(Value::Null))
-                    .collect();
-                if *ignore_null && values.iter().any(Value::is_null) {
-                    return;
-                }
-                let value = if values.len() == 1 {
-                    values.into_iter().next().unwrap_or(Value::Null)
-                } else {
-                    Value::Array(values)
-                };
-                *seq += 1;
-                waiting.push(Reverse((t, *seq)));
-                let json = serde_json::to_value(event).unwrap_or(Value::Null);
-                waiting_events.insert(*seq, (t, k, value, json));
-                if waiting.len() > config.max_waiting {
-                    if let Some(Reverse((oldest, _))) = waiting.peek().copied() {
-                        self.stats.reorder_overflows += 1;
-                        self.release_waiting(oldest, config, out);
-                    }
-                }
-            }
-            (
-                KindState::NewTerm { terms },
-                RuleKind::NewTerm {
-                    fields,
-                    terms_window_size,
-                    learning_period,
-                    alert_on_missing_field,
-                },
-            ) => {
-                let learning_until = self
-                    .observed_from
-                    .unwrap_or(t)
-                    .saturating_add(span(*learning_period));
-                let window = span(*terms_window_size);
-                for spec in fields {
-                    let found_terms = terms_of(event, spec);
-                    if found_terms.is_empty() {
-                        // As elastalert: a missing (or empty) field is no term, and a
-                        // match of its own with `alert_on_missing_field`.
-                        if *alert_on_missing_field && t >= learning_until {
-                            found.push(Match {
-                                key: key.clone(),
-                                time: t,
-                                description: format!("Missing field {}", spec.join(", ")),
-                                event: Some(event.clone_unacked()),
-                            });
-                        }
-                        continue;
-                    }
-                    for term in found_terms {
-                        let id = format!("{}\u{1f}{term}", spec.join(","));
-                        let (last, evicted) = terms.entry(&id, config.max_terms, || Nanos::MIN);
-                        self.stats.evicted_keys += evicted;
-                        let new = *last == Nanos::MIN || t.saturating_sub(*last) > window;
-                        if *last == Nanos::MIN || t > *last {
-                            *last = t;
-                        }
-                        if new && t >= learning_until {
-                            found.push(Match {
-                                key: key.clone(),
-                                time: t,
-                                description: format!("New term in {}: {term}", spec.join(", ")),
-                                event: Some(event.clone_unacked()),
-                            });
-                        }
-                    }
-                }
-            }
-            _ => {}
-        }
-        for m in found {
-            self.emit(m, config, out);
-        }
-    }
-
-    /// elastalert's `SpikeRule.handle_event`: adds `count` events (0 for the placeholder
-    /// that moves time on) at `t` to key `k`'s current window and compares the windows.
-    fn spike_event(
-        &mut self,
-        k: &str,
-        t: Nanos,
-        count: u64,
-        config: &EngineConfig,
-        out: &mut Vec<Alert>,
-    ) {
-        let rule = Arc::clone(&self.rule);
-        let (
-            KindState::Spike {
-                windows,
-                filled_once,
-                ..
-            },
-            RuleKind::Spike {
-                spike_height,
-                spike_type,
-                timeframe,
-                threshold_ref,
-                threshold_cur,
-                alert_on_new_data,
-            },
-        ) = (&mut self.state, &rule.kind)
-        else {
-            return;
-        };
-        let tf = span(*timeframe);
-        let (w, evicted) = windows.entry(k, config.max_query_keys, SpikeKey::default);
-        self.stats.evicted_keys += evicted;
-        let first = *w.first.get_or_insert(t);
-        let reference = &mut w.reference;
-        let cap = config.max_window_entries;
-        let mut merged_ref = 0;
-        let merged_cur = w.current.append(t, count, tf, cap, |x, n| {
-            merged_ref += reference.append(x, n, tf, cap, |_, _| {});
+        self.run(config, out, |state, rule, cx| {
+            state.on_event(rule, &seen, cx)
         });
-        self.stats.merged_window_entries += merged_cur + merged_ref;
-        // The reference window is not full until two timeframes after the first event.
-        if t - first < tf.saturating_mul(2) {
-            if !*filled_once
-                || !*alert_on_new_data
-                || rule.query_key.is_empty()
-                || w.skip_until.is_some_and(|s| t < s)
-            {
-                return;
-            }
-        } else {
-            *filled_once = true;
-        }
-        let (cur, refc) = (w.current.total, w.reference.total);
-        if cur < *threshold_cur || refc < *threshold_ref {
-            return;
-        }
-        let down = cur as f64 <= refc as f64 / spike_height;
-        let up = cur as f64 >= refc as f64 * spike_height;
-        let fire = match spike_type {
-            SpikeType::Up => up,
-            SpikeType::Down => down,
-            SpikeType::Both => up || down,
-        };
-        if !fire {
-            return;
-        }
-        let at = w.current.first_counted().unwrap_or(t);
-        // As elastalert's `clear_windows`: the reference starts again, and so does the
-        // wait for two timeframes.
-        w.reference.clear();
-        w.first = None;
-        w.skip_until = Some(at.saturating_add(tf.saturating_mul(2)));
-        let m = Match {
-            key: (!rule.query_key.is_empty()).then(|| k.to_owned()),
-            time: t,
-            description: format!(
-                "An abnormal number ({cur}) of events occurred around {}: {refc} in the previous {}",
-                fmt_time(at),
-                humantime::format_duration(*timeframe)
-            ),
-            event: None,
-        };
-        self.emit(m, config, out);
     }
 
-    /// elastalert's `SpikeRule.garbage_collect` at time `t`: a placeholder (no events)
-    /// moves the windows on, which may show a drop; keys with no events left in either
-    /// window are forgotten. Key `own` (the event's, if the rule took it) always moves;
-    /// every key moves when time has gone on by a tenth of the timeframe (at most a
-    /// second) since they last did, so the cost per event does not grow with the keys.
-    fn spike_gc(
+    /// Moves on to the newest event time `t`, on every event; `taken` is the event when
+    /// the rule took it.
+    fn on_clock(
         &mut self,
         t: Nanos,
-        own: Option<&str>,
+        taken: Option<&Event>,
         config: &EngineConfig,
         out: &mut Vec<Alert>,
     ) {
-        let (
-            KindState::Spike {
-                windows,
-                moved_to,
-                all_moved_to,
-                ..
-            },
-            RuleKind::Spike { timeframe, .. },
-        ) = (&mut self.state, &self.rule.kind)
-        else {
+        if !self.state.follows_clock() {
             return;
-        };
-        *moved_to = Some(moved_to.map_or(t, |m| m.max(t)));
-        let step = (span(*timeframe) / 10).clamp(1, 1_000_000_000);
-        let keys: Vec<String> = if all_moved_to.is_none_or(|m| t - m >= step) {
-            *all_moved_to = Some(t);
-            let has_key = !self.rule.query_key.is_empty();
-            windows.retain(|_, w| !has_key || w.reference.total > 0 || w.current.total > 0);
-            windows.map.keys().cloned().collect()
-        } else {
-            own.map(str::to_owned).into_iter().collect()
-        };
-        for k in keys {
-            self.spike_event(&k, t, 0, config, out);
         }
+        let own = taken.map(|e| query_key(&self.rule, e).unwrap_or_default());
+        self.run(config, out, |state, rule, cx| {
+            state.on_clock(rule, t, own.as_deref(), cx);
+        });
     }
 
     /// Closes what the watermark `w` has passed.
     fn advance(&mut self, w: Nanos, config: &EngineConfig, out: &mut Vec<Alert>) {
-        // On a silent stream the watermark moves on with the wall clock past the newest
-        // event, and the spike windows move with it (elastalert's garbage_collect).
-        if let KindState::Spike {
-            moved_to: Some(m), ..
-        } = self.state
-        {
-            if w > m {
-                self.spike_gc(w, None, config, out);
-            }
-        }
-        let rule = Arc::clone(&self.rule);
-        let mut found = Vec::new();
-        if let (
-            KindState::Flatline { keys, deadlines },
-            RuleKind::Flatline {
-                threshold,
-                timeframe,
-                forget_keys,
-            },
-        ) = (&mut self.state, &rule.kind)
-        {
-            let tf = span(*timeframe);
-            // The rule without a query key watches the whole stream from the start.
-            if rule.query_key.is_empty() && keys.get("").is_none() {
-                if let Some(since) = self.observed_from {
-                    let (fk, _) = keys.entry("", 1, || FlatKey {
-                        recent: VecDeque::new(),
-                        since,
-                    });
-                    deadlines.push(Reverse((flat_deadline(fk, *threshold, tf), String::new())));
-                }
-            }
-            while let Some(Reverse((deadline, _))) = deadlines.peek() {
-                if *deadline > w {
-                    break;
-                }
-                let Some(Reverse((deadline, k))) = deadlines.pop() else {
-                    break;
-                };
-                let Some(fk) = keys.get_mut(&k) else { continue };
-                if flat_deadline(fk, *threshold, tf) != deadline {
-                    continue; // superseded by a newer event
-                }
-                let count = fk.recent.iter().filter(|x| **x > deadline - tf).count();
-                found.push(Match {
-                        key: (!rule.query_key.is_empty()).then(|| k.clone()),
-                        time: deadline,
-                        description: format!(
-                            "An abnormally low number of events occurred around {}: {count} in {} (threshold {threshold})",
-                            fmt_time(deadline),
-                            humantime::format_duration(*timeframe)
-                        ),
-                        event: None,
-                    });
-                if *forget_keys && !rule.query_key.is_empty() {
-                    keys.remove(&k);
-                } else {
-                    fk.since = deadline;
-                    fk.recent.retain(|x| *x > deadline);
-                    deadlines.push(Reverse((flat_deadline(fk, *threshold, tf), k)));
-                }
-            }
-        }
-        found.sort_by_key(|m| m.time);
-        for m in found {
-            self.emit(m, config, out);
-        }
-        self.release_waiting(w, config, out);
+        self.run(config, out, |state, rule, cx| state.advance(rule, w, cx));
         self.flush_aggregates(w, out);
-    }
-
-    /// Compares the waiting `change` events up to `w`, in event-time order.
-    fn release_waiting(&mut self, w: Nanos, config: &EngineConfig, out: &mut Vec<Alert>) {
-        let rule = Arc::clone(&self.rule);
-        let (
-            KindState::Change {
-                last,
-                waiting,
-                waiting_events,
-                ..
-            },
-            RuleKind::Change {
-                compare_key,
-                timeframe,
-                ..
-            },
-        ) = (&mut self.state, &rule.kind)
-        else {
-            return;
-        };
-        let mut found = Vec::new();
-        while let Some(Reverse((t, seq))) = waiting.peek().copied() {
-            if t > w {
-                break;
-            }
-            waiting.pop();
-            let Some((_, k, value, event)) = waiting_events.remove(&seq) else {
-                continue;
-            };
-            let (prev, evicted) =
-                last.entry(&k, config.max_query_keys, || (Nanos::MIN, Value::Null));
-            self.stats.evicted_keys += evicted;
-            let changed = prev.0 != Nanos::MIN
-                && prev.1 != value
-                && timeframe.is_none_or(|tf| t.saturating_sub(prev.0) <= span(tf));
-            if changed {
-                found.push(Match {
-                    key: (!rule.query_key.is_empty()).then(|| k.clone()),
-                    time: t,
-                    description: format!(
-                        "{} changed from {} to {}",
-                        compare_key.join(", "),
-                        show(&prev.1),
-                        show(&value)
-                    ),
-                    event: Event::from_json(event).ok(),
-                });
-            }
-            *prev = (t, value);
-        }
-        for m in found {
-            self.emit(m, config, out);
-        }
     }
 
     /// Applies realert, then aggregation; produces the alert when not aggregated.
@@ -1284,50 +882,6 @@ impl Slot {
     }
 }
 
-/// Whether elastalert (Python) takes a field's value for missing: `None`, `false`, `0`,
-/// an empty string, list or object.
-fn is_falsy(v: &Value) -> bool {
-    match v {
-        Value::Null => true,
-        Value::Bool(b) => !b,
-        Value::Number(n) => n.as_f64() == Some(0.0),
-        Value::String(s) => s.is_empty(),
-        Value::Array(a) => a.is_empty(),
-        Value::Object(o) => o.is_empty(),
-    }
-}
-
-/// The terms of `spec` (one field, or several combined) in an event; arrays give one
-/// term per element. None when a field is missing or, as for elastalert, falsy.
-fn terms_of(event: &Event, spec: &[String]) -> Vec<String> {
-    let one = |v: &Value| -> Vec<String> {
-        match v {
-            Value::Array(items) => items.iter().map(show).collect(),
-            v => vec![show(v)],
-        }
-    };
-    let mut out: Vec<String> = vec![String::new()];
-    for (i, f) in spec.iter().enumerate() {
-        let Some(v) = event.get(f).filter(|v| !is_falsy(v)) else {
-            return Vec::new();
-        };
-        let values = one(v);
-        out = out
-            .iter()
-            .flat_map(|prefix| {
-                values.iter().map(move |v| {
-                    if i == 0 {
-                        v.clone()
-                    } else {
-                        format!("{prefix}, {v}")
-                    }
-                })
-            })
-            .collect();
-    }
-    out
-}
-
 fn show(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
@@ -1425,4 +979,170 @@ fn summary_table(fields: &[String], events: &[Value]) -> String {
         s.push_str(&format!("{} | {n}\n", row.join(" | ")));
     }
     s
+}
+
+#[cfg(test)]
+mod testing {
+    //! What the rule kinds' unit tests share: events at known times and a context.
+
+    use super::*;
+
+    /// 2026-01-01T00:00:00Z, in seconds since the epoch.
+    const BASE: i64 = 1_767_225_600;
+
+    /// `s` seconds after 2026-01-01T00:00:00Z.
+    pub(super) fn secs(s: i64) -> Nanos {
+        (BASE + s) * 1_000_000_000
+    }
+
+    /// An event with `fields` at `s` seconds.
+    pub(super) fn event(s: i64, fields: Value) -> Event {
+        let mut e = Event::from_json(fields).expect("an object");
+        e.set_timestamp(timestamp(secs(s)));
+        e
+    }
+
+    /// `event` as a rule takes it: under query key `key`, with the watermark at
+    /// `watermark` seconds.
+    pub(super) fn seen<'a>(
+        event: &'a Event,
+        key: Option<&str>,
+        watermark: Option<i64>,
+    ) -> Seen<'a> {
+        Seen {
+            event,
+            time: nanos(event.timestamp()),
+            key: key.map(str::to_owned),
+            watermark: watermark.map(secs),
+        }
+    }
+
+    /// The matches' times (in seconds) and keys.
+    pub(super) fn at(found: &[Match]) -> Vec<(i64, Option<String>)> {
+        found
+            .iter()
+            .map(|m| ((m.time - secs(0)) / 1_000_000_000, m.key.clone()))
+            .collect()
+    }
+
+    /// `Some(k)`, for a match's key.
+    pub(super) fn key(k: &str) -> Option<String> {
+        Some(k.to_owned())
+    }
+
+    /// What the engine gives a rule's kind: its limits, the rule's counters, whether it
+    /// has a query key and since when it has watched the stream.
+    pub(super) struct Harness {
+        pub(super) config: EngineConfig,
+        pub(super) stats: RuleStats,
+        pub(super) keyed: bool,
+        pub(super) observed_from: Option<Nanos>,
+    }
+
+    impl Harness {
+        /// A rule with (`keyed`) or without a query key, watching from 0 s, under the
+        /// default limits.
+        pub(super) fn new(keyed: bool) -> Harness {
+            Harness {
+                config: EngineConfig::default(),
+                stats: RuleStats::default(),
+                keyed,
+                observed_from: Some(secs(0)),
+            }
+        }
+
+        /// Runs `step` with a context; returns the matches it found.
+        pub(super) fn run(&mut self, step: impl FnOnce(&mut Ctx<'_>)) -> Vec<Match> {
+            let mut cx = Ctx {
+                config: &self.config,
+                keyed: self.keyed,
+                observed_from: self.observed_from,
+                stats: &mut self.stats,
+                found: Vec::new(),
+            };
+            step(&mut cx);
+            cx.found
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rule::SpikeType;
+
+    /// A new rule's state of every kind, as the state file holds it.
+    #[test]
+    fn each_kind_saves_its_state_under_its_type() {
+        let tf = Duration::from_secs(60);
+        let cases = [
+            (RuleKind::Any, r#"{"type":"any"}"#),
+            (
+                RuleKind::Frequency {
+                    num_events: 3,
+                    timeframe: tf,
+                },
+                r#"{"type":"frequency","keys":{"map":{},"clock":0}}"#,
+            ),
+            (
+                RuleKind::Flatline {
+                    threshold: 1,
+                    timeframe: tf,
+                    forget_keys: false,
+                },
+                r#"{"type":"flatline","keys":{"map":{},"clock":0}}"#,
+            ),
+            (
+                RuleKind::Spike {
+                    spike_height: 2.0,
+                    spike_type: SpikeType::Both,
+                    timeframe: tf,
+                    threshold_ref: 0,
+                    threshold_cur: 0,
+                    alert_on_new_data: false,
+                },
+                r#"{"type":"spike","windows":{"map":{},"clock":0},"filled_once":false,"moved_to":null,"all_moved_to":null}"#,
+            ),
+            (
+                RuleKind::Change {
+                    compare_key: vec!["status".into()],
+                    ignore_null: false,
+                    timeframe: None,
+                },
+                r#"{"type":"change","last":{"map":{},"clock":0},"waiting_events":{},"seq":0}"#,
+            ),
+            (
+                RuleKind::NewTerm {
+                    fields: vec![vec!["ns".into()]],
+                    terms_window_size: tf,
+                    learning_period: tf,
+                    alert_on_missing_field: false,
+                },
+                r#"{"type":"new_term","terms":{"map":{},"clock":0}}"#,
+            ),
+        ];
+        for (kind, saved) in &cases {
+            let state = KindState::new(kind);
+            assert!(state.matches_kind(kind));
+            assert_eq!(serde_json::to_string(&state).unwrap(), *saved);
+            let restored: KindState = serde_json::from_str(saved).unwrap();
+            assert!(restored.matches_kind(kind), "{saved}");
+            for (other, _) in cases.iter().filter(|(k, _)| k != kind) {
+                assert!(!state.matches_kind(other));
+            }
+        }
+    }
+
+    /// Spike windows saved before they were kept are restored empty.
+    #[test]
+    fn spike_state_fields_have_defaults() {
+        let restored: KindState = serde_json::from_str(r#"{"type":"spike"}"#).unwrap();
+        let KindState::Spike(s) = restored else {
+            panic!("not a spike state: {restored:?}");
+        };
+        assert_eq!(
+            serde_json::to_string(&s).unwrap(),
+            r#"{"windows":{"map":{},"clock":0},"filled_once":false,"moved_to":null,"all_moved_to":null}"#
+        );
+    }
 }
