@@ -48,9 +48,26 @@ pub(crate) struct Change {
     #[serde(skip)]
     waiting: BinaryHeap<Reverse<(Nanos, u64)>>,
     /// The waiting events by sequence number: time, query key, value and the event.
+    #[serde(deserialize_with = "by_sequence")]
     waiting_events: HashMap<u64, (Nanos, String, Value, Value)>,
     /// The last sequence number given.
     seq: u64,
+}
+
+/// Reads the waiting events back. The state file holds their sequence numbers as JSON
+/// object keys, that is as text; read through [`super::KindState`]'s tag they stay text,
+/// so they are parsed here.
+fn by_sequence<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<HashMap<u64, (Nanos, String, Value, Value)>, D::Error> {
+    let text: HashMap<String, (Nanos, String, Value, Value)> = HashMap::deserialize(d)?;
+    text.into_iter()
+        .map(|(seq, e)| {
+            seq.parse::<u64>().map(|seq| (seq, e)).map_err(|_| {
+                serde::de::Error::custom(format!("waiting event {seq:?}: not a sequence number"))
+            })
+        })
+        .collect()
 }
 
 impl Change {
@@ -330,6 +347,21 @@ mod tests {
             ],
         );
         let saved = serde_json::to_string(&c).unwrap();
+        // Through the state file's tagged enum too, as the engine restores it.
+        let tagged = serde_json::to_string(&super::super::KindState::Change(
+            serde_json::from_str(&saved).unwrap(),
+        ))
+        .unwrap();
+        match serde_json::from_str(&tagged).unwrap() {
+            super::super::KindState::Change(mut c) => {
+                c.rebuild();
+                assert_eq!(
+                    at(&release(&mut c, &p, &mut Harness::new(true), Nanos::MAX)),
+                    [(1, key("a"))]
+                );
+            }
+            other => panic!("{other:?}"),
+        }
         let mut restored: Change = serde_json::from_str(&saved).unwrap();
         assert!(release(&mut restored, &p, &mut h, Nanos::MAX).is_empty());
         let mut restored: Change = serde_json::from_str(&saved).unwrap();
