@@ -49,18 +49,19 @@ pub(crate) struct Change {
     waiting: BinaryHeap<Reverse<(Nanos, u64)>>,
     /// The waiting events by sequence number: time, query key, value and the event.
     #[serde(deserialize_with = "by_sequence")]
-    waiting_events: HashMap<u64, (Nanos, String, Value, Value)>,
+    waiting_events: HashMap<u64, Waiting>,
     /// The last sequence number given.
     seq: u64,
 }
 
+/// A waiting event: its time, query key, compared value and the event.
+type Waiting = (Nanos, String, Value, Value);
+
 /// Reads the waiting events back. The state file holds their sequence numbers as JSON
 /// object keys, that is as text; read through [`super::KindState`]'s tag they stay text,
 /// so they are parsed here.
-fn by_sequence<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> Result<HashMap<u64, (Nanos, String, Value, Value)>, D::Error> {
-    let text: HashMap<String, (Nanos, String, Value, Value)> = HashMap::deserialize(d)?;
+fn by_sequence<'de, D: serde::Deserializer<'de>>(d: D) -> Result<HashMap<u64, Waiting>, D::Error> {
+    let text: HashMap<String, Waiting> = HashMap::deserialize(d)?;
     text.into_iter()
         .map(|(seq, e)| {
             seq.parse::<u64>().map(|seq| (seq, e)).map_err(|_| {
