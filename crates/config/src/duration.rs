@@ -49,9 +49,8 @@ enum Raw {
 pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     match Raw::deserialize(d)? {
         Raw::Secs(s) => Ok(Duration::from_secs(s)),
-        Raw::Fraction(s) => from_secs(s).ok_or_else(|| {
-            serde::de::Error::custom(format!("invalid duration {s} ({FORMS})"))
-        }),
+        Raw::Fraction(s) => from_secs(s)
+            .ok_or_else(|| serde::de::Error::custom(format!("invalid duration {s} ({FORMS})"))),
         Raw::Text(t) => parse(&t).map_err(serde::de::Error::custom),
     }
 }
@@ -159,7 +158,11 @@ mod tests {
     #[test]
     fn positive_refuses_zero() {
         #[derive(Debug, Deserialize)]
-        struct P(#[serde(with = "super::positive")] #[allow(dead_code)] Duration);
+        struct P(
+            #[serde(with = "super::positive")]
+            #[allow(dead_code)]
+            Duration,
+        );
         assert!(serde_json::from_str::<P>("\"0s\"")
             .unwrap_err()
             .to_string()

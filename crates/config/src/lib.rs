@@ -275,6 +275,9 @@ mod tests {
         assert!(err.message.contains("unknown field `m`"), "{err}");
         let err = from_value::<S>(json!({"n": -1}), "").unwrap_err();
         assert_eq!(err.path, "n");
-        assert!(parse_yaml("a: [").unwrap_err().message.starts_with("invalid YAML"));
+        assert!(parse_yaml("a: [")
+            .unwrap_err()
+            .message
+            .starts_with("invalid YAML"));
     }
 }

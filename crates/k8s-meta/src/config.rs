@@ -282,7 +282,6 @@ fn default_max_deleted_pods() -> usize {
     5000
 }
 
-
 fn config_error(e: logtide_config::Error) -> Error {
     Error::Config {
         path: e.path,
@@ -300,8 +299,10 @@ impl K8sMetaConfig {
     pub fn from_value(options: &Value, at: &str) -> Result<K8sMetaConfig> {
         let expanded = match options {
             Value::Null => Value::Object(Map::new()),
-            Value::Object(map) => logtide_config::expand_dotted(Value::Object(map.clone()), at, &["when"])
-                .map_err(config_error)?,
+            Value::Object(map) => {
+                logtide_config::expand_dotted(Value::Object(map.clone()), at, &["when"])
+                    .map_err(config_error)?
+            }
             other => {
                 return Err(Error::Config {
                     path: at.to_owned(),
@@ -432,7 +433,6 @@ fn host_name() -> Option<String> {
     let name = name.trim();
     (!name.is_empty()).then(|| name.to_owned())
 }
-
 
 #[cfg(test)]
 mod tests {

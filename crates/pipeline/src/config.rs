@@ -162,4 +162,3 @@ pub fn output_from_section(section: Option<Value>, origin: &Path) -> Result<Outp
         message,
     })
 }
-

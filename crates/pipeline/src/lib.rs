@@ -41,8 +41,7 @@ use std::path::PathBuf;
 pub use config::OutputConfig;
 #[cfg(feature = "files")]
 pub use files::{
-    run_files, run_files_with, FileObserver, FilesConfig, Gate, HoldStats, RunOptions,
-    RunSummary,
+    run_files, run_files_with, FileObserver, FilesConfig, Gate, HoldStats, RunOptions, RunSummary,
 };
 #[cfg(feature = "relay")]
 pub use relay::{

@@ -130,11 +130,10 @@ pub struct FileOutput {
 impl FileOutput {
     /// Opens (appending to) the current file, creating the directory.
     pub fn open(config: FileOutputConfig) -> Result<Self, Error> {
-        fs::create_dir_all(&config.path)
-            .map_err(|source| Error::Io {
-                what: format!("cannot create {}", config.path.display()),
-                source,
-            })?;
+        fs::create_dir_all(&config.path).map_err(|source| Error::Io {
+            what: format!("cannot create {}", config.path.display()),
+            source,
+        })?;
         let path = config.path.join(&config.filename);
         let file = OpenOptions::new()
             .create(true)
@@ -145,11 +144,10 @@ impl FileOutput {
                 what: format!("cannot open {}", path.display()),
                 source,
             })?;
-        let size = repair_torn_tail(&file)
-            .map_err(|source| Error::Io {
-                what: format!("cannot check {}", path.display()),
-                source,
-            })?;
+        let size = repair_torn_tail(&file).map_err(|source| Error::Io {
+            what: format!("cannot check {}", path.display()),
+            source,
+        })?;
         Ok(FileOutput {
             config,
             file,

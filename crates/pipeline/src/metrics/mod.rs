@@ -39,6 +39,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use logtide_config::duration;
 use logtide_event::{Event, Timestamp};
 use logtide_k8s_meta::{Enricher, K8sMetaConfig};
 use logtide_procstat::{
@@ -46,7 +47,6 @@ use logtide_procstat::{
     NodeCollector, NodeMetricset, NodeOptions, PodLimits, SampleTime, VerificationMode,
     SERVICE_ACCOUNT_TOKEN,
 };
-use logtide_config::duration;
 use serde_json::Value;
 
 use crate::config::{document, typed};

@@ -24,14 +24,12 @@ use logtide_kinesis::{Consumer, ConsumerConfig, ConsumerStats};
 use logtide_s3::{S3Config, S3Sink, S3Stats};
 use serde::Deserialize;
 
-use alerts::Alerts;
-use crate::config::{
-    document, typed, ConsoleConfig, FileOutputConfig,
-};
+use crate::config::{document, typed, ConsoleConfig, FileOutputConfig};
 use crate::http::{HttpConfig, HttpServer, RELAY_PORT};
 use crate::output::{ConsoleOutput, FileOutput, Output};
 use crate::telemetry::Telemetry;
 use crate::Error;
+use alerts::Alerts;
 
 /// `source`: where the relay reads.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
