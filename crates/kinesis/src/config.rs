@@ -120,6 +120,14 @@ impl KinesisConfig {
 
     /// Checks every option without contacting AWS; errors name the key.
     pub fn validate(&self) -> Result<(), Error> {
+        #[cfg(not(feature = "offload"))]
+        if self.oversize() == OversizePolicy::Offload {
+            return Err(Error::Config(
+                "oversize: offload is not available in this program: it makes no S3 calls \
+                 (logtide-kinesis feature `offload`); use split, truncate or dead_letter"
+                    .into(),
+            ));
+        }
         let name = &self.stream_name;
         if name.is_empty()
             || name.len() > 128

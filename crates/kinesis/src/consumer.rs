@@ -3,7 +3,7 @@
 //! acknowledgements.
 
 use logtide_config::duration;
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -18,11 +18,10 @@ use crate::checkpoint::{FileCheckpoints, SHARD_END};
 use crate::deadletter::DeadLetters;
 use crate::decode::{peek_header, Decoder, Incomplete, RecordKind};
 use crate::lease::{Lease, LeaseTable};
-use crate::offload::{
-    offloaded_reference, parse_reference, retry_wait, RestoreConfig, FETCH_ATTEMPTS,
-    FETCH_ATTEMPT_TIMEOUT,
-};
-use crate::sink::{runtime_and_sdk, sdk_config};
+use crate::objects::{retry_wait, FETCH_ATTEMPTS, FETCH_ATTEMPT_TIMEOUT};
+use crate::offload::{offloaded_reference, parse_reference, RestoreConfig};
+use crate::sdk::{runtime_and_sdk, sdk_config};
+use crate::shards::Shards;
 use crate::Error;
 
 /// Per-shard read limit: calls per second.
@@ -78,7 +77,10 @@ pub struct DynamoDbConfig {
     /// Table name (created with on-demand billing when missing).
     pub table: String,
     /// A lease not renewed for this long may be taken by another instance; default `10s`.
-    #[serde(default = "default_lease_duration", deserialize_with = "duration::deserialize")]
+    #[serde(
+        default = "default_lease_duration",
+        deserialize_with = "duration::deserialize"
+    )]
     pub lease_duration: Duration,
     /// This instance's name in `leaseOwner`; default: host name and process id.
     #[serde(default)]
@@ -127,17 +129,29 @@ pub struct ConsumerConfig {
     #[serde(default)]
     pub checkpoint: CheckpointConfig,
     /// How often acknowledged positions are written; default `5s`.
-    #[serde(default = "default_checkpoint_interval", deserialize_with = "duration::deserialize")]
+    #[serde(
+        default = "default_checkpoint_interval",
+        deserialize_with = "duration::deserialize"
+    )]
     pub checkpoint_interval: Duration,
     /// How often shards are listed (and leases taken); default `10s`.
-    #[serde(default = "default_shard_sync_interval", deserialize_with = "duration::deserialize")]
+    #[serde(
+        default = "default_shard_sync_interval",
+        deserialize_with = "duration::deserialize"
+    )]
     pub shard_sync_interval: Duration,
     /// Wait after a GetRecords call that returned nothing; default `1s` (at least 200 ms).
-    #[serde(default = "default_idle_poll_interval", deserialize_with = "duration::deserialize")]
+    #[serde(
+        default = "default_idle_poll_interval",
+        deserialize_with = "duration::deserialize"
+    )]
     pub idle_poll_interval: Duration,
     /// How long chunks of a split event wait for the rest before the event is
     /// dead-lettered; default `60s`.
-    #[serde(default = "default_chunk_timeout", deserialize_with = "duration::deserialize")]
+    #[serde(
+        default = "default_chunk_timeout",
+        deserialize_with = "duration::deserialize"
+    )]
     pub chunk_timeout: Duration,
     /// Records read but not yet acknowledged, per shard, before reading that shard
     /// pauses; default 100000.
@@ -170,7 +184,6 @@ fn default_max_unacked() -> usize {
 fn default_dead_letter_path() -> PathBuf {
     PathBuf::from("/var/lib/logtide/dead-letter")
 }
-
 
 impl ConsumerConfig {
     /// A configuration for `stream_name` with every other option at its default.
@@ -364,11 +377,6 @@ struct ShardRun {
     millis_behind: Option<u64>,
 }
 
-#[derive(Clone, Debug)]
-struct ShardInfo {
-    parents: Vec<String>,
-}
-
 enum Store {
     File(FileCheckpoints),
     Leases(Box<LeaseTable>),
@@ -384,19 +392,15 @@ pub struct Consumer {
     client: aws_sdk_kinesis::Client,
     config: ConsumerConfig,
     store: Store,
-    shards: BTreeMap<String, ShardInfo>,
-    running: BTreeMap<String, ShardRun>,
-    /// Shards this process read to their end.
-    ended: HashSet<String>,
-    /// Shards whose checkpoint is SHARD_END.
-    finished: HashSet<String>,
+    /// The shards, their lineage, and the read state of those read here.
+    shards: Shards<ShardRun>,
     acks: Arc<Acks>,
     decoder: Decoder,
     /// Chunk records of split events not yet complete, by split id.
     chunks: HashMap<String, Vec<RecRef>>,
     dead: DeadLetters,
     /// S3, for offloaded events; set up at the first one.
-    objects: Option<crate::offload::Store>,
+    objects: Option<crate::objects::Store>,
     stats: ConsumerStats,
     next_lane: u64,
     next_sync: Instant,
@@ -410,7 +414,10 @@ impl std::fmt::Debug for Consumer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Consumer")
             .field("stream", &self.config.stream_name)
-            .field("running", &self.running.keys().collect::<Vec<_>>())
+            .field(
+                "running",
+                &self.shards.reading().map(|(k, _)| k).collect::<Vec<_>>(),
+            )
             .field("stats", &self.stats)
             .finish_non_exhaustive()
     }
@@ -495,10 +502,7 @@ impl Consumer {
             client,
             config: config.clone(),
             store,
-            shards: BTreeMap::new(),
-            running: BTreeMap::new(),
-            ended: HashSet::new(),
-            finished: HashSet::new(),
+            shards: Shards::new(config.start_position),
             acks: Arc::default(),
             decoder: Decoder::default(),
             chunks: HashMap::new(),
@@ -555,7 +559,7 @@ impl Consumer {
                     FETCH_ATTEMPT_TIMEOUT,
                 ))
                 .map_err(|e| e.to_string())?;
-            self.objects = Some(crate::offload::Store::new(&sdk, o.endpoint.is_some()));
+            self.objects = Some(crate::objects::Store::new(&sdk, o.endpoint.is_some()));
         }
         let Some(objects) = &self.objects else {
             return Err("no S3 client".into());
@@ -587,15 +591,15 @@ impl Consumer {
     /// How far the reading of each shard being read is behind the shard's tip
     /// (`MillisBehindLatest` of its last GetRecords call), for shards read at least once.
     pub fn lag(&self) -> Vec<(String, u64)> {
-        self.running
-            .iter()
-            .filter_map(|(id, r)| Some((id.clone(), r.millis_behind?)))
+        self.shards
+            .reading()
+            .filter_map(|(id, r)| Some((id.to_owned(), r.millis_behind?)))
             .collect()
     }
 
     /// Shards being read now.
     pub fn shards(&self) -> Vec<String> {
-        self.running.keys().cloned().collect()
+        self.shards.reading().map(|(id, _)| id.to_owned()).collect()
     }
 
     fn now_ms(&self) -> u64 {
@@ -605,141 +609,76 @@ impl Consumer {
     /// Lists shards, creates missing leases, renews, takes and steals leases, and starts
     /// reading shards whose parents are done.
     fn sync(&mut self) -> Result<(), Error> {
-        let shards = self
+        let listing = self
             .rt
             .block_on(list_shards(&self.client, &self.config.stream_name))?;
-        self.shards = shards;
-        let start = match self.config.start_position {
-            StartPosition::TrimHorizon => "TRIM_HORIZON",
-            StartPosition::Latest => "LATEST",
-        };
-        let mut newly: Vec<(String, Option<String>)> = Vec::new();
-        match &mut self.store {
+        self.shards.set_listing(listing);
+        let starts = match &mut self.store {
             Store::File(f) => {
                 for (id, cp) in f.all() {
-                    if cp == SHARD_END {
-                        self.finished.insert(id.clone());
-                    }
+                    self.shards.checkpointed(id, cp);
                 }
-                for id in self.shards.keys() {
-                    if !self.running.contains_key(id) && !self.finished.contains(id) {
-                        newly.push((id.clone(), f.get(id).map(str::to_owned)));
-                    }
-                }
+                // Every listed shard is this worker's to read.
+                self.shards
+                    .to_start(self.shards.listed().map(|id| (id, f.get(id))))
             }
             Store::Leases(t) => {
                 let t = t.as_mut();
                 self.rt.block_on(t.scan())?;
-                for (id, info) in &self.shards {
-                    if !t.leases.contains_key(id) {
-                        let known_parent = info
-                            .parents
-                            .iter()
-                            .any(|p| self.shards.contains_key(p) || t.leases.contains_key(p));
-                        let cp = if known_parent { "TRIM_HORIZON" } else { start };
-                        self.rt.block_on(t.create(id, &info.parents, cp))?;
-                    }
+                for l in self.shards.missing_leases(&t.leases) {
+                    self.rt
+                        .block_on(t.create(l.shard, l.parents, l.checkpoint))?;
                 }
                 self.rt.block_on(t.scan())?;
                 for l in t.leases.values() {
-                    if l.is_finished() {
-                        self.finished.insert(l.key.clone());
-                    }
+                    self.shards.checkpointed(&l.key, &l.checkpoint);
                 }
                 let lost = self.rt.block_on(t.renew())?;
                 for id in lost {
                     self.stats.leases_lost += 1;
-                    self.running.remove(&id);
+                    self.shards.stop_reading(&id);
                 }
                 if !self.stopping {
-                    let eligible: HashSet<String> = t
-                        .leases
-                        .values()
-                        .filter(|l| !l.is_finished())
-                        .filter(|l| {
-                            l.parents.iter().all(|p| {
-                                self.finished.contains(p)
-                                    || self.ended.contains(p)
-                                    || !(self.shards.contains_key(p) || t.leases.contains_key(p))
-                            })
-                        })
-                        .map(|l| l.key.clone())
-                        .collect();
-                    self.rt.block_on(t.acquire(&eligible))?;
+                    let leasable = self.shards.leasable(&t.leases);
+                    self.rt.block_on(t.acquire(&leasable))?;
                 }
-                for id in t.held() {
-                    if !self.running.contains_key(id) {
-                        let cp = t.leases.get(id).map(|l| l.checkpoint.clone());
-                        newly.push((id.to_owned(), cp));
-                    }
-                }
+                // The leases held are this worker's to read.
+                self.shards.to_start(
+                    t.held()
+                        .map(|id| (id, t.leases.get(id).map(|l| l.checkpoint.as_str()))),
+                )
             }
-        }
-        let is_leases = matches!(self.store, Store::Leases(_));
-        for (id, cp) in newly {
-            if self.stopping {
-                break;
-            }
-            let parents = self
-                .shards
-                .get(&id)
-                .map(|s| s.parents.clone())
-                .unwrap_or_default();
-            let parents_done = parents.iter().all(|p| {
-                self.finished.contains(p) || self.ended.contains(p) || !self.shards.contains_key(p)
-            });
-            if !parents_done {
-                continue;
-            }
-            let has_parent = parents.iter().any(|p| {
-                self.shards.contains_key(p) || self.finished.contains(p) || self.ended.contains(p)
-            });
-            let (after, from_start) = match cp.as_deref() {
-                Some(SHARD_END) => continue,
-                Some("TRIM_HORIZON") => (None, true),
-                Some("LATEST") => (None, false),
-                Some(seq) => (Some(seq.to_owned()), false),
-                None => (
-                    None,
-                    has_parent || self.config.start_position == StartPosition::TrimHorizon,
-                ),
-            };
-            if is_leases && !self.store_holds(&id) {
-                continue;
-            }
-            self.next_lane += 1;
-            let lane = self.next_lane;
-            self.acks.lock().lanes.insert(
-                lane,
-                Lane {
-                    shard: id.clone(),
-                    ..Lane::default()
-                },
-            );
-            tracing::info!(shard = %id, checkpoint = ?cp, "reading shard");
-            self.running.insert(
-                id,
-                ShardRun {
+        };
+        if !self.stopping {
+            for start in starts {
+                self.next_lane += 1;
+                let lane = self.next_lane;
+                self.acks.lock().lanes.insert(
                     lane,
-                    iterator: None,
-                    after,
-                    from_start,
-                    next_fetch: Instant::now(),
-                    failures: 0,
-                    millis_behind: None,
-                },
-            );
+                    Lane {
+                        shard: start.shard.clone(),
+                        ..Lane::default()
+                    },
+                );
+                tracing::info!(shard = %start.shard, checkpoint = ?start.checkpoint, "reading shard");
+                self.shards.start_reading(
+                    start.shard,
+                    ShardRun {
+                        lane,
+                        iterator: None,
+                        after: start.after,
+                        from_start: start.from_start,
+                        next_fetch: Instant::now(),
+                        failures: 0,
+                        millis_behind: None,
+                    },
+                );
+            }
         }
         // Shards no longer held (lost leases) stop.
         if let Store::Leases(t) = &self.store {
-            let gone: Vec<String> = self
-                .running
-                .keys()
-                .filter(|k| !t.holds(k))
-                .cloned()
-                .collect();
-            for k in gone {
-                if let Some(r) = self.running.remove(&k) {
+            for k in self.shards.unheld(|k| t.holds(k)) {
+                if let Some(r) = self.shards.stop_reading(&k) {
                     self.acks.lock().lanes.remove(&r.lane);
                 }
             }
@@ -747,13 +686,6 @@ impl Consumer {
         self.next_sync = Instant::now() + self.config.shard_sync_interval;
         self.next_renew = Instant::now() + self.renew_interval();
         Ok(())
-    }
-
-    fn store_holds(&self, id: &str) -> bool {
-        match &self.store {
-            Store::File(_) => true,
-            Store::Leases(t) => t.holds(id),
-        }
     }
 
     fn renew_interval(&self) -> Duration {
@@ -790,19 +722,19 @@ impl Consumer {
             b.lanes.iter().map(|(k, l)| (*k, l.recs.len())).collect()
         };
         let due: Vec<String> = self
-            .running
-            .iter()
+            .shards
+            .reading()
             .filter(|(_, r)| r.next_fetch <= now)
             .filter(|(_, r)| {
                 unacked.get(&r.lane).copied().unwrap_or(0) < self.config.max_unacked_records
             })
-            .map(|(k, _)| k.clone())
+            .map(|(k, _)| k.to_owned())
             .collect();
         if due.is_empty() || self.stopping {
             let next = self
-                .running
-                .values()
-                .map(|r| r.next_fetch)
+                .shards
+                .reading()
+                .map(|(_, r)| r.next_fetch)
                 .min()
                 .unwrap_or(now + max_wait)
                 .min(self.next_sync)
@@ -820,7 +752,9 @@ impl Consumer {
         // Acquire iterators, then read every due shard concurrently.
         let mut set = tokio::task::JoinSet::new();
         for id in &due {
-            let r = &self.running[id];
+            let Some(r) = self.shards.run(id) else {
+                continue;
+            };
             let client = self.client.clone();
             let stream = self.config.stream_name.clone();
             let (iter, after, from_start) = (r.iterator.clone(), r.after.clone(), r.from_start);
@@ -856,7 +790,7 @@ impl Consumer {
                 }
                 Err(FetchError::Expired) => {
                     self.stats.iterators_expired += 1;
-                    if let Some(r) = self.running.get_mut(&id) {
+                    if let Some(r) = self.shards.run_mut(&id) {
                         r.iterator = None;
                     }
                 }
@@ -875,7 +809,7 @@ impl Consumer {
     }
 
     fn back_off(&mut self, id: &str) {
-        if let Some(r) = self.running.get_mut(id) {
+        if let Some(r) = self.shards.run_mut(id) {
             r.failures = (r.failures + 1).min(8);
             let wait = (BACKOFF_MIN * 2u32.pow(r.failures - 1)).min(BACKOFF_MAX);
             r.next_fetch = Instant::now() + wait;
@@ -883,16 +817,14 @@ impl Consumer {
     }
 
     fn mark_ended(&mut self, id: &str) {
-        if let Some(r) = self.running.get(id) {
+        if let Some(r) = self.shards.run_mut(id) {
             if let Some(l) = self.acks.lock().lanes.get_mut(&r.lane) {
                 l.ended = true;
             }
-        }
-        if let Some(r) = self.running.get_mut(id) {
             r.iterator = None;
             r.next_fetch = Instant::now() + Duration::from_secs(3600 * 24 * 365);
         }
-        if self.ended.insert(id.to_owned()) {
+        if self.shards.ended(id) {
             self.stats.shards_ended += 1;
             // Children may start now.
             self.next_sync = Instant::now();
@@ -901,7 +833,7 @@ impl Consumer {
 
     fn take_fetch(&mut self, id: &str, f: Fetched) -> Result<Option<ShardBatch>, Error> {
         let now_ms = self.now_ms();
-        let Some(r) = self.running.get_mut(id) else {
+        let Some(r) = self.shards.run_mut(id) else {
             return Ok(None);
         };
         r.failures = 0;
@@ -1075,9 +1007,9 @@ impl Consumer {
         self.stats.checkpoints += updates.len() as u64;
         for (lane, shard) in finished {
             self.acks.lock().lanes.remove(&lane);
-            self.running.remove(&shard);
+            self.shards.stop_reading(&shard);
             if updates.iter().any(|u| u.1 == shard && u.2 == SHARD_END) {
-                self.finished.insert(shard.clone());
+                self.shards.checkpointed(&shard, SHARD_END);
                 if let Store::Leases(t) = &mut self.store {
                     // A finished lease needs no owner.
                     self.rt.block_on(t.release(&shard))?;
@@ -1118,7 +1050,7 @@ fn default_worker_id() -> String {
 async fn list_shards(
     client: &aws_sdk_kinesis::Client,
     stream: &str,
-) -> Result<BTreeMap<String, ShardInfo>, Error> {
+) -> Result<BTreeMap<String, Vec<String>>, Error> {
     let mut out = BTreeMap::new();
     let mut token: Option<String> = None;
     loop {
@@ -1137,7 +1069,7 @@ async fn list_shards(
                 .flatten()
                 .map(str::to_owned)
                 .collect();
-            out.insert(s.shard_id().to_owned(), ShardInfo { parents });
+            out.insert(s.shard_id().to_owned(), parents);
         }
         match res.next_token() {
             Some(t) if !t.is_empty() => token = Some(t.to_owned()),

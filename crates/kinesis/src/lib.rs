@@ -113,21 +113,35 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+#[cfg(feature = "consumer")]
 mod checkpoint;
 mod config;
+#[cfg(feature = "consumer")]
 mod consumer;
 mod deadletter;
 mod decode;
 pub mod format;
+#[cfg(feature = "sink")]
 mod key;
+#[cfg(feature = "consumer")]
 mod lease;
+#[cfg(feature = "offload")]
+mod objects;
 mod offload;
 mod pack;
+#[cfg(feature = "sink")]
 mod schedule;
+#[cfg(any(feature = "sink", feature = "consumer"))]
+mod sdk;
+#[cfg(feature = "consumer")]
+mod shards;
+#[cfg(feature = "sink")]
 mod sink;
 
+#[cfg(feature = "consumer")]
 pub use checkpoint::{FileCheckpoints, CHECKPOINT_FORMAT_VERSION, SHARD_END};
 pub use config::{KinesisConfig, MaxRecordBytes, PartitionKey, MIN_RECORD_BYTES};
+#[cfg(feature = "consumer")]
 pub use consumer::{
     read_checkpoints, CheckpointConfig, Consumer, ConsumerConfig, ConsumerStats, DynamoDbConfig,
     ShardBatch, StartPosition,
@@ -135,6 +149,7 @@ pub use consumer::{
 pub use deadletter::DeadLetters;
 pub use decode::{peek_header, Decoded, Decoder, DecoderConfig, Incomplete, RecordKind};
 pub use format::{Compression, RecordFormat, FORMAT_VERSION};
+#[cfg(feature = "consumer")]
 pub use lease::Lease;
 pub use offload::{
     object_key, offloaded_reference, parse_reference, OffloadConfig, OffloadTarget, RestoreConfig,
@@ -144,6 +159,7 @@ pub use pack::{
     request_batches, Offload, OversizePolicy, PackConfig, Packed, Packer, Record,
     DEFAULT_MAX_RECORD_BYTES, MAX_RECORD_BYTES_LIMIT, MAX_REQUEST_BYTES, MAX_REQUEST_RECORDS,
 };
+#[cfg(feature = "sink")]
 pub use sink::{Batch, Sink, SinkStats};
 
 /// Errors of this crate.
@@ -161,6 +177,7 @@ pub enum Error {
     #[error("dead letters: {0}")]
     DeadLetter(String),
     /// The AWS client could not be set up (no region, no runtime).
+    #[cfg(any(feature = "sink", feature = "consumer"))]
     #[error(transparent)]
     Aws(#[from] logtide_aws::Error),
     /// The stream's limits could not be read.

@@ -16,25 +16,27 @@ use crate::config::{KinesisConfig, MaxRecordBytes, PartitionKey};
 use crate::deadletter::DeadLetters;
 use crate::decode::Decoder;
 use crate::key::partition_keys;
-use crate::offload::{retry_wait, OffloadTarget, Store, OBJECT_ATTEMPT_TIMEOUT};
-use crate::pack::{
-    Offload, OversizePolicy, Packer, Record, DEFAULT_MAX_RECORD_BYTES, MAX_RECORD_BYTES_LIMIT,
-};
+#[cfg(feature = "offload")]
+use crate::objects::Store;
+#[cfg(feature = "offload")]
+use crate::objects::{retry_wait, OBJECT_ATTEMPT_TIMEOUT};
+#[cfg(feature = "offload")]
+use crate::offload::OffloadTarget;
+use crate::pack::{Offload, Packer, Record, DEFAULT_MAX_RECORD_BYTES, MAX_RECORD_BYTES_LIMIT};
 use crate::schedule::{Outcome, Rejected, Schedule};
+use crate::sdk::runtime_and_sdk_with;
+#[cfg(feature = "offload")]
+use crate::sdk::sdk_config;
 use crate::Error;
 
 /// First wait after a failure.
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 /// Longest wait between two attempts while Kinesis fails.
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
-/// Longest a connection may take to open.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Longest one call of the consumer or the lease table may take (GetRecords answers with up
-/// to 10 MiB); the sink's own is `attempt_timeout`.
-const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Attempts at writing an offloaded event to S3 before it goes to the dead-letter file
 /// (about 11 s of waiting in all): a store that is away must not hold every other log.
+#[cfg(feature = "offload")]
 const OFFLOAD_ATTEMPTS: u32 = 6;
 
 /// Counters of a [`Sink`], for the host's telemetry. Every event handed to the sink ends
@@ -181,6 +183,7 @@ pub struct Sink {
     stream: String,
     rule: PartitionKey,
     packer: Packer,
+    #[cfg(feature = "offload")]
     offload: Option<(Store, OffloadTarget)>,
     dead: DeadLetters,
     stats: SinkStats,
@@ -221,8 +224,9 @@ impl Sink {
         let random = std::collections::hash_map::RandomState::new();
         let seed = random.hash_one((std::process::id(), Timestamp::now().to_string()));
         let pack = config.pack_config(max_record_bytes);
+        #[cfg(feature = "offload")]
         let (packer, offload) = match (&config.offload, config.oversize()) {
-            (Some(o), OversizePolicy::Offload) => {
+            (Some(o), crate::pack::OversizePolicy::Offload) => {
                 let region = o.region.as_deref().or(config.region.as_deref());
                 let sdk = rt.block_on(sdk_config(
                     region,
@@ -237,6 +241,9 @@ impl Sink {
             }
             _ => (Packer::new(pack, seed)?, None),
         };
+        // Without S3 calls, `validate` refused `oversize: offload`.
+        #[cfg(not(feature = "offload"))]
+        let packer = Packer::new(pack, seed)?;
         tracing::info!(
             stream = %config.stream_name,
             max_record_bytes,
@@ -248,6 +255,7 @@ impl Sink {
             stream: config.stream_name.clone(),
             rule: config.partition_key.clone(),
             packer,
+            #[cfg(feature = "offload")]
             offload,
             dead,
             stats: SinkStats::default(),
@@ -336,6 +344,7 @@ impl Sink {
     }
 
     /// Writes one offloaded event to S3, trying again on failures that may pass.
+    #[cfg(feature = "offload")]
     fn upload(&mut self, o: &Offload) -> Result<(), String> {
         let Some((store, target)) = &self.offload else {
             return Err("no offload bucket is configured".into());
@@ -358,6 +367,12 @@ impl Sink {
                 Err(f) => return Err(f.message),
             }
         }
+    }
+
+    /// Without S3 calls there is nothing to offload to (`validate` refuses the policy).
+    #[cfg(not(feature = "offload"))]
+    fn upload(&mut self, _: &Offload) -> Result<(), String> {
+        Err("this build makes no S3 calls (logtide-kinesis feature `offload`)".into())
     }
 
     /// Sends what `batch` holds that Kinesis has not accepted yet, retrying failures, until
@@ -537,53 +552,6 @@ fn events_of(records: &[Record]) -> Vec<Event> {
         }
     }
     out
-}
-
-/// A one-thread runtime for the blocking API, and [`sdk_config`] loaded on it.
-pub(crate) fn runtime_and_sdk(
-    region: Option<&str>,
-    endpoint: Option<&str>,
-) -> Result<(tokio::runtime::Runtime, logtide_aws::SdkConfig), Error> {
-    runtime_and_sdk_with(region, endpoint, ATTEMPT_TIMEOUT)
-}
-
-/// [`runtime_and_sdk`] with its own attempt timeout.
-pub(crate) fn runtime_and_sdk_with(
-    region: Option<&str>,
-    endpoint: Option<&str>,
-    attempt_timeout: Duration,
-) -> Result<(tokio::runtime::Runtime, logtide_aws::SdkConfig), Error> {
-    Ok(logtide_aws::connect(&aws_options(
-        region,
-        endpoint,
-        attempt_timeout,
-    ))?)
-}
-
-/// The AWS configuration shared by the sink, the consumer and the lease table: the SDK's
-/// own retries off (callers retry with their own backoff), connect and attempt timeouts,
-/// optional region and endpoint.
-pub(crate) async fn sdk_config(
-    region: Option<&str>,
-    endpoint: Option<&str>,
-    attempt_timeout: Duration,
-) -> Result<logtide_aws::SdkConfig, Error> {
-    Ok(logtide_aws::load(&aws_options(region, endpoint, attempt_timeout)).await?)
-}
-
-fn aws_options<'a>(
-    region: Option<&'a str>,
-    endpoint: Option<&'a str>,
-    attempt_timeout: Duration,
-) -> logtide_aws::Options<'a> {
-    logtide_aws::Options {
-        region,
-        endpoint,
-        own_retries: Some(logtide_aws::Timeouts {
-            connect: CONNECT_TIMEOUT,
-            attempt: attempt_timeout,
-        }),
-    }
 }
 
 /// The stream's record limit from DescribeStreamSummary.
