@@ -7,7 +7,7 @@
 //! leave ranges of chunks to skip ([`carry_skips`]), and entries that may go on in a later
 //! file mark their stream open there ([`open_streams`]).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::sync::Mutex;
 use std::time::Instant;
@@ -103,31 +103,51 @@ impl Inflight {
 
 /// Per file, the offsets where entries not yet acknowledged start, each counted once per
 /// entry that holds it.
+///
+/// A file is read front to back, so its holds come in increasing order and are mostly
+/// released in that order too: each file's are a sorted queue of `(offset, count)`, with
+/// a hold added at the back and released in place. A count that drops to zero is removed
+/// when it reaches the front, so the front is always the lowest offset held.
 #[derive(Debug, Default)]
-pub(super) struct Holds(FxHashMap<FileKey, BTreeMap<u64, u32>>);
+pub(super) struct Holds(FxHashMap<FileKey, VecDeque<(u64, u32)>>);
 
 impl Holds {
     pub(super) fn hold(&mut self, file: FileKey, offset: u64) {
-        *self.0.entry(file).or_default().entry(offset).or_insert(0) += 1;
+        let q = self.0.entry(file).or_default();
+        match q.back_mut() {
+            Some(last) if last.0 == offset => last.1 += 1,
+            Some(last) if last.0 > offset => {
+                // An offset before the newest hold: a file read again from an earlier
+                // point (a new generation keeps its own key, so this is rare).
+                let at = q.partition_point(|&(o, _)| o < offset);
+                match q.get_mut(at) {
+                    Some(h) if h.0 == offset => h.1 += 1,
+                    _ => q.insert(at, (offset, 1)),
+                }
+            }
+            _ => q.push_back((offset, 1)),
+        }
     }
 
     pub(super) fn release(&mut self, file: FileKey, offset: u64) {
-        if let Some(h) = self.0.get_mut(&file) {
-            if let Some(n) = h.get_mut(&offset) {
-                *n -= 1;
-                if *n == 0 {
-                    h.remove(&offset);
-                }
-            }
-            if h.is_empty() {
-                self.0.remove(&file);
-            }
+        let Some(q) = self.0.get_mut(&file) else {
+            return;
+        };
+        let at = q.partition_point(|&(o, _)| o < offset);
+        if let Some(h) = q.get_mut(at).filter(|h| h.0 == offset && h.1 > 0) {
+            h.1 -= 1;
+        }
+        while q.front().is_some_and(|h| h.1 == 0) {
+            q.pop_front();
+        }
+        if q.is_empty() {
+            self.0.remove(&file);
         }
     }
 
     /// The lowest offset held in `file`.
     pub(super) fn lowest(&self, file: FileKey) -> Option<u64> {
-        self.0.get(&file).and_then(|h| h.keys().next().copied())
+        self.0.get(&file).and_then(|q| q.front()).map(|h| h.0)
     }
 
     /// Whether an entry not yet acknowledged holds `file`.
@@ -139,8 +159,8 @@ impl Holds {
     pub(super) fn count(&self) -> usize {
         self.0
             .values()
-            .flat_map(|h| h.values())
-            .map(|&n| n as usize)
+            .flat_map(|q| q.iter())
+            .map(|&(_, n)| n as usize)
             .sum()
     }
 }
@@ -531,6 +551,32 @@ mod tests {
             stream: Stream::Stdout,
             start,
             end,
+        }
+    }
+
+    proptest::proptest! {
+        /// The queue gives what a sorted map of counts gives, whatever the order of holds
+        /// and releases (a release of an offset not held is ignored by both).
+        #[test]
+        fn holds_agree_with_a_sorted_map(ops in proptest::collection::vec((proptest::bool::ANY, 0u64..12), 0..200)) {
+            let (mut holds, mut model) = (Holds::default(), std::collections::BTreeMap::<u64, u32>::new());
+            for (hold, offset) in ops {
+                if hold {
+                    holds.hold(3, offset);
+                    *model.entry(offset).or_insert(0) += 1;
+                } else {
+                    holds.release(3, offset);
+                    if let Some(n) = model.get_mut(&offset) {
+                        *n -= 1;
+                        if *n == 0 {
+                            model.remove(&offset);
+                        }
+                    }
+                }
+                proptest::prop_assert_eq!(holds.lowest(3), model.keys().next().copied());
+                proptest::prop_assert_eq!(holds.holds(3), !model.is_empty());
+                proptest::prop_assert_eq!(holds.count(), model.values().map(|&n| n as usize).sum::<usize>());
+            }
         }
     }
 
