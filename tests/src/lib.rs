@@ -6,7 +6,7 @@
 //! | layer | crates |
 //! |---|---|
 //! | L0 | `logtide-event`, `logtide-config` |
-//! | L1 (pure) | `logtide-container-log`, `logtide-json`, `logtide-mapping` |
+//! | L1 (pure) | `logtide-container-log`, `logtide-json`, `logtide-mapping`, `logtide-tls` |
 //! | L2 (I/O) | `logtide-tail`, `logtide-k8s-meta`, `logtide-aws`, `logtide-kinesis`, `logtide-s3`, `logtide-es`, `logtide-procstat`, `logtide-alert` |
 //! | L3 | `logtide-pipeline` |
 //! | L4 | `logtide-files`, `logtide-metrics`, `logtide-relay` |
@@ -22,7 +22,7 @@ use serde_json::Value;
 pub fn layer(name: &str) -> Option<u8> {
     Some(match name {
         "logtide-event" | "logtide-config" => 0,
-        "logtide-container-log" | "logtide-json" | "logtide-mapping" => 1,
+        "logtide-container-log" | "logtide-json" | "logtide-mapping" | "logtide-tls" => 1,
         "logtide-tail" | "logtide-k8s-meta" | "logtide-aws" | "logtide-kinesis" | "logtide-s3"
         | "logtide-es" | "logtide-procstat" | "logtide-alert" => 2,
         "logtide-pipeline" => 3,

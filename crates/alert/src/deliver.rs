@@ -2,7 +2,8 @@
 //!
 //! The HTTP client is `ureq`: small, synchronous (delivery is one thread doing one POST
 //! at a time, so an async runtime would buy nothing), with TLS through rustls and the
-//! platform's certificate verifier; the workspace already uses it for the kubelet.
+//! platform's certificate verifier ([`logtide_tls::Trust::Platform`]), as the other
+//! HTTP clients of the workspace.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -12,8 +13,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use backon::BackoffBuilder;
+use logtide_tls::Trust;
 use serde_json::{json, Map, Value};
-use ureq::tls::{RootCerts, TlsConfig, TlsProvider};
 
 use crate::engine::Alert;
 use crate::rule::{Destination, SlackTarget, WebhookTarget};
@@ -97,16 +98,11 @@ pub struct Deliverer {
 impl Deliverer {
     /// Starts the delivery thread.
     pub fn start(config: DeliveryConfig) -> Result<Deliverer> {
-        let tls = TlsConfig::builder()
-            .provider(TlsProvider::Rustls)
-            .root_certs(RootCerts::PlatformVerifier)
-            .unversioned_rustls_crypto_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .build();
         let agent = ureq::Agent::config_builder()
             .timeout_global(Some(config.request_timeout))
             .http_status_as_error(false)
             .max_redirects(0)
-            .tls_config(tls)
+            .tls_config(Trust::Platform.tls_config())
             .build()
             .new_agent();
         let (tx, rx) = mpsc::sync_channel(config.queue.max(1));

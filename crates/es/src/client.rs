@@ -2,14 +2,14 @@
 
 use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_credential_types::Credentials;
 use base64::Engine;
+use logtide_tls::{CaBundle, Trust};
 use serde_json::Value;
-use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
 
 use crate::config::{EsConfig, SigV4Config, VerificationMode};
 use crate::{Error, Result};
@@ -284,38 +284,6 @@ fn read_secret(key: &str, path: &std::path::Path) -> Result<String> {
     Ok(text)
 }
 
-fn load_cas(paths: &[std::path::PathBuf]) -> Result<Vec<Certificate<'static>>> {
-    let mut certs = Vec::new();
-    for path in paths {
-        let pem = std::fs::read(path).map_err(|e| {
-            Error::Config(format!(
-                "ssl.certificate_authorities: cannot read {}: {e}",
-                path.display()
-            ))
-        })?;
-        let before = certs.len();
-        for item in ureq::tls::parse_pem(&pem) {
-            match item {
-                Ok(ureq::tls::PemItem::Certificate(c)) => certs.push(c.to_owned()),
-                Ok(_) => {}
-                Err(e) => {
-                    return Err(Error::Config(format!(
-                        "ssl.certificate_authorities: {}: {e}",
-                        path.display()
-                    )))
-                }
-            }
-        }
-        if certs.len() == before {
-            return Err(Error::Config(format!(
-                "ssl.certificate_authorities: {}: no PEM certificate in it",
-                path.display()
-            )));
-        }
-    }
-    Ok(certs)
-}
-
 /// The `Authorization` value for an API key given as `id:key` or already encoded.
 pub(crate) fn api_key_header(key: &str) -> String {
     if key.contains(':') {
@@ -350,22 +318,24 @@ impl Client {
         } else {
             Auth::None
         };
-        let mut tls = TlsConfig::builder()
-            .provider(TlsProvider::Rustls)
-            .unversioned_rustls_crypto_provider(Arc::new(rustls::crypto::ring::default_provider()));
-        tls = match config.ssl.verification_mode {
-            VerificationMode::None => tls.disable_verification(true),
-            VerificationMode::Full if !config.ssl.certificate_authorities.is_empty() => tls
-                .root_certs(RootCerts::Specific(Arc::new(load_cas(
-                    &config.ssl.certificate_authorities,
-                )?))),
-            VerificationMode::Full => tls.root_certs(RootCerts::PlatformVerifier),
+        let trust = match config.ssl.verification_mode {
+            VerificationMode::None => Trust::NoVerification,
+            VerificationMode::Full if !config.ssl.certificate_authorities.is_empty() => {
+                Trust::Bundle(
+                    CaBundle::load(
+                        "ssl.certificate_authorities",
+                        &config.ssl.certificate_authorities,
+                    )
+                    .map_err(|e| Error::Config(e.to_string()))?,
+                )
+            }
+            VerificationMode::Full => Trust::Platform,
         };
         let agent = ureq::Agent::config_builder()
             .timeout_global(Some(config.timeout))
             .http_status_as_error(false)
             .max_idle_connections_per_host(config.concurrency.max(2))
-            .tls_config(tls.build())
+            .tls_config(trust.tls_config())
             .build()
             .new_agent();
         Ok(Client {

@@ -1,10 +1,9 @@
 //! A small synchronous HTTPS client for the kubelet's Summary API.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
-use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
+use logtide_tls::{CaBundle, Trust};
 
 use crate::{Error, Result};
 
@@ -65,31 +64,14 @@ pub struct KubeletClient {
     token_path: Option<PathBuf>,
 }
 
-fn load_cas(paths: &[PathBuf]) -> Result<Vec<Certificate<'static>>> {
-    let mut certs = Vec::new();
-    for path in paths {
-        let pem = std::fs::read(path).map_err(|e| Error::read(path, e))?;
-        let before = certs.len();
-        for item in ureq::tls::parse_pem(&pem) {
-            match item {
-                Ok(ureq::tls::PemItem::Certificate(c)) => certs.push(c),
-                Ok(_) => {}
-                Err(e) => {
-                    return Err(Error::Config(format!(
-                        "kubernetes.ssl.certificate_authorities: {}: {e}",
-                        path.display()
-                    )))
-                }
-            }
-        }
-        if certs.len() == before {
-            return Err(Error::Config(format!(
-                "kubernetes.ssl.certificate_authorities: {}: no PEM certificate in it",
-                path.display()
-            )));
-        }
+/// This crate's error for a CA file that cannot be used: an unreadable file is a
+/// [`Error::Read`] (so [`Error::is_not_found`] sees a missing one), anything else a
+/// [`Error::Config`] naming the key and the file.
+fn ca_error(e: logtide_tls::Error) -> Error {
+    match e {
+        logtide_tls::Error::Read { path, source, .. } => Error::read(path, source),
+        e => Error::Config(e.to_string()),
     }
-    Ok(certs)
 }
 
 impl KubeletClient {
@@ -102,11 +84,8 @@ impl KubeletClient {
                 options.url
             )));
         }
-        let mut tls = TlsConfig::builder()
-            .provider(TlsProvider::Rustls)
-            .unversioned_rustls_crypto_provider(Arc::new(rustls::crypto::ring::default_provider()));
-        match options.verification_mode {
-            VerificationMode::None => tls = tls.disable_verification(true),
+        let trust = match options.verification_mode {
+            VerificationMode::None => Some(Trust::NoVerification),
             VerificationMode::Full if base.starts_with("https://") => {
                 let cas = if options.certificate_authorities.is_empty() {
                     let sa = PathBuf::from(SERVICE_ACCOUNT_CA);
@@ -119,16 +98,24 @@ impl KubeletClient {
                 } else {
                     options.certificate_authorities.clone()
                 };
-                tls = tls.root_certs(RootCerts::Specific(Arc::new(load_cas(&cas)?)));
+                let bundle = CaBundle::load("kubernetes.ssl.certificate_authorities", &cas)
+                    .map_err(ca_error)?;
+                Some(Trust::Bundle(bundle))
             }
-            VerificationMode::Full => {}
-        }
-        let agent = ureq::Agent::config_builder()
+            // Plain HTTP: no certificate to check; ureq's TLS defaults stay.
+            VerificationMode::Full => None,
+        };
+        // The Summary API answers where it is asked; a redirect is reported as its status
+        // rather than followed (from plain HTTP to HTTPS it would need TLS settings a
+        // plain-HTTP client does not have).
+        let mut config = ureq::Agent::config_builder()
             .timeout_global(Some(options.timeout))
             .http_status_as_error(false)
-            .tls_config(tls.build())
-            .build()
-            .new_agent();
+            .max_redirects(0);
+        if let Some(trust) = trust {
+            config = config.tls_config(trust.tls_config());
+        }
+        let agent = config.build().new_agent();
         Ok(KubeletClient {
             agent,
             summary_url: format!("{base}/stats/summary"),

@@ -292,3 +292,36 @@ fn no_kubelet_and_no_cgroup_v2_is_one_clear_error() {
         "{text}"
     );
 }
+
+/// A plain-HTTP kubelet URL answered with a redirect to HTTPS: the redirect is reported
+/// as the status it is, not followed (the plain-HTTP client has no TLS settings).
+#[test]
+fn a_redirect_is_reported_not_followed() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let server = std::thread::spawn(move || {
+        let (mut tcp, _) = listener.accept().unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut buf = [0u8; 4096];
+        let _ = tcp.read(&mut buf);
+        tcp.write_all(
+            b"HTTP/1.1 301 Moved Permanently\r\nLocation: https://127.0.0.1:1/stats/summary\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        )
+        .unwrap();
+    });
+    let root = host("t1");
+    let opts = KubernetesOptions {
+        cgroup_fallback: false,
+        ..options(&url, &root, None)
+    };
+    let err = KubernetesCollector::new(&opts)
+        .unwrap()
+        .collect(at(0))
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!("kubelet {url}/stats/summary: HTTP 301 Moved Permanently: ")
+    );
+    server.join().unwrap();
+}
