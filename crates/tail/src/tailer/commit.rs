@@ -282,7 +282,7 @@ impl Core {
             }
             if track.chunks > 1 {
                 self.acked.push(AckedEntry {
-                    spans: track.spans,
+                    spans: track.spans.into_vec(),
                     pseudo: false,
                 });
             }
@@ -512,7 +512,7 @@ mod tests {
     /// tracks apart.
     fn track(holds: &[(FileKey, u64)], spans: &[(FileKey, u64, u64, Stream)], end: u64) -> Track {
         Track {
-            holds: holds.to_vec(),
+            holds: holds.iter().copied().collect(),
             spans: spans
                 .iter()
                 .map(|&(file, start, end, stream)| Span {

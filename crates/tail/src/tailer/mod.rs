@@ -25,6 +25,7 @@ mod commit;
 mod discovery;
 mod resume;
 
+use smallvec::SmallVec;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{self, File};
@@ -158,8 +159,10 @@ struct AckedEntry {
 /// What an entry holds while it is pending or in flight.
 #[derive(Debug)]
 struct Track {
-    holds: Vec<(FileKey, u64)>,
-    spans: Vec<Span>,
+    /// Per file, where the entry's first chunk there starts (one file but across a
+    /// rotation, so kept inline).
+    holds: SmallVec<[(FileKey, u64); 1]>,
+    spans: SmallVec<[Span; 1]>,
     chunks: u32,
     cut: bool,
     end: u64,
@@ -305,8 +308,8 @@ impl Core {
             f.lost_head[si] = true;
         }
         let track = self.pending.entry(pkey).or_insert_with(|| Track {
-            holds: Vec::with_capacity(1),
-            spans: Vec::new(),
+            holds: SmallVec::new(),
+            spans: SmallVec::new(),
             chunks: 0,
             cut: false,
             end: at.end,
