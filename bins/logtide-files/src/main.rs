@@ -3,10 +3,10 @@
 //! This binary only parses arguments, loads the configuration and hands over to the
 //! library crates; see `--help`.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Parser, Subcommand};
+use logtide_pipeline::cli::{self, ConfigFile};
 use logtide_pipeline::process::{init_logging, stop_on_signals};
 use logtide_pipeline::{run_files, FilesConfig};
 
@@ -36,13 +36,20 @@ struct Cli {
     run: ConfigArg,
 }
 
-/// The configuration file option shared by the subcommands.
-#[derive(Clone, Debug, Args)]
-struct ConfigArg {
-    /// Configuration file (YAML; Filebeat's filebeat.yml layout is accepted).
-    #[arg(short = 'c', long = "config", default_value = "logtide-files.yml")]
-    config: PathBuf,
+/// logtide-files' configuration file on the command line.
+#[derive(Clone, Debug)]
+struct Files;
+
+impl ConfigFile for Files {
+    const DEFAULT: &'static str = "logtide-files.yml";
+    const HELP: &'static str =
+        "Configuration file (YAML; Filebeat's filebeat.yml layout is accepted)";
+    const STATUS_HELP: &'static str =
+        "Configuration file: its registry and its `http` endpoint are read";
 }
+
+/// The configuration file option shared by the subcommands.
+type ConfigArg = cli::ConfigArg<Files>;
 
 #[derive(Debug, Subcommand)]
 enum Command {
@@ -63,7 +70,7 @@ enum Command {
     /// Per file: what is shipped, what is behind, what was lost and why (from the registry,
     /// the files and the running agent's `http` endpoint). The registry as saved is
     /// `registry show`.
-    Status(status::StatusArgs),
+    Status(cli::StatusArgs<Files>),
 }
 
 #[derive(Debug, Subcommand)]

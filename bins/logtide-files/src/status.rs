@@ -4,24 +4,16 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
+use logtide_pipeline::cli::StatusArgs;
 use logtide_pipeline::http::FILES_PORT;
-use logtide_pipeline::status::Scraped;
+use logtide_pipeline::status::{process_json, write_process_line, write_totals, Scraped};
 use logtide_pipeline::FilesConfig;
 use logtide_tail::{FileId, Registry};
 use serde_json::{json, Value};
 
-#[derive(Debug, clap::Args)]
-pub(crate) struct StatusArgs {
-    /// Configuration file: its registry and its `http` endpoint are read.
-    #[arg(short = 'c', long = "config", default_value = "logtide-files.yml")]
-    config: PathBuf,
-    /// Print one JSON object instead of text.
-    #[arg(long)]
-    json: bool,
-}
+use crate::Files;
 
 /// One file, from the registry and the endpoint.
 #[derive(Default)]
@@ -38,7 +30,7 @@ struct FileRow {
     lost: BTreeMap<String, u64>,
 }
 
-pub(crate) fn run(args: &StatusArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: &StatusArgs<Files>) -> anyhow::Result<ExitCode> {
     let config = FilesConfig::load(&args.config)?;
     let mut files: BTreeMap<String, FileRow> = BTreeMap::new();
     let mut registries = Vec::new();
@@ -100,18 +92,12 @@ pub(crate) fn run(args: &StatusArgs) -> anyhow::Result<ExitCode> {
                 })
             })
             .collect();
-        let process = match &scraped {
-            Ok(s) => json!({"address": s.address, "running": true, "totals": s.totals_json()}),
-            Err(e) => json!({"running": false, "error": e}),
-        };
+        let process = process_json(&scraped);
         let doc = json!({"registries": registries, "files": rows, "process": process});
         writeln!(out, "{doc}")?;
         return Ok(ExitCode::SUCCESS);
     }
-    match &scraped {
-        Ok(s) => writeln!(out, "logtide-files at {}: running", s.address)?,
-        Err(e) => writeln!(out, "logtide-files: not reachable: {e}")?,
-    }
+    write_process_line(&mut out, "logtide-files", &scraped)?;
     for r in &registries {
         match (&r["error"], &r["files"]) {
             (Value::String(e), _) => writeln!(out, "registry {}: {e}", r["path"])?,
@@ -147,10 +133,7 @@ pub(crate) fn run(args: &StatusArgs) -> anyhow::Result<ExitCode> {
             if r.gone { " (gone)" } else { "" },
         )?;
     }
-    if let Ok(s) = &scraped {
-        writeln!(out)?;
-        write!(out, "{}", s.totals_text())?;
-    }
+    write_totals(&mut out, &scraped)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -4,12 +4,12 @@
 //! `logtide_pipeline::metrics`; see `--help`.
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use clap::Parser;
+use logtide_pipeline::cli::{ConfigArg, ConfigFile};
 use logtide_pipeline::metrics::{collect_once, run_metrics, MetricsConfig};
 use logtide_pipeline::process::{init_logging, stop_on_signals};
 
@@ -25,14 +25,22 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Debug, Parser)]
 #[command(name = "logtide-metrics", version, about)]
 struct Cli {
-    /// Configuration file (YAML).
-    #[arg(short = 'c', long = "config", default_value = "logtide-metrics.yml")]
-    config: PathBuf,
+    #[command(flatten)]
+    config: ConfigArg<Metrics>,
     /// Collect every metricset once (two samples one second apart where rates need
     /// them), print the events as NDJSON on standard output and exit: 1 if a collection
     /// failed.
     #[arg(long)]
     once: bool,
+}
+
+/// logtide-metrics' configuration file on the command line.
+#[derive(Clone, Debug)]
+struct Metrics;
+
+impl ConfigFile for Metrics {
+    const DEFAULT: &'static str = "logtide-metrics.yml";
+    const HELP: &'static str = "Configuration file (YAML)";
 }
 
 fn once(config: &MetricsConfig) -> anyhow::Result<ExitCode> {
@@ -56,7 +64,7 @@ fn once(config: &MetricsConfig) -> anyhow::Result<ExitCode> {
 }
 
 fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
-    let config = MetricsConfig::load(&cli.config)?;
+    let config = MetricsConfig::load(&cli.config.config)?;
     if cli.once {
         return once(&config);
     }

@@ -12,6 +12,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use logtide_pipeline::alerts::test_rules;
+use logtide_pipeline::cli::{self, ConfigFile};
 use logtide_pipeline::process::{init_logging, stop_on_signals};
 use logtide_pipeline::{mapping_check, run_relay, setup_elasticsearch, RelayConfig};
 
@@ -33,13 +34,19 @@ struct Cli {
     run: ConfigArg,
 }
 
-/// The configuration file option.
-#[derive(Clone, Debug, Args)]
-struct ConfigArg {
-    /// Configuration file (YAML).
-    #[arg(short = 'c', long = "config", default_value = "relay.yml")]
-    config: PathBuf,
+/// logtide-relay's configuration file on the command line.
+#[derive(Clone, Debug)]
+struct Relay;
+
+impl ConfigFile for Relay {
+    const DEFAULT: &'static str = "relay.yml";
+    const HELP: &'static str = "Configuration file (YAML)";
+    const STATUS_HELP: &'static str =
+        "Configuration file: its checkpoints and its `http` endpoint are read";
 }
+
+/// The configuration file option.
+type ConfigArg = cli::ConfigArg<Relay>;
 
 #[derive(Debug, Subcommand)]
 enum Command {
@@ -50,7 +57,7 @@ enum Command {
     Test(TestCommand),
     /// Per shard: the checkpoint, its owner and how far the reading is behind (from the
     /// checkpoint store and the running relay's `http` endpoint).
-    Status(status::StatusArgs),
+    Status(cli::StatusArgs<Relay>),
     /// Install the Elasticsearch index template, the dead-letter index template and the
     /// ILM (Elasticsearch) or ISM (OpenSearch) policy of `sinks.elasticsearch`.
     Setup(ConfigArg),

@@ -3,24 +3,18 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::PathBuf;
 
+use logtide_pipeline::cli::StatusArgs;
 use logtide_pipeline::http::RELAY_PORT;
-use logtide_pipeline::status::{relay_checkpoints, Scraped};
+use logtide_pipeline::status::{
+    process_json, relay_checkpoints, write_process_line, write_totals, Scraped,
+};
 use logtide_pipeline::RelayConfig;
 use serde_json::{json, Value};
 
-#[derive(Debug, clap::Args)]
-pub(crate) struct StatusArgs {
-    /// Configuration file: its checkpoints and its `http` endpoint are read.
-    #[arg(short = 'c', long = "config", default_value = "relay.yml")]
-    config: PathBuf,
-    /// Print one JSON object instead of text.
-    #[arg(long)]
-    json: bool,
-}
+use crate::Relay;
 
-pub(crate) fn run(args: &StatusArgs) -> anyhow::Result<()> {
+pub(crate) fn run(args: &StatusArgs<Relay>) -> anyhow::Result<()> {
     let config = RelayConfig::load(&args.config)?;
     let checkpoints = relay_checkpoints(&config);
     let scraped = Scraped::fetch(&config.http, RELAY_PORT);
@@ -43,10 +37,7 @@ pub(crate) fn run(args: &StatusArgs) -> anyhow::Result<()> {
                 .collect(),
             Err(e) => json!({"error": e.to_string()}),
         };
-        let process = match &scraped {
-            Ok(s) => json!({"address": s.address, "running": true, "totals": s.totals_json()}),
-            Err(e) => json!({"running": false, "error": e}),
-        };
+        let process = process_json(&scraped);
         writeln!(
             out,
             "{}",
@@ -54,10 +45,7 @@ pub(crate) fn run(args: &StatusArgs) -> anyhow::Result<()> {
         )?;
         return Ok(());
     }
-    match &scraped {
-        Ok(s) => writeln!(out, "logtide-relay at {}: running", s.address)?,
-        Err(e) => writeln!(out, "logtide-relay: not reachable: {e}")?,
-    }
+    write_process_line(&mut out, "logtide-relay", &scraped)?;
     writeln!(out, "stream {}", config.source.kinesis.stream_name)?;
     writeln!(out)?;
     match &checkpoints {
@@ -87,9 +75,6 @@ pub(crate) fn run(args: &StatusArgs) -> anyhow::Result<()> {
             }
         }
     }
-    if let Ok(s) = &scraped {
-        writeln!(out)?;
-        write!(out, "{}", s.totals_text())?;
-    }
+    write_totals(&mut out, &scraped)?;
     Ok(())
 }

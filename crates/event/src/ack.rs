@@ -1,7 +1,7 @@
 //! Acknowledgements from sinks back to the source that produced an event.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// What became of an event, reported by whoever held its [`AckToken`] last.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -47,7 +47,8 @@ pub trait Acknowledge: Send + Sync + 'static {
 ///
 /// Consuming the token with [`AckToken::accept`] or [`AckToken::discard`] reports the
 /// outcome; dropping it reports [`AckOutcome::Abandoned`], so a lost token can hold a
-/// source's offset back but never advance it.
+/// source's offset back but never advance it. An event that goes to several sinks
+/// carries one part of its token to each ([`AckToken::split`]).
 pub struct AckToken {
     target: Arc<dyn Acknowledge>,
     id: u64,
@@ -105,9 +106,86 @@ impl AckToken {
         }
     }
 
+    /// Splits the token into `N` parts, one for each destination that must take the
+    /// event. The event is reported once every part has been, with the worst of their
+    /// outcomes: [`Abandoned`](AckOutcome::Abandoned) if any part was abandoned
+    /// (dropped), otherwise [`Discarded`](AckOutcome::Discarded) if any part was
+    /// discarded (with the reason of the last part discarded), otherwise
+    /// [`Accepted`](AckOutcome::Accepted).
+    ///
+    /// Each part has the event's [`id`](AckToken::id). Splitting into no parts drops the
+    /// token, which reports the event abandoned.
+    ///
+    /// ```
+    /// # use std::sync::{Arc, Mutex};
+    /// # use logtide_event::{AckOutcome, AckToken, Acknowledge};
+    /// # #[derive(Default)]
+    /// # struct Source(Mutex<Vec<(u64, AckOutcome)>>);
+    /// # impl Acknowledge for Source {
+    /// #     fn acknowledge(&self, id: u64, outcome: AckOutcome) {
+    /// #         self.0.lock().unwrap().push((id, outcome));
+    /// #     }
+    /// # }
+    /// let source = Arc::new(Source::default());
+    /// let [archive, search] = AckToken::new(source.clone(), 7).split();
+    /// archive.accept();
+    /// assert!(source.0.lock().unwrap().is_empty(), "the search sink has not reported");
+    /// search.discard("dead_letter");
+    /// let reported = source.0.lock().unwrap().clone();
+    /// assert_eq!(reported, [(7, AckOutcome::Discarded { reason: "dead_letter" })]);
+    /// ```
+    pub fn split<const N: usize>(self) -> [AckToken; N] {
+        let id = self.id;
+        let joint: Arc<dyn Acknowledge> = Arc::new(Joint {
+            state: Mutex::new(JointState {
+                token: Some(self),
+                remaining: N,
+                outcome: AckOutcome::Accepted,
+            }),
+        });
+        std::array::from_fn(|_| AckToken::new(joint.clone(), id))
+    }
+
     fn report(mut self, outcome: AckOutcome) {
         self.reported = true;
         self.target.acknowledge(self.id, outcome);
+    }
+}
+
+/// The target of the parts of a split token (see [`AckToken::split`]).
+struct Joint {
+    state: Mutex<JointState>,
+}
+
+struct JointState {
+    /// The token split, until every part has reported.
+    token: Option<AckToken>,
+    /// Parts that have not reported yet.
+    remaining: usize,
+    /// The worst outcome reported so far.
+    outcome: AckOutcome,
+}
+
+impl Acknowledge for Joint {
+    fn acknowledge(&self, _id: u64, outcome: AckOutcome) {
+        let done = {
+            let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            state.outcome = match (state.outcome, outcome) {
+                (AckOutcome::Abandoned, _) | (_, AckOutcome::Abandoned) => AckOutcome::Abandoned,
+                (_, discarded @ AckOutcome::Discarded { .. }) => discarded,
+                (worst, AckOutcome::Accepted) => worst,
+            };
+            state.remaining = state.remaining.saturating_sub(1);
+            if state.remaining == 0 {
+                state.token.take().map(|token| (token, state.outcome))
+            } else {
+                None
+            }
+        };
+        // Outside the lock: the source has locks of its own.
+        if let Some((token, outcome)) = done {
+            token.report(outcome);
+        }
     }
 }
 
@@ -188,5 +266,94 @@ mod tests {
             ]
         );
         assert!(got[0].1.is_done() && !got[1].1.is_done() && got[2].1.is_done());
+    }
+
+    /// What a sink does with its part of a split token.
+    #[derive(Clone, Copy, Debug)]
+    enum Do {
+        Accept,
+        Discard(&'static str),
+        Drop,
+    }
+
+    fn act(token: AckToken, what: Do) {
+        match what {
+            Do::Accept => token.accept(),
+            Do::Discard(reason) => token.discard(reason),
+            Do::Drop => drop(token),
+        }
+    }
+
+    fn recorder() -> (Arc<Log>, Arc<dyn Acknowledge>) {
+        let log = Arc::new(Log::default());
+        let target: Arc<dyn Acknowledge> = log.clone();
+        (log, target)
+    }
+
+    #[test]
+    fn a_split_token_reports_the_worst_outcome_once_every_part_did() {
+        let discarded = |reason| AckOutcome::Discarded { reason };
+        for (first, second, want) in [
+            (Do::Accept, Do::Accept, AckOutcome::Accepted),
+            (Do::Accept, Do::Discard("b"), discarded("b")),
+            (Do::Accept, Do::Drop, AckOutcome::Abandoned),
+            (Do::Discard("a"), Do::Accept, discarded("a")),
+            (Do::Discard("a"), Do::Discard("b"), discarded("b")),
+            (Do::Discard("a"), Do::Drop, AckOutcome::Abandoned),
+            (Do::Drop, Do::Accept, AckOutcome::Abandoned),
+            (Do::Drop, Do::Discard("b"), AckOutcome::Abandoned),
+            (Do::Drop, Do::Drop, AckOutcome::Abandoned),
+        ] {
+            // Which part reports first does not matter.
+            for first_part in [0, 1] {
+                let (log, target) = recorder();
+                let [p0, p1] = AckToken::new(target, 42).split();
+                assert_eq!((p0.id(), p1.id()), (42, 42));
+                let (a, b) = if first_part == 0 { (p0, p1) } else { (p1, p0) };
+                act(a, first);
+                let case = format!("{first:?} then {second:?} (part {first_part} first)");
+                assert!(
+                    log.0.lock().unwrap().is_empty(),
+                    "{case}: one part is not enough"
+                );
+                act(b, second);
+                assert_eq!(*log.0.lock().unwrap(), [(42, want)], "{case}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_token_split_in_three_waits_for_the_third() {
+        let (log, target) = recorder();
+        let [a, b, c] = AckToken::new(target, 1).split();
+        a.accept();
+        b.discard("oversize");
+        assert!(log.0.lock().unwrap().is_empty());
+        c.accept();
+        assert_eq!(
+            *log.0.lock().unwrap(),
+            [(1, AckOutcome::Discarded { reason: "oversize" })]
+        );
+    }
+
+    #[test]
+    fn parts_dropped_unreported_abandon_the_event() {
+        let (log, target) = recorder();
+        let parts: [AckToken; 3] = AckToken::new(target.clone(), 5).split();
+        drop(parts);
+        let [none]: [AckToken; 1] = AckToken::new(target.clone(), 6).split();
+        drop(none);
+        let []: [AckToken; 0] = AckToken::new(target.clone(), 7).split();
+        let [only] = AckToken::new(target, 8).split();
+        only.accept();
+        assert_eq!(
+            *log.0.lock().unwrap(),
+            [
+                (5, AckOutcome::Abandoned),
+                (6, AckOutcome::Abandoned),
+                (7, AckOutcome::Abandoned),
+                (8, AckOutcome::Accepted),
+            ]
+        );
     }
 }

@@ -22,6 +22,14 @@ pub fn config_error(file: &Path) -> impl Fn(logtide_config::Error) -> Error + '_
     }
 }
 
+/// An invalid value in configuration file `file`; `message` starts with the key's path.
+pub fn invalid(file: &Path) -> impl Fn(String) -> Error + Copy + '_ {
+    move |message| Error::Config {
+        file: file.to_owned(),
+        message,
+    }
+}
+
 /// Parses YAML text into a JSON value and expands its dotted keys, except below the keys
 /// in `verbatim`: the first steps of loading every binary's configuration.
 pub fn document(text: &str, origin: &Path, verbatim: &[&str]) -> Result<Value, Error> {
@@ -42,6 +50,16 @@ pub fn read_config_file(path: &Path) -> Result<String, Error> {
         file: path.to_owned(),
         message: format!("cannot read: {e}"),
     })
+}
+
+/// Reads configuration file `path` and parses its text with `from_yaml` (a configuration
+/// type's own, given `path` to name in its errors): what every configuration's `load`
+/// does.
+pub fn load_file<T>(
+    path: &Path,
+    from_yaml: impl FnOnce(&str, &Path) -> Result<T, Error>,
+) -> Result<T, Error> {
+    from_yaml(&read_config_file(path)?, path)
 }
 
 /// `output.console`: events as NDJSON on standard output.

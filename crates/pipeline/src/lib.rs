@@ -23,6 +23,7 @@
 //! ([`http`]), counters ([`telemetry`]), `status` ([`status`]), logging and signals
 //! ([`process`]).
 
+pub mod cli;
 pub mod config;
 #[cfg(feature = "files")]
 pub mod files;

@@ -1,8 +1,10 @@
 //! What the `status` commands read from a running process: its `/metrics` endpoint,
-//! summarized as what was read, shipped, discarded and lost, by reason.
+//! summarized as what was read, shipped, discarded and lost, by reason; and the parts of
+//! their output that every binary shares.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::io;
 
 use serde_json::{json, Map, Value};
 
@@ -216,6 +218,38 @@ impl Scraped {
     }
 }
 
+/// `status --json`'s `process` object: the address and totals of the running process,
+/// or why it could not be asked.
+pub fn process_json(scraped: &Result<Scraped, String>) -> Value {
+    match scraped {
+        Ok(s) => json!({"address": s.address, "running": true, "totals": s.totals_json()}),
+        Err(e) => json!({"running": false, "error": e}),
+    }
+}
+
+/// `status`'s first line: `{name} at {address}: running`, or `{name}: not reachable:
+/// {why}`.
+pub fn write_process_line(
+    out: &mut impl io::Write,
+    name: &str,
+    scraped: &Result<Scraped, String>,
+) -> io::Result<()> {
+    match scraped {
+        Ok(s) => writeln!(out, "{name} at {}: running", s.address),
+        Err(e) => writeln!(out, "{name}: not reachable: {e}"),
+    }
+}
+
+/// `status`'s last lines when the process answered: a blank line, then its totals
+/// ([`Scraped::totals_text`]).
+pub fn write_totals(out: &mut impl io::Write, scraped: &Result<Scraped, String>) -> io::Result<()> {
+    if let Ok(s) = scraped {
+        writeln!(out)?;
+        write!(out, "{}", s.totals_text())?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -269,6 +303,40 @@ mod tests {
                    "retries": {"kinesis": {"network": 1, "timeout": 2}},
                    "outputs": {"kinesis": {"oldest_unacked_seconds": 3600, "stalled_seconds": 0}},
                    "ready": false})
+        );
+    }
+
+    #[test]
+    fn the_process_lines_of_status() {
+        let absent: Result<Scraped, String> = Err("127.0.0.1:5066: refused".into());
+        let mut out = Vec::new();
+        write_process_line(&mut out, "logtide-x", &absent).unwrap();
+        write_totals(&mut out, &absent).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "logtide-x: not reachable: 127.0.0.1:5066: refused\n"
+        );
+        assert_eq!(
+            process_json(&absent),
+            json!({"running": false, "error": "127.0.0.1:5066: refused"})
+        );
+
+        let running = Ok(Scraped {
+            address: "127.0.0.1:5066".into(),
+            samples: parse_samples("logtide_events_total{stage=\"read\"} 3\n"),
+            ready: (true, String::new()),
+        });
+        let mut out = Vec::new();
+        write_process_line(&mut out, "logtide-x", &running).unwrap();
+        write_totals(&mut out, &running).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "logtide-x at 127.0.0.1:5066: running\n\nevents: read 3\nready: yes\n"
+        );
+        let totals = running.as_ref().unwrap().totals_json();
+        assert_eq!(
+            process_json(&running),
+            json!({"address": "127.0.0.1:5066", "running": true, "totals": totals})
         );
     }
 

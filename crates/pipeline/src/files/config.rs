@@ -6,7 +6,9 @@ use logtide_config::duration;
 use logtide_tail::{InputFormat, RegistryConfig, StreamFilter, TailConfig};
 use serde_json::{Map, Value};
 
-use crate::config::{document, read_config_file, typed, OutputConfig, OutputsConfig};
+use crate::config::{
+    document, invalid, load_file, read_config_file, typed, OutputConfig, OutputsConfig,
+};
 use crate::Error;
 
 /// Builds a processor chain from a `processors:` list; `at` is its path for errors.
@@ -263,16 +265,12 @@ fn apply_aliases(value: &mut Value) -> Result<(), String> {
 impl FilesConfig {
     /// Loads and validates a logtide-files configuration file.
     pub fn load(path: &Path) -> Result<Self, Error> {
-        let text = read_config_file(path)?;
-        Self::from_yaml(&text, path)
+        load_file(path, Self::from_yaml)
     }
 
     /// Parses and validates configuration text; `origin` names it in errors.
     pub fn from_yaml(text: &str, origin: &Path) -> Result<Self, Error> {
-        let bad = |message: String| Error::Config {
-            file: origin.to_owned(),
-            message,
-        };
+        let bad = invalid(origin);
         let mut value = document(text, origin, &["processors"])?;
         apply_aliases(&mut value).map_err(bad)?;
         let raw: RawFiles = typed(value, origin)?;

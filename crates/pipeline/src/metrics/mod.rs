@@ -49,7 +49,7 @@ use logtide_procstat::{
 };
 use serde_json::Value;
 
-use crate::config::{document, typed};
+use crate::config::{document, invalid, load_file, typed};
 use crate::http::{HttpConfig, HttpServer, METRICS_PORT};
 use crate::output::{self, Output};
 use crate::telemetry::Telemetry;
@@ -256,16 +256,12 @@ pub struct MetricsConfig {
 impl MetricsConfig {
     /// Loads and validates a configuration file.
     pub fn load(path: &Path) -> Result<Self, Error> {
-        let text = crate::config::read_config_file(path)?;
-        Self::from_yaml(&text, path)
+        load_file(path, Self::from_yaml)
     }
 
     /// Parses and validates configuration text; `origin` names it in errors.
     pub fn from_yaml(text: &str, origin: &Path) -> Result<Self, Error> {
-        let bad = |message: String| Error::Config {
-            file: origin.to_owned(),
-            message,
-        };
+        let bad = invalid(origin);
         let value = document(text, origin, &[])?;
         let Value::Object(mut root) = value else {
             return Err(bad("the configuration must be a map of keys".into()));
