@@ -8,6 +8,7 @@ use std::sync::Arc;
 use logtide_event::{Event, LogEntry, Timestamp};
 use logtide_json::Processors;
 use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
 use serde_json::{json, Value};
 
 fn entry(message: &str) -> LogEntry {
@@ -272,7 +273,13 @@ fn object_text(depth: u32) -> BoxedStrategy<String> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(2000))]
+    // Failing cases are kept next to this file, in `as_is.proptest-regressions`.
+    #![proptest_config(ProptestConfig {
+        cases: 2000,
+        ..ProptestConfig::with_failure_persistence(FileFailurePersistence::WithSource(
+            "proptest-regressions",
+        ))
+    })]
 
     #[test]
     fn generated_objects_decode_the_same_either_way(text in object_text(3), pad in "[ \\t]{0,2}") {

@@ -10,6 +10,7 @@ use logtide_kinesis::{
     PackConfig, Packer, RecordFormat, MAX_REQUEST_BYTES, MAX_REQUEST_RECORDS,
 };
 use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
 use serde_json::{json, Value};
 
 fn event(msg: String, n: u64) -> Event {
@@ -65,7 +66,13 @@ fn config() -> impl Strategy<Value = PackConfig> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    // Failing cases are kept next to this file, in `roundtrip.proptest-regressions`.
+    #![proptest_config(ProptestConfig {
+        cases: 64,
+        ..ProptestConfig::with_failure_persistence(FileFailurePersistence::WithSource(
+            "proptest-regressions",
+        ))
+    })]
 
     #[test]
     fn records_fit_and_decode_back(

@@ -3,20 +3,11 @@
 //! one (per-record errors in a successful PutRecords answer) going to the dead-letter file
 //! without holding back the events after them.
 
+use crate::common::set_aws_env;
 use logtide_event::{Event, Timestamp};
 use logtide_kinesis::{Decoder, KinesisConfig, MaxRecordBytes, Sink};
-use logtide_testkit::{KinesisMock, KinesisTool, AWS_ENV};
+use logtide_testkit::{KinesisMock, KinesisTool};
 use serde_json::{json, Value};
-
-/// Fake credentials for the AWS default chain, set once before any test reads them.
-fn set_aws_env() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        for (k, v) in AWS_ENV {
-            std::env::set_var(k, v);
-        }
-    });
-}
 
 fn event(n: usize, msg: String) -> Event {
     let mut e = Event::new(Timestamp::new(1_700_000_000 + n as i64, 0).unwrap());

@@ -1,6 +1,7 @@
 //! AWS SigV4 signing with credentials from the AWS default chain (here its environment
-//! variables), seen by a proxy in front of noida-db. Its own test binary: it sets the
-//! process environment.
+//! variables), seen by a proxy in front of noida-db. It sets the process environment
+//! (`AWS_ENV`'s fake credentials) for the whole test binary: no other test here reads the
+//! AWS variables (the sink reads them only with `aws_sigv4` set).
 
 use std::sync::Arc;
 

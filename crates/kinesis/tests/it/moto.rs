@@ -1,19 +1,10 @@
 //! The sink against moto_server, a real local Kinesis-compatible service.
 
+use crate::common::set_aws_env;
 use logtide_event::{Event, Timestamp};
 use logtide_kinesis::{Decoder, KinesisConfig, Sink};
-use logtide_testkit::{KinesisTool, MotoServer, AWS_ENV};
+use logtide_testkit::{KinesisTool, MotoServer};
 use serde_json::json;
-
-/// Fake credentials for the AWS default chain, set once before any test reads them.
-fn set_aws_env() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        for (k, v) in AWS_ENV {
-            std::env::set_var(k, v);
-        }
-    });
-}
 
 fn event(container: &str, n: usize, msg: String) -> Event {
     let mut e = Event::new(Timestamp::new(1_700_000_000 + n as i64, 0).unwrap());

@@ -1,6 +1,6 @@
 //! Helpers shared by the integration tests: fixture host roots and golden files.
 
-#![allow(dead_code, unreachable_pub)]
+#![allow(unreachable_pub)]
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

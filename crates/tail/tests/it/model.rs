@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use logtide_tail::{RegistryConfig, TailConfig, Tailer};
 use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
 use serde_json::Value;
 
 const CONTAINERS: usize = 2;
@@ -381,7 +382,13 @@ fn check(ops: &[Op]) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+    // Failing cases are kept next to this file, in `model.proptest-regressions`.
+    #![proptest_config(ProptestConfig {
+        cases: 96,
+        ..ProptestConfig::with_failure_persistence(FileFailurePersistence::WithSource(
+            "proptest-regressions",
+        ))
+    })]
 
     #[test]
     fn tailer_matches_the_model(ops in proptest::collection::vec(op(), 1..40)) {

@@ -1,11 +1,9 @@
 //! Node metricsets over fixture `/proc` files from a real machine (this one: 2 cores,
 //! virtio disk, cgroup v1 hybrid), sampled twice one second apart.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{at, data, golden, ndjson, FixtureRoot};
+use crate::common::{at, data, golden, ndjson, FixtureRoot};
 use logtide_procstat::{Collector, Error, NodeCollector, NodeMetricset, NodeOptions};
 use serde_json::json;
 

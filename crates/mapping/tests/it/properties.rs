@@ -4,6 +4,7 @@
 
 use logtide_mapping::{Action, IndexMapping, MappingConfig, Normalizer, Policy, Stats};
 use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
 use serde_json::{json, Map, Value};
 
 const KEYS: &[&str] = &[
@@ -110,7 +111,13 @@ fn start(kind: u8, n: &Normalizer, history: &[Value]) -> IndexMapping {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+    // Failing cases are kept next to this file, in `properties.proptest-regressions`.
+    #![proptest_config(ProptestConfig {
+        cases: 512,
+        ..ProptestConfig::with_failure_persistence(FileFailurePersistence::WithSource(
+            "proptest-regressions",
+        ))
+    })]
 
     #[test]
     fn normalized_documents_are_accepted_and_stable(

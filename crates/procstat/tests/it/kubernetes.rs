@@ -1,11 +1,9 @@
 //! Pod, container and volume metricsets: a kubelet Summary endpoint served over HTTPS on
 //! loopback from a fixture, and the cgroup v2 fallback over a fixture hierarchy.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{at, closed_url, data, golden, ndjson, FixtureRoot, TestKubelet};
+use crate::common::{at, closed_url, data, golden, ndjson, FixtureRoot, TestKubelet};
 use logtide_procstat::{
     Collector, Error, KubeletOptions, KubernetesCollector, KubernetesMetricset, KubernetesOptions,
     Limits, PodLimits, Source, VerificationMode,

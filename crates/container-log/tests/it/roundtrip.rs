@@ -6,6 +6,7 @@ use std::collections::{HashMap, VecDeque};
 
 use logtide_container_log::{parse_line, Format, Reassembler, ReassemblerConfig, Stream};
 use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
 
 /// One message: which container and stream wrote it, and its chunks.
 #[derive(Clone, Debug)]
@@ -124,7 +125,13 @@ fn reassemble(
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    // Failing cases are kept next to this file, in `roundtrip.proptest-regressions`.
+    #![proptest_config(ProptestConfig {
+        cases: 256,
+        ..ProptestConfig::with_failure_persistence(FileFailurePersistence::WithSource(
+            "proptest-regressions",
+        ))
+    })]
 
     #[test]
     fn every_message_comes_back_whole(

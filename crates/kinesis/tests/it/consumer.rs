@@ -4,22 +4,14 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
+use crate::common::set_aws_env;
 use logtide_event::{Event, Timestamp};
 use logtide_kinesis::{
     read_checkpoints, Consumer, ConsumerConfig, DynamoDbConfig, FileCheckpoints, KinesisConfig,
     Sink, SHARD_END,
 };
-use logtide_testkit::{KinesisMock, KinesisTool, MotoServer, AWS_ENV};
+use logtide_testkit::{KinesisMock, KinesisTool, MotoServer};
 use serde_json::json;
-
-fn set_aws_env() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        for (k, v) in AWS_ENV {
-            std::env::set_var(k, v);
-        }
-    });
-}
 
 fn event(container: &str, n: u64, msg: String) -> Event {
     let mut e = Event::new(Timestamp::new(1_700_000_000 + n as i64, 0).unwrap());
