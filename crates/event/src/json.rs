@@ -33,11 +33,21 @@ pub fn special_bytes(v: u64) -> u64 {
 /// byte costs a word copy and two stores instead of two slice appends.
 pub fn write_str(out: &mut Vec<u8>, s: &str) {
     let src = s.as_bytes();
+    let plain = plain_prefix(src);
+    if plain == src.len() {
+        // Nothing to escape (paths, ids, most messages): one copy.
+        out.reserve(src.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(src);
+        out.push(b'"');
+        return;
+    }
     let base = out.len();
     out.resize(base + 2 * src.len() + 2, 0);
     out[base] = b'"';
-    let mut j = base + 1;
-    let mut i = 0;
+    out[base + 1..base + 1 + plain].copy_from_slice(&src[..plain]);
+    let mut j = base + 1 + plain;
+    let mut i = plain;
     while i < src.len() {
         if let (Some(word), Some(dst)) = (src.get(i..i + 8), out.get_mut(j..j + 8)) {
             dst.copy_from_slice(word);
@@ -89,6 +99,24 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
     }
     out[j] = b'"';
     out.truncate(j + 1);
+}
+
+/// How many bytes at the start of `src` need no escaping in a JSON string.
+fn plain_prefix(src: &[u8]) -> usize {
+    let mut i = 0;
+    while let Some(word) = src.get(i..i + 8) {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(word);
+        let mask = special_bytes(u64::from_le_bytes(w));
+        if mask != 0 {
+            return i + (mask.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    i + src[i..]
+        .iter()
+        .position(|&b| b < 0x20 || b == b'"' || b == b'\\')
+        .unwrap_or(src.len() - i)
 }
 
 /// Appends a JSON value.

@@ -176,22 +176,37 @@ impl Timestamp {
     /// Writes the timestamp as RFC 3339 in UTC with exactly nine fractional digits,
     /// e.g. `2016-10-06T00:17:09.669794202Z` (30 bytes for years 0000–9999).
     pub fn write_rfc3339(self, out: &mut Vec<u8>) {
-        let days = self.secs.div_euclid(SECS_PER_DAY);
-        let rem = self.secs.rem_euclid(SECS_PER_DAY) as u32;
-        let (year, month, day) = civil_from_days(days);
+        thread_local! {
+            /// The date and time of the second last written on this thread: events come
+            /// in bursts within one second, so most reuse it.
+            static SECOND: std::cell::Cell<(i64, [u8; 19])> = const {
+                std::cell::Cell::new((i64::MIN, [0; 19]))
+            };
+        }
         let mut buf = [0u8; 30];
-        let year = year.clamp(0, 9999) as u32;
-        put(&mut buf[0..4], year);
-        buf[4] = b'-';
-        put(&mut buf[5..7], month);
-        buf[7] = b'-';
-        put(&mut buf[8..10], day);
-        buf[10] = b'T';
-        put(&mut buf[11..13], rem / 3600);
-        buf[13] = b':';
-        put(&mut buf[14..16], rem / 60 % 60);
-        buf[16] = b':';
-        put(&mut buf[17..19], rem % 60);
+        let (secs, date_time) = SECOND.get();
+        if secs == self.secs {
+            buf[..19].copy_from_slice(&date_time);
+        } else {
+            let days = self.secs.div_euclid(SECS_PER_DAY);
+            let rem = self.secs.rem_euclid(SECS_PER_DAY) as u32;
+            let (year, month, day) = civil_from_days(days);
+            let year = year.clamp(0, 9999) as u32;
+            put(&mut buf[0..4], year);
+            buf[4] = b'-';
+            put(&mut buf[5..7], month);
+            buf[7] = b'-';
+            put(&mut buf[8..10], day);
+            buf[10] = b'T';
+            put(&mut buf[11..13], rem / 3600);
+            buf[13] = b':';
+            put(&mut buf[14..16], rem / 60 % 60);
+            buf[16] = b':';
+            put(&mut buf[17..19], rem % 60);
+            let mut date_time = [0u8; 19];
+            date_time.copy_from_slice(&buf[..19]);
+            SECOND.set((self.secs, date_time));
+        }
         buf[19] = b'.';
         put(&mut buf[20..29], self.nanos);
         buf[29] = b'Z';
@@ -422,6 +437,19 @@ mod tests {
             t.write_rfc3339(&mut buf);
             prop_assert_eq!(buf.len(), 30);
             prop_assert_eq!(Timestamp::parse_rfc3339(&buf).unwrap(), t);
+        }
+
+        /// Seconds that repeat, written in turn: the remembered date and time of the last
+        /// second is used only for that second.
+        #[test]
+        fn repeated_seconds_round_trip(steps in proptest::collection::vec((0usize..3, 0u32..1_000_000_000), 1..50)) {
+            let seconds = [1_700_000_000i64, 1_700_000_001, 86_399];
+            for (which, nanos) in steps {
+                let t = Timestamp::new(seconds[which], nanos).unwrap();
+                let mut buf = Vec::new();
+                t.write_rfc3339(&mut buf);
+                prop_assert_eq!(Timestamp::parse_rfc3339(&buf).unwrap(), t);
+            }
         }
 
         #[test]

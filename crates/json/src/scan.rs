@@ -85,7 +85,9 @@ impl<'a> Scan<'a> {
         if self.eat(b'}').is_some() {
             return Some(());
         }
-        let mut keys: [&[u8]; MAX_KEYS] = [&[]; MAX_KEYS];
+        // The keys so far, each with a tag of its length and first bytes, compared before
+        // the keys themselves (most keys differ there).
+        let mut keys: [(u64, &[u8]); MAX_KEYS] = [(0, &[]); MAX_KEYS];
         let mut n = 0;
         loop {
             if n == MAX_KEYS {
@@ -93,10 +95,11 @@ impl<'a> Scan<'a> {
             }
             let (start, end, escaped) = self.string()?;
             let key = &self.b[start..end];
-            if escaped || keys[..n].contains(&key) {
+            let tag = key_tag(key);
+            if escaped || keys[..n].iter().any(|&(t, k)| t == tag && k == key) {
                 return None;
             }
-            keys[n] = key;
+            keys[n] = (tag, key);
             n += 1;
             self.ws();
             self.eat(b':')?;
@@ -251,6 +254,16 @@ fn might_hold_json(raw: &[u8], escaped: bool) -> bool {
     let opens = matches!(first, Some('{' | '[' | '\\'));
     let closes = matches!(last, Some('}' | ']')) || escaped;
     opens && closes
+}
+
+/// A key's length and up to its first seven bytes in one word: equal keys have equal
+/// tags, and most different keys different ones.
+fn key_tag(key: &[u8]) -> u64 {
+    let mut tag = (key.len() as u64) << 56;
+    for (i, &b) in key.iter().take(7).enumerate() {
+        tag |= u64::from(b) << (8 * i);
+    }
+    tag
 }
 
 #[cfg(test)]

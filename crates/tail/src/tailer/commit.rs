@@ -133,7 +133,12 @@ impl Holds {
         let Some(q) = self.0.get_mut(&file) else {
             return;
         };
-        let at = q.partition_point(|&(o, _)| o < offset);
+        // Acknowledgements come mostly in order: the front first.
+        let at = if q.front().is_some_and(|h| h.0 == offset) {
+            0
+        } else {
+            q.partition_point(|&(o, _)| o < offset)
+        };
         if let Some(h) = q.get_mut(at).filter(|h| h.0 == offset && h.1 > 0) {
             h.1 -= 1;
         }
