@@ -47,19 +47,22 @@ impl FileCheckpoints {
     /// Opens (or starts) the checkpoint file of `stream` in `dir`, creating `dir` when
     /// missing. A file of another version or another stream is an error, never ignored.
     pub fn open(dir: &Path, stream: &str) -> Result<Self, Error> {
-        fs::create_dir_all(dir).map_err(|e| {
-            Error::Checkpoint(format!("cannot create directory {}: {e}", dir.display()))
+        fs::create_dir_all(dir).map_err(|e| Error::Checkpoint {
+            message: format!("cannot create directory {}: {e}", dir.display()),
+            source: Some(Box::new(e)),
         })?;
         let path = dir.join(format!("{stream}.checkpoints.json"));
         let shards = match fs::read(&path) {
-            Ok(bytes) => parse(&bytes, stream)
-                .map_err(|m| Error::Checkpoint(format!("{}: {m}", path.display())))?,
+            Ok(bytes) => parse(&bytes, stream).map_err(|m| Error::Checkpoint {
+                message: format!("{}: {m}", path.display()),
+                source: None,
+            })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
             Err(e) => {
-                return Err(Error::Checkpoint(format!(
-                    "cannot read {}: {e}",
-                    path.display()
-                )))
+                return Err(Error::Checkpoint {
+                    message: format!("cannot read {}: {e}", path.display()),
+                    source: Some(Box::new(e)),
+                })
             }
         };
         Ok(FileCheckpoints {
@@ -104,12 +107,15 @@ impl FileCheckpoints {
             stream: self.stream.clone(),
             shards: self.shards.clone(),
         };
-        let mut bytes = serde_json::to_vec(&doc)
-            .map_err(|e| Error::Checkpoint(format!("cannot encode checkpoints: {e}")))?;
+        let mut bytes = serde_json::to_vec(&doc).map_err(|e| Error::Checkpoint {
+            message: format!("cannot encode checkpoints: {e}"),
+            source: Some(Box::new(e)),
+        })?;
         bytes.push(b'\n');
         let tmp = self.path.with_extension("json.tmp");
-        let io = |what: &str, p: &Path, e: std::io::Error| {
-            Error::Checkpoint(format!("cannot {what} {}: {e}", p.display()))
+        let io = |what: &str, p: &Path, e: std::io::Error| Error::Checkpoint {
+            message: format!("cannot {what} {}: {e}", p.display()),
+            source: Some(Box::new(e)),
         };
         let mut f = File::create(&tmp).map_err(|e| io("create", &tmp, e))?;
         f.write_all(&bytes)

@@ -1059,10 +1059,10 @@ async fn list_shards(
             Some(t) => req.next_token(t),
             None => req.stream_name(stream),
         };
-        let res = req
-            .send()
-            .await
-            .map_err(|e| Error::Kinesis(format!("ListShards on {stream}: {}", sdk_msg(&e))))?;
+        let res = req.send().await.map_err(|e| Error::Kinesis {
+            message: format!("ListShards on {stream}: {}", sdk_msg(&e)),
+            source: Some(Box::new(e)),
+        })?;
         for s in res.shards() {
             let parents = [s.parent_shard_id(), s.adjacent_parent_shard_id()]
                 .into_iter()

@@ -25,8 +25,10 @@ pub struct DeadLetters {
 impl DeadLetters {
     /// Dead letters in `dir` (created when missing).
     pub fn open(dir: &Path) -> Result<Self, Error> {
-        fs::create_dir_all(dir)
-            .map_err(|e| Error::DeadLetter(format!("cannot create {}: {e}", dir.display())))?;
+        fs::create_dir_all(dir).map_err(|source| Error::DeadLetter {
+            message: format!("cannot create {}: {source}", dir.display()),
+            source,
+        })?;
         Ok(DeadLetters {
             dir: dir.to_owned(),
             written: 0,
@@ -45,10 +47,16 @@ impl DeadLetters {
             .create(true)
             .append(true)
             .open(&path)
-            .map_err(|e| Error::DeadLetter(format!("cannot open {}: {e}", path.display())))?;
+            .map_err(|source| Error::DeadLetter {
+                message: format!("cannot open {}: {source}", path.display()),
+                source,
+            })?;
         f.write_all(line)
             .and_then(|()| f.sync_data())
-            .map_err(|e| Error::DeadLetter(format!("cannot write {}: {e}", path.display())))?;
+            .map_err(|source| Error::DeadLetter {
+                message: format!("cannot write {}: {source}", path.display()),
+                source,
+            })?;
         self.written += 1;
         Ok(())
     }
@@ -87,6 +95,21 @@ impl DeadLetters {
 mod tests {
     use super::*;
     use serde_json::{json, Value};
+
+    /// A directory that cannot be made: the error names it, keeps the I/O error as its
+    /// source, and says that trying again may help (the events wait in the batch).
+    #[test]
+    fn an_unwritable_directory_is_a_retryable_error_with_its_cause() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("file");
+        std::fs::write(&file, b"x").unwrap();
+        let err = DeadLetters::open(&file.join("sub")).unwrap_err();
+        assert!(err.is_retryable());
+        assert!(err.to_string().starts_with("dead letters: cannot create "), "{err}");
+        let source = std::error::Error::source(&err).expect("the I/O error");
+        let io = source.downcast_ref::<std::io::Error>().expect("an I/O error");
+        assert_eq!(io.kind(), std::io::ErrorKind::NotADirectory);
+    }
 
     #[test]
     fn writes_versioned_lines_with_reasons() {

@@ -140,15 +140,17 @@ impl LeaseTable {
                 false
             }
             Err(e) => {
-                return Err(Error::Lease(format!(
-                    "describe table {}: {}",
-                    self.table,
-                    msg(&e)
-                )))
+                return Err(Error::Lease {
+                    message: format!("describe table {}: {}", self.table, msg(&e)),
+                    source: Some(Box::new(e)),
+                })
             }
         };
         if !exists {
-            let build = |e: aws_sdk_dynamodb::error::BuildError| Error::Lease(e.to_string());
+            let build = |e: aws_sdk_dynamodb::error::BuildError| Error::Lease {
+                message: e.to_string(),
+                source: Some(Box::new(e)),
+            };
             let res = self
                 .client
                 .create_table()
@@ -176,11 +178,10 @@ impl LeaseTable {
                     .as_service_error()
                     .is_some_and(|s| s.is_resource_in_use_exception())
                 {
-                    return Err(Error::Lease(format!(
-                        "create table {}: {}",
-                        self.table,
-                        msg(&e)
-                    )));
+                    return Err(Error::Lease {
+                        message: format!("create table {}: {}", self.table, msg(&e)),
+                        source: Some(Box::new(e)),
+                    });
                 }
             }
         }
@@ -191,16 +192,19 @@ impl LeaseTable {
                 .table_name(&self.table)
                 .send()
                 .await
-                .map_err(|e| Error::Lease(format!("describe table {}: {}", self.table, msg(&e))))?;
+                .map_err(|e| Error::Lease {
+                    message: format!("describe table {}: {}", self.table, msg(&e)),
+                    source: Some(Box::new(e)),
+                })?;
             if d.table().and_then(|t| t.table_status()) == Some(&TableStatus::Active) {
                 return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
-        Err(Error::Lease(format!(
-            "table {} did not become active in 60 s",
-            self.table
-        )))
+        Err(Error::Lease {
+            message: format!("table {} did not become active in 60 s", self.table),
+            source: None,
+        })
     }
 
     /// Reads every lease (consistent scan).
@@ -216,7 +220,10 @@ impl LeaseTable {
                 .set_exclusive_start_key(start)
                 .send()
                 .await
-                .map_err(|e| Error::Lease(format!("scan {}: {}", self.table, msg(&e))))?;
+                .map_err(|e| Error::Lease {
+                    message: format!("scan {}: {}", self.table, msg(&e)),
+                    source: Some(Box::new(e)),
+                })?;
             for item in out.items() {
                 if let Some(l) = parse_lease(item) {
                     leases.insert(l.key.clone(), l);
@@ -266,7 +273,10 @@ impl LeaseTable {
         match req.send().await {
             Ok(_) => Ok(()),
             Err(e) if is_conditional(&e) => Ok(()),
-            Err(e) => Err(Error::Lease(format!("create lease {key}: {}", msg(&e)))),
+            Err(e) => Err(Error::Lease {
+                message: format!("create lease {key}: {}", msg(&e)),
+                source: Some(Box::new(e)),
+            }),
         }
     }
 
@@ -298,7 +308,12 @@ impl LeaseTable {
                     self.held.remove(&key);
                     lost.push(key);
                 }
-                Err(e) => return Err(Error::Lease(format!("renew lease {key}: {}", msg(&e)))),
+                Err(e) => {
+                    return Err(Error::Lease {
+                        message: format!("renew lease {key}: {}", msg(&e)),
+                        source: Some(Box::new(e)),
+                    })
+                }
             }
         }
         Ok(lost)
@@ -378,7 +393,12 @@ impl LeaseTable {
                     taken.push((l.key, l.checkpoint));
                 }
                 Err(e) if is_conditional(&e) => {}
-                Err(e) => return Err(Error::Lease(format!("take lease {}: {}", l.key, msg(&e)))),
+                Err(e) => {
+                    return Err(Error::Lease {
+                        message: format!("take lease {}: {}", l.key, msg(&e)),
+                        source: Some(Box::new(e)),
+                    })
+                }
             }
         }
         let _ = mine;
@@ -415,7 +435,10 @@ impl LeaseTable {
                 self.held.remove(key);
                 Ok(false)
             }
-            Err(e) => Err(Error::Lease(format!("checkpoint lease {key}: {}", msg(&e)))),
+            Err(e) => Err(Error::Lease {
+                message: format!("checkpoint lease {key}: {}", msg(&e)),
+                source: Some(Box::new(e)),
+            }),
         }
     }
 
@@ -439,7 +462,10 @@ impl LeaseTable {
         match res {
             Ok(_) => Ok(()),
             Err(e) if is_conditional(&e) => Ok(()),
-            Err(e) => Err(Error::Lease(format!("release lease {key}: {}", msg(&e)))),
+            Err(e) => Err(Error::Lease {
+                message: format!("release lease {key}: {}", msg(&e)),
+                source: Some(Box::new(e)),
+            }),
         }
     }
 }

@@ -174,24 +174,54 @@ pub enum Error {
     Record(String),
     /// The dead-letter file could not be written. Retryable: nothing was lost, the
     /// events wait in the sink's batch.
-    #[error("dead letters: {0}")]
-    DeadLetter(String),
+    #[error("dead letters: {message}")]
+    DeadLetter {
+        /// What failed, naming the file.
+        message: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
     /// The AWS client could not be set up (no region, no runtime).
     #[cfg(any(feature = "sink", feature = "consumer"))]
     #[error(transparent)]
     Aws(#[from] logtide_aws::Error),
     /// The stream's limits could not be read.
-    #[error("kinesis setup: {0}")]
-    Setup(String),
+    #[error("kinesis setup: {message}")]
+    Setup {
+        /// What failed.
+        message: String,
+        /// The SDK's error.
+        #[source]
+        source: Option<BoxError>,
+    },
     /// The checkpoint file could not be read or written; names the file.
-    #[error("checkpoint: {0}")]
-    Checkpoint(String),
+    #[error("checkpoint: {message}")]
+    Checkpoint {
+        /// What failed, naming the file.
+        message: String,
+        /// The cause, when it is another error (I/O, JSON).
+        #[source]
+        source: Option<BoxError>,
+    },
     /// The DynamoDB lease table refused or failed a call. Retryable.
-    #[error("lease table: {0}")]
-    Lease(String),
+    #[error("lease table: {message}")]
+    Lease {
+        /// The call and what the service said.
+        message: String,
+        /// The SDK's error, when the call failed (none when an answer was unusable).
+        #[source]
+        source: Option<BoxError>,
+    },
     /// A Kinesis read call (ListShards, GetShardIterator, GetRecords) failed. Retryable.
-    #[error("kinesis: {0}")]
-    Kinesis(String),
+    #[error("kinesis: {message}")]
+    Kinesis {
+        /// The call and what the service said.
+        message: String,
+        /// The SDK's error.
+        #[source]
+        source: Option<BoxError>,
+    },
     /// Kinesis did not accept every record before the caller's deadline. Retryable: the
     /// batch keeps the records not yet accepted; putting it again goes on from there.
     #[error("kinesis unavailable: {unsent} records not yet accepted after {attempts} attempts; last error: {last_error}")]
@@ -210,10 +240,16 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            Error::DeadLetter(_) | Error::Unavailable { .. } | Error::Lease(_) | Error::Kinesis(_)
+            Error::DeadLetter { .. }
+                | Error::Unavailable { .. }
+                | Error::Lease { .. }
+                | Error::Kinesis { .. }
         )
     }
 }
+
+/// An error that caused one of this crate's errors.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Results of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

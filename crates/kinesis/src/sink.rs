@@ -564,11 +564,12 @@ async fn stream_record_limit(
         .stream_name(stream)
         .send()
         .await
-        .map_err(|e| {
-            Error::Setup(format!(
+        .map_err(|e| Error::Setup {
+            message: format!(
                 "max_record_bytes: auto needs DescribeStreamSummary of stream {stream}: {}",
                 describe_sdk_error(&e)
-            ))
+            ),
+            source: Some(Box::new(e)),
         })?;
     let kib = out
         .stream_description_summary()
