@@ -105,9 +105,14 @@ mod tests {
         std::fs::write(&file, b"x").unwrap();
         let err = DeadLetters::open(&file.join("sub")).unwrap_err();
         assert!(err.is_retryable());
-        assert!(err.to_string().starts_with("dead letters: cannot create "), "{err}");
+        assert!(
+            err.to_string().starts_with("dead letters: cannot create "),
+            "{err}"
+        );
         let source = std::error::Error::source(&err).expect("the I/O error");
-        let io = source.downcast_ref::<std::io::Error>().expect("an I/O error");
+        let io = source
+            .downcast_ref::<std::io::Error>()
+            .expect("an I/O error");
         assert_eq!(io.kind(), std::io::ErrorKind::NotADirectory);
     }
 
