@@ -7,7 +7,7 @@ use std::ops::Range;
 use logtide_event::Event;
 use serde_json::Value;
 
-use crate::format::{compress, Compression, Header, RecordFormat, Split, FORMAT_VERSION};
+use crate::format::{BodyCompressor, Compression, Header, RecordFormat, Split, FORMAT_VERSION};
 use crate::offload::{head_event, object_key, OffloadTarget};
 use crate::Error;
 
@@ -151,6 +151,7 @@ pub struct Packer {
     seed: u64,
     splits: u64,
     scratch: Vec<u8>,
+    compressor: BodyCompressor,
 }
 
 /// The bytes of a record being filled.
@@ -176,6 +177,7 @@ impl Packer {
             seed,
             splits: 0,
             scratch: Vec::new(),
+            compressor: BodyCompressor::default(),
         })
     }
 
@@ -291,7 +293,12 @@ impl Packer {
     /// Whether one event's line fits in one record once compressed.
     fn fits_compressed(&self, line: &[u8], key: &str) -> bool {
         self.config.compression != Compression::None
-            && compress(line, self.config.compression).len() + key.len() + HEADER_ROOM
+            && self
+                .compressor
+                .compress(line, self.config.compression)
+                .len()
+                + key.len()
+                + HEADER_ROOM
                 <= self.config.max_record_bytes
     }
 
@@ -319,7 +326,7 @@ impl Packer {
         header.write(&mut data);
         match self.config.compression {
             Compression::None => data.extend_from_slice(body),
-            comp => data.extend_from_slice(&compress(body, comp)),
+            comp => data.extend_from_slice(&self.compressor.compress(body, comp)),
         }
         Record {
             partition_key,
@@ -381,7 +388,7 @@ impl Packer {
             "{:016x}",
             self.seed ^ self.splits.wrapping_mul(0x9E37_79B9_7F4A_7C15)
         );
-        let body = compress(line, self.config.compression);
+        let body = self.compressor.compress(line, self.config.compression);
         let room = self
             .config
             .max_record_bytes
