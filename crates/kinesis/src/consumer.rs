@@ -636,7 +636,12 @@ impl Consumer {
                 let lost = self.rt.block_on(t.renew())?;
                 for id in lost {
                     self.stats.leases_lost += 1;
-                    self.shards.stop_reading(&id);
+                    // Its records still waiting for sinks will not be checkpointed here:
+                    // another worker goes on from the lease's checkpoint (and the loss is
+                    // not counted again when their checkpoint would fail).
+                    if let Some(r) = self.shards.stop_reading(&id) {
+                        self.acks.lock().lanes.remove(&r.lane);
+                    }
                 }
                 if !self.stopping {
                     let leasable = self.shards.leasable(&t.leases);

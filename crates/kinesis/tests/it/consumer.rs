@@ -314,6 +314,10 @@ fn leases_balance_and_fail_over() {
             }
         }
     }
+    // Each lease `a` lost is counted once, whether it found out renewing it or when a
+    // checkpoint of its last records failed.
+    a.commit().unwrap();
+    assert_eq!(a.stats().leases_lost, 2, "{:?}", a.stats());
     // `a` dies without a word (no release), holding unacknowledged events.
     for mut batch in a.poll(Duration::from_millis(50)).unwrap() {
         for e in &mut batch.events {
