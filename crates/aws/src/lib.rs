@@ -9,7 +9,9 @@
 //!   endpoints;
 //! - optionally, the SDK's own retries off and connect and per-attempt timeouts, for
 //!   callers that retry with their own backoff;
-//! - a one-thread tokio runtime for the blocking APIs built on it.
+//! - a one-thread tokio runtime for the blocking APIs built on it;
+//! - SigV4 signing, with cached credentials, of requests sent without an SDK client
+//!   ([`sigv4`], feature `sigv4`).
 //!
 //! ```no_run
 //! let options = logtide_aws::Options {
@@ -26,6 +28,9 @@
 use std::time::Duration;
 
 pub use aws_config::SdkConfig;
+
+#[cfg(feature = "sigv4")]
+pub mod sigv4;
 
 /// How to set up the SDK.
 #[derive(Clone, Debug, Default)]
@@ -69,6 +74,9 @@ pub enum Error {
     /// No region in the configuration nor in the default chain.
     #[error("region: not set, and the AWS default chain (AWS_REGION, profile, IMDS) has none")]
     NoRegion,
+    /// The configuration has no credentials provider to sign requests with.
+    #[error("credentials: the AWS default chain offers no credentials provider")]
+    NoCredentialsProvider,
 }
 
 impl Error {

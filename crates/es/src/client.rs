@@ -2,11 +2,7 @@
 
 use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
-use std::time::{Duration, SystemTime};
 
-use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
-use aws_credential_types::Credentials;
 use base64::Engine;
 use logtide_tls::{CaBundle, Trust};
 use serde_json::Value;
@@ -132,57 +128,32 @@ pub(crate) fn preview(body: &[u8]) -> String {
     text[..end].to_owned()
 }
 
-/// SigV4 signing with credentials from the AWS default chain, cached until shortly
-/// before they expire.
+/// SigV4 signing with credentials from the AWS default chain (see `logtide_aws::sigv4`),
+/// on a runtime of its own for the blocking client.
 struct Signer {
     rt: tokio::runtime::Runtime,
-    provider: SharedCredentialsProvider,
-    region: String,
-    service: String,
-    cached: Mutex<Option<Credentials>>,
+    signer: logtide_aws::sigv4::Signer,
 }
 
 impl Signer {
     fn new(config: &SigV4Config) -> Result<Signer> {
+        let config_error = |e: logtide_aws::Error| match e {
+            logtide_aws::Error::NoRegion | logtide_aws::Error::NoCredentialsProvider => {
+                Error::Config(format!("aws_sigv4.{e}"))
+            }
+            e => Error::Aws(e),
+        };
         let (rt, sdk) = logtide_aws::connect(&logtide_aws::Options {
             region: config.region.as_deref(),
             ..logtide_aws::Options::default()
         })
-        .map_err(|e| match e {
-            logtide_aws::Error::NoRegion => Error::Config(format!("aws_sigv4.{e}")),
-            e => Error::Aws(e),
-        })?;
-        let region = sdk
-            .region()
-            .map(|r| r.to_string())
-            .ok_or(Error::Aws(logtide_aws::Error::NoRegion))?;
-        let provider = sdk.credentials_provider().ok_or_else(|| {
-            Error::Config("aws_sigv4: the AWS default chain offers no credentials provider".into())
-        })?;
-        Ok(Signer {
-            rt,
-            provider,
-            region,
-            service: config.service.clone(),
-            cached: Mutex::new(None),
-        })
-    }
-
-    fn credentials(&self) -> Result<Credentials> {
-        let mut cached = self.cached.lock().unwrap_or_else(|p| p.into_inner());
-        let fresh_enough = |c: &Credentials| {
-            c.expiry()
-                .is_none_or(|e| e > SystemTime::now() + Duration::from_secs(300))
-        };
-        if let Some(c) = cached.as_ref().filter(|c| fresh_enough(c)) {
-            return Ok(c.clone());
-        }
-        let c = self
-            .rt
-            .block_on(self.provider.provide_credentials())
-            .map_err(|e| Error::Credentials(format!("{e}: {e:?}")))?;
-        *cached = Some(c.clone());
-        Ok(c)
+        .map_err(config_error)?;
+        let signer = logtide_aws::sigv4::Signer::new(
+            &sdk,
+            logtide_aws::sigv4::Service::Named(config.service.clone()),
+        )
+        .map_err(config_error)?;
+        Ok(Signer { rt, signer })
     }
 
     /// The headers to add to a request with these headers and body.
@@ -193,61 +164,17 @@ impl Signer {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> Result<Vec<(String, String)>> {
-        sign_with(
-            &self.credentials()?,
-            &self.region,
-            &self.service,
-            SystemTime::now(),
-            method,
-            url,
-            headers,
-            body,
-        )
+        let credentials = self.rt.block_on(self.signer.credentials())?;
+        Ok(self.signer.sign(
+            &credentials,
+            &logtide_aws::sigv4::Request {
+                method,
+                url,
+                headers,
+                body,
+            },
+        )?)
     }
-}
-
-/// Signs one request (SigV4, signature in headers, payload hash in
-/// `x-amz-content-sha256`, which Amazon OpenSearch Serverless requires).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn sign_with(
-    credentials: &Credentials,
-    region: &str,
-    service: &str,
-    time: SystemTime,
-    method: &str,
-    url: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> Result<Vec<(String, String)>> {
-    use aws_sigv4::http_request::{
-        sign, PayloadChecksumKind, SignableBody, SignableRequest, SigningSettings,
-    };
-    let fail = |e: &dyn std::fmt::Display| Error::Credentials(format!("cannot sign {url}: {e}"));
-    let identity = credentials.clone().into();
-    let mut settings = SigningSettings::default();
-    settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
-    let params = aws_sigv4::sign::v4::SigningParams::builder()
-        .identity(&identity)
-        .region(region)
-        .name(service)
-        .time(time)
-        .settings(settings)
-        .build()
-        .map_err(|e| fail(&e))?
-        .into();
-    let request = SignableRequest::new(
-        method,
-        url,
-        headers.iter().copied(),
-        SignableBody::Bytes(body),
-    )
-    .map_err(|e| fail(&e))?;
-    let (instructions, _) = sign(request, &params).map_err(|e| fail(&e))?.into_parts();
-    let (signed, _) = instructions.into_parts();
-    Ok(signed
-        .into_iter()
-        .map(|h| (h.name().to_owned(), h.value().to_owned()))
-        .collect())
 }
 
 enum Auth {
@@ -533,49 +460,6 @@ mod tests {
     fn api_keys_are_encoded_once() {
         assert_eq!(api_key_header("id:secret"), "ApiKey aWQ6c2VjcmV0");
         assert_eq!(api_key_header("aWQ6c2VjcmV0"), "ApiKey aWQ6c2VjcmV0");
-    }
-
-    #[test]
-    fn sigv4_signs_host_body_and_time() {
-        let creds = Credentials::new("AKIDEXAMPLE", "secret", None, None, "test");
-        let time = SystemTime::UNIX_EPOCH + Duration::from_secs(1_714_550_400);
-        let sign = |body: &[u8]| {
-            sign_with(
-                &creds,
-                "ap-northeast-1",
-                "es",
-                time,
-                "POST",
-                "https://search.example.com/_bulk",
-                &[
-                    ("host", "search.example.com"),
-                    ("content-type", "application/x-ndjson"),
-                ],
-                body,
-            )
-            .unwrap()
-        };
-        let headers = sign(b"{}\n");
-        let get = |name: &str| {
-            headers
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.clone())
-                .unwrap_or_else(|| panic!("no {name} in {headers:?}"))
-        };
-        let auth = get("authorization");
-        assert!(
-            auth.starts_with(
-                "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20240501/ap-northeast-1/es/aws4_request, SignedHeaders=content-type;host;x-amz-content-sha256;x-amz-date, Signature="
-            ),
-            "{auth}"
-        );
-        assert_eq!(get("x-amz-date"), "20240501T080000Z");
-        assert_eq!(
-            get("x-amz-content-sha256"),
-            "ca3d163bab055381827226140568f3bef7eaac187cebd76878e0b63e9e442356"
-        );
-        assert_ne!(sign(b"[]\n"), headers, "the body is part of the signature");
     }
 
     #[test]

@@ -137,9 +137,9 @@ pub enum Error {
     /// The server's version is not supported.
     #[error("unsupported server: {0}")]
     Unsupported(String),
-    /// AWS credentials could not be had, or a request could not be signed. Retryable.
+    /// AWS credentials could not be had (retryable), or a request could not be signed.
     #[error("aws sigv4: {0}")]
-    Credentials(String),
+    Credentials(#[from] logtide_aws::sigv4::SignError),
     /// Documents are still being retried after `max_retry_time`. Retryable: they stay
     /// queued in the sink for the next call.
     #[error("{documents} documents not yet indexed after retrying: {last_error}")]
@@ -155,10 +155,8 @@ impl Error {
     /// Whether trying again later may succeed.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Error::Http { .. }
-            | Error::Timeout { .. }
-            | Error::Credentials(_)
-            | Error::Pending { .. } => true,
+            Error::Http { .. } | Error::Timeout { .. } | Error::Pending { .. } => true,
+            Error::Credentials(e) => e.is_retryable(),
             Error::Status { status, .. } => matches!(status, 429 | 500 | 502 | 503 | 504),
             _ => false,
         }

@@ -559,7 +559,9 @@ impl Consumer {
                     FETCH_ATTEMPT_TIMEOUT,
                 ))
                 .map_err(|e| e.to_string())?;
-            self.objects = Some(crate::objects::Store::new(&sdk, o.endpoint.is_some()));
+            let store = crate::objects::Store::new(&sdk, FETCH_ATTEMPT_TIMEOUT)
+                .map_err(|e| e.to_string())?;
+            self.objects = Some(store);
         }
         let Some(objects) = &self.objects else {
             return Err("no S3 client".into());

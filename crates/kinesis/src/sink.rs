@@ -233,7 +233,7 @@ impl Sink {
                     o.endpoint.as_deref(),
                     OBJECT_ATTEMPT_TIMEOUT,
                 ))?;
-                let store = Store::new(&sdk, o.endpoint.is_some());
+                let store = Store::new(&sdk, OBJECT_ATTEMPT_TIMEOUT)?;
                 (
                     Packer::with_offload(pack, o.target(), seed)?,
                     Some((store, o.target())),

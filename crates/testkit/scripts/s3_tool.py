@@ -8,6 +8,10 @@
     s3_tool.py ENDPOINT objects BUCKET PREFIX  every object under PREFIX as it is: one JSON object a
                                                line: {"key", "size", "body"} (the body as UTF-8 text)
     s3_tool.py ENDPOINT leases TABLE           every item of a lease table, one JSON a line
+    s3_tool.py ENDPOINT iam-user USER          an IAM user allowed everything, and an access key
+                                               of it: {"access_key_id", "secret_access_key"}
+                                               (three IAM calls; for a moto_server that checks
+                                               signatures after INITIAL_NO_AUTH_ACTION_COUNT)
 
 Credentials and region come from the environment (the tests set fake ones).
 """
@@ -48,6 +52,15 @@ def main(argv):
             for item in page["Items"]:
                 out.write(json.dumps(item))
                 out.write("\n")
+    elif cmd == "iam-user":
+        iam = boto3.client("iam", endpoint_url=endpoint)
+        iam.create_user(UserName=name)
+        policy = {"Version": "2012-10-17",
+                  "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+        iam.put_user_policy(UserName=name, PolicyName="all", PolicyDocument=json.dumps(policy))
+        key = iam.create_access_key(UserName=name)["AccessKey"]
+        out.write(json.dumps({"access_key_id": key["AccessKeyId"],
+                              "secret_access_key": key["SecretAccessKey"]}))
     else:
         sys.exit(f"unknown command {cmd}\n{__doc__}")
     out.flush()

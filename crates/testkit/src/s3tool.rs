@@ -19,6 +19,8 @@ pub struct ObjectLine {
 #[derive(Clone, Debug)]
 pub struct S3Tool {
     endpoint: String,
+    /// An access key (id, secret) instead of the fake one of [`crate::AWS_ENV`].
+    key: Option<(String, String)>,
 }
 
 impl S3Tool {
@@ -26,6 +28,15 @@ impl S3Tool {
     pub fn new(endpoint: &str) -> S3Tool {
         S3Tool {
             endpoint: endpoint.to_owned(),
+            key: None,
+        }
+    }
+
+    /// The same tool signing with another access key (id, secret).
+    pub fn with_key(&self, key: (&str, &str)) -> S3Tool {
+        S3Tool {
+            endpoint: self.endpoint.clone(),
+            key: Some((key.0.to_owned(), key.1.to_owned())),
         }
     }
 
@@ -37,6 +48,9 @@ impl S3Tool {
             .arg(&self.endpoint)
             .args(args)
             .envs(crate::AWS_ENV)
+            .envs(self.key.iter().flat_map(|(id, secret)| {
+                [("AWS_ACCESS_KEY_ID", id), ("AWS_SECRET_ACCESS_KEY", secret)]
+            }))
             .output()
             .unwrap_or_else(|e| panic!("cannot run {python}: {e}; install Python 3 with boto3"));
         assert!(
@@ -46,6 +60,18 @@ impl S3Tool {
             String::from_utf8_lossy(&out.stderr)
         );
         out.stdout
+    }
+
+    /// Creates an IAM user allowed everything and returns an access key of it (access key
+    /// id, secret): three IAM calls, for a [`MotoServer::start_checking_signatures`] that
+    /// lets the first calls through unsigned.
+    ///
+    /// [`MotoServer::start_checking_signatures`]: crate::MotoServer::start_checking_signatures
+    pub fn create_iam_user(&self, user: &str) -> (String, String) {
+        let out = self.run(&["iam-user", user]);
+        let key: serde_json::Value = serde_json::from_slice(&out).expect("iam-user prints JSON");
+        let field = |k: &str| key[k].as_str().expect("an access key field").to_owned();
+        (field("access_key_id"), field("secret_access_key"))
     }
 
     /// Creates a bucket.

@@ -114,10 +114,26 @@ impl MotoServer {
     /// Starts moto_server (`LOGTIDE_MOTO_SERVER` names the executable; default
     /// `moto_server` on the PATH). Panics when it cannot.
     pub fn start() -> MotoServer {
+        MotoServer::start_with(None)
+    }
+
+    /// Starts moto_server with its IAM checks on: after the first `unsigned_calls` calls,
+    /// every request must be signed (SigV4, checked) with an access key of an IAM user
+    /// allowed the action (see [`S3Tool::create_iam_user`]).
+    ///
+    /// [`S3Tool::create_iam_user`]: crate::S3Tool::create_iam_user
+    pub fn start_checking_signatures(unsigned_calls: u32) -> MotoServer {
+        MotoServer::start_with(Some(unsigned_calls))
+    }
+
+    fn start_with(unsigned_calls: Option<u32>) -> MotoServer {
         let exe = std::env::var("LOGTIDE_MOTO_SERVER").unwrap_or_else(|_| "moto_server".into());
         let port = free_port();
         let mut cmd = Command::new(exe);
         cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+        if let Some(n) = unsigned_calls {
+            cmd.env("INITIAL_NO_AUTH_ACTION_COUNT", n.to_string());
+        }
         MotoServer(Service::start(
             "moto_server",
             cmd,
