@@ -1,5 +1,9 @@
 //! The workspace's structural rules, checked over `cargo metadata` and `cargo tree` by
-//! `tests/layers.rs`.
+//! `it/layers.rs`.
+//!
+//! The crate's one test binary, `it` (`it/main.rs`), also holds the end-to-end tests of
+//! the binaries against real local services: `it/files/`, `it/metrics/` and `it/relay/`
+//! run this build's `logtide-files`, `logtide-metrics` and `logtide-relay`.
 //!
 //! Every crate has a layer (ARCHITECTURE.md draws the graph):
 //!
