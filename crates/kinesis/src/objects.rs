@@ -193,7 +193,11 @@ impl Store {
             .unwrap_or_default()
             .to_owned();
         let length = body.len().to_string();
-        let mut all = vec![("host", host.as_str()), ("content-length", length.as_str())];
+        let mut all = vec![("host", host.as_str())];
+        // A request with a body says how long it is; a GET sends none.
+        if method != "GET" {
+            all.push(("content-length", length.as_str()));
+        }
         all.extend_from_slice(headers);
         let credentials = self.signer.credentials().await.map_err(|e| e.to_string())?;
         let signed = self
