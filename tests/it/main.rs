@@ -7,6 +7,7 @@ mod files;
 mod layers;
 mod metrics;
 mod relay;
+mod support;
 
 /// The binaries' end-to-end tests run one at a time, each holding this for its whole run:
 /// many of them time what the agent reports (readiness, ages of unacknowledged events,

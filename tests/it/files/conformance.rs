@@ -2,19 +2,12 @@
 //! `logtide-files parse`, as `../shared/conformance/README.md` describes.
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use super::bin;
+use crate::support::conformance_dir;
 use logtide_event::Timestamp;
 use serde_json::Value;
-
-fn conformance_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("LOGTIDE_CONFORMANCE_DIR") {
-        return PathBuf::from(dir);
-    }
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance")
-}
 
 fn hex(s: &str) -> Vec<u8> {
     (0..s.len())

@@ -1,10 +1,10 @@
 //! Runs every shared conformance case for Kubernetes log paths through
 //! `logtide-files k8s-path`, as `../shared/conformance/README.md` describes.
 
-use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use super::bin;
+use crate::support::conformance_dir;
 use serde_json::Value;
 
 const KEYS: [&str; 6] = [
@@ -15,13 +15,6 @@ const KEYS: [&str; 6] = [
     "pod_uid",
     "restart_count",
 ];
-
-fn conformance_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("LOGTIDE_CONFORMANCE_DIR") {
-        return PathBuf::from(dir);
-    }
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance")
-}
 
 fn k8s_path(args: &[&str]) -> Output {
     Command::new(bin())

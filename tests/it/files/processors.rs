@@ -3,17 +3,12 @@
 //! configuration.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use super::bin;
+use crate::support::conformance_dir;
 use serde_json::{json, Value};
-
-fn conformance_dir() -> PathBuf {
-    std::env::var_os("LOGTIDE_CONFORMANCE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance"))
-}
 
 fn process(config: &Path, stdin: &[u8]) -> Output {
     let mut child = Command::new(bin())

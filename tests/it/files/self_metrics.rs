@@ -13,26 +13,13 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::bin;
-use logtide_pipeline::http::{get, METRICS_PATH, READYZ_PATH};
-use logtide_pipeline::telemetry::parse_samples;
+use crate::support::scrape;
+use logtide_pipeline::http::{get, READYZ_PATH};
 use logtide_testkit::{free_port, Fault, FaultProxy, KinesisTool, MotoServer, AWS_ENV};
 use serde_json::Value;
 
 fn cri(msg: &str) -> String {
     format!("2024-05-01T10:00:00.000000001Z stdout F {msg}\n")
-}
-
-/// The samples of `/metrics`, keyed `name{label=value,…}` (labels in name order).
-fn scrape(address: &str) -> BTreeMap<String, f64> {
-    let (status, text) = get(address, METRICS_PATH).unwrap();
-    assert_eq!(status, 200);
-    parse_samples(&text)
-        .into_iter()
-        .map(|s| {
-            let labels: Vec<String> = s.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            (format!("{}{{{}}}", s.name, labels.join(",")), s.value)
-        })
-        .collect()
 }
 
 fn value(m: &BTreeMap<String, f64>, key: &str) -> u64 {
@@ -163,9 +150,12 @@ http.port: {port}
     fs::remove_file(logs.join("big.log")).unwrap();
     let key_lost = "logtide_lost_bytes_total{reason=deleted_before_read}";
     wait_for("the loss", &mut agent, Duration::from_secs(30), || {
-        value(&scrape(&address), key_lost) > 0
+        value(
+            &scrape(&address).expect("the agent's /metrics answers"),
+            key_lost,
+        ) > 0
     });
-    let m = scrape(&address);
+    let m = scrape(&address).expect("the agent's /metrics answers");
     let lost = value(&m, key_lost);
     assert!(lost > 0 && lost < big.len() as u64, "{lost}");
     let big_path = logs.join("big.log").display().to_string();
@@ -205,7 +195,7 @@ http.port: {port}
         &mut agent,
         Duration::from_secs(120),
         || {
-            let m = scrape(&address);
+            let m = scrape(&address).expect("the agent's /metrics answers");
             let read = value(&m, "logtide_events_total{stage=read}");
             let settled = value(&m, "logtide_events_total{stage=shipped}")
                 + value(&m, "logtide_discarded_events_total{reason=processor_drop}")
@@ -285,7 +275,7 @@ http.port: {port}
         &mut agent,
         Duration::from_secs(30),
         || {
-            let m = scrape(&address);
+            let m = scrape(&address).expect("the agent's /metrics answers");
             value(&m, "logtide_file_truncations_total{}") == 1
                 && value(&m, "logtide_events_total{stage=shipped}")
                     == value(&m, "logtide_events_total{stage=read}") - 21

@@ -23,29 +23,12 @@ use std::time::{Duration, Instant};
 
 use super::bin;
 use super::kinesis_common::{all_acknowledged, container_id};
-use logtide_pipeline::http::{get, METRICS_PATH, READYZ_PATH};
-use logtide_pipeline::telemetry::parse_samples;
+use crate::support::{get_or_0, scrape};
+use logtide_pipeline::http::{get, READYZ_PATH};
 use logtide_testkit::{free_port, Fault, FaultProxy, KinesisTool, MotoServer, AWS_ENV};
 use serde_json::Value;
 
 const CONTAINERS: u64 = 4;
-
-/// The samples of `/metrics` (`None` while the agent is not listening), keyed
-/// `name{label=value,…}`.
-fn scrape(address: &str) -> Option<BTreeMap<String, f64>> {
-    let (status, text) = get(address, METRICS_PATH).ok()?;
-    assert_eq!(status, 200);
-    Some(
-        parse_samples(&text)
-            .into_iter()
-            .map(|s| {
-                let labels: Vec<String> =
-                    s.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                (format!("{}{{{}}}", s.name, labels.join(",")), s.value)
-            })
-            .collect(),
-    )
-}
 
 /// The sum of the samples of family `name`.
 fn sum(m: &BTreeMap<String, f64>, name: &str) -> f64 {
@@ -61,10 +44,6 @@ fn max(m: &BTreeMap<String, f64>, name: &str) -> f64 {
         .filter(|(k, _)| k.split('{').next() == Some(name))
         .map(|(_, v)| *v)
         .fold(0.0, f64::max)
-}
-
-fn get_or_0(m: &BTreeMap<String, f64>, key: &str) -> f64 {
-    m.get(key).copied().unwrap_or(0.0)
 }
 
 /// read, shipped and every discard, checked to agree: what is read and not yet shipped

@@ -10,6 +10,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use super::relay_bin;
+use crate::support::sigterm;
 use logtide_event::{Event, Timestamp};
 use logtide_kinesis::{KinesisConfig, Sink};
 use logtide_testkit::{KinesisTool, MotoServer, AWS_ENV};
@@ -77,22 +78,6 @@ fn relay(config: &Path) -> Child {
         .env("LOGTIDE_LOG", "info")
         .spawn()
         .unwrap()
-}
-
-fn sigterm(child: &mut Child) {
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            assert!(s.success(), "relay exit: {s}");
-            return;
-        }
-        assert!(Instant::now() < deadline, "relay did not stop on SIGTERM");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// The pods of the alerts received: `n` of them within a minute, and any that follow
@@ -173,7 +158,8 @@ alerts:
     );
     let mut r = relay(&config);
     assert_eq!(alerts(&received, 1), ["a"]);
-    sigterm(&mut r);
+    let status = sigterm(&mut r);
+    assert!(status.success(), "relay exit: {status}");
     assert!(dir.path().join("alerts.state").exists());
 
     // After a restart: a's burst again is silenced (realert restored), d's is new.
@@ -191,5 +177,6 @@ alerts:
     );
     let mut r = relay(&config);
     assert_eq!(alerts(&received, 1), ["d"]);
-    sigterm(&mut r);
+    let status = sigterm(&mut r);
+    assert!(status.success(), "relay exit: {status}");
 }

@@ -5,10 +5,11 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use super::relay_bin;
+use crate::support::sigterm;
 use logtide_event::{Event, Timestamp};
 use logtide_kinesis::{KinesisConfig, Sink};
 use logtide_testkit::{
@@ -121,21 +122,6 @@ fn checkpoints(dir: &Path) -> HashMap<String, String> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-fn sigterm(child: &mut Child) -> std::process::ExitStatus {
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s;
-        }
-        assert!(Instant::now() < deadline, "relay did not stop on SIGTERM");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 fn relays_to_s3_and_search(kind: SearchKind) {

@@ -7,6 +7,7 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use super::relay_bin;
+use crate::support::sigterm;
 use logtide_event::{Event, Timestamp};
 use logtide_kinesis::{KinesisConfig, Sink};
 use logtide_testkit::{Fault, FaultProxy, KinesisTool, MotoServer, S3Tool, AWS_ENV};
@@ -116,21 +117,6 @@ fn wait_for(s3: &S3Tool, want: u64, timeout: Duration) -> HashMap<u64, Vec<Strin
             got.len()
         );
         std::thread::sleep(Duration::from_millis(500));
-    }
-}
-
-fn sigterm(child: &mut Child) -> std::process::ExitStatus {
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s;
-        }
-        assert!(Instant::now() < deadline, "relay did not stop on SIGTERM");
-        std::thread::sleep(Duration::from_millis(100));
     }
 }
 

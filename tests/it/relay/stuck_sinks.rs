@@ -24,10 +24,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::relay_bin;
+use crate::support::{get_or_0, scrape};
 use logtide_event::{Event, Timestamp};
 use logtide_kinesis::{KinesisConfig, Sink};
-use logtide_pipeline::http::{get, METRICS_PATH, READYZ_PATH};
-use logtide_pipeline::telemetry::parse_samples;
+use logtide_pipeline::http::{get, READYZ_PATH};
 use logtide_testkit::{
     free_port, Fault, FaultProxy, KinesisTool, MotoServer, S3Tool, SearchKind, SearchServer,
     SearchTool, AWS_ENV,
@@ -73,25 +73,6 @@ fn producer(
         std::thread::sleep(Duration::from_millis(100));
     }
     n
-}
-
-fn scrape(address: &str) -> Option<BTreeMap<String, f64>> {
-    let (status, text) = get(address, METRICS_PATH).ok()?;
-    assert_eq!(status, 200);
-    Some(
-        parse_samples(&text)
-            .into_iter()
-            .map(|s| {
-                let labels: Vec<String> =
-                    s.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                (format!("{}{{{}}}", s.name, labels.join(",")), s.value)
-            })
-            .collect(),
-    )
-}
-
-fn get_or_0(m: &BTreeMap<String, f64>, key: &str) -> f64 {
-    m.get(key).copied().unwrap_or(0.0)
 }
 
 /// read ≥ shipped + discarded at every scrape; returns the three.
