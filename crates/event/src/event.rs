@@ -479,6 +479,11 @@ impl Event {
         self.ack.take()
     }
 
+    /// The acknowledgement token, left in the event (see [`AckToken::accept_all_in_place`]).
+    pub fn ack_mut(&mut self) -> Option<&mut AckToken> {
+        self.ack.as_mut()
+    }
+
     /// A copy of the event without its acknowledgement token.
     pub fn clone_unacked(&self) -> Event {
         Event {

@@ -8,7 +8,7 @@
 //! deeper than [`MAX_DEPTH`], objects of more than [`MAX_KEYS`] keys, line breaks, and
 //! top-level strings that might hold JSON when strings are decoded.
 
-use logtide_event::json::special_bytes;
+use logtide_event::json::next_special;
 
 /// Nesting deeper than this is left to the full check (whose limit is 128).
 const MAX_DEPTH: usize = 64;
@@ -152,17 +152,8 @@ impl<'a> Scan<'a> {
         let start = self.i;
         let mut escaped = false;
         loop {
-            // Eight bytes at a time up to the first that is special in a string.
-            while let Some(word) = self.b.get(self.i..self.i + 8) {
-                let mut w = [0u8; 8];
-                w.copy_from_slice(word);
-                let mask = special_bytes(u64::from_le_bytes(w));
-                if mask != 0 {
-                    self.i += (mask.trailing_zeros() / 8) as usize;
-                    break;
-                }
-                self.i += 8;
-            }
+            // Sixteen bytes at a time up to the first that is special in a string.
+            self.i = next_special(self.b, self.i);
             match self.peek()? {
                 b'"' => {
                     let end = self.i;

@@ -580,8 +580,8 @@ fn output_loop(
                     // batch either.
                     telemetry.batch_done(name, started.elapsed());
                     telemetry.add_events("shipped", batch.len() as u64 - dead_lettered);
-                    AckToken::accept_all(batch.iter_mut().filter_map(Event::take_ack));
-                    // Dropped by the input thread, or here when it is gone.
+                    AckToken::accept_all_in_place(batch.iter_mut().filter_map(Event::ack_mut));
+                    // Dropped by the input thread (tokens included), or here when it is gone.
                     let _ = back.send(std::mem::take(&mut batch));
                     break;
                 }

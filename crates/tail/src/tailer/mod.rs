@@ -204,7 +204,7 @@ fn stream_index(s: Stream) -> usize {
 
 fn into_string(bytes: Cow<'_, [u8]>) -> String {
     match bytes {
-        Cow::Borrowed(b) => match std::str::from_utf8(b) {
+        Cow::Borrowed(b) => match simdutf8::basic::from_utf8(b) {
             Ok(s) => s.to_owned(),
             Err(_) => String::from_utf8_lossy(b).into_owned(),
         },
