@@ -116,9 +116,9 @@ impl DecodeJsonFields {
         let Some(text) = event.get_str(field) else {
             return;
         };
-        // Text that cannot start a JSON value, most plain log lines, without the cost of
-        // the parser's error (whose message only `add_error_key` shows).
-        if !self.add_error_key && !may_start_json(text) {
+        // Text that cannot be a JSON value, most plain log lines, without the cost of the
+        // parser's error (whose message only `add_error_key` shows).
+        if !self.add_error_key && !may_be_json(text) {
             report.not_json();
             return;
         }
@@ -339,7 +339,7 @@ fn parse_timestamp(text: &str) -> Option<Timestamp> {
 #[derive(Debug)]
 enum Failure {
     /// Not exactly one JSON value.
-    Invalid(String),
+    Invalid(Invalid),
     /// An array where arrays are not processed (`process_array: false`, more depth left).
     Skipped,
 }
@@ -347,7 +347,7 @@ enum Failure {
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Failure::Invalid(reason) => f.write_str(reason),
+            Failure::Invalid(reason) => reason.fmt(f),
             Failure::Skipped => f.write_str("processing skipped"),
         }
     }
@@ -394,15 +394,20 @@ fn decode_nested(value: &mut Value, depth: usize, process_array: bool) {
     }
 }
 
-/// Whether the first byte past JSON whitespace can start a JSON value.
-fn may_start_json(text: &str) -> bool {
-    let first = text
-        .bytes()
-        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
-    matches!(
-        first,
-        Some(b'{' | b'[' | b'"' | b'-' | b'0'..=b'9' | b't' | b'f' | b'n')
-    )
+/// Whether `text` might be one JSON value, judged without the parser: what starts with
+/// a letter of `true`, `false` or `null` must be that word, and what starts like a number
+/// must hold nothing but a number's characters. Log lines that start with a digit (an IP
+/// address, a date) or one of those letters are most plain-text lines.
+fn may_be_json(text: &str) -> bool {
+    let text = text.trim_matches([' ', '\t', '\n', '\r']);
+    match text.as_bytes().first() {
+        Some(b'{' | b'[' | b'"') => true,
+        Some(b't' | b'f' | b'n') => matches!(text, "true" | "false" | "null"),
+        Some(b'-' | b'0'..=b'9') => text
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')),
+        _ => false,
+    }
 }
 
 /// Whether a string looks like a JSON object or array (after trimming whitespace).
@@ -411,13 +416,31 @@ pub(crate) fn is_structured(s: &str) -> bool {
     s.len() >= 2 && matches!((s[0], s[s.len() - 1]), (b'{', b'}') | (b'[', b']'))
 }
 
+/// Why text is not exactly one JSON value; its message is made only when shown.
+#[derive(Debug)]
+enum Invalid {
+    Parse(serde_json::Error),
+    Empty,
+    Multiple,
+}
+
+impl fmt::Display for Invalid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Invalid::Parse(e) => e.fmt(f),
+            Invalid::Empty => f.write_str("EOF"),
+            Invalid::Multiple => f.write_str("multiple json elements found"),
+        }
+    }
+}
+
 /// Decodes exactly one JSON value from `text`.
-fn decode_one(text: &str) -> Result<Value, String> {
+fn decode_one(text: &str) -> Result<Value, Invalid> {
     let mut stream = serde_json::Deserializer::from_str(text).into_iter::<GoValue>();
     let value = match stream.next() {
         Some(Ok(GoValue(value))) => value,
-        Some(Err(e)) => return Err(e.to_string()),
-        None => return Err("EOF".to_owned()),
+        Some(Err(e)) => return Err(Invalid::Parse(e)),
+        None => return Err(Invalid::Empty),
     };
     let rest = &text[stream.byte_offset()..];
     if rest
@@ -426,7 +449,7 @@ fn decode_one(text: &str) -> Result<Value, String> {
     {
         Ok(value)
     } else {
-        Err("multiple json elements found".to_owned())
+        Err(Invalid::Multiple)
     }
 }
 
@@ -754,12 +777,52 @@ mod tests {
             ("Broken JSON [[", "expected value at line 1 column 1"),
         ];
         for (text, want) in cases {
-            assert_eq!(decode_one(text).unwrap_err(), want, "{text}");
+            assert_eq!(decode_one(text).unwrap_err().to_string(), want, "{text}");
         }
         assert_eq!(
             decode_one(" {\"a\": [1, 2]}\r\n").unwrap(),
             json!({"a": [1, 2]})
         );
+    }
+
+    #[test]
+    fn what_may_not_be_json_does_not_decode() {
+        for (text, may) in [
+            (
+                "10.26.113.142 - - [2024-06-01T00:36:59.528Z] \"GET /\"",
+                false,
+            ),
+            ("2024-06-01 00:36:59.529 DEBUG 187", false),
+            ("true", true),
+            (" true\r\n", true),
+            ("trueish", false),
+            ("null pointer", false),
+            ("failed", false),
+            ("-1.5e+3", true),
+            ("12", true),
+            ("[1, 2]", true),
+            ("\"text\"", true),
+            ("INFO started", false),
+        ] {
+            assert_eq!(may_be_json(text), may, "{text:?}");
+            if !may {
+                assert!(decode_one(text).is_err(), "{text:?}");
+            }
+        }
+    }
+
+    proptest! {
+        /// The check before the parser never turns away text the parser would decode.
+        #[test]
+        fn text_turned_away_never_decodes(
+            head in prop_oneof![Just(""), Just(" "), Just("-"), Just("1"), Just("t"), Just("true"), Just("n"), Just("f"), Just("0.")],
+            rest in "[ -~\t\n\r]{0,12}",
+        ) {
+            let text = format!("{head}{rest}");
+            if !may_be_json(&text) {
+                prop_assert!(decode_one(&text).is_err(), "{:?}", text);
+            }
+        }
     }
 
     #[test]
