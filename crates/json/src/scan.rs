@@ -95,7 +95,7 @@ impl<'a> Scan<'a> {
             }
             let (start, end, escaped) = self.string()?;
             let key = &self.b[start..end];
-            let tag = key_tag(key);
+            let tag = key_tag(self.b, start, end);
             if escaped || keys[..n].iter().any(|&(t, k)| t == tag && k == key) {
                 return None;
             }
@@ -247,19 +247,59 @@ fn might_hold_json(raw: &[u8], escaped: bool) -> bool {
     opens && closes
 }
 
-/// A key's length and up to its first seven bytes in one word: equal keys have equal
-/// tags, and most different keys different ones.
-fn key_tag(key: &[u8]) -> u64 {
-    let mut tag = (key.len() as u64) << 56;
-    for (i, &b) in key.iter().take(7).enumerate() {
-        tag |= u64::from(b) << (8 * i);
-    }
-    tag
+/// The length of the key at `start..end` of `text` and up to its first seven bytes in
+/// one word: equal keys have equal tags, and most different keys different ones. The
+/// bytes are read as one word when the text has eight from `start` (a key is followed
+/// at least by its closing quote, a colon and a value, so nearly always).
+fn key_tag(text: &[u8], start: usize, end: usize) -> u64 {
+    let len = end - start;
+    let head = match text.get(start..start + 8) {
+        Some(word) => {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(word);
+            u64::from_le_bytes(w)
+        }
+        None => {
+            let mut w = [0u8; 8];
+            let rest = &text[start..];
+            w[..rest.len()].copy_from_slice(rest);
+            u64::from_le_bytes(w)
+        }
+    };
+    let kept = len.min(7) * 8;
+    ((len as u64) << 56) | (head & ((1u64 << kept) - 1))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn key_tags_are_length_and_first_bytes_wherever_the_key_is() {
+        let text = br#"{"level":"x","a":1,"message_id":2,"z"}"#;
+        let expect = |key: &[u8]| {
+            key.iter()
+                .take(7)
+                .enumerate()
+                .fold((key.len() as u64) << 56, |t, (i, &b)| {
+                    t | u64::from(b) << (8 * i)
+                })
+        };
+        for key in [&b"level"[..], b"a", b"message_id", b"z"] {
+            let needle = [&b"\""[..], key, b"\""].concat();
+            let at = text
+                .windows(needle.len())
+                .position(|w| w == needle)
+                .unwrap()
+                + 1;
+            assert_eq!(key_tag(text, at, at + key.len()), expect(key), "{key:?}");
+        }
+        // Near the end of the text, fewer than eight bytes are left to read.
+        assert_eq!(key_tag(b"ab", 0, 2), expect(b"ab"));
+        // Only the key's own bytes count, not the quote and text after it.
+        assert_eq!(key_tag(b"\"abc\":1", 1, 4), key_tag(b"\"abc\":2", 1, 4));
+        assert_ne!(key_tag(b"\"abc\":1", 1, 4), key_tag(b"\"abcd\":1", 1, 5));
+    }
 
     #[test]
     fn vouches_for_plain_objects_only() {

@@ -307,7 +307,7 @@ impl Core {
         if lost_head && line.partial {
             f.lost_head[si] = true;
         }
-        let track = self.pending.entry(pkey).or_insert_with(|| Track {
+        let new_track = || Track {
             holds: SmallVec::new(),
             spans: SmallVec::new(),
             chunks: 0,
@@ -316,7 +316,15 @@ impl Core {
             since: now,
             written: line.time,
             lost_head,
-        });
+        };
+        // A whole entry in one line with nothing pending for its stream (most lines) is
+        // tracked here, not in the pending map it would leave again at once.
+        let mut single: Option<Track> = None;
+        let track = if !line.partial && !self.pending.contains_key(&pkey) {
+            single.insert(new_track())
+        } else {
+            self.pending.entry(pkey).or_insert_with(new_track)
+        };
         track.chunks += 1;
         track.cut |= at.cut;
         track.end = at.end;
@@ -354,7 +362,14 @@ impl Core {
                 Some(_) => more.push(e),
             });
         for entry in first.into_iter().chain(more) {
-            self.finish(entry, out);
+            let track = match single.take() {
+                Some(t) if (entry.key, entry.stream) == pkey => Some(t),
+                other => {
+                    single = other;
+                    self.pending.remove(&(entry.key, entry.stream))
+                }
+            };
+            self.finish(entry, track, out);
         }
     }
 
@@ -367,13 +382,15 @@ impl Core {
             self.stats.partial_gap += 1;
             tracing::warn!(file = %e.start.path, offset = e.start.offset,
                 "emitting an entry as partial: a file of its rotation sequence could not be read");
-            self.finish(e, out);
+            let track = self.pending.remove(&(e.key, e.stream));
+            self.finish(e, track, out);
         }
     }
 
-    /// Turns a finished (or flushed) entry into an event that carries its holds.
-    fn finish(&mut self, entry: Entry<'_, u32, Chunk>, out: &mut Vec<Event>) {
-        let Some(track) = self.pending.remove(&(entry.key, entry.stream)) else {
+    /// Turns a finished (or flushed) entry into an event that carries its holds (its
+    /// `track`, taken out of the pending map or never put there).
+    fn finish(&mut self, entry: Entry<'_, u32, Chunk>, track: Option<Track>, out: &mut Vec<Event>) {
+        let Some(track) = track else {
             return;
         };
         if track.lost_head {
@@ -1211,7 +1228,8 @@ impl Tailer {
                 .reassembler
                 .flush(&group, stream, |e| flushed.push(e));
             for e in flushed {
-                self.core.finish(e, out);
+                let track = self.core.pending.remove(&(e.key, e.stream));
+                self.core.finish(e, track, out);
             }
         }
     }
