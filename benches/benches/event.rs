@@ -11,7 +11,7 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::sync::Arc;
 
-use logtide_event::{Event, LogEntry, SharedFields, Timestamp};
+use logtide_event::{DecodedKey, Event, LogEntry, SharedFields, Timestamp};
 use serde_json::json;
 
 const MESSAGE: &str = r#"{"ts":"2024-06-01T00:36:59.526Z","level":"info","msg":"cart snapshot","cart_id":"3a8c4140542a14e2a293432b","items":[{"sku":"SKU-85080322","qty":18,"price":81.06,"tags":"replica refresh session"},{"sku":"SKU-02631411","qty":9,"price":83.25}],"user":{"id":"u-7731","tier":"gold"}}"#;
@@ -59,7 +59,7 @@ fn seed_entry() -> Event {
     e.merge_shared(&Arc::new(SharedFields::new(
         shared.as_object().cloned().expect("an object"),
     )));
-    assert!(e.set_message_decoded(&Arc::from("message-json")));
+    assert!(e.set_message_decoded(DecodedKey::new("message-json").expect("a new top-level key")));
     assert!(e.delete("message"));
     e
 }

@@ -72,7 +72,7 @@ struct Lazy {
 
 impl Lazy {
     fn decoded_key(&self) -> Option<&str> {
-        self.decoded.as_ref().map(|d| &*d.key)
+        self.decoded.map(|d| d.key)
     }
 
     fn shared_has(&self, key: &str) -> bool {
@@ -116,7 +116,7 @@ impl Lazy {
                 let own = decoded.filter(|d| d.rank == rank);
                 match (member, own) {
                     (None, None) => break,
-                    (Some(m), Some(d)) if m.key.as_str() < &*d.key => {
+                    (Some(m), Some(d)) if m.key.as_str() < d.key => {
                         out.extend_from_slice(&m.bytes);
                         next.next();
                     }
@@ -126,7 +126,7 @@ impl Lazy {
                     }
                     (_, Some(d)) => {
                         out.push(b',');
-                        crate::json::write_str(out, &d.key);
+                        crate::json::write_str(out, d.key);
                         out.push(b':');
                         out.extend_from_slice(entry.message.trim_ascii().as_bytes());
                         decoded = None;
@@ -146,13 +146,52 @@ impl Lazy {
     }
 }
 
-/// The key of a top-level field whose value is a [`LogEntry`]'s message text, decoded.
-#[derive(Clone, Debug)]
-struct Decoded {
-    key: Arc<str>,
+/// A top-level key that a [`LogEntry`]'s message can be decoded into in place (see
+/// [`Event::set_message_decoded`]), checked once when a processor is built: not a key of
+/// the entry, no `.`, not starting with `@`.
+///
+/// Events hold it by value: the key text is interned for the life of the process (one
+/// copy per distinct key ever configured), so an event neither counts references to it
+/// nor compares it with the entry's keys again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DecodedKey {
+    key: &'static str,
     /// See `log_entry::rank`.
     rank: usize,
 }
+
+impl DecodedKey {
+    /// The key, or `None` when a message cannot be decoded into it in place.
+    pub fn new(key: &str) -> Option<DecodedKey> {
+        let fits = !key.contains('.') && !key.starts_with('@') && !KEYS.contains(&key);
+        fits.then(|| DecodedKey {
+            key: intern(key),
+            rank: rank(key),
+        })
+    }
+
+    /// The key's text.
+    pub fn as_str(&self) -> &'static str {
+        self.key
+    }
+}
+
+/// One `'static` copy of each distinct key (there are as many as configurations name).
+fn intern(key: &str) -> &'static str {
+    static KEYS: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+    let mut keys = KEYS.lock().unwrap_or_else(|p| p.into_inner());
+    match keys.iter().find(|k| **k == key) {
+        Some(k) => k,
+        None => {
+            let k: &'static str = Box::leak(key.into());
+            keys.push(k);
+            k
+        }
+    }
+}
+
+/// The key of a top-level field whose value is a [`LogEntry`]'s message text, decoded.
+type Decoded = DecodedKey;
 
 impl Event {
     /// An event with no fields.
@@ -295,17 +334,10 @@ impl Event {
     /// around it and no line breaks, no key twice in any object, no integer beyond
     /// `i64` — so that written as it is, it has the value `serde_json` decodes from it,
     /// which is what the field holds when the maps are built.
-    pub fn set_message_decoded(&mut self, key: &Arc<str>) -> bool {
-        let fits = self.entry_message().is_some()
-            && !key.contains('.')
-            && !key.starts_with('@')
-            && !KEYS.contains(&&**key)
-            && !self.lazy.shared_has(key);
+    pub fn set_message_decoded(&mut self, key: DecodedKey) -> bool {
+        let fits = self.entry_message().is_some() && !self.lazy.shared_has(key.key);
         if fits {
-            self.lazy.decoded = Some(Decoded {
-                key: Arc::clone(key),
-                rank: rank(key),
-            });
+            self.lazy.decoded = Some(key);
         }
         fits
     }
@@ -730,7 +762,7 @@ mod tests {
                 ["message-json", "json", "aaa", "zz"][usize::from(b / 16)],
             )
         }) {
-            let target: Arc<str> = Arc::from(key);
+            let target = DecodedKey::new(key).unwrap();
             for shared in &shared_variants {
                 for decode in [false, true] {
                     for drop in [false, true] {
@@ -753,7 +785,7 @@ mod tests {
                                 let value: Value = serde_json::from_str(json_text).unwrap();
                                 if lazy.log_entry().is_some() {
                                     assert_eq!(lazy.entry_message(), Some(json_text));
-                                    assert!(lazy.set_message_decoded(&target));
+                                    assert!(lazy.set_message_decoded(target));
                                 } else {
                                     lazy.insert(key, value.clone()).unwrap();
                                 }
@@ -821,7 +853,7 @@ mod tests {
         e.message = r#"{"a":1}"#.into();
         let mut event = Event::from_log_entry(Timestamp::UNIX_EPOCH, e);
         event.merge_shared(&shared_fields(true, true));
-        assert!(event.set_message_decoded(&Arc::from("message-json")));
+        assert!(event.set_message_decoded(DecodedKey::new("message-json").unwrap()));
         assert!(event.contains("message-json"));
         assert!(event.contains("message"));
         assert!(!event.contains("nope"));
@@ -855,19 +887,21 @@ mod tests {
         let mut e = entry(false, false, true, false);
         e.message = text.into();
         let mut event = Event::from_log_entry(Timestamp::UNIX_EPOCH, e);
+        assert_eq!(DecodedKey::new("a.b"), None, "not a top-level key");
+        assert_eq!(DecodedKey::new("@x"), None);
+        assert_eq!(DecodedKey::new("log"), None, "the entry's own key");
+        assert!(event.set_message_decoded(DecodedKey::new("message-json").unwrap()));
         assert!(
-            !event.set_message_decoded(&Arc::from("a.b")),
-            "not a top-level key"
-        );
-        assert!(!event.set_message_decoded(&Arc::from("@x")));
-        assert!(
-            !event.set_message_decoded(&Arc::from("log")),
-            "the entry's own key"
-        );
-        assert!(event.set_message_decoded(&Arc::from("message-json")));
-        assert!(
-            !event.set_message_decoded(&Arc::from("other")),
+            !event.set_message_decoded(DecodedKey::new("other").unwrap()),
             "decoded once"
+        );
+        assert_eq!(
+            DecodedKey::new("message-json").unwrap().as_str().as_ptr(),
+            DecodedKey::new(&String::from("message-json"))
+                .unwrap()
+                .as_str()
+                .as_ptr(),
+            "one copy of each key"
         );
         assert!(event.delete("message"));
         assert_eq!(event.entry_message(), None);

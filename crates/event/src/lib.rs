@@ -36,7 +36,7 @@ mod timestamp;
 
 pub use ack::{AckOutcome, AckToken, Acknowledge};
 pub use condition::Condition;
-pub use event::{Event, Source, METADATA_KEY, TIMESTAMP_KEY};
+pub use event::{DecodedKey, Event, Source, METADATA_KEY, TIMESTAMP_KEY};
 pub use log_entry::LogEntry;
 pub use shared::SharedFields;
 pub use timestamp::{Timestamp, TimestampError};

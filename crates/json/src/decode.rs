@@ -1,10 +1,9 @@
 //! `decode_json_fields`: decodes JSON held in string fields.
 
 use std::fmt;
-use std::sync::Arc;
 
 use logtide_event::path::{self, json_type};
-use logtide_event::{Event, Timestamp, METADATA_KEY, TIMESTAMP_KEY};
+use logtide_event::{DecodedKey, Event, Timestamp, METADATA_KEY, TIMESTAMP_KEY};
 use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -65,7 +64,7 @@ pub(crate) struct DecodeJsonFields {
     document_id: Option<String>,
     /// The target key when a decoded object may be kept as its text (see `crate::raw`):
     /// a new top-level field, no keys to expand, no document id to take out.
-    as_is_target: Option<Arc<str>>,
+    as_is_target: Option<DecodedKey>,
 }
 
 impl DecodeJsonFields {
@@ -80,7 +79,7 @@ impl DecodeJsonFields {
             Some(t) => Target::Field(t),
         };
         let as_is_target = match &target {
-            Target::Field(t) if !c.expand_keys && c.document_id.is_none() => Some(Arc::from(&**t)),
+            Target::Field(t) if !c.expand_keys && c.document_id.is_none() => DecodedKey::new(t),
             _ => None,
         };
         Ok(DecodeJsonFields {
@@ -104,7 +103,7 @@ impl DecodeJsonFields {
 
     fn decode_field(&self, event: &mut Event, field: &str, report: &mut Report<'_>) {
         // A tailed entry's JSON message that nothing needs decoded stays text.
-        if let (Some(target), Some(message)) = (&self.as_is_target, event.entry_message()) {
+        if let (Some(target), Some(message)) = (self.as_is_target, event.entry_message()) {
             if field == "message"
                 && crate::raw::writable_as_is(message, self.max_depth > 1)
                 && event.set_message_decoded(target)
