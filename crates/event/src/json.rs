@@ -97,23 +97,40 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
         let (block, real) = block_at(src, i);
         let len = real.count_ones() as usize;
         let mut mask = special_mask(block) & real;
+        if mask == 0 {
+            out.extend_from_slice(&block[..len]);
+            i += 16;
+            continue;
+        }
+        // The block escaped into a staging buffer with fixed-size copies (a run is
+        // copied 16 bytes wide and the cursor advanced by its length), then appended
+        // once: at most 16 escapes of 6 bytes, and room for the last 16-byte copy.
+        let mut window = [0u8; 32];
+        window[..16].copy_from_slice(&block);
+        let mut staged = [0u8; 112];
+        let mut w = 0;
         let mut done = 0;
         while mask != 0 {
             let k = mask.trailing_zeros() as usize;
-            out.extend_from_slice(&block[done..k]);
-            escape(out, block[k]);
+            staged[w..w + 16].copy_from_slice(&window[done..done + 16]);
+            w += k - done;
+            let (escape, n) = escape(block[k]);
+            staged[w..w + 6].copy_from_slice(&escape);
+            w += n;
             done = k + 1;
             mask &= mask - 1;
         }
-        out.extend_from_slice(&block[done..len]);
+        staged[w..w + 16].copy_from_slice(&window[done..done + 16]);
+        w += len - done;
+        out.extend_from_slice(&staged[..w]);
         i += 16;
     }
     out.push(b'"');
 }
 
-/// Appends the escape of one byte that is special in a JSON string.
+/// The escape of one byte that is special in a JSON string, and its length.
 #[inline]
-fn escape(out: &mut Vec<u8>, b: u8) {
+fn escape(b: u8) -> ([u8; 6], usize) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let second = match b {
         b'"' | b'\\' => b,
@@ -123,18 +140,18 @@ fn escape(out: &mut Vec<u8>, b: u8) {
         0x08 => b'b',
         0x0c => b'f',
         _ => {
-            out.extend_from_slice(&[
+            let unicode = [
                 b'\\',
                 b'u',
                 b'0',
                 b'0',
                 HEX[usize::from(b >> 4)],
                 HEX[usize::from(b & 15)],
-            ]);
-            return;
+            ];
+            return (unicode, 6);
         }
     };
-    out.extend_from_slice(&[b'\\', second]);
+    ([b'\\', second, 0, 0, 0, 0], 2)
 }
 
 /// Appends a JSON value.

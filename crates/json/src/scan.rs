@@ -8,7 +8,7 @@
 //! deeper than [`MAX_DEPTH`], objects of more than [`MAX_KEYS`] keys, line breaks, and
 //! top-level strings that might hold JSON when strings are decoded.
 
-use logtide_event::json::next_special;
+use logtide_event::json::{next_special, special_mask};
 
 /// Nesting deeper than this is left to the full check (whose limit is 128).
 const MAX_DEPTH: usize = 64;
@@ -147,7 +147,29 @@ impl<'a> Scan<'a> {
     }
 
     /// A string at the cursor: the range of its content and whether it has escapes.
+    #[inline(always)]
     fn string(&mut self) -> Option<(usize, usize, bool)> {
+        // Most strings are short and plain: their closing quote is the first special
+        // byte of the 16 after the opening one.
+        if let (Some(b'"'), Some(block)) = (self.peek(), self.b.get(self.i + 1..self.i + 17)) {
+            let mut bytes = [0u8; 16];
+            bytes.copy_from_slice(block);
+            let mask = special_mask(bytes);
+            if mask != 0 {
+                let at = mask.trailing_zeros() as usize;
+                if bytes[at] == b'"' {
+                    let start = self.i + 1;
+                    self.i = start + at + 1;
+                    return Some((start, start + at, false));
+                }
+            }
+        }
+        self.string_slow()
+    }
+
+    /// [`Scan::string`] for any string.
+    #[inline(never)]
+    fn string_slow(&mut self) -> Option<(usize, usize, bool)> {
         self.eat(b'"')?;
         let start = self.i;
         let mut escaped = false;
