@@ -134,12 +134,15 @@ impl Lazy {
                 }
             }
             let replaced = match rank {
-                0 => self.shared_has("container"),
+                0 => self
+                    .shared
+                    .as_deref()
+                    .is_some_and(SharedFields::has_container),
                 4 => self.message_dropped,
                 _ => false,
             };
-            if let Some(key) = own_key.filter(|_| entry.has(rank) && !replaced) {
-                write_key(out, key);
+            if own_key.is_some() && entry.has(rank) && !replaced {
+                write_key(out, rank);
                 entry.write_field(rank, out);
             }
         }
@@ -437,7 +440,12 @@ impl Event {
                 "message" => return Some(&entry.message),
                 "stream" => return Some(entry.stream),
                 "log.file.path" => return Some(&entry.path),
-                "container.id" if !lazy.shared_has("container") => {
+                "container.id"
+                    if !lazy
+                        .shared
+                        .as_deref()
+                        .is_some_and(SharedFields::has_container) =>
+                {
                     return entry.container_id.as_deref()
                 }
                 "input.type" => return Some(entry.input_type),

@@ -10,11 +10,12 @@
 //!
 //! [`Event`]: crate::Event
 
+use std::cell::RefCell;
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use crate::json::{write_str, write_value};
+use crate::json::{next_special, write_str, write_value};
 
 /// A container log entry's fields, under the names Filebeat uses: `message`, `stream`,
 /// `log.file.path`, `log.offset`, `log.flags` (when partial or truncated), `container.id`
@@ -125,12 +126,12 @@ impl LogEntry {
             }
             2 => {
                 out.extend_from_slice(b"{\"type\":");
-                write_str(out, self.input_type);
+                write_known_str(out, self.input_type);
                 out.push(b'}');
             }
             3 => {
                 out.extend_from_slice(b"{\"file\":{\"path\":");
-                write_str(out, &self.path);
+                write_path(out, &self.path);
                 out.push(b'}');
                 if self.partial || self.truncated {
                     out.extend_from_slice(b",\"flags\":[");
@@ -147,7 +148,7 @@ impl LogEntry {
                 out.push(b'}');
             }
             4 => write_str(out, &self.message),
-            _ => write_str(out, self.stream),
+            _ => write_known_str(out, self.stream),
         }
     }
 
@@ -155,18 +156,93 @@ impl LogEntry {
     /// bytes [`to_fields`](Self::to_fields) would be written as (keys in byte order, as
     /// a map writes them).
     pub(crate) fn write_members(&self, out: &mut Vec<u8>) {
-        for (index, key) in KEYS.iter().enumerate() {
+        for index in 0..KEYS.len() {
             if self.has(index) {
-                write_key(out, key);
+                write_key(out, index);
                 self.write_field(index, out);
             }
         }
     }
 }
 
-/// Appends `,"key":` for a key that needs no escaping.
-pub(crate) fn write_key(out: &mut Vec<u8>, key: &str) {
-    out.extend_from_slice(b",\"");
-    out.extend_from_slice(key.as_bytes());
-    out.extend_from_slice(b"\":");
+/// Appends `,"key":` for the key at `KEYS[index]`.
+pub(crate) fn write_key(out: &mut Vec<u8>, index: usize) {
+    const MEMBERS: [&[u8]; 6] = [
+        b",\"container\":",
+        b",\"docker\":",
+        b",\"input\":",
+        b",\"log\":",
+        b",\"message\":",
+        b",\"stream\":",
+    ];
+    out.extend_from_slice(MEMBERS[index]);
+}
+
+/// Appends a file's path as a JSON string. The events of one file come in runs and
+/// share its path: the last path written on this thread that needed no escaping is
+/// remembered (held, so its address names that string alone) and written again without
+/// being checked.
+fn write_path(out: &mut Vec<u8>, path: &Arc<str>) {
+    thread_local! {
+        static PLAIN: RefCell<Option<Arc<str>>> = const { RefCell::new(None) };
+    }
+    let known = PLAIN.with_borrow(|p| p.as_ref().is_some_and(|p| Arc::ptr_eq(p, path)));
+    if known {
+        out.reserve(path.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(path.as_bytes());
+        out.push(b'"');
+        return;
+    }
+    write_str(out, path);
+    if next_special(path.as_bytes(), 0) == path.len() {
+        PLAIN.set(Some(Arc::clone(path)));
+    }
+}
+
+/// Appends `s` as a JSON string: the values a tailer gives `stream` and `input.type`
+/// from their one written form, anything else escaped.
+fn write_known_str(out: &mut Vec<u8>, s: &str) {
+    let known: &[u8] = match s {
+        "stdout" => b"\"stdout\"",
+        "stderr" => b"\"stderr\"",
+        "container" => b"\"container\"",
+        _ => return write_str(out, s),
+    };
+    out.extend_from_slice(known);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_members_are_the_keys_written() {
+        for (index, key) in KEYS.iter().enumerate() {
+            let mut out = Vec::new();
+            write_key(&mut out, index);
+            assert_eq!(
+                out,
+                format!(",{}:", serde_json::to_string(key).unwrap()).as_bytes()
+            );
+        }
+    }
+
+    #[test]
+    fn paths_and_known_strings_are_written_as_serde_json_writes_them() {
+        let plain: Arc<str> = Arc::from("/var/log/containers/a_b_c-0123.log");
+        let quoted: Arc<str> = Arc::from("/var/log/odd \"name\"\\x.log");
+        // In runs, alternating, and a new string equal to the remembered one.
+        let again: Arc<str> = Arc::from(&*plain);
+        for path in [&plain, &plain, &quoted, &quoted, &plain, &again, &quoted] {
+            let mut out = Vec::new();
+            write_path(&mut out, path);
+            assert_eq!(out, serde_json::to_vec(&**path).unwrap(), "{path}");
+        }
+        for s in ["stdout", "stderr", "container", "docker", "odd \"one\""] {
+            let mut out = Vec::new();
+            write_known_str(&mut out, s);
+            assert_eq!(out, serde_json::to_vec(s).unwrap(), "{s}");
+        }
+    }
 }

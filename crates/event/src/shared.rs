@@ -20,6 +20,8 @@ pub struct SharedFields {
     fields: Map<String, Value>,
     /// Each field as an object member, in the order of `fields` (keys in byte order).
     members: Vec<Member>,
+    /// `fields` has `container` (which replaces a log entry's whole).
+    has_container: bool,
 }
 
 /// One field written as a member of an object: `,"key":value`.
@@ -48,12 +50,22 @@ impl SharedFields {
                 }
             })
             .collect();
-        SharedFields { fields, members }
+        let has_container = fields.contains_key("container");
+        SharedFields {
+            fields,
+            members,
+            has_container,
+        }
     }
 
     /// The fields.
     pub fn fields(&self) -> &Map<String, Value> {
         &self.fields
+    }
+
+    /// Whether there is a `container` field.
+    pub(crate) fn has_container(&self) -> bool {
+        self.has_container
     }
 
     /// Whether there are none.
