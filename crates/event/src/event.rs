@@ -125,9 +125,7 @@ impl Lazy {
                         next.next();
                     }
                     (_, Some(d)) => {
-                        out.push(b',');
-                        crate::json::write_str(out, d.key);
-                        out.push(b':');
+                        out.extend_from_slice(d.member);
                         out.extend_from_slice(entry.message.trim_ascii().as_bytes());
                         decoded = None;
                     }
@@ -159,6 +157,8 @@ impl Lazy {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DecodedKey {
     key: &'static str,
+    /// `,"key":`, as the key is written before the text.
+    member: &'static [u8],
     /// See `log_entry::rank`.
     rank: usize,
 }
@@ -167,9 +167,13 @@ impl DecodedKey {
     /// The key, or `None` when a message cannot be decoded into it in place.
     pub fn new(key: &str) -> Option<DecodedKey> {
         let fits = !key.contains('.') && !key.starts_with('@') && !KEYS.contains(&key);
-        fits.then(|| DecodedKey {
-            key: intern(key),
-            rank: rank(key),
+        fits.then(|| {
+            let (key, member) = intern(key);
+            DecodedKey {
+                key,
+                member,
+                rank: rank(key),
+            }
         })
     }
 
@@ -179,18 +183,21 @@ impl DecodedKey {
     }
 }
 
-/// One `'static` copy of each distinct key (there are as many as configurations name).
-fn intern(key: &str) -> &'static str {
-    static KEYS: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+/// One `'static` copy of each distinct key (there are as many as configurations name),
+/// with its object member prefix.
+fn intern(key: &str) -> (&'static str, &'static [u8]) {
+    type Interned = (&'static str, &'static [u8]);
+    static KEYS: std::sync::Mutex<Vec<Interned>> = std::sync::Mutex::new(Vec::new());
     let mut keys = KEYS.lock().unwrap_or_else(|p| p.into_inner());
-    match keys.iter().find(|k| **k == key) {
-        Some(k) => k,
-        None => {
-            let k: &'static str = Box::leak(key.into());
-            keys.push(k);
-            k
-        }
+    if let Some(found) = keys.iter().find(|(k, _)| *k == key) {
+        return *found;
     }
+    let mut member = vec![b','];
+    crate::json::write_str(&mut member, key);
+    member.push(b':');
+    let interned: Interned = (Box::leak(key.into()), Box::leak(member.into_boxed_slice()));
+    keys.push(interned);
+    interned
 }
 
 /// The key of a top-level field whose value is a [`LogEntry`]'s message text, decoded.

@@ -8,6 +8,8 @@
 //! deeper than [`MAX_DEPTH`], objects of more than [`MAX_KEYS`] keys, line breaks, and
 //! top-level strings that might hold JSON when strings are decoded.
 
+use std::cell::Cell;
+
 use logtide_event::json::{next_special, special_mask};
 
 /// Nesting deeper than this is left to the full check (whose limit is 128).
@@ -20,18 +22,32 @@ const MAX_KEYS: usize = 32;
 /// certainly a JSON object that can be written as it is (see `raw::writable_as_is`);
 /// `false` when not, or not sure.
 pub(crate) fn sure_as_is(text: &[u8], decodes_strings: bool) -> bool {
+    thread_local! {
+        /// The keys' room, kept between scans on the thread.
+        static KEYS: Cell<Vec<KeySeen>> = const { Cell::new(Vec::new()) };
+    }
+    let mut keys = KEYS.take();
+    keys.clear();
     let mut s = Scan {
         b: text,
         i: 0,
         decodes_strings,
+        keys,
     };
-    s.object(0, true).is_some() && s.i == text.len()
+    let sure = s.object(0, true).is_some() && s.i == text.len();
+    KEYS.set(s.keys);
+    sure
 }
+
+/// A key of an object being scanned: its tag (see [`key_tag`]) and where it is.
+type KeySeen = (u64, usize, usize);
 
 struct Scan<'a> {
     b: &'a [u8],
     i: usize,
     decodes_strings: bool,
+    /// The keys of the objects open at the cursor, the innermost last.
+    keys: Vec<KeySeen>,
 }
 
 impl<'a> Scan<'a> {
@@ -87,20 +103,23 @@ impl<'a> Scan<'a> {
         }
         // The keys so far, each with a tag of its length and first bytes, compared before
         // the keys themselves (most keys differ there).
-        let mut keys: [(u64, &[u8]); MAX_KEYS] = [(0, &[]); MAX_KEYS];
-        let mut n = 0;
+        let base = self.keys.len();
         loop {
-            if n == MAX_KEYS {
+            if self.keys.len() - base == MAX_KEYS {
                 return None;
             }
             let (start, end, escaped) = self.string()?;
             let key = &self.b[start..end];
             let tag = key_tag(self.b, start, end);
-            if escaped || keys[..n].iter().any(|&(t, k)| t == tag && k == key) {
+            let b = self.b;
+            if escaped
+                || self.keys[base..]
+                    .iter()
+                    .any(|&(t, s, e)| t == tag && &b[s..e] == key)
+            {
                 return None;
             }
-            keys[n] = (tag, key);
-            n += 1;
+            self.keys.push((tag, start, end));
             self.ws();
             self.eat(b':')?;
             self.ws();
@@ -113,6 +132,7 @@ impl<'a> Scan<'a> {
                 }
                 b'}' => {
                     self.i += 1;
+                    self.keys.truncate(base);
                     return Some(());
                 }
                 _ => return None,
@@ -342,6 +362,9 @@ mod tests {
             (r#"{"a":"\t[1]"}"#, true, false),
             (r#"{"a":"\ud83d\ude00"}"#, true, false),
             (r#"{"a":1,"a":2}"#, true, false),
+            (r#"{"a":{"b":1,"c":{"b":2}},"b":3,"c":[{"b":4,"c":5}]}"#, true, true),
+            (r#"{"a":{"b":1},"a":2}"#, true, false),
+            (r#"{"x":{"b":1,"c":{},"b":2}}"#, true, false),
             (r#"{"\u0061":1}"#, true, false),
             (r#"{"n":123456789012345678}"#, true, true),
             (r#"{"n":1234567890123456789}"#, true, false),
