@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use crate::json::{next_special, write_str, write_value};
+use crate::json::{write_str, write_value};
 
 /// A container log entry's fields, under the names Filebeat uses: `message`, `stream`,
 /// `log.file.path`, `log.offset`, `log.flags` (when partial or truncated), `container.id`
@@ -179,25 +179,23 @@ pub(crate) fn write_key(out: &mut Vec<u8>, index: usize) {
 }
 
 /// Appends a file's path as a JSON string. The events of one file come in runs and
-/// share its path: the last path written on this thread that needed no escaping is
-/// remembered (held, so its address names that string alone) and written again without
-/// being checked.
+/// share its path: the last path written on this thread is remembered with its JSON
+/// (the `Arc` held, so that its address names that string alone) and the JSON copied
+/// again. The copy is the thread's own: the shared string sits on the cache line of its
+/// reference counts, which the input thread changes for every event.
 fn write_path(out: &mut Vec<u8>, path: &Arc<str>) {
     thread_local! {
-        static PLAIN: RefCell<Option<Arc<str>>> = const { RefCell::new(None) };
+        static LAST: RefCell<Option<(Arc<str>, Vec<u8>)>> = const { RefCell::new(None) };
     }
-    let known = PLAIN.with_borrow(|p| p.as_ref().is_some_and(|p| Arc::ptr_eq(p, path)));
-    if known {
-        out.reserve(path.len() + 2);
-        out.push(b'"');
-        out.extend_from_slice(path.as_bytes());
-        out.push(b'"');
-        return;
-    }
-    write_str(out, path);
-    if next_special(path.as_bytes(), 0) == path.len() {
-        PLAIN.set(Some(Arc::clone(path)));
-    }
+    LAST.with_borrow_mut(|last| match last {
+        Some((p, json)) if Arc::ptr_eq(p, path) => out.extend_from_slice(json),
+        _ => {
+            let mut json = Vec::with_capacity(path.len() + 2);
+            write_str(&mut json, path);
+            out.extend_from_slice(&json);
+            *last = Some((Arc::clone(path), json));
+        }
+    });
 }
 
 /// Appends `s` as a JSON string: the values a tailer gives `stream` and `input.type`

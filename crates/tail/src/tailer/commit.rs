@@ -33,7 +33,12 @@ const URGENT_REGISTRY_WRITE: std::time::Duration = std::time::Duration::from_mil
 const FORGET_DELETED_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Acknowledgements received from sinks, drained by [`Tailer::commit`].
+///
+/// Aligned to 128 bytes so that in its `Arc` the reference counts (changed by the input
+/// thread for every event's token) and the lock (taken by the sinks' threads) are on
+/// different cache lines: sharing one made each side's writes evict the other's.
 #[derive(Debug, Default)]
+#[repr(align(128))]
 pub(super) struct AckQueue {
     done: Mutex<Vec<(u64, AckOutcome)>>,
 }
