@@ -362,7 +362,11 @@ mod tests {
             (r#"{"a":"\t[1]"}"#, true, false),
             (r#"{"a":"\ud83d\ude00"}"#, true, false),
             (r#"{"a":1,"a":2}"#, true, false),
-            (r#"{"a":{"b":1,"c":{"b":2}},"b":3,"c":[{"b":4,"c":5}]}"#, true, true),
+            (
+                r#"{"a":{"b":1,"c":{"b":2}},"b":3,"c":[{"b":4,"c":5}]}"#,
+                true,
+                true,
+            ),
             (r#"{"a":{"b":1},"a":2}"#, true, false),
             (r#"{"x":{"b":1,"c":{},"b":2}}"#, true, false),
             (r#"{"\u0061":1}"#, true, false),
