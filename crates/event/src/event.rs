@@ -65,7 +65,7 @@ struct Lazy {
     /// when it replaces the entry's `container` whole (see [`Event::merge_shared`]).
     shared: Option<Arc<SharedFields>>,
     /// The key the message's text is the JSON of (see [`Event::set_message_decoded`]).
-    decoded: Option<Decoded>,
+    decoded: Option<DecodedKey>,
     /// `message` was removed.
     message_dropped: bool,
 }
@@ -187,8 +187,8 @@ impl DecodedKey {
 /// with its object member prefix.
 fn intern(key: &str) -> (&'static str, &'static [u8]) {
     type Interned = (&'static str, &'static [u8]);
-    static KEYS: std::sync::Mutex<Vec<Interned>> = std::sync::Mutex::new(Vec::new());
-    let mut keys = KEYS.lock().unwrap_or_else(|p| p.into_inner());
+    static INTERNED: std::sync::Mutex<Vec<Interned>> = std::sync::Mutex::new(Vec::new());
+    let mut keys = INTERNED.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(found) = keys.iter().find(|(k, _)| *k == key) {
         return *found;
     }
@@ -199,9 +199,6 @@ fn intern(key: &str) -> (&'static str, &'static [u8]) {
     keys.push(interned);
     interned
 }
-
-/// The key of a top-level field whose value is a [`LogEntry`]'s message text, decoded.
-type Decoded = DecodedKey;
 
 impl Event {
     /// An event with no fields.
