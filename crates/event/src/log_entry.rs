@@ -113,7 +113,10 @@ impl LogEntry {
         match index {
             0 => {
                 out.extend_from_slice(b"{\"id\":");
-                write_str(out, self.container_id.as_deref().unwrap_or_default());
+                match &self.container_id {
+                    Some(id) => write_file_str(out, FileStr::ContainerId, id),
+                    None => out.extend_from_slice(b"\"\""),
+                }
                 out.push(b'}');
             }
             1 => {
@@ -131,7 +134,7 @@ impl LogEntry {
             }
             3 => {
                 out.extend_from_slice(b"{\"file\":{\"path\":");
-                write_path(out, &self.path);
+                write_file_str(out, FileStr::Path, &self.path);
                 out.push(b'}');
                 if self.partial || self.truncated {
                     out.extend_from_slice(b",\"flags\":[");
@@ -178,22 +181,31 @@ pub(crate) fn write_key(out: &mut Vec<u8>, index: usize) {
     out.extend_from_slice(MEMBERS[index]);
 }
 
-/// Appends a file's path as a JSON string. The events of one file come in runs and
-/// share its path: the last path written on this thread is remembered with its JSON
-/// (the `Arc` held, so that its address names that string alone) and the JSON copied
-/// again. The copy is the thread's own: the shared string sits on the cache line of its
-/// reference counts, which the input thread changes for every event.
-fn write_path(out: &mut Vec<u8>, path: &Arc<str>) {
+/// Which of a file's shared strings [`write_file_str`] writes.
+#[derive(Clone, Copy)]
+enum FileStr {
+    Path,
+    ContainerId,
+}
+
+/// Appends a file's path or container id as a JSON string. The events of one file come
+/// in runs and share these strings: the last one of each kind written on this thread
+/// is remembered with its JSON (the `Arc` held, so that its address names that string
+/// alone) and the JSON copied again. The copy is the thread's own: the shared string
+/// sits on the cache line of its reference counts, which the input thread changes for
+/// every event.
+fn write_file_str(out: &mut Vec<u8>, kind: FileStr, s: &Arc<str>) {
+    type Last = RefCell<[Option<(Arc<str>, Vec<u8>)>; 2]>;
     thread_local! {
-        static LAST: RefCell<Option<(Arc<str>, Vec<u8>)>> = const { RefCell::new(None) };
+        static LAST: Last = const { RefCell::new([None, None]) };
     }
-    LAST.with_borrow_mut(|last| match last {
-        Some((p, json)) if Arc::ptr_eq(p, path) => out.extend_from_slice(json),
-        _ => {
-            let mut json = Vec::with_capacity(path.len() + 2);
-            write_str(&mut json, path);
+    LAST.with_borrow_mut(|last| match &mut last[kind as usize] {
+        Some((p, json)) if Arc::ptr_eq(p, s) => out.extend_from_slice(json),
+        slot => {
+            let mut json = Vec::with_capacity(s.len() + 2);
+            write_str(&mut json, s);
             out.extend_from_slice(&json);
-            *last = Some((Arc::clone(path), json));
+            *slot = Some((Arc::clone(s), json));
         }
     });
 }
@@ -234,7 +246,10 @@ mod tests {
         let again: Arc<str> = Arc::from(&*plain);
         for path in [&plain, &plain, &quoted, &quoted, &plain, &again, &quoted] {
             let mut out = Vec::new();
-            write_path(&mut out, path);
+            write_file_str(&mut out, FileStr::Path, path);
+            assert_eq!(out, serde_json::to_vec(&**path).unwrap(), "{path}");
+            let mut out = Vec::new();
+            write_file_str(&mut out, FileStr::ContainerId, path);
             assert_eq!(out, serde_json::to_vec(&**path).unwrap(), "{path}");
         }
         for s in ["stdout", "stderr", "container", "docker", "odd \"one\""] {
