@@ -108,7 +108,8 @@ impl Timestamp {
         if runtime_shape {
             if let Some((date_time, secs)) = SECOND.get() {
                 if text[..19] == date_time {
-                    if let Some(nanos) = nine_digits(&text[20..29]) {
+                    let mut fraction = Cursor { s: text, i: 20 };
+                    if let Ok(nanos) = fraction.digits(9, "nine fractional digits") {
                         return Ok(Timestamp { secs, nanos });
                     }
                 }
@@ -262,14 +263,6 @@ impl<'de> serde::Deserialize<'de> for Timestamp {
         let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
         Timestamp::parse_rfc3339(text.as_bytes()).map_err(serde::de::Error::custom)
     }
-}
-
-/// The value of nine ASCII digits, or `None` when one is not a digit.
-fn nine_digits(digits: &[u8]) -> Option<u32> {
-    digits.iter().try_fold(0u32, |n, &d| {
-        let v = d.wrapping_sub(b'0');
-        (v <= 9).then(|| n * 10 + u32::from(v))
-    })
 }
 
 /// Writes `value` as zero-padded decimal filling `out`.

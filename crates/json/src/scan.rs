@@ -194,7 +194,8 @@ impl<'a> Scan<'a> {
         let start = self.i;
         let mut escaped = false;
         loop {
-            // Sixteen bytes at a time up to the first that is special in a string.
+            // Sixteen bytes at a time up to the first that is special in a string: a
+            // quote, a backslash or a control character (left to the full check).
             self.i = next_special(self.b, self.i);
             match self.peek()? {
                 b'"' => {
@@ -206,8 +207,7 @@ impl<'a> Scan<'a> {
                     escaped = true;
                     self.escape()?;
                 }
-                0..=0x1f => return None,
-                _ => self.i += 1,
+                _ => return None,
             }
         }
     }
