@@ -9,7 +9,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender, TrySendError};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -170,16 +170,30 @@ pub fn run_files_with(
     telemetry.set_ready("output", Ok(()));
     telemetry.watch_output("output", out.name());
     let (tx, rx) = sync_channel::<Batch>(QUEUE);
+    let room = Arc::new(Room::default());
     let timeout = config.shutdown_timeout;
     let output_stop = stop.clone();
     let output_telemetry = telemetry.clone();
+    let output_room = room.clone();
     let output_thread = thread::Builder::new()
         .name("output".into())
-        .spawn(move || output_loop(rx, out, &output_stop, timeout, &output_telemetry))
+        .spawn(move || {
+            output_loop(
+                rx,
+                out,
+                &output_room,
+                &output_stop,
+                timeout,
+                &output_telemetry,
+            )
+        })
         .map_err(|e| Error::Output(format!("cannot start the output thread: {e}")))?;
     let mut handles = Vec::new();
     for (i, (tailer, chain, hold, files)) in tailers.into_iter().enumerate() {
-        let tx = tx.clone();
+        let tx = Queue {
+            tx: tx.clone(),
+            room: room.clone(),
+        };
         let stop = stop.clone();
         let stages = Stages {
             chain,
@@ -220,6 +234,46 @@ struct Batch {
 
 /// How often an input waiting for room in the queue looks after its files.
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(1);
+/// Longest wait of an input for room in the queue before it checks the stop flag and its
+/// housekeeping clock again.
+const ROOM_WAIT: Duration = Duration::from_millis(50);
+
+/// Tells the inputs waiting on a full queue that the output took a batch: they send at
+/// once instead of sleeping a fixed time (which, without processors, left the output idle
+/// for most of each sleep).
+#[derive(Default)]
+struct Room {
+    /// Batches the output has taken so far.
+    taken: Mutex<u64>,
+    cv: Condvar,
+}
+
+impl Room {
+    fn taken(&self) -> u64 {
+        *self.taken.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Called by the output for each batch it receives.
+    fn took_one(&self) {
+        *self.taken.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+        self.cv.notify_all();
+    }
+
+    /// Waits up to `limit` for the output to take a batch after it had taken `seen`.
+    fn wait_after(&self, seen: u64, limit: Duration) {
+        let taken = self.taken.lock().unwrap_or_else(PoisonError::into_inner);
+        let _ = self
+            .cv
+            .wait_timeout_while(taken, limit, |taken| *taken == seen)
+            .unwrap_or_else(PoisonError::into_inner);
+    }
+}
+
+/// An input's end of the queue to the output.
+struct Queue {
+    tx: SyncSender<Batch>,
+    room: Arc<Room>,
+}
 
 /// Hands a batch to the output, waiting while the queue is full; gives up (the events
 /// are then not acknowledged and are read again after a restart) when stopping. While
@@ -227,21 +281,24 @@ const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(1);
 /// acknowledgements still reach the registry and deleted files are still given up on
 /// after `close_removed_after` instead of holding their disk space.
 fn send(
-    tx: &SyncSender<Batch>,
+    queue: &Queue,
     mut batch: Batch,
     stop: &AtomicBool,
     mut housekeeping: impl FnMut(Instant),
 ) -> bool {
     let mut last = Instant::now();
     loop {
-        match tx.try_send(batch) {
+        // Read before trying, so that a batch taken between the try and the wait ends
+        // the wait at once.
+        let seen = queue.room.taken();
+        match queue.tx.try_send(batch) {
             Ok(()) => return true,
             Err(TrySendError::Full(b)) => {
                 if stop.load(Ordering::Relaxed) {
                     return false;
                 }
                 batch = b;
-                thread::sleep(Duration::from_millis(5));
+                queue.room.wait_after(seen, ROOM_WAIT);
                 let now = Instant::now();
                 if now.duration_since(last) >= HOUSEKEEPING_EVERY {
                     last = now;
@@ -384,7 +441,7 @@ fn tail_loop(
     input: usize,
     mut tailer: Tailer,
     stages: Stages,
-    tx: SyncSender<Batch>,
+    tx: Queue,
     stop: &AtomicBool,
     timeout: Duration,
 ) -> (TailStats, HoldStats) {
@@ -554,6 +611,7 @@ fn tail_loop(
 fn output_loop(
     rx: Receiver<Batch>,
     mut out: Box<dyn Output>,
+    room: &Room,
     stop: &AtomicBool,
     timeout: Duration,
     telemetry: &Telemetry,
@@ -564,6 +622,7 @@ fn output_loop(
         back,
     } in rx
     {
+        room.took_one();
         let mut backoff = Duration::from_millis(100);
         let mut stopping_since: Option<Instant> = None;
         let started = Instant::now();
@@ -601,5 +660,79 @@ fn output_loop(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Far longer than a wake-up takes: a wait that lasts this long was not woken.
+    const NEVER: Duration = Duration::from_secs(60);
+
+    #[test]
+    fn a_waiting_input_wakes_when_the_output_takes_a_batch() {
+        let room = Arc::new(Room::default());
+        let seen = room.taken();
+        let output = {
+            let room = room.clone();
+            thread::spawn(move || {
+                thread::sleep(Duration::from_millis(50));
+                room.took_one();
+            })
+        };
+        let started = Instant::now();
+        room.wait_after(seen, NEVER);
+        assert!(
+            started.elapsed() < NEVER,
+            "the wait ran out instead of waking"
+        );
+        assert_eq!(room.taken(), seen + 1);
+        output.join().unwrap();
+    }
+
+    #[test]
+    fn a_batch_taken_before_the_wait_ends_it_at_once() {
+        // The output takes a batch between the input's failed try and its wait.
+        let room = Room::default();
+        let seen = room.taken();
+        room.took_one();
+        let started = Instant::now();
+        room.wait_after(seen, NEVER);
+        assert!(
+            started.elapsed() < NEVER,
+            "the wait missed the batch taken before it"
+        );
+    }
+
+    #[test]
+    fn a_full_queue_sends_as_soon_as_the_output_takes_a_batch() {
+        let (tx, rx) = sync_channel::<Batch>(1);
+        let queue = Queue {
+            tx,
+            room: Arc::new(Room::default()),
+        };
+        let (back, _returned) = channel();
+        let batch = |n| Batch {
+            events: Vec::with_capacity(n),
+            back: back.clone(),
+        };
+        let stop = AtomicBool::new(false);
+        assert!(send(&queue, batch(1), &stop, |_| {}));
+        let room = queue.room.clone();
+        let output = thread::spawn(move || {
+            thread::sleep(Duration::from_millis(50));
+            let first = rx.recv().unwrap();
+            room.took_one();
+            let second = rx.recv_timeout(NEVER).unwrap();
+            (first.events.capacity(), second.events.capacity())
+        });
+        let mut housekeeping = 0;
+        let started = Instant::now();
+        assert!(send(&queue, batch(2), &stop, |_| housekeeping += 1));
+        assert!(started.elapsed() < NEVER);
+        assert_eq!(output.join().unwrap(), (1, 2), "both batches, in order");
+        // Woken, not timed out: the housekeeping of a long wait did not run.
+        assert_eq!(housekeeping, 0);
     }
 }
