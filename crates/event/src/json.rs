@@ -111,10 +111,19 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
             let k = mask.trailing_zeros() as usize;
             staged[w..w + 16].copy_from_slice(&window[done..done + 16]);
             w += k - done;
-            let (escape, n) = escape(block[k]);
-            staged[w..w + 6].copy_from_slice(&escape);
-            w += n;
-            done = k + 1;
+            let special = block[k];
+            if special >= 0x20 {
+                // A quote or a backslash (most escapes): a backslash before it, and the
+                // byte itself starts the next run.
+                staged[w] = b'\\';
+                w += 1;
+                done = k;
+            } else {
+                let (escape, n) = escape(special);
+                staged[w..w + 6].copy_from_slice(&escape);
+                w += n;
+                done = k + 1;
+            }
             mask &= mask - 1;
         }
         staged[w..w + 16].copy_from_slice(&window[done..done + 16]);
