@@ -30,12 +30,22 @@ pub fn special_bytes(v: u64) -> u64 {
 /// `"` or `\\`. Sixteen bytes in one step (SSE2 on x86_64).
 #[inline]
 pub fn special_mask(block: [u8; 16]) -> u32 {
+    special_and_quote_masks(block).0
+}
+
+/// [`special_mask`] of `block`, and the mask of its quotes alone (a scanner tells a
+/// string's closing quote from the other special bytes without reading the byte again).
+#[inline]
+pub fn special_and_quote_masks(block: [u8; 16]) -> (u32, u32) {
     let v = u8x16::new(block);
     let quote = v.cmp_eq(u8x16::splat(b'"'));
     let backslash = v.cmp_eq(u8x16::splat(b'\\'));
     let control = v.min(u8x16::splat(0x1f)).cmp_eq(v);
-    // The mask has 16 bits: the sign of an i32 is never set.
-    (quote | backslash | control).move_mask() as u32
+    // The masks have 16 bits: the sign of an i32 is never set.
+    (
+        (quote | backslash | control).move_mask() as u32,
+        quote.move_mask() as u32,
+    )
 }
 
 /// The 16 bytes of `src` from `at`, and the mask of which of them are real: a block

@@ -10,7 +10,7 @@
 
 use std::cell::Cell;
 
-use logtide_event::json::{next_special, special_mask};
+use logtide_event::json::{next_special, special_and_quote_masks};
 
 /// Nesting deeper than this is left to the full check (whose limit is 128).
 const MAX_DEPTH: usize = 64;
@@ -174,14 +174,14 @@ impl<'a> Scan<'a> {
         if let (Some(b'"'), Some(block)) = (self.peek(), self.b.get(self.i + 1..self.i + 17)) {
             let mut bytes = [0u8; 16];
             bytes.copy_from_slice(block);
-            let mask = special_mask(bytes);
-            if mask != 0 {
-                let at = mask.trailing_zeros() as usize;
-                if bytes[at] == b'"' {
-                    let start = self.i + 1;
-                    self.i = start + at + 1;
-                    return Some((start, start + at, false));
-                }
+            let (mask, quotes) = special_and_quote_masks(bytes);
+            // The lowest special byte, if it is a quote.
+            let closing = mask & mask.wrapping_neg() & quotes;
+            if closing != 0 {
+                let at = closing.trailing_zeros() as usize;
+                let start = self.i + 1;
+                self.i = start + at + 1;
+                return Some((start, start + at, false));
             }
         }
         self.string_slow()
