@@ -301,11 +301,34 @@ impl Core {
 }
 
 impl Tailer {
-    /// Applies acknowledgements, updates the registry and writes it when `flush` has
-    /// elapsed (or `force`). Also cleans the registry and forgets finished files.
+    /// Whether the registry's flush interval (shorter when a write is urgent) has passed
+    /// since it was last written.
+    fn registry_write_due(&self, now: Instant) -> bool {
+        let every = if self.urgent_write {
+            self.registry_config.flush.min(URGENT_REGISTRY_WRITE)
+        } else {
+            self.registry_config.flush
+        };
+        self.last_registry_write
+            .is_none_or(|t| now.duration_since(t) >= every)
+    }
+
+    /// Applies acknowledgements; when `flush` has elapsed (or `force`, or a file is done
+    /// with) updates the registry and writes it. Also cleans the registry and forgets
+    /// finished files.
     pub fn commit(&mut self, now: Instant, force: bool) -> Result<(), Error> {
         self.core.drain_acks();
         self.give_up_on_removed(now);
+        // The registry is brought up to date when it is written: between writes nothing
+        // reads the entries of the files being tracked, so working them out at every poll
+        // (a read of each file's prefix, a stat, the open streams of every entry in flight)
+        // was done again before anything used it. A file done with is dealt with at once.
+        let finishing = self.files.iter().any(|(&key, f)| {
+            (f.superseded || f.status == Status::Finished) && !self.core.holds.holds(key)
+        });
+        if !(force || finishing || self.registry_write_due(now)) {
+            return Ok(());
+        }
         let wall = Timestamp::now();
 
         // Where each file would be read again from after a restart. Old generations
@@ -445,15 +468,7 @@ impl Tailer {
             }
         }
         self.urgent_write |= urgent;
-        let every = if self.urgent_write {
-            self.registry_config.flush.min(URGENT_REGISTRY_WRITE)
-        } else {
-            self.registry_config.flush
-        };
-        let due = self
-            .last_registry_write
-            .is_none_or(|t| now.duration_since(t) >= every);
-        if self.registry_dirty && (due || force) {
+        if self.registry_dirty && (force || self.registry_write_due(now)) {
             match self.registry.save(&self.registry_config.path) {
                 Ok(()) => {
                     self.registry_dirty = false;
