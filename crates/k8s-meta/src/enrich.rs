@@ -671,7 +671,9 @@ impl Enricher {
         if matches!(run_state, Some(RunState::Waiting(_))) {
             *run_state = None;
         }
-        let store = self.shared.read();
+        // Taken only to resolve a path: a run of lines from one file, resolved before,
+        // costs no lock.
+        let mut store = None;
         for i in indices {
             let Some(event) = events.get_mut(i) else {
                 continue;
@@ -698,7 +700,8 @@ impl Enricher {
             // The store does not change during the batch, so every line of a run from one
             // file comes out the same: look up and render once per run.
             let state = run_state.get_or_insert_with(|| {
-                self.resolve(&store, info, *pod_only, cluster, Instant::now(), first)
+                let store = store.get_or_insert_with(|| self.shared.read());
+                self.resolve(store, info, *pod_only, cluster, Instant::now(), first)
             });
             match state {
                 RunState::Done(fields, miss) => {
