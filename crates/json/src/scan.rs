@@ -66,24 +66,34 @@ impl<'a> Scan<'a> {
         (self.peek() == Some(byte)).then(|| self.i += 1)
     }
 
-    fn value(&mut self, depth: usize, top_member: bool) -> Option<()> {
+    /// A value: scalars here, inline in their object or array (most values are), and
+    /// nested objects and arrays through [`Scan::nested`].
+    #[inline(always)]
+    fn member(&mut self, depth: usize, top_member: bool) -> Option<()> {
         match self.peek()? {
-            b'{' => self.object(depth + 1, false),
-            b'[' => self.array(depth + 1),
-            b'"' => {
-                let (start, end, escaped) = self.string()?;
-                if top_member
-                    && self.decodes_strings
-                    && might_hold_json(&self.b[start..end], escaped)
-                {
-                    return None;
-                }
-                Some(())
-            }
+            b'{' | b'[' => self.nested(depth),
+            b'"' => self.string_value(top_member),
             b't' => self.literal(b"true"),
             b'f' => self.literal(b"false"),
             b'n' => self.literal(b"null"),
             _ => self.number(),
+        }
+    }
+
+    #[inline(always)]
+    fn string_value(&mut self, top_member: bool) -> Option<()> {
+        let (start, end, escaped) = self.string()?;
+        if top_member && self.decodes_strings && might_hold_json(&self.b[start..end], escaped) {
+            return None;
+        }
+        Some(())
+    }
+
+    /// A nested object or array (not inlined: it recurses).
+    fn nested(&mut self, depth: usize) -> Option<()> {
+        match self.peek()? {
+            b'{' => self.object(depth + 1, false),
+            _ => self.array(depth + 1),
         }
     }
 
@@ -123,7 +133,7 @@ impl<'a> Scan<'a> {
             self.ws();
             self.eat(b':')?;
             self.ws();
-            self.value(depth, top)?;
+            self.member(depth, top)?;
             self.ws();
             match self.peek()? {
                 b',' => {
@@ -150,7 +160,7 @@ impl<'a> Scan<'a> {
             return Some(());
         }
         loop {
-            self.value(depth, false)?;
+            self.member(depth, false)?;
             self.ws();
             match self.peek()? {
                 b',' => {
