@@ -393,6 +393,11 @@ impl Core {
         let Some(track) = track else {
             return;
         };
+        // A locked increment waits for the stores before it: taken first, before the
+        // message is copied into new memory, it waits for little.
+        let seq = self.next_event;
+        self.next_event += 1;
+        let ack = AckToken::new(self.ack_target.clone(), seq);
         if track.lost_head {
             self.stats.partial_gap += 1;
             tracing::warn!(file = %entry.start.path, offset = entry.start.offset,
@@ -433,9 +438,7 @@ impl Core {
             start: offset,
             end: track.end,
         });
-        let seq = self.next_event;
-        self.next_event += 1;
-        event.set_ack(AckToken::new(self.ack_target.clone(), seq));
+        event.set_ack(ack);
         self.inflight.insert(seq, track);
         self.stats.events += 1;
         out.push(event);
