@@ -48,14 +48,16 @@ pub struct Source {
 #[derive(Debug, Default)]
 pub struct Event {
     timestamp: Timestamp,
-    /// Fields not yet moved into `fields`; `fields` is built from it on first use.
-    entry: Option<LogEntry>,
     /// What was done to `entry`'s fields without building them.
     lazy: Lazy,
     fields: OnceCell<Map<String, Value>>,
     metadata: Map<String, Value>,
     source: Option<Source>,
     ack: Option<AckToken>,
+    /// Fields not yet moved into `fields`; `fields` is built from it on first use.
+    /// Declared last, so dropped last: the reference counts above are released before
+    /// the message's memory is freed (a locked decrement waits for the stores before it).
+    entry: Option<LogEntry>,
 }
 
 /// Changes to a [`LogEntry`]'s fields held without building them; see [`Event`].

@@ -22,8 +22,6 @@ use crate::json::{write_str, write_value};
 /// (when known), `docker.attrs` (when the line had any) and `input.type`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LogEntry {
-    /// `message`: the entry's text, partial chunks joined.
-    pub message: String,
     /// `stream`: `stdout` or `stderr`.
     pub stream: &'static str,
     /// `log.file.path`: the file the entry's first chunk was read from.
@@ -40,6 +38,9 @@ pub struct LogEntry {
     pub docker_attrs: Option<Value>,
     /// `input.type`.
     pub input_type: &'static str,
+    /// `message`: the entry's text, partial chunks joined. Declared last, so dropped
+    /// after the reference counts above are released (see `Event`).
+    pub message: String,
 }
 
 /// The top-level keys of an entry's fields, in byte order; `LogEntry::has` and

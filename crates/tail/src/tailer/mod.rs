@@ -299,6 +299,17 @@ impl Core {
             self.stats.resume_skipped_chunks += 1;
             return;
         }
+        // The file's shared strings, taken before the entry's bookkeeping stores (each
+        // locked increment waits for the stores before it).
+        let chunk = Chunk {
+            offset: at.start,
+            path: f.shown_path.clone(),
+            source: f
+                .source_id
+                .clone()
+                .unwrap_or_else(|| Arc::from(f.id.to_string())),
+            container_id: f.container_id.clone(),
+        };
         let group = f.group;
         let pkey = (group, line.stream);
         // The first chunks of this stream after a lost file may end an entry whose head
@@ -343,15 +354,6 @@ impl Core {
         if new_file {
             self.holds.hold(key, at.start);
         }
-        let chunk = Chunk {
-            offset: at.start,
-            path: f.shown_path.clone(),
-            source: f
-                .source_id
-                .clone()
-                .unwrap_or_else(|| Arc::from(f.id.to_string())),
-            container_id: f.container_id.clone(),
-        };
         // A line finishes at most one entry but for rare evictions: the first is kept
         // without a vector.
         let mut first: Option<Entry<'_, u32, Chunk>> = None;
