@@ -112,32 +112,19 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
     let mut i = plain;
     while i < src.len() {
         let (block, real) = block_at(src, i);
+        let mask = special_mask(block) & real;
         let len = real.count_ones() as usize;
-        let mut mask = special_mask(block) & real;
-        let mut window = [0u8; 32];
-        window[..16].copy_from_slice(&block);
-        let mut done = 0;
-        while mask != 0 {
-            let k = mask.trailing_zeros() as usize;
-            staged[w..w + 16].copy_from_slice(&window[done..done + 16]);
-            w += k - done;
-            let special = block[k];
-            if special >= 0x20 {
-                // A quote or a backslash (most escapes): a backslash before it, and the
-                // byte itself starts the next run.
-                staged[w] = b'\\';
-                w += 1;
-                done = k;
-            } else {
-                let (escape, n) = escape(special);
-                staged[w..w + 6].copy_from_slice(&escape);
-                w += n;
-                done = k + 1;
+        // Runs are read from the text itself while 32 bytes are left: read from a copy
+        // of the block at another offset than it was written, each run would wait for
+        // the copy's store. The last blocks are read from a padded copy.
+        match src.get(i..i + 32) {
+            Some(ahead) => w = escape_block(&mut staged, w, ahead, mask, len),
+            None => {
+                let mut window = [0u8; 32];
+                window[..16].copy_from_slice(&block);
+                w = escape_block(&mut staged, w, &window, mask, len);
             }
-            mask &= mask - 1;
         }
-        staged[w..w + 16].copy_from_slice(&window[done..done + 16]);
-        w += len - done;
         if w > ROOM {
             out.extend_from_slice(&staged[..w]);
             w = 0;
@@ -146,6 +133,36 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
     }
     out.extend_from_slice(&staged[..w]);
     out.push(b'"');
+}
+
+/// Escapes the first `len` bytes of `runs` (32 readable bytes: the block and what
+/// follows it), whose special bytes are `mask`, into `staged` from `w`; returns the new
+/// end. Runs are copied 16 bytes wide and the cursor advanced by their length, so
+/// `staged` needs 6 bytes per escape and 16 bytes of room after the last.
+#[inline(always)]
+fn escape_block(staged: &mut [u8], mut w: usize, runs: &[u8], mut mask: u32, len: usize) -> usize {
+    let mut done = 0;
+    while mask != 0 {
+        let k = mask.trailing_zeros() as usize;
+        staged[w..w + 16].copy_from_slice(&runs[done..done + 16]);
+        w += k - done;
+        let special = runs[k];
+        if special >= 0x20 {
+            // A quote or a backslash (most escapes): a backslash before it, and the byte
+            // itself starts the next run.
+            staged[w] = b'\\';
+            w += 1;
+            done = k;
+        } else {
+            let (escape, n) = escape(special);
+            staged[w..w + 6].copy_from_slice(&escape);
+            w += n;
+            done = k + 1;
+        }
+        mask &= mask - 1;
+    }
+    staged[w..w + 16].copy_from_slice(&runs[done..done + 16]);
+    w + len - done
 }
 
 /// The escape of one byte that is special in a JSON string, and its length.
