@@ -985,3 +985,44 @@ fn a_rotated_file_done_with_is_saved_before_the_flush_interval() {
         .unwrap_or_else(|| panic!("not saved: {:?}", reg.entries().collect::<Vec<_>>()));
     assert!(e.removed.is_some(), "{e:?}");
 }
+
+#[test]
+fn the_registry_is_worked_out_when_it_is_written_and_is_then_current() {
+    let mut env = Env::new();
+    let (tail, mut reg_config) = env.config();
+    reg_config.flush = Duration::from_secs(1);
+    let mut t = Tailer::open(tail, reg_config).unwrap();
+    let reg = |env: &Env| Registry::load(&env.dir.path().join("registry")).unwrap().0;
+    let offset = |env: &Env| reg(env).entries().next().map(|e| e.offset);
+    let line = cri("stdout", "F", "one").len() as u64;
+    let mut read = |env: &mut Env, t: &mut Tailer, text: &str| {
+        env.append("a.log", &cri("stdout", "F", text));
+        env.t += Duration::from_millis(10);
+        t.scan(env.t);
+        let mut batch = Vec::new();
+        t.poll(env.t, &mut batch, 100);
+        for mut e in batch {
+            e.take_ack().unwrap().accept();
+        }
+        t.commit(env.t, false).unwrap();
+    };
+    // The first commit writes at once; the next, 10 ms later, is not due.
+    read(&mut env, &mut t, "one");
+    assert_eq!(offset(&env), Some(line));
+    read(&mut env, &mut t, "two");
+    assert_eq!(
+        offset(&env),
+        Some(line),
+        "written before the flush interval"
+    );
+    // Once due, what is written is where reading is now, not where it was when skipped.
+    read(&mut env, &mut t, "six");
+    env.t += Duration::from_secs(1);
+    t.commit(env.t, false).unwrap();
+    assert_eq!(offset(&env), Some(3 * line));
+    // Forced (at shutdown), before the interval.
+    read(&mut env, &mut t, "ten");
+    assert_eq!(offset(&env), Some(3 * line));
+    t.commit(env.t, true).unwrap();
+    assert_eq!(offset(&env), Some(4 * line));
+}
