@@ -995,7 +995,7 @@ fn the_registry_is_worked_out_when_it_is_written_and_is_then_current() {
     let reg = |env: &Env| Registry::load(&env.dir.path().join("registry")).unwrap().0;
     let offset = |env: &Env| reg(env).entries().next().map(|e| e.offset);
     let line = cri("stdout", "F", "one").len() as u64;
-    let mut read = |env: &mut Env, t: &mut Tailer, text: &str| {
+    let read = |env: &mut Env, t: &mut Tailer, text: &str| {
         env.append("a.log", &cri("stdout", "F", text));
         env.t += Duration::from_millis(10);
         t.scan(env.t);
