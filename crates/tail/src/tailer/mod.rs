@@ -260,7 +260,10 @@ impl Core {
         if at.cut {
             self.stats.lines_too_long += 1;
         }
-        let line = match parse_line(bytes, self.format) {
+        // Held where the parser wrote it: a copy of the parsed line would read back what
+        // was just stored field by field, wider than it was stored, and wait for it.
+        let parsed = parse_line(bytes, self.format);
+        let line = match &parsed {
             Ok(l) => l,
             Err(e) => {
                 self.stats.parse_errors += 1;
@@ -358,11 +361,10 @@ impl Core {
         // without a vector.
         let mut first: Option<Entry<'_, u32, Chunk>> = None;
         let mut more: Vec<Entry<'_, u32, Chunk>> = Vec::new();
-        self.reassembler
-            .push(&group, &line, chunk, |e| match first {
-                None => first = Some(e),
-                Some(_) => more.push(e),
-            });
+        self.reassembler.push(&group, line, chunk, |e| match first {
+            None => first = Some(e),
+            Some(_) => more.push(e),
+        });
         for entry in first.into_iter().chain(more) {
             let track = match single.take() {
                 Some(t) if (entry.key, entry.stream) == pkey => Some(t),
