@@ -77,6 +77,13 @@ impl Lazy {
         self.decoded.map(|d| d.key)
     }
 
+    /// The shared fields have `container`, which replaces the entry's whole.
+    fn replaces_container(&self) -> bool {
+        self.shared
+            .as_deref()
+            .is_some_and(SharedFields::has_container)
+    }
+
     fn shared_has(&self, key: &str) -> bool {
         self.shared
             .as_ref()
@@ -134,10 +141,7 @@ impl Lazy {
                 }
             }
             let replaced = match rank {
-                0 => self
-                    .shared
-                    .as_deref()
-                    .is_some_and(SharedFields::has_container),
+                0 => self.replaces_container(),
                 4 => self.message_dropped,
                 _ => false,
             };
@@ -446,12 +450,7 @@ impl Event {
                 "message" => return Some(&entry.message),
                 "stream" => return Some(entry.stream),
                 "log.file.path" => return Some(&entry.path),
-                "container.id"
-                    if !lazy
-                        .shared
-                        .as_deref()
-                        .is_some_and(SharedFields::has_container) =>
-                {
+                "container.id" if !lazy.replaces_container() => {
                     return entry.container_id.as_deref()
                 }
                 "input.type" => return Some(entry.input_type),

@@ -154,7 +154,7 @@ fn escape_block(staged: &mut [u8], mut w: usize, runs: &[u8], mut mask: u32, len
             w += 1;
             done = k;
         } else {
-            let (escape, n) = escape(special);
+            let (escape, n) = escape_control(special);
             staged[w..w + 6].copy_from_slice(&escape);
             w += n;
             done = k + 1;
@@ -165,12 +165,12 @@ fn escape_block(staged: &mut [u8], mut w: usize, runs: &[u8], mut mask: u32, len
     w + len - done
 }
 
-/// The escape of one byte that is special in a JSON string, and its length.
+/// The escape of a control character (below 0x20), and its length: the short forms
+/// `serde_json` writes, `\u00XX` for the rest.
 #[inline]
-fn escape(b: u8) -> ([u8; 6], usize) {
+fn escape_control(b: u8) -> ([u8; 6], usize) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let second = match b {
-        b'"' | b'\\' => b,
         b'\n' => b'n',
         b'\r' => b'r',
         b'\t' => b't',
