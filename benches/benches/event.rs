@@ -11,7 +11,7 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::sync::Arc;
 
-use logtide_event::{DecodedKey, Event, LogEntry, SharedFields, Timestamp};
+use logtide_event::{DecodedKey, Event, LogEntry, LogFile, SharedFields, Timestamp};
 use serde_json::json;
 
 const MESSAGE: &str = r#"{"ts":"2024-06-01T00:36:59.526Z","level":"info","msg":"cart snapshot","cart_id":"3a8c4140542a14e2a293432b","items":[{"sku":"SKU-85080322","qty":18,"price":81.06,"tags":"replica refresh session"},{"sku":"SKU-02631411","qty":9,"price":83.25}],"user":{"id":"u-7731","tier":"gold"}}"#;
@@ -37,13 +37,15 @@ fn seed_entry() -> Event {
     let entry = LogEntry {
         message: MESSAGE.to_owned(),
         stream: "stdout",
-        path: Arc::from(PATH),
+        file: LogFile::named(
+            Arc::from(PATH),
+            Some(Arc::from(
+                "1212d7144744cadd17152589b951045df4b1338296b70f4fd5782c506e9f872e",
+            )),
+        ),
         offset: 123_456,
         partial: false,
         truncated: false,
-        container_id: Some(Arc::from(
-            "1212d7144744cadd17152589b951045df4b1338296b70f4fd5782c506e9f872e",
-        )),
         docker_attrs: None,
         input_type: "container",
     };

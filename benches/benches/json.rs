@@ -19,7 +19,7 @@ use logtide_benches::Workload;
 use logtide_container_log::{parse_line, Format};
 use std::sync::Arc;
 
-use logtide_event::{Event, LogEntry, SharedFields, Timestamp};
+use logtide_event::{Event, LogEntry, LogFile, SharedFields, Timestamp};
 use logtide_json::Processors;
 use serde_json::{json, Value};
 
@@ -66,11 +66,13 @@ fn entry_with(message: &str, shared: &Arc<SharedFields>) -> Event {
     let entry = LogEntry {
         message: message.to_owned(),
         stream: "stdout",
-        path: Arc::from("/var/log/containers/shop-7d9f-abcde_prod_shop-0123456789abcdef.log"),
+        file: LogFile::named(
+            Arc::from("/var/log/containers/shop-7d9f-abcde_prod_shop-0123456789abcdef.log"),
+            Some(Arc::from("0123456789abcdef")),
+        ),
         offset: 123_456,
         partial: false,
         truncated: false,
-        container_id: Some(Arc::from("0123456789abcdef")),
         docker_attrs: None,
         input_type: "container",
     };

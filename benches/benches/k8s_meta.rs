@@ -11,7 +11,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use logtide_event::{Event, LogEntry, Timestamp};
+use logtide_event::{Event, LogEntry, LogFile, Timestamp};
 use logtide_k8s_meta::{Enricher, K8sMetaConfig};
 
 #[global_allocator]
@@ -31,11 +31,13 @@ fn batch() -> Vec<Event> {
                 LogEntry {
                     message: "GET /api/v1/cart 200 12ms".into(),
                     stream: "stdout",
-                    path: Arc::from(path),
+                    file: LogFile::named(
+                        Arc::from(path),
+                        Some(Arc::from(k8s_support::container_id(pod, file % 2))),
+                    ),
                     offset: n as u64 * 100,
                     partial: false,
                     truncated: false,
-                    container_id: Some(Arc::from(k8s_support::container_id(pod, file % 2))),
                     docker_attrs: None,
                     input_type: "container",
                 },

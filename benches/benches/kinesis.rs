@@ -15,7 +15,7 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use logtide_benches::Workload;
 use logtide_container_log::{parse_line, Format};
-use logtide_event::{Event, LogEntry};
+use logtide_event::{Event, LogEntry, LogFile};
 use logtide_kinesis::{Compression, KinesisConfig, PackConfig, Packer, Sink};
 use logtide_testkit::{KinesisTool, MotoServer, AWS_ENV};
 
@@ -39,11 +39,13 @@ fn events() -> Vec<Event> {
             let entry = LogEntry {
                 message: String::from_utf8_lossy(l.message.raw()).into_owned(),
                 stream: "stdout",
-                path: Arc::from(format!("/var/log/containers/app_default_app-{id}.log")),
+                file: LogFile::named(
+                    Arc::from(format!("/var/log/containers/app_default_app-{id}.log")),
+                    Some(id),
+                ),
                 offset: (i * 200) as u64,
                 partial: false,
                 truncated: false,
-                container_id: Some(id),
                 docker_attrs: None,
                 input_type: "container",
             };

@@ -52,12 +52,26 @@ pub struct Event {
     lazy: Lazy,
     fields: OnceCell<Map<String, Value>>,
     metadata: Map<String, Value>,
-    source: Option<Source>,
+    source: Origin,
     ack: Option<AckToken>,
     /// Fields not yet moved into `fields`; `fields` is built from it on first use.
     /// Declared last, so dropped last: the reference counts above are released before
     /// the message's memory is freed (a locked decrement waits for the stores before it).
     entry: Option<LogEntry>,
+}
+
+/// Where an event was read from, as the event holds it.
+#[derive(Clone, Debug, Default)]
+enum Origin {
+    #[default]
+    Unknown,
+    Given(Source),
+    /// The entry's file and offset, up to `end`: the id stays in the entry's
+    /// [`LogFile`](crate::LogFile), not cloned for each event. Made [`Origin::Given`]
+    /// when the entry goes.
+    Entry {
+        end: u64,
+    },
 }
 
 /// Changes to a [`LogEntry`]'s fields held without building them; see [`Event`].
@@ -318,7 +332,7 @@ impl Event {
                     .iter()
                     .all(|(key, value)| match key.as_str() {
                         "container" => {
-                            entry.container_id.is_none()
+                            entry.file.container_id.is_none()
                                 || value.as_object().is_some_and(|c| c.contains_key("id"))
                         }
                         key => !KEYS.contains(&key) && lazy.decoded_key() != Some(key),
@@ -357,6 +371,13 @@ impl Event {
 
     /// The fields, for modification.
     pub fn fields_mut(&mut self) -> &mut Map<String, Value> {
+        if let (Origin::Entry { end }, Some(entry)) = (&self.source, &self.entry) {
+            self.source = Origin::Given(Source {
+                id: Arc::clone(&entry.file.source_id),
+                start: entry.offset,
+                end: *end,
+            });
+        }
         if self.fields.get().is_none() {
             let lazy = std::mem::take(&mut self.lazy);
             let fields = self
@@ -449,9 +470,9 @@ impl Event {
                 "message" if lazy.message_dropped => return None,
                 "message" => return Some(&entry.message),
                 "stream" => return Some(entry.stream),
-                "log.file.path" => return Some(&entry.path),
+                "log.file.path" => return Some(&entry.file.path),
                 "container.id" if !lazy.replaces_container() => {
-                    return entry.container_id.as_deref()
+                    return entry.file.container_id.as_deref()
                 }
                 "input.type" => return Some(entry.input_type),
                 _ => {}
@@ -505,13 +526,44 @@ impl Event {
     }
 
     /// Where the event was read from, if it came from a source with offsets.
-    pub fn source(&self) -> Option<&Source> {
-        self.source.as_ref()
+    pub fn source(&self) -> Option<Source> {
+        let (id, start, end) = self.source_parts()?;
+        Some(Source {
+            id: Arc::clone(id),
+            start,
+            end,
+        })
+    }
+
+    /// The identity of the source the event was read from ([`Source::id`]), without a
+    /// copy of the [`Source`].
+    pub fn source_id(&self) -> Option<&Arc<str>> {
+        self.source_parts().map(|(id, _, _)| id)
+    }
+
+    fn source_parts(&self) -> Option<(&Arc<str>, u64, u64)> {
+        match (&self.source, &self.entry) {
+            (Origin::Given(s), _) => Some((&s.id, s.start, s.end)),
+            (Origin::Entry { end }, Some(entry)) => {
+                Some((&entry.file.source_id, entry.offset, *end))
+            }
+            _ => None,
+        }
     }
 
     /// Records where the event was read from.
     pub fn set_source(&mut self, source: Source) {
-        self.source = Some(source);
+        self.source = Origin::Given(source);
+    }
+
+    /// Records that an event made [`from_log_entry`](Event::from_log_entry) was read
+    /// from its entry's file ([`LogFile::source_id`](crate::LogFile::source_id)), from
+    /// the entry's `offset` to `end`: the [`Source`] the event reports, without another
+    /// reference to the file's id. Does nothing for other events.
+    pub fn set_entry_source(&mut self, end: u64) {
+        if self.entry.is_some() {
+            self.source = Origin::Entry { end };
+        }
     }
 
     /// Attaches the token that acknowledges this event to its source.
@@ -549,11 +601,11 @@ impl Event {
     /// and its offloaded copy in S3.
     pub fn identity_hash(&self, scratch: &mut Vec<u8>) -> u128 {
         scratch.clear();
-        match &self.source {
-            Some(src) => {
-                scratch.extend_from_slice(src.id.as_bytes());
+        match self.source_parts() {
+            Some((id, start, _)) => {
+                scratch.extend_from_slice(id.as_bytes());
                 scratch.push(0);
-                scratch.extend_from_slice(&src.start.to_le_bytes());
+                scratch.extend_from_slice(&start.to_le_bytes());
             }
             None => self.write_json(scratch),
         }
@@ -596,7 +648,7 @@ impl PartialEq for Event {
         self.timestamp == other.timestamp
             && self.fields() == other.fields()
             && self.metadata == other.metadata
-            && self.source == other.source
+            && self.source_parts() == other.source_parts()
     }
 }
 
@@ -703,11 +755,13 @@ mod tests {
         LogEntry {
             message: "{\"msg\":\"tab\there\"}\n\u{1}".into(),
             stream: "stderr",
-            path: Arc::from("/var/log/containers/a_b_c-0123.log"),
+            file: crate::LogFile::named(
+                "/var/log/containers/a_b_c-0123.log",
+                id.then(|| Arc::from("0123")),
+            ),
             offset: 18_446_744_073_709_551_615,
             partial,
             truncated,
-            container_id: id.then(|| Arc::from("0123")),
             docker_attrs: attrs.then(|| json!({"tag": "x", "n": [1, 2.5]})),
             input_type: "container",
         }
@@ -985,6 +1039,30 @@ mod tests {
             e.fields().keys().collect::<Vec<_>>(),
             ["container", "input", "kubernetes", "log", "message"]
         );
+    }
+
+    #[test]
+    fn an_entry_reports_its_files_source_before_and_after_its_fields_are_built() {
+        let mut e = Event::from_log_entry(Timestamp::default(), entry(false, false, true, false));
+        assert_eq!(e.source(), None);
+        e.set_entry_source(99);
+        let want = Source {
+            id: Arc::from(""),
+            start: 18_446_744_073_709_551_615,
+            end: 99,
+        };
+        assert_eq!(e.source(), Some(want.clone()));
+        assert_eq!(e.clone_unacked().source(), Some(want.clone()));
+        let mut scratch = Vec::new();
+        let hash = e.identity_hash(&mut scratch);
+        e.fields_mut().insert("x".into(), json!(1));
+        assert!(e.log_entry().is_none());
+        assert_eq!(e.source(), Some(want));
+        assert_eq!(e.identity_hash(&mut scratch), hash);
+        // Not an entry: nothing to report.
+        let mut plain = sample();
+        plain.set_entry_source(5);
+        assert_eq!(plain.source(), None);
     }
 
     #[test]

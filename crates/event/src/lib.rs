@@ -37,7 +37,7 @@ mod timestamp;
 pub use ack::{AckOutcome, AckToken, Acknowledge};
 pub use condition::Condition;
 pub use event::{DecodedKey, Event, Source, METADATA_KEY, TIMESTAMP_KEY};
-pub use log_entry::LogEntry;
+pub use log_entry::{LogEntry, LogFile};
 pub use shared::SharedFields;
 pub use timestamp::{Timestamp, TimestampError};
 

@@ -17,6 +17,38 @@ use serde_json::{Map, Value};
 
 use crate::json::{write_str, write_value};
 
+/// What the entries of one file share: its names, behind one reference count. An entry
+/// holds one `Arc` of it rather than one per name: each reference count is changed by
+/// the thread that reads the entry and again by the one that writes it, and a locked
+/// change of a count the other core changed last waits for its cache line.
+///
+/// Aligned to a cache line, so that in an `Arc` the names do not share the line of the
+/// reference counts: the writing thread reads them while the reading thread changes
+/// the counts.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[repr(align(64))]
+pub struct LogFile {
+    /// `log.file.path`: the path the file was found under.
+    pub path: Arc<str>,
+    /// `container.id`, from the file's path.
+    pub container_id: Option<Arc<str>>,
+    /// The file's identity, stable across renames: the `id` of its entries' [`Source`].
+    ///
+    /// [`Source`]: crate::Source
+    pub source_id: Arc<str>,
+}
+
+impl LogFile {
+    /// A file's names, `source_id` empty (for entries with no source to report).
+    pub fn named(path: impl Into<Arc<str>>, container_id: Option<Arc<str>>) -> Arc<LogFile> {
+        Arc::new(LogFile {
+            path: path.into(),
+            container_id,
+            source_id: Arc::from(""),
+        })
+    }
+}
+
 /// A container log entry's fields, under the names Filebeat uses: `message`, `stream`,
 /// `log.file.path`, `log.offset`, `log.flags` (when partial or truncated), `container.id`
 /// (when known), `docker.attrs` (when the line had any) and `input.type`.
@@ -24,16 +56,14 @@ use crate::json::{write_str, write_value};
 pub struct LogEntry {
     /// `stream`: `stdout` or `stderr`.
     pub stream: &'static str,
-    /// `log.file.path`: the file the entry's first chunk was read from.
-    pub path: Arc<str>,
+    /// The file the entry's first chunk was read from: `log.file.path` and `container.id`.
+    pub file: Arc<LogFile>,
     /// `log.offset`: the byte offset of the entry's first chunk in that file.
     pub offset: u64,
     /// Adds `partial` to `log.flags`: the entry ended without its final chunk.
     pub partial: bool,
     /// Adds `truncated` to `log.flags`: the entry was cut at the size limit.
     pub truncated: bool,
-    /// `container.id`, from the file's path.
-    pub container_id: Option<Arc<str>>,
     /// `docker.attrs`: the `attrs` object of a docker json-file line.
     pub docker_attrs: Option<Value>,
     /// `input.type`.
@@ -75,7 +105,7 @@ impl LogEntry {
         let mut log = Map::with_capacity(3);
         log.insert(
             "file".into(),
-            object("path", Value::String(self.path.to_string())),
+            object("path", Value::String(self.file.path.to_string())),
         );
         log.insert("offset".into(), Value::from(self.offset));
         if self.partial || self.truncated {
@@ -83,7 +113,7 @@ impl LogEntry {
             log.insert("flags".into(), Value::Array(flags));
         }
         fields.insert("log".into(), Value::Object(log));
-        if let Some(id) = &self.container_id {
+        if let Some(id) = &self.file.container_id {
             fields.insert(
                 "container".into(),
                 object("id", Value::String(id.to_string())),
@@ -102,7 +132,7 @@ impl LogEntry {
     /// Whether the field at `KEYS[index]` is present.
     pub(crate) fn has(&self, index: usize) -> bool {
         match index {
-            0 => self.container_id.is_some(),
+            0 => self.file.container_id.is_some(),
             1 => self.docker_attrs.is_some(),
             _ => index < KEYS.len(),
         }
@@ -114,10 +144,7 @@ impl LogEntry {
         match index {
             0 => {
                 out.extend_from_slice(b"{\"id\":");
-                match &self.container_id {
-                    Some(id) => write_file_str(out, FileStr::ContainerId, id),
-                    None => out.extend_from_slice(b"\"\""),
-                }
+                write_file_str(out, FileStr::ContainerId, &self.file);
                 out.push(b'}');
             }
             1 => {
@@ -135,7 +162,7 @@ impl LogEntry {
             }
             3 => {
                 out.extend_from_slice(b"{\"file\":{\"path\":");
-                write_file_str(out, FileStr::Path, &self.path);
+                write_file_str(out, FileStr::Path, &self.file);
                 out.push(b'}');
                 if self.partial || self.truncated {
                     out.extend_from_slice(b",\"flags\":[");
@@ -182,32 +209,36 @@ pub(crate) fn write_key(out: &mut Vec<u8>, index: usize) {
     out.extend_from_slice(MEMBERS[index]);
 }
 
-/// Which of a file's shared strings [`write_file_str`] writes.
+/// Which of a file's names [`write_file_str`] writes.
 #[derive(Clone, Copy)]
 enum FileStr {
     Path,
     ContainerId,
 }
 
-/// Appends a file's path or container id as a JSON string. The events of one file come
-/// in runs and share these strings: the last one of each kind written on this thread
-/// is remembered with its JSON (the `Arc` held, so that its address names that string
-/// alone) and the JSON copied again. The copy is the thread's own: the shared string
-/// sits on the cache line of its reference counts, which the input thread changes for
-/// every event.
-fn write_file_str(out: &mut Vec<u8>, kind: FileStr, s: &Arc<str>) {
-    type Last = RefCell<[Option<(Arc<str>, Vec<u8>)>; 2]>;
+/// Appends a file's path or container id (`""` when it has none) as a JSON string. The
+/// events of one file come in runs: the last file written on this thread is remembered
+/// with the JSON of both names (the `Arc` held, so that its address names that file
+/// alone) and the JSON copied again. The copy is the thread's own: the file's names sit
+/// on the cache line of its reference count, which the input thread changes for every
+/// event.
+fn write_file_str(out: &mut Vec<u8>, kind: FileStr, file: &Arc<LogFile>) {
+    type Last = RefCell<Option<(Arc<LogFile>, [Vec<u8>; 2])>>;
     thread_local! {
-        static LAST: Last = const { RefCell::new([None, None]) };
+        static LAST: Last = const { RefCell::new(None) };
     }
-    LAST.with_borrow_mut(|last| match &mut last[kind as usize] {
-        Some((p, json)) if Arc::ptr_eq(p, s) => out.extend_from_slice(json),
-        slot => {
-            let mut json = Vec::with_capacity(s.len() + 2);
-            write_str(&mut json, s);
-            out.extend_from_slice(&json);
-            *slot = Some((Arc::clone(s), json));
-        }
+    LAST.with_borrow_mut(|last| {
+        let json = match last {
+            Some((f, json)) if Arc::ptr_eq(f, file) => json,
+            slot => {
+                let mut path = Vec::with_capacity(file.path.len() + 2);
+                write_str(&mut path, &file.path);
+                let mut id = Vec::new();
+                write_str(&mut id, file.container_id.as_deref().unwrap_or_default());
+                &mut slot.insert((Arc::clone(file), [path, id])).1
+            }
+        };
+        out.extend_from_slice(&json[kind as usize]);
     });
 }
 
@@ -241,17 +272,21 @@ mod tests {
 
     #[test]
     fn paths_and_known_strings_are_written_as_serde_json_writes_them() {
-        let plain: Arc<str> = Arc::from("/var/log/containers/a_b_c-0123.log");
-        let quoted: Arc<str> = Arc::from("/var/log/odd \"name\"\\x.log");
-        // In runs, alternating, and a new string equal to the remembered one.
-        let again: Arc<str> = Arc::from(&*plain);
-        for path in [&plain, &plain, &quoted, &quoted, &plain, &again, &quoted] {
+        let plain = LogFile::named("/var/log/containers/a_b_c-0123.log", Some("0123".into()));
+        let quoted = LogFile::named("/var/log/odd \"name\"\\x.log", Some("a\"b".into()));
+        let no_id = LogFile::named("/var/log/x.log", None);
+        // In runs, alternating, and a new file equal to the remembered one.
+        let again = Arc::new(LogFile::clone(&plain));
+        for file in [
+            &plain, &plain, &quoted, &quoted, &plain, &again, &no_id, &quoted,
+        ] {
             let mut out = Vec::new();
-            write_file_str(&mut out, FileStr::Path, path);
-            assert_eq!(out, serde_json::to_vec(&**path).unwrap(), "{path}");
+            write_file_str(&mut out, FileStr::Path, file);
+            assert_eq!(out, serde_json::to_vec(&*file.path).unwrap(), "{file:?}");
             let mut out = Vec::new();
-            write_file_str(&mut out, FileStr::ContainerId, path);
-            assert_eq!(out, serde_json::to_vec(&**path).unwrap(), "{path}");
+            write_file_str(&mut out, FileStr::ContainerId, file);
+            let id = file.container_id.as_deref().unwrap_or_default();
+            assert_eq!(out, serde_json::to_vec(id).unwrap(), "{file:?}");
         }
         for s in ["stdout", "stderr", "container", "docker", "odd \"one\""] {
             let mut out = Vec::new();

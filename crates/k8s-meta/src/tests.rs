@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use logtide_event::{Event, LogEntry, Timestamp};
+use logtide_event::{Event, LogEntry, LogFile, Timestamp};
 use serde_json::{json, Value};
 
 use crate::settings::Settings;
@@ -116,11 +116,10 @@ fn event(path: &str) -> Event {
         LogEntry {
             message: "GET /healthz 200".into(),
             stream: "stdout",
-            path: Arc::from(path),
+            file: LogFile::named(Arc::from(path), container_id),
             offset: 0,
             partial: false,
             truncated: false,
-            container_id,
             docker_attrs: None,
             input_type: "container",
         },

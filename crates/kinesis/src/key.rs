@@ -41,8 +41,8 @@ pub(crate) fn partition_keys<'e>(
             };
             let key = key.unwrap_or_else(|| {
                 *fallbacks += 1;
-                match e.source() {
-                    Some(s) if !s.id.is_empty() => Cow::Borrowed(&*s.id),
+                match e.source_id() {
+                    Some(id) if !id.is_empty() => Cow::Borrowed(&**id),
                     _ => Cow::Borrowed(FALLBACK_KEY),
                 }
             });

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use logtide_event::{Event, LogEntry, Timestamp};
+use logtide_event::{Event, LogEntry, LogFile, Timestamp};
 use logtide_json::Processors;
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
@@ -15,11 +15,13 @@ fn entry(message: &str) -> LogEntry {
     LogEntry {
         message: message.to_owned(),
         stream: "stdout",
-        path: Arc::from("/var/log/containers/p_ns_c-0123.log"),
+        file: LogFile::named(
+            Arc::from("/var/log/containers/p_ns_c-0123.log"),
+            Some(Arc::from("0123")),
+        ),
         offset: 7,
         partial: false,
         truncated: false,
-        container_id: Some(Arc::from("0123")),
         docker_attrs: None,
         input_type: "container",
     }

@@ -17,7 +17,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{DeleteParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
-use logtide_event::{Event, LogEntry, Timestamp};
+use logtide_event::{Event, LogEntry, LogFile, Timestamp};
 use logtide_k8s_meta::{build_enricher, ClusterStatus, Enricher};
 use logtide_testkit::Kmock;
 use serde_json::{json, Value};
@@ -81,11 +81,10 @@ fn event(path: &Path) -> Event {
         LogEntry {
             message: "GET /healthz 200".into(),
             stream: "stdout",
-            path: Arc::from(path),
+            file: LogFile::named(Arc::from(path), container_id),
             offset: 0,
             partial: false,
             truncated: false,
-            container_id,
             docker_attrs: None,
             input_type: "container",
         },

@@ -59,7 +59,7 @@ pub(crate) struct Hold {
 /// tailed entry, a shared reference to its path, not a copy).
 fn key_of(event: &Event) -> Arc<str> {
     match event.log_entry() {
-        Some(entry) => entry.path.clone(),
+        Some(entry) => entry.file.path.clone(),
         None => Arc::from(event.get_str("log.file.path").unwrap_or_default()),
     }
 }
@@ -170,7 +170,7 @@ impl Hold {
 mod tests {
     use std::sync::Mutex;
 
-    use logtide_event::{LogEntry, Timestamp};
+    use logtide_event::{LogEntry, LogFile, Timestamp};
 
     use super::*;
 
@@ -191,11 +191,10 @@ mod tests {
             LogEntry {
                 message: format!("{path}@{offset}"),
                 stream: "stdout",
-                path: Arc::from(path),
+                file: LogFile::named(path, None),
                 offset,
                 partial: false,
                 truncated: false,
-                container_id: None,
                 docker_attrs: None,
                 input_type: "container",
             },

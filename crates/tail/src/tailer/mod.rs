@@ -35,7 +35,7 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use logtide_container_log::{parse_line, Entry, Format, Reassembler, ReassemblerConfig, Stream};
-use logtide_event::{AckToken, Acknowledge, Event, LogEntry, Source, Timestamp};
+use logtide_event::{AckToken, Acknowledge, Event, LogEntry, LogFile, Timestamp};
 use regex::Regex;
 use rustc_hash::FxHashMap;
 use serde_json::Value;
@@ -78,6 +78,8 @@ struct FileState {
     shown_path: Arc<str>,
     /// `dev:ino` plus the fingerprint: the event source identity.
     source_id: Option<Arc<str>>,
+    /// The names its entries carry, made at the first line after `source_id` changed.
+    log_file: Option<Arc<LogFile>>,
     container: Arc<str>,
     /// `container` as a small number, the key under which chunks are joined.
     group: u32,
@@ -128,15 +130,35 @@ impl FileState {
     fn at_eof_and_idle(&self) -> bool {
         self.reader.as_ref().is_none_or(|r| r.buffered() == 0)
     }
+
+    /// Sets the source identity (worked out while it is not known), and with it the
+    /// names of the entries to come.
+    fn set_source_id(&mut self, id: Option<Arc<str>>) {
+        self.source_id = id;
+        self.log_file = None;
+    }
+
+    /// The names its entries carry, one `Arc` shared by all of them.
+    fn log_file(&mut self) -> Arc<LogFile> {
+        let file = self.log_file.get_or_insert_with(|| {
+            Arc::new(LogFile {
+                path: self.shown_path.clone(),
+                container_id: self.container_id.clone(),
+                source_id: self
+                    .source_id
+                    .clone()
+                    .unwrap_or_else(|| Arc::from(self.id.to_string())),
+            })
+        });
+        Arc::clone(file)
+    }
 }
 
 /// Where a chunk came from; the reassembler reports it for an entry's first chunk.
 #[derive(Clone, Debug)]
 struct Chunk {
     offset: u64,
-    path: Arc<str>,
-    source: Arc<str>,
-    container_id: Option<Arc<str>>,
+    file: Arc<LogFile>,
 }
 
 /// A span of one entry inside one file: the lines from its first to its last chunk there.
@@ -302,16 +324,11 @@ impl Core {
             self.stats.resume_skipped_chunks += 1;
             return;
         }
-        // The file's shared strings, taken before the entry's bookkeeping stores (each
-        // locked increment waits for the stores before it).
+        // The file's names, taken before the entry's bookkeeping stores (a locked
+        // increment waits for the stores before it).
         let chunk = Chunk {
             offset: at.start,
-            path: f.shown_path.clone(),
-            source: f
-                .source_id
-                .clone()
-                .unwrap_or_else(|| Arc::from(f.id.to_string())),
-            container_id: f.container_id.clone(),
+            file: f.log_file(),
         };
         let group = f.group;
         let pkey = (group, line.stream);
@@ -384,7 +401,7 @@ impl Core {
         self.reassembler.flush_key(&group, |e| flushed.push(e));
         for e in flushed {
             self.stats.partial_gap += 1;
-            tracing::warn!(file = %e.start.path, offset = e.start.offset,
+            tracing::warn!(file = %e.start.file.path, offset = e.start.offset,
                 "emitting an entry as partial: a file of its rotation sequence could not be read");
             let track = self.pending.remove(&(e.key, e.stream));
             self.finish(e, track, out);
@@ -404,7 +421,7 @@ impl Core {
         let ack = AckToken::new(self.ack_target.clone(), seq);
         if track.lost_head {
             self.stats.partial_gap += 1;
-            tracing::warn!(file = %entry.start.path, offset = entry.start.offset,
+            tracing::warn!(file = %entry.start.file.path, offset = entry.start.offset,
                 "shipping the end of an entry flagged partial: its first chunks were in a file that could not be read");
         }
         if entry.partial || track.lost_head {
@@ -418,30 +435,20 @@ impl Core {
             .attrs
             .as_deref()
             .and_then(|a| serde_json::from_slice::<Value>(a).ok());
-        // The first chunk's shared strings move into the event.
-        let Chunk {
-            offset,
-            path,
-            source,
-            container_id,
-        } = entry.start;
+        // The first chunk's file moves into the event.
+        let Chunk { offset, file } = entry.start;
         let fields = LogEntry {
             message: into_string(entry.message),
             stream: entry.stream.as_str(),
-            path,
+            file,
             offset,
             partial: entry.partial || track.lost_head,
             truncated,
-            container_id,
             docker_attrs,
             input_type: "container",
         };
         let mut event = Event::from_log_entry(entry.time, fields);
-        event.set_source(Source {
-            id: source,
-            start: offset,
-            end: track.end,
-        });
+        event.set_entry_source(track.end);
         event.set_ack(ack);
         self.inflight.insert(seq, track);
         self.stats.events += 1;
@@ -844,6 +851,7 @@ impl Tailer {
             path: real,
             shown_path,
             source_id: source_id(&file, id),
+            log_file: None,
             container,
             group,
             container_id,
@@ -1021,7 +1029,7 @@ impl Tailer {
         loop {
             while let Some(at) = reader.next_line(max_line) {
                 if f.source_id.is_none() {
-                    f.source_id = source_id(&reader.file, f.id);
+                    f.set_source_id(source_id(&reader.file, f.id));
                 }
                 f.read_offset = at.end;
                 let bytes = reader.bytes(at.range.clone());
@@ -1077,6 +1085,7 @@ impl Tailer {
             path: f.path.clone(),
             shown_path: f.shown_path.clone(),
             source_id: source_id(&reader.file, f.id),
+            log_file: None,
             container: f.container.clone(),
             group: f.group,
             container_id: f.container_id.clone(),
@@ -1131,7 +1140,8 @@ impl Tailer {
                 if let Ok(fp) = fingerprint(&r.file) {
                     f.fingerprint = Some(fp);
                     if f.source_id.is_none() {
-                        f.source_id = source_id(&r.file, f.id);
+                        let id = source_id(&r.file, f.id);
+                        f.set_source_id(id);
                     }
                 }
             }

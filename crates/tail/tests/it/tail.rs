@@ -807,7 +807,7 @@ fn rotations_while_stopped_are_read_after_a_restart_with_the_same_identity() {
     }
     // A crash before anything is acknowledged reads the same entries again, with the same
     // identity (source and offset) although they are now read through rotated names.
-    let sources: Vec<_> = events.iter().map(|e| e.source().cloned()).collect();
+    let sources: Vec<_> = events.iter().map(|e| e.source()).collect();
     drop(t);
     fs::remove_dir_all(k.root.path().join("registry")).unwrap();
     let mut t = k.tailer();
@@ -820,7 +820,7 @@ fn rotations_while_stopped_are_read_after_a_restart_with_the_same_identity() {
     // Without a registry only the current file is read (as Filebeat does on a first
     // start); its entry has the same identity as before.
     assert_eq!(messages(&again), ["four"]);
-    assert_eq!(again[0].source().cloned(), sources[2]);
+    assert_eq!(again[0].source(), sources[2]);
 }
 
 #[test]
