@@ -612,6 +612,46 @@ impl Event {
         xxhash_rust::xxh3::xxh3_128(scratch)
     }
 
+    /// Starts loading the first bytes of an entry's message into this core's cache, for a
+    /// writer to call on an event a few places ahead of the one it writes. The message
+    /// was written by the thread that read it, and writing it as JSON otherwise waits
+    /// for each of its first cache lines to come from that core. Does nothing for other
+    /// events, or on processors without SSE.
+    #[inline]
+    pub fn prefetch(&self) {
+        /// Bytes of the message asked for: most messages' first lines, where a load
+        /// waits before the processor sees the run and fetches ahead by itself.
+        const AHEAD: usize = 256;
+        #[cfg(all(target_arch = "x86_64", target_feature = "sse"))]
+        if let Some(entry) = &self.entry {
+            let bytes = entry.message.as_bytes();
+            for at in (0..bytes.len().min(AHEAD)).step_by(64) {
+                safe_arch::prefetch_t0(&bytes[at]);
+            }
+        }
+    }
+
+    /// Writes `events` as NDJSON into `out` (each event as [`write_json`] writes it, then
+    /// `\n`), asking for each event's message a few events ahead (see [`prefetch`]).
+    ///
+    /// [`write_json`]: Event::write_json
+    /// [`prefetch`]: Event::prefetch
+    pub fn write_ndjson(events: &[Event], out: &mut Vec<u8>) {
+        /// How many events ahead: writing one takes about as long as a line takes to come
+        /// from the other core.
+        const DISTANCE: usize = 2;
+        for e in events.iter().take(DISTANCE) {
+            e.prefetch();
+        }
+        for (i, e) in events.iter().enumerate() {
+            if let Some(ahead) = events.get(i + DISTANCE) {
+                ahead.prefetch();
+            }
+            e.write_json(out);
+            out.push(b'\n');
+        }
+    }
+
     /// Appends the event as one JSON object: `@timestamp` first, then the fields by key,
     /// then `@metadata` when it is not empty (the same bytes as its `Serialize` form).
     pub fn write_json(&self, out: &mut Vec<u8>) {
@@ -1063,6 +1103,33 @@ mod tests {
         let mut plain = sample();
         plain.set_entry_source(5);
         assert_eq!(plain.source(), None);
+    }
+
+    #[test]
+    fn ndjson_is_each_events_json_and_a_newline() {
+        let time = Timestamp::parse_rfc3339(b"2024-01-02T03:04:05.5Z").unwrap();
+        let mut events: Vec<Event> = (0..16u8)
+            .map(|bits| {
+                let mut entry = entry(bits & 1 != 0, bits & 2 != 0, bits & 4 != 0, bits & 8 != 0);
+                // Empty, short and longer than what is fetched ahead.
+                entry.message = "x\"y".repeat(usize::from(bits) * 30);
+                Event::from_log_entry(time, entry)
+            })
+            .collect();
+        events.push(sample());
+        for n in 0..=events.len() {
+            let mut want = Vec::new();
+            for e in &events[..n] {
+                e.write_json(&mut want);
+                want.push(b'\n');
+            }
+            let mut got = Vec::new();
+            Event::write_ndjson(&events[..n], &mut got);
+            assert_eq!(
+                String::from_utf8(got).unwrap(),
+                String::from_utf8(want).unwrap()
+            );
+        }
     }
 
     #[test]

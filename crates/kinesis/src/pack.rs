@@ -230,6 +230,10 @@ impl Packer {
         let mut open: Option<Open> = None;
         let mut line = Vec::new();
         for (i, event) in events.iter().enumerate() {
+            if let Some(ahead) = events.get(i + 2) {
+                // See `Event::prefetch`.
+                ahead.prefetch();
+            }
             let key = keys[i].as_ref();
             let cap = self.capacity(key);
             // Each event is written straight into the record it most likely goes to: the

@@ -39,13 +39,12 @@ pub fn build(config: &OutputConfig) -> Result<Box<dyn Output>, Error> {
 }
 
 fn encode(events: &[Event], pretty: bool, buf: &mut Vec<u8>) {
+    if !pretty {
+        return Event::write_ndjson(events, buf);
+    }
     for e in events {
-        if pretty {
-            // Plain data: serialization cannot fail.
-            let _ = serde_json::to_writer_pretty(&mut *buf, e);
-        } else {
-            e.write_json(buf);
-        }
+        // Plain data: serialization cannot fail.
+        let _ = serde_json::to_writer_pretty(&mut *buf, e);
         buf.push(b'\n');
     }
 }
