@@ -619,11 +619,11 @@ impl Event {
     /// events, or on processors without SSE.
     #[inline]
     pub fn prefetch(&self) {
-        /// Bytes of the message asked for: most messages' first lines, where a load
-        /// waits before the processor sees the run and fetches ahead by itself.
-        const AHEAD: usize = 256;
         #[cfg(all(target_arch = "x86_64", target_feature = "sse"))]
         if let Some(entry) = &self.entry {
+            /// Bytes of the message asked for: most messages' first lines, where a load
+            /// waits before the processor sees the run and fetches ahead by itself.
+            const AHEAD: usize = 256;
             let bytes = entry.message.as_bytes();
             for at in (0..bytes.len().min(AHEAD)).step_by(64) {
                 safe_arch::prefetch_t0(&bytes[at]);
@@ -1083,14 +1083,23 @@ mod tests {
 
     #[test]
     fn an_entry_reports_its_files_source_before_and_after_its_fields_are_built() {
-        let mut e = Event::from_log_entry(Timestamp::default(), entry(false, false, true, false));
+        let mut entry = entry(false, false, true, false);
+        entry.file = Arc::new(crate::LogFile {
+            source_id: Arc::from("2049:1234:9e3779b97f4a7c15"),
+            ..crate::LogFile::clone(&entry.file)
+        });
+        let mut e = Event::from_log_entry(Timestamp::default(), entry);
         assert_eq!(e.source(), None);
         e.set_entry_source(99);
         let want = Source {
-            id: Arc::from(""),
+            id: Arc::from("2049:1234:9e3779b97f4a7c15"),
             start: 18_446_744_073_709_551_615,
             end: 99,
         };
+        assert_eq!(
+            e.source_id().map(|id| &**id),
+            Some("2049:1234:9e3779b97f4a7c15")
+        );
         assert_eq!(e.source(), Some(want.clone()));
         assert_eq!(e.clone_unacked().source(), Some(want.clone()));
         let mut scratch = Vec::new();
