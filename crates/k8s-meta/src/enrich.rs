@@ -1,14 +1,15 @@
 //! The enricher: the handle the pipeline threads use, and the fields it adds.
 
+use std::cell::RefCell;
 use std::path::Path;
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
-use logtide_event::{Event, SharedFields};
+use logtide_event::{Event, LogFile, SharedFields};
 use serde_json::{Map, Value};
 
 use crate::settings::Settings;
@@ -181,17 +182,56 @@ pub struct Enricher {
     settings: Arc<Settings>,
     status: ClusterStatus,
     worker: Option<Worker>,
-    /// What the last path of the last call resolved to, for the next call: the processor
-    /// runs once per event, and consecutive events mostly come from one file.
-    memo: Mutex<Memo>,
+    /// Names this enricher's [`Memo`] in each thread's [`MEMOS`]; never reused.
+    id: u64,
 }
 
-/// A path's match and what its lines got, valid while the store is at `generation`.
+/// A path's match and what its lines got, valid while the store is at `generation`:
+/// what the last path of the last call resolved to, for the next call. The processor
+/// runs once per event, and consecutive events mostly come from one file.
 #[derive(Default)]
 struct Memo {
     generation: u64,
     path: PathCache,
+    /// The file the path was last read from, when the event was an entry: a next entry
+    /// of the same file has the same path, known without comparing it.
+    file: Option<Arc<LogFile>>,
     state: Option<RunState>,
+}
+
+thread_local! {
+    /// Each thread's memos, by enricher id. Each input runs the processors on its own
+    /// thread, so a memo per thread needs no lock (a lock and an unlock for every event
+    /// were a tenth of the seed chain's Kubernetes step), and inputs reading different
+    /// files do not take each other's.
+    static MEMOS: RefCell<Vec<(u64, Memo)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Memos a thread keeps, the oldest dropped first: a memo is only a shortcut, and a
+/// process runs one enricher per processor list.
+const MEMOS_KEPT: usize = 4;
+
+/// The next enricher's id.
+fn next_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Runs `f` with this thread's memo of enricher `id`, made empty if there is none.
+fn with_memo<T>(id: u64, f: impl FnOnce(&mut Memo) -> T) -> T {
+    MEMOS.with_borrow_mut(|memos| {
+        let at = match memos.iter().position(|(of, _)| *of == id) {
+            Some(at) => at,
+            None => {
+                if memos.len() >= MEMOS_KEPT {
+                    memos.remove(0);
+                }
+                memos.push((id, Memo::default()));
+                memos.len() - 1
+            }
+        };
+        f(&mut memos[at].1)
+    })
 }
 
 impl std::fmt::Debug for Enricher {
@@ -272,7 +312,7 @@ impl Enricher {
             settings,
             status,
             worker,
-            memo: Mutex::default(),
+            id: next_id(),
         }
     }
 
@@ -288,7 +328,7 @@ impl Enricher {
             settings,
             status,
             worker: None,
-            memo: Mutex::default(),
+            id: next_id(),
         }
     }
 
@@ -364,7 +404,7 @@ impl Enricher {
             settings: Arc::new(settings),
             status: ClusterStatus::Snapshot,
             worker: None,
-            memo: Mutex::default(),
+            id: next_id(),
         })
     }
 
@@ -657,72 +697,80 @@ impl Enricher {
         let mut tally = Tally::default();
         // Read before the store: a change in between only makes the memo stale sooner.
         let generation = self.shared.generation();
-        let mut memo = self.memo.lock().unwrap_or_else(PoisonError::into_inner);
-        let Memo {
-            generation: valid_for,
-            path: cache,
-            state: run_state,
-        } = &mut *memo;
-        if *valid_for != generation {
-            *valid_for = generation;
-            *run_state = None;
-        }
-        // A wait is decided anew at each call.
-        if matches!(run_state, Some(RunState::Waiting(_))) {
-            *run_state = None;
-        }
-        // Taken only to resolve a path: a run of lines from one file, resolved before,
-        // costs no lock.
-        let mut store = None;
-        for i in indices {
-            let Some(event) = events.get_mut(i) else {
-                continue;
-            };
-            if !select(event) {
-                continue;
-            }
-            let Some(path) = event.get_str("log.file.path") else {
-                tally.miss(MissReason::NoPathMatch);
-                continue;
-            };
-            if cache.as_ref().is_none_or(|(last, _)| last != path) {
-                let info = match_log_path(path).and_then(|info| {
-                    let pod_only = settings.matcher_for(path, info.layout)?;
-                    Some((info, pod_only))
-                });
-                *cache = Some((path.to_owned(), info));
+        with_memo(self.id, |memo| {
+            let Memo {
+                generation: valid_for,
+                path: cache,
+                file: cached_file,
+                state: run_state,
+            } = memo;
+            if *valid_for != generation {
+                *valid_for = generation;
                 *run_state = None;
             }
-            let Some((_, Some((info, pod_only)))) = &*cache else {
-                tally.miss(MissReason::NoPathMatch);
-                continue;
-            };
-            // The store does not change during the batch, so every line of a run from one
-            // file comes out the same: look up and render once per run.
-            let state = run_state.get_or_insert_with(|| {
-                let store = store.get_or_insert_with(|| self.shared.read());
-                self.resolve(store, info, *pod_only, cluster, Instant::now(), first)
-            });
-            match state {
-                RunState::Done(fields, miss) => {
-                    event.merge_shared(fields);
-                    match miss {
-                        None => tally.enriched += 1,
-                        Some(reason) => tally.miss(*reason),
-                    }
+            // A wait is decided anew at each call.
+            if matches!(run_state, Some(RunState::Waiting(_))) {
+                *run_state = None;
+            }
+            // Taken only to resolve a path: a run of lines from one file, resolved before,
+            // costs no lock.
+            let mut store = None;
+            for i in indices {
+                let Some(event) = events.get_mut(i) else {
+                    continue;
+                };
+                if !select(event) {
+                    continue;
                 }
-                RunState::Waiting(deadline) => {
-                    pending.indices.push(i);
-                    pending.deadline =
-                        Some(pending.deadline.map_or(*deadline, |d| d.min(*deadline)));
-                    if first {
-                        tally.waited += 1;
+                let file = event.log_entry().map(|e| &e.file);
+                let same_file = cache.is_some()
+                    && file
+                        .zip(cached_file.as_ref())
+                        .is_some_and(|(f, c)| Arc::ptr_eq(f, c));
+                if !same_file {
+                    let Some(path) = event.get_str("log.file.path") else {
+                        tally.miss(MissReason::NoPathMatch);
+                        continue;
+                    };
+                    if cache.as_ref().is_none_or(|(last, _)| last != path) {
+                        let info = match_log_path(path).and_then(|info| {
+                            let pod_only = settings.matcher_for(path, info.layout)?;
+                            Some((info, pod_only))
+                        });
+                        *cache = Some((path.to_owned(), info));
+                        *run_state = None;
+                    }
+                    *cached_file = file.cloned();
+                }
+                let Some((_, Some((info, pod_only)))) = &*cache else {
+                    tally.miss(MissReason::NoPathMatch);
+                    continue;
+                };
+                // The store does not change during the batch, so every line of a run from one
+                // file comes out the same: look up and render once per run.
+                let state = run_state.get_or_insert_with(|| {
+                    let store = store.get_or_insert_with(|| self.shared.read());
+                    self.resolve(store, info, *pod_only, cluster, Instant::now(), first)
+                });
+                match state {
+                    RunState::Done(fields, miss) => {
+                        event.merge_shared(fields);
+                        match miss {
+                            None => tally.enriched += 1,
+                            Some(reason) => tally.miss(*reason),
+                        }
+                    }
+                    RunState::Waiting(deadline) => {
+                        pending.indices.push(i);
+                        pending.deadline =
+                            Some(pending.deadline.map_or(*deadline, |d| d.min(*deadline)));
+                        if first {
+                            tally.waited += 1;
+                        }
                     }
                 }
             }
-        }
-        drop(store);
-        drop(memo);
+        });
         let c = &self.shared.counters;
         add(&c.enriched, tally.enriched);
         add(&c.waited, tally.waited);

@@ -596,6 +596,73 @@ fn one_event_at_a_time_sees_every_change() {
     assert_eq!((stats.enriched, stats.pod_unknown), (3, 3));
 }
 
+/// Entries of one file share its `LogFile`, as the tailer's do: the memo knows them by
+/// it. Runs of two files alternate, one event at a time and in batches, with a second
+/// enricher of other options run on the same thread in between: each event gets its own
+/// file's pod, and each enricher its own options.
+#[test]
+fn files_alternating_and_enrichers_sharing_a_thread_get_their_own_fields() {
+    let objects = || {
+        vec![
+            namespace(),
+            pod("web-1", 1, 1, &[("nginx", "nginx", &id(1))], json!({})),
+            pod(
+                "api-2",
+                2,
+                1,
+                &[("app", "api", &id(2))],
+                json!({"metadata": {"labels": {"app.kubernetes.io/name": "api"}}}),
+            ),
+        ]
+    };
+    let with_labels = Enricher::from_objects(&config(json!({})), objects()).unwrap();
+    let without =
+        Enricher::from_objects(&config(json!({"exclude_labels": ["*"]})), objects()).unwrap();
+    let files = [link("web-1", "nginx", &id(1)), link("api-2", "app", &id(2))]
+        .map(|path| LogFile::named(Arc::from(path.as_str()), None));
+    let entry = |n: usize| {
+        let mut e = event(&files[n].path);
+        let Some(entry) = e.log_entry() else {
+            unreachable!("an entry")
+        };
+        let mut entry = entry.clone();
+        entry.file = Arc::clone(&files[n]);
+        e = Event::from_log_entry(Timestamp::UNIX_EPOCH, entry);
+        e
+    };
+    let order = [0, 0, 1, 0, 1, 1, 0];
+    let mut batch: Vec<Event> = order.iter().map(|&n| entry(n)).collect();
+    assert!(with_labels.enrich_batch(&mut batch).is_empty());
+    let mut singles: Vec<Event> = order.iter().map(|&n| entry(n)).collect();
+    let mut plain: Vec<Event> = order.iter().map(|&n| entry(n)).collect();
+    for (single, plain) in singles.iter_mut().zip(&mut plain) {
+        with_labels.enrich_event(single);
+        without.enrich_event(plain);
+    }
+    for (i, &n) in order.iter().enumerate() {
+        let (name, app) = [("web-1", "web"), ("api-2", "api")][n];
+        for e in [&batch[i], &singles[i]] {
+            assert_eq!(
+                e.get("kubernetes.pod.name"),
+                Some(&json!(name)),
+                "event {i}"
+            );
+            assert_eq!(
+                e.get("kubernetes.labels.app_kubernetes_io/name"),
+                Some(&json!(app))
+            );
+        }
+        assert_eq!(
+            plain[i].get("kubernetes.pod.name"),
+            Some(&json!(name)),
+            "event {i}"
+        );
+        assert_eq!(plain[i].get("kubernetes.labels.tier"), None, "event {i}");
+    }
+    assert_eq!(with_labels.stats().enriched, 14);
+    assert_eq!(without.stats().enriched, 7);
+}
+
 fn k8s_pod(v: Value) -> k8s_openapi::api::core::v1::Pod {
     serde_json::from_value(v).unwrap()
 }
