@@ -152,6 +152,9 @@ pub struct Packer {
     splits: u64,
     scratch: Vec<u8>,
     compressor: BodyCompressor,
+    /// The body buffer of the last record closed, for the next one: a body grown from
+    /// small to its cap by doubling copies as many bytes again as it ends up holding.
+    spare: Vec<u8>,
 }
 
 /// The bytes of a record being filled.
@@ -178,6 +181,7 @@ impl Packer {
             splits: 0,
             scratch: Vec::new(),
             compressor: BodyCompressor::default(),
+            spare: Vec::new(),
         })
     }
 
@@ -262,8 +266,8 @@ impl Packer {
                 if let Some(o) = open.take() {
                     self.close(o, &mut out);
                 }
-            } else {
-                open = None;
+            } else if let Some(o) = open.take() {
+                self.keep(o.body);
             }
             if line.len() > cap && !self.fits_compressed(&line, key) {
                 self.oversize(i, event, key, &mut line, &mut out);
@@ -280,17 +284,29 @@ impl Packer {
         out
     }
 
-    /// A new record for `key`; its buffer starts large enough for a typical aggregate.
-    fn open(&self, key: &str, cap: usize) -> Open {
+    /// A new record for `key`; its buffer is the last record's, or starts large enough
+    /// for a typical aggregate.
+    fn open(&mut self, key: &str, cap: usize) -> Open {
         let initial = if self.config.aggregate {
             32 << 10
         } else {
             1024
         };
+        let mut body = std::mem::take(&mut self.spare);
+        body.clear();
+        body.reserve(initial.min(cap));
         Open {
             key: key.to_owned(),
-            body: Vec::with_capacity(initial.min(cap)),
+            body,
             events: Vec::new(),
+        }
+    }
+
+    /// Keeps a closed record's body buffer for the next record, unless one event too
+    /// large for any record grew it past twice the record limit.
+    fn keep(&mut self, body: Vec<u8>) {
+        if body.capacity() <= 2 * self.config.max_record_bytes {
+            self.spare = body;
         }
     }
 
@@ -306,8 +322,9 @@ impl Packer {
                 <= self.config.max_record_bytes
     }
 
-    fn close(&self, o: Open, out: &mut Packed) {
+    fn close(&mut self, o: Open, out: &mut Packed) {
         out.records.push(self.record(o.key, &o.body, o.events));
+        self.keep(o.body);
     }
 
     /// A whole (not split) record holding `body`, the NDJSON lines of `events`.
@@ -537,6 +554,44 @@ mod tests {
             seen.extend(&r.events);
         }
         assert_eq!(seen, (0..50).collect::<Vec<_>>());
+    }
+
+    /// A packer keeps its last body buffer for the next record: batches packed one after
+    /// another by one packer (runs of keys, records filled to the limit, an oversize
+    /// event that grows the buffer past what is kept) give what fresh packers give.
+    #[test]
+    fn a_kept_body_buffer_changes_no_record() {
+        let batches: Vec<(Vec<Event>, Vec<String>)> = (0..4)
+            .map(|b| {
+                let events = (0..60)
+                    .map(|i| match (b, i) {
+                        (1, 30) => ev(&"z".repeat(20_000)),
+                        _ => ev(&format!("batch {b} event {i} {}", "x".repeat(i * 7))),
+                    })
+                    .collect();
+                let keys = (0..60).map(|i| format!("key-{}", (i / 7) % 3)).collect();
+                (events, keys)
+            })
+            .collect();
+        for comp in [Compression::None, Compression::Zstd] {
+            let config = PackConfig {
+                compression: comp,
+                ..cfg(4096, OversizePolicy::Truncate)
+            };
+            let mut reused = Packer::new(config, 1).unwrap();
+            for (events, keys) in &batches {
+                let want = Packer::new(config, 1).unwrap().pack(events, keys);
+                let got = reused.pack(events, keys);
+                assert_eq!(got.truncated, want.truncated, "{comp:?}");
+                let records = |p: &Packed| -> Vec<(String, Vec<u8>, Vec<usize>)> {
+                    p.records
+                        .iter()
+                        .map(|r| (r.partition_key.clone(), r.data.clone(), r.events.clone()))
+                        .collect()
+                };
+                assert_eq!(records(&got), records(&want), "{comp:?}");
+            }
+        }
     }
 
     #[test]
