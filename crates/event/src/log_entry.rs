@@ -219,9 +219,7 @@ enum FileStr {
 /// Appends a file's path or container id (`""` when it has none) as a JSON string. The
 /// events of one file come in runs: the last file written on this thread is remembered
 /// with the JSON of both names (the `Arc` held, so that its address names that file
-/// alone) and the JSON copied again. The copy is the thread's own: the file's names sit
-/// on the cache line of its reference count, which the input thread changes for every
-/// event.
+/// alone), and that JSON is copied again instead of escaping the names for every event.
 fn write_file_str(out: &mut Vec<u8>, kind: FileStr, file: &Arc<LogFile>) {
     type Last = RefCell<Option<(Arc<LogFile>, [Vec<u8>; 2])>>;
     thread_local! {

@@ -202,8 +202,8 @@ struct Memo {
 thread_local! {
     /// Each thread's memos, by enricher id. Each input runs the processors on its own
     /// thread, so a memo per thread needs no lock (a lock and an unlock for every event
-    /// were a tenth of the seed chain's Kubernetes step), and inputs reading different
-    /// files do not take each other's.
+    /// were 39 % of the Kubernetes step's samples in the seed chain), and inputs reading
+    /// different files do not take each other's.
     static MEMOS: RefCell<Vec<(u64, Memo)>> = const { RefCell::new(Vec::new()) };
 }
 

@@ -134,8 +134,10 @@ impl FileState {
     /// Sets the source identity (worked out while it is not known), and with it the
     /// names of the entries to come.
     fn set_source_id(&mut self, id: Option<Arc<str>>) {
-        self.source_id = id;
-        self.log_file = None;
+        if self.source_id != id {
+            self.source_id = id;
+            self.log_file = None;
+        }
     }
 
     /// The names its entries carry, one `Arc` shared by all of them.
