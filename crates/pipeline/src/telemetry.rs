@@ -725,8 +725,19 @@ impl Telemetry {
 
     /// The metrics in the OpenMetrics text format (which Prometheus reads).
     pub fn encode(&self) -> String {
+        self.encode_with(|| {})
+    }
+
+    /// [`Telemetry::encode`], running `between` after the outputs' state is read and
+    /// before the counters are written (for a test to change things in between).
+    fn encode_with(&self, between: impl FnOnce()) -> String {
         let (ready, _) = self.readiness();
         self.ready.set(i64::from(ready));
+        // Held from before the outputs' state is read until the counters are written. An
+        // output marks itself idle before it counts its batch shipped, so a scrape never
+        // shows a batch both counted shipped and still waiting (read before, the state
+        // could show a batch that was counted shipped before the counters were written).
+        let _encoding = self.accounting.write().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         let wall = Timestamp::now();
         for (output, o) in &self.state().outputs {
@@ -743,8 +754,8 @@ impl Telemetry {
                 .get_or_create(&l)
                 .set(o.stalled_for(now).as_secs_f64());
         }
+        between();
         let mut out = String::new();
-        let _encoding = self.accounting.write().unwrap_or_else(|p| p.into_inner());
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
@@ -967,6 +978,58 @@ mod tests {
                 r#"logtide_output_latency_seconds_count{output="kinesis"}"#
             ),
             Some(1.0)
+        );
+    }
+
+    /// An output that finishes its batch while a scrape is being written: the scrape
+    /// shows the batch either waiting and not shipped, or shipped and not waiting, never
+    /// both shipped and waiting (which read as "everything shipped, and an entry 40 s
+    /// old still unacknowledged").
+    #[test]
+    fn a_batch_finished_during_a_scrape_is_not_both_shipped_and_waiting() {
+        let t = Arc::new(Telemetry::new());
+        let written = Timestamp::new(Timestamp::now().unix_secs() - 40, 0).unwrap();
+        t.add_events("read", 1);
+        t.batch_started("kinesis", Instant::now());
+        t.output_busy("kinesis", 1, Some(written));
+        let (done_tx, done) = std::sync::mpsc::channel();
+        let text = t.encode_with(|| {
+            // The output finishes as it does in the output loop, on its own thread; it
+            // is given time to, unless the scrape holds it back.
+            let t = t.clone();
+            std::thread::spawn(move || {
+                t.batch_done("kinesis", Duration::from_millis(1));
+                t.add_events("shipped", 1);
+                let _ = done_tx.send(());
+            });
+            let _ = done.recv_timeout(Duration::from_millis(200));
+        });
+        // Finished by now (if it was held back, it goes on once the scrape is written).
+        let _ = done.recv_timeout(Duration::from_secs(10));
+        let read = value(&text, r#"logtide_events_total{stage="read"}"#);
+        let shipped = value(&text, r#"logtide_events_total{stage="shipped"}"#).unwrap_or(0.0);
+        let waiting = value(
+            &text,
+            r#"logtide_output_oldest_unacked_seconds{output="kinesis"}"#,
+        )
+        .unwrap();
+        assert_eq!(read, Some(1.0));
+        assert!(
+            shipped == 0.0 || waiting == 0.0,
+            "shipped {shipped} and an entry waiting for {waiting} s"
+        );
+        // Once it is done, the next scrape shows it shipped and nothing waiting.
+        let text = t.encode();
+        assert_eq!(
+            value(&text, r#"logtide_events_total{stage="shipped"}"#),
+            Some(1.0)
+        );
+        assert_eq!(
+            value(
+                &text,
+                r#"logtide_output_oldest_unacked_seconds{output="kinesis"}"#
+            ),
+            Some(0.0)
         );
     }
 
