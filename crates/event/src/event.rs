@@ -612,6 +612,10 @@ impl Event {
         xxhash_rust::xxh3::xxh3_128(scratch)
     }
 
+    /// How many events ahead of the one it writes a writer calls [`Event::prefetch`]:
+    /// writing one takes about as long as a line takes to come from the other core.
+    pub const PREFETCH_DISTANCE: usize = 2;
+
     /// Starts loading the first bytes of an entry's message into this core's cache, for a
     /// writer to call on an event a few places ahead of the one it writes. The message
     /// was written by the thread that read it, and writing it as JSON otherwise waits
@@ -637,14 +641,11 @@ impl Event {
     /// [`write_json`]: Event::write_json
     /// [`prefetch`]: Event::prefetch
     pub fn write_ndjson(events: &[Event], out: &mut Vec<u8>) {
-        /// How many events ahead: writing one takes about as long as a line takes to come
-        /// from the other core.
-        const DISTANCE: usize = 2;
-        for e in events.iter().take(DISTANCE) {
+        for e in events.iter().take(Event::PREFETCH_DISTANCE) {
             e.prefetch();
         }
         for (i, e) in events.iter().enumerate() {
-            if let Some(ahead) = events.get(i + DISTANCE) {
+            if let Some(ahead) = events.get(i + Event::PREFETCH_DISTANCE) {
                 ahead.prefetch();
             }
             e.write_json(out);

@@ -234,8 +234,7 @@ impl Packer {
         let mut open: Option<Open> = None;
         let mut line = Vec::new();
         for (i, event) in events.iter().enumerate() {
-            if let Some(ahead) = events.get(i + 2) {
-                // See `Event::prefetch`.
+            if let Some(ahead) = events.get(i + Event::PREFETCH_DISTANCE) {
                 ahead.prefetch();
             }
             let key = keys[i].as_ref();
