@@ -47,6 +47,7 @@ impl FilebeatState {
             offset: self.offset,
             size: None,
             open: Vec::new(),
+            gap_before: false,
             prefix: None,
             skip: Vec::new(),
             container: None,

@@ -4,16 +4,17 @@
 //! (temporary file, fsync, rename, fsync of the directory) so that a crash leaves either
 //! the old or the new registry, never a torn one.
 //!
-//! # Format, version 3 (written by this version)
+//! # Format, version 4 (written by this version)
 //!
 //! ```json
-//! {"version": 3, "files": [{
+//! {"version": 4, "files": [{
 //!   "path": "/var/log/pods/ns_pod_uid/app/0.log", "dev": 2049, "ino": 131,
 //!   "shown_path": "/var/log/containers/app-7d9_ns_app-3f1c….log",   // log.file.path
 //!   "fingerprint": {"len": 1024, "hash": "9f0c…"},   // first bytes of the file
 //!   "offset": 52311,                                 // start of the first unacknowledged entry
 //!   "size": 61020,                                   // the file's size when saved
 //!   "open": ["stdout"],                              // entries going on in the next file
+//!   "gap_before": true,                              // a file before this one was lost
 //!   "prefix": {"len": 64, "hash": "77aa…"},          // the 64 bytes before `offset`
 //!   "skip": [{"stream": "stdout", "start": 52001, "end": 53001}],   // see below
 //!   "container": "3f1c…", "updated": "2026-11-24T09:15:02.118340112Z",
@@ -33,9 +34,21 @@
 //! streams whose entry not yet acknowledged goes on in a later file, so that the rest of
 //! such an entry is then shipped flagged partial instead of as a whole entry.
 //!
+//! `gap_before` (written only when true) marks a file read after a file of its rotation
+//! sequence was lost (compressed or deleted before it was read): the entries open at the
+//! end of the files before it were shipped flagged partial, cut there. A restart that reads
+//! those entries again (they were not acknowledged) cuts them at the same place, instead of
+//! joining them with this file's lines.
+//!
 //! `shown_path` is the path the file was found through (the configured glob's match, e.g.
 //! kubelet's `/var/log/containers` symlink): after a restart, a file that was rotated away
 //! from it keeps its `log.file.path` and container id.
+//!
+//! # Format, version 3
+//!
+//! Version 4 without `gap_before`. Read as it is. (Version 4 is a version of its own so
+//! that a binary that knows only version 3 refuses it by its version, instead of failing
+//! on the new field and moving the registry aside.)
 //!
 //! # Format, version 2
 //!
@@ -59,7 +72,7 @@ use crate::identity::{FileId, RangeHash};
 use crate::Error;
 
 /// The registry format this version writes.
-pub const REGISTRY_VERSION: u32 = 3;
+pub const REGISTRY_VERSION: u32 = 4;
 /// File name of the registry inside the registry directory.
 pub const REGISTRY_FILE: &str = "registry.json";
 
@@ -106,6 +119,12 @@ pub struct RegistryEntry {
     /// flagged partial (absent before version 3).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub open: Vec<Stream>,
+    /// A file of the rotation sequence before this one could not be read, so the entries
+    /// open at the end of the files before it were shipped flagged partial: after a
+    /// restart, what is read again of them is not joined with this file's lines either
+    /// (absent before version 4, and when false).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub gap_before: bool,
     /// Hash of the bytes just before `offset` (absent in version 1 and Filebeat imports).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prefix: Option<RangeHash>,
@@ -202,6 +221,7 @@ impl Registry {
                     offset: e.offset,
                     size: None,
                     open: Vec::new(),
+                    gap_before: false,
                     prefix: None,
                     skip: Vec::new(),
                     container: None,
@@ -209,7 +229,7 @@ impl Registry {
                     removed: None,
                 })
                 .collect(),
-            2 | REGISTRY_VERSION => serde_json::from_slice::<Doc>(bytes).map_err(bad)?.files,
+            2 | 3 | REGISTRY_VERSION => serde_json::from_slice::<Doc>(bytes).map_err(bad)?.files,
             other => {
                 return Err(Error::RegistryVersion {
                     path: path.to_owned(),
@@ -368,7 +388,8 @@ mod tests {
         assert_eq!(reg.len(), 2);
         assert!(reg.entries().all(|e| e.shown_path.is_none()));
         let v3 = data("registry-v3.json");
-        let (reg3, _) = Registry::from_json(&fs::read(&v3).unwrap(), &v3).unwrap();
+        let (reg3, version) = Registry::from_json(&fs::read(&v3).unwrap(), &v3).unwrap();
+        assert_eq!(version, 3);
         let mut without: Vec<RegistryEntry> = reg3.entries().cloned().collect();
         for e in &mut without {
             e.shown_path = None;
@@ -379,11 +400,29 @@ mod tests {
     }
 
     #[test]
-    fn golden_v3_round_trips_byte_for_byte() {
-        let path = data("registry-v3.json");
+    fn golden_v3_reads_as_v4_without_gaps() {
+        let v3 = data("registry-v3.json");
+        let (reg3, version) = Registry::from_json(&fs::read(&v3).unwrap(), &v3).unwrap();
+        assert_eq!(version, 3);
+        let v4 = data("registry-v4.json");
+        let (reg4, _) = Registry::from_json(&fs::read(&v4).unwrap(), &v4).unwrap();
+        let gapped: Vec<FileId> = reg4
+            .entries()
+            .filter(|e| e.gap_before)
+            .map(RegistryEntry::id)
+            .collect();
+        assert_eq!(gapped.len(), 1);
+        let rest: Vec<RegistryEntry> = reg4.entries().filter(|e| !e.gap_before).cloned().collect();
+        assert_eq!(reg3.entries().cloned().collect::<Vec<_>>(), rest);
+    }
+
+    #[test]
+    fn golden_v4_round_trips_byte_for_byte() {
+        let path = data("registry-v4.json");
         let bytes = fs::read(&path).unwrap();
         let (reg, version) = Registry::from_json(&bytes, &path).unwrap();
-        assert_eq!(version, 3);
+        assert_eq!(version, 4);
+        assert!(reg.entries().any(|e| e.gap_before));
         let e = reg
             .get(FileId {
                 dev: 2049,
@@ -445,6 +484,7 @@ mod tests {
             offset: 3,
             size: Some(3),
             open: vec![Stream::Stderr],
+            gap_before: true,
             prefix: Some(RangeHash::of(b"abc")),
             skip: Vec::new(),
             container: Some("c".into()),
@@ -470,6 +510,7 @@ mod tests {
             offset: 0,
             size: None,
             open: Vec::new(),
+            gap_before: false,
             prefix: None,
             skip: Vec::new(),
             container: None,

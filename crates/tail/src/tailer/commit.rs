@@ -374,7 +374,10 @@ impl Tailer {
                 .collect();
             let changed = f.saved.as_ref() != Some(&(offset, skip.clone()))
                 || self.registry.get(f.id).is_none_or(|e| {
-                    e.path != f.path || e.fingerprint != f.fingerprint || e.open != open_streams
+                    e.path != f.path
+                        || e.fingerprint != f.fingerprint
+                        || e.open != open_streams
+                        || e.gap_before != f.after_gap
                 });
             // While a skip inferred on resume has not found its end, the registry keeps no
             // check hash, so that the next start infers again from the same offset.
@@ -405,6 +408,7 @@ impl Tailer {
                     offset,
                     size,
                     open: open_streams,
+                    gap_before: f.after_gap,
                     prefix,
                     skip: skip.clone(),
                     container: Some(f.container.to_string()),
@@ -735,6 +739,7 @@ mod tests {
             offset: 0,
             size: None,
             open: Vec::new(),
+            gap_before: false,
             prefix: None,
             skip: Vec::new(),
             container: container.map(str::to_owned),

@@ -105,6 +105,9 @@ struct FileState {
     /// A file of the rotation sequence before this one could not be read: before its
     /// first line, the container's pending entries are emitted as partial.
     gap_before: bool,
+    /// `gap_before` as it was when the file was started, kept in the registry: after a
+    /// restart, entries read again from the files before it are cut there again.
+    after_gap: bool,
     /// Gone, and a later file of its container had data when the last read started: the
     /// writer has moved on, so the end of that read is the end of this file.
     successor_has_data: bool,
@@ -828,11 +831,11 @@ impl Tailer {
         let group = self.core.group_of(&container);
         let fp = fingerprint(&file).ok();
         self.core.discontinuity = false;
-        let (offset, skip, skip_ranges) = self.resume_point(&file, id, len, &real);
+        let (offset, skip, skip_ranges, saved_gap) = self.resume_point(&file, id, len, &real);
         // The bytes that would have continued this container's pending entries are gone:
         // those entries are emitted as partial before this file is read, instead of being
         // joined with new content.
-        gap_before |= std::mem::take(&mut self.core.discontinuity);
+        gap_before |= std::mem::take(&mut self.core.discontinuity) | saved_gap;
         self.core.stats.files_opened += 1;
         let key = self.new_key();
         // Ranges to skip stay recorded until reading passes them, so that another restart
@@ -869,6 +872,7 @@ impl Tailer {
             was_at_eof: false,
             order: key,
             gap_before,
+            after_gap: gap_before,
             successor_has_data: false,
             rotation_checked: None,
             lost_head,
@@ -1103,6 +1107,7 @@ impl Tailer {
             was_at_eof: false,
             order: f.order,
             gap_before: false,
+            after_gap: false,
             successor_has_data: false,
             rotation_checked: None,
             lost_head: [false; 2],

@@ -228,15 +228,19 @@ pub(super) fn same_sequence(saved: &Path, found: &Path) -> bool {
 
 /// Whether the file with a saved entry's identity, found at `found`, is still the file
 /// saved: it starts with the saved fingerprint (`starts_with`, asked only when needed). An
-/// empty fingerprint (the file was empty) proves nothing: then only the same path does.
+/// empty fingerprint (the file was empty) proves nothing: then the same path does, unless
+/// the file was created after the entry was saved (`created`, where the file system keeps
+/// it): a new file at the same path got the inode back, and the files rotated in between
+/// come before it.
 pub(super) fn same_file(
     e: &RegistryEntry,
     found: &Path,
+    created: Option<SystemTime>,
     starts_with: impl FnOnce(&RangeHash) -> bool,
 ) -> bool {
     e.fingerprint.as_ref().is_none_or(|fp| {
         if fp.len == 0 {
-            return found == e.path;
+            return found == e.path && created.is_none_or(|c| c <= system_time(e.updated));
         }
         starts_with(fp)
     })
@@ -263,19 +267,21 @@ pub(super) fn written_since(last_update: Timestamp) -> SystemTime {
 }
 
 impl Tailer {
-    /// Where to start reading a file the registry may know, and which continuation chunks
-    /// to skip there.
+    /// Where to start reading a file the registry may know, which continuation chunks to
+    /// skip there, and whether the registry saved a gap before it (the file it knows is
+    /// this one).
     pub(super) fn resume_point(
         &mut self,
         file: &File,
         id: FileId,
         len: u64,
         real: &Path,
-    ) -> (u64, [Skip; 2], Vec<SkipRange>) {
+    ) -> (u64, [Skip; 2], Vec<SkipRange>, bool) {
         let Some(entry) = self.registry.get(id) else {
-            return (0, [Skip::None; 2], Vec::new());
+            return (0, [Skip::None; 2], Vec::new(), false);
         };
-        match resume_from(entry, &OnDisk { file, len }) {
+        let gap_before = entry.gap_before;
+        let (offset, skip, skip_ranges) = match resume_from(entry, &OnDisk { file, len }) {
             Resume::At {
                 offset,
                 skip,
@@ -293,7 +299,7 @@ impl Tailer {
                 self.core.stats.inode_reused += 1;
                 tracing::info!(path = %real.display(), saved_path = %entry.path.display(),
                     "inode reused by a new file: reading it from the start");
-                (0, [Skip::None; 2], Vec::new())
+                return (0, [Skip::None; 2], Vec::new(), false);
             }
             Resume::Truncated => {
                 self.core.stats.truncations += 1;
@@ -309,7 +315,8 @@ impl Tailer {
                     "bytes before the saved offset changed: reading the file from the start");
                 (0, [Skip::None; 2], Vec::new())
             }
-        }
+        };
+        (offset, skip, skip_ranges, gap_before)
     }
 
     /// After a restart, per container: the files the registry knows that are no longer at
@@ -338,8 +345,8 @@ impl Tailer {
                 .filter(|(_, m)| m.is_file())
                 .filter(|(p, _)| same_sequence(&e.path, p));
             let inherit = inherit_from_registry(e, found.as_ref().map(|(p, _)| p.as_path()));
-            if let Some((path, _)) = &found {
-                let unchanged = same_file(e, path, |fp| {
+            if let Some((path, meta)) = &found {
+                let unchanged = same_file(e, path, meta.created().ok(), |fp| {
                     File::open(path).is_ok_and(|f| fingerprint_matches(&f, fp).unwrap_or(false))
                 });
                 // Another file that got the inode (or this one rewritten in place): the file
@@ -392,6 +399,10 @@ impl Tailer {
             let mut any_inherit: Option<Inherit> = None;
             for (e, inherit, found) in known {
                 last_update = last_update.max(e.updated);
+                // A gap saved before this file cuts the entries read again from the files
+                // before it, even if this one is not read again (read to its end, or gone):
+                // then at the next file started.
+                gap |= e.gap_before;
                 any_inherit.get_or_insert_with(|| inherit.clone());
                 let at = found
                     .as_ref()
@@ -628,6 +639,7 @@ mod tests {
             offset,
             size: Some(1000),
             open: Vec::new(),
+            gap_before: false,
             prefix: Some(RangeHash::of(b"end of the line before\n")),
             skip: vec![SkipRange {
                 stream: Stream::Stdout,
@@ -881,24 +893,29 @@ mod tests {
         let here = Path::new("/var/log/app.log");
         let elsewhere = Path::new("/var/log/app.log.1");
         let not_asked = |_: &RangeHash| -> bool { panic!("the file was read") };
-        assert!(same_file(&e, elsewhere, |fp| {
+        assert!(same_file(&e, elsewhere, None, |fp| {
             assert_eq!(Some(*fp), e.fingerprint);
             true
         }));
-        assert!(!same_file(&e, here, |_| false));
+        assert!(!same_file(&e, here, None, |_| false));
         // No fingerprint: nothing tells otherwise.
         let unprinted = RegistryEntry {
             fingerprint: None,
             ..entry(500)
         };
-        assert!(same_file(&unprinted, elsewhere, not_asked));
+        assert!(same_file(&unprinted, elsewhere, None, not_asked));
         // The file was empty: only its path tells.
         let empty = RegistryEntry {
             fingerprint: Some(RangeHash::of(b"")),
             ..entry(0)
         };
-        assert!(same_file(&empty, here, not_asked));
-        assert!(!same_file(&empty, elsewhere, not_asked));
+        assert!(same_file(&empty, here, None, not_asked));
+        assert!(!same_file(&empty, elsewhere, None, not_asked));
+        // Unless it was created after the entry was saved: a new file got the inode.
+        let saved_at = system_time(empty.updated);
+        let later = saved_at + std::time::Duration::from_millis(1);
+        assert!(same_file(&empty, here, Some(saved_at), not_asked));
+        assert!(!same_file(&empty, here, Some(later), not_asked));
     }
 
     #[test]
