@@ -38,7 +38,9 @@
 //! sequence was lost (compressed or deleted before it was read): the entries open at the
 //! end of the files before it were shipped flagged partial, cut there. A restart that reads
 //! those entries again (they were not acknowledged) cuts them at the same place, instead of
-//! joining them with this file's lines.
+//! joining them with this file's lines. It also marks a file that took the inode, and so the
+//! entry here, of a file whose entries were not all acknowledged: after a restart that file
+//! is not known any more, and the entries it held chunks of are cut before this one.
 //!
 //! `shown_path` is the path the file was found through (the configured glob's match, e.g.
 //! kubelet's `/var/log/containers` symlink): after a restart, a file that was rotated away
@@ -119,9 +121,9 @@ pub struct RegistryEntry {
     /// flagged partial (absent before version 3).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub open: Vec<Stream>,
-    /// A file of the rotation sequence before this one could not be read, so the entries
-    /// open at the end of the files before it were shipped flagged partial: after a
-    /// restart, what is read again of them is not joined with this file's lines either
+    /// A file of the rotation sequence before this one could not be read (or it took the
+    /// inode of one not yet acknowledged, whose entry this replaced): after a restart, the
+    /// entries read again from the files before it are not joined with this file's lines
     /// (absent before version 4, and when false).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub gap_before: bool,

@@ -105,8 +105,9 @@ struct FileState {
     /// A file of the rotation sequence before this one could not be read: before its
     /// first line, the container's pending entries are emitted as partial.
     gap_before: bool,
-    /// `gap_before` as it was when the file was started, kept in the registry: after a
-    /// restart, entries read again from the files before it are cut there again.
+    /// Kept in the registry: after a restart, entries read again from the files before it
+    /// are cut there. Set with `gap_before`, and when the file took the inode of a file
+    /// still held (whose registry entry it replaces).
     after_gap: bool,
     /// Gone, and a later file of its container had data when the last read started: the
     /// writer has moved on, so the end of that read is the end of this file.
@@ -836,6 +837,15 @@ impl Tailer {
         // those entries are emitted as partial before this file is read, instead of being
         // joined with new content.
         gap_before |= std::mem::take(&mut self.core.discontinuity) | saved_gap;
+        // The registry keeps one entry per inode. A finished file whose inode this one got,
+        // with entries not yet acknowledged, loses its entry to this one: after a restart
+        // those entries would be read again from the files before it and joined with this
+        // file's lines, without the chunks it held. The registry keeps a gap before this
+        // file instead (not now: the chunks are read, and join as they should).
+        let took_inode = self
+            .by_id
+            .get(&id)
+            .is_some_and(|&old| self.core.holds.holds(old));
         self.core.stats.files_opened += 1;
         let key = self.new_key();
         // Ranges to skip stay recorded until reading passes them, so that another restart
@@ -872,7 +882,7 @@ impl Tailer {
             was_at_eof: false,
             order: key,
             gap_before,
-            after_gap: gap_before,
+            after_gap: gap_before || took_inode,
             successor_has_data: false,
             rotation_checked: None,
             lost_head,

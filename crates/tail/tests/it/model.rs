@@ -612,3 +612,31 @@ fn truncated_deleted_then_a_new_file_rotated_while_stopped() {
     ];
     check(&ops).unwrap();
 }
+
+#[test]
+fn a_lost_file_whose_inode_a_new_file_took_before_a_crash() {
+    // The rotated file holding the middle chunk of an entry is compressed after it was
+    // read; the next file gets its inode (so its registry entry), then logtide crashes.
+    let w = |c, stderr| Op::Write { c, stderr, len: 0 };
+    let p = |c, stderr| Op::Partial { c, stderr, len: 0 };
+    let ops = [
+        p(0, true),
+        Op::Rotate { c: 0 },
+        w(0, false),
+        Op::CopyTruncate { c: 1 },
+        p(0, true),
+        Op::Rotate { c: 0 },
+        Op::Poll { ack: 0 },
+        Op::Poll { ack: 0 },
+        Op::CompressRotated { c: 0 },
+        w(1, false),
+        Op::Poll { ack: 0 },
+        w(1, false),
+        Op::CopyTruncate { c: 1 },
+        p(0, false),
+        Op::CopyTruncate { c: 1 },
+        Op::Restart { clean: false },
+        w(0, true),
+    ];
+    check(&ops).unwrap();
+}
