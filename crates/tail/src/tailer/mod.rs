@@ -837,15 +837,15 @@ impl Tailer {
         // those entries are emitted as partial before this file is read, instead of being
         // joined with new content.
         gap_before |= std::mem::take(&mut self.core.discontinuity) | saved_gap;
-        // The registry keeps one entry per inode. A finished file whose inode this one got,
-        // with entries not yet acknowledged, loses its entry to this one: after a restart
-        // those entries would be read again from the files before it and joined with this
-        // file's lines, without the chunks it held. The registry keeps a gap before this
-        // file instead (not now: the chunks are read, and join as they should).
-        let took_inode = self
-            .by_id
-            .get(&id)
-            .is_some_and(|&old| self.core.holds.holds(old));
+        // The registry keeps one entry per inode. A finished file of the same container
+        // whose inode this one got, with entries not yet acknowledged, loses its entry to
+        // this one: after a restart those entries would be read again from the files before
+        // it and joined with this file's lines, without the chunks it held. The registry
+        // keeps a gap before this file instead (not now: the chunks are read, and join as
+        // they should). Another container's file is no gap in this one's sequence.
+        let took_inode = self.by_id.get(&id).is_some_and(|&old| {
+            self.files.get(&old).is_some_and(|f| f.group == group) && self.core.holds.holds(old)
+        });
         self.core.stats.files_opened += 1;
         let key = self.new_key();
         // Ranges to skip stay recorded until reading passes them, so that another restart

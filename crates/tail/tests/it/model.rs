@@ -640,3 +640,37 @@ fn a_lost_file_whose_inode_a_new_file_took_before_a_crash() {
     ];
     check(&ops).unwrap();
 }
+
+#[test]
+fn a_file_that_took_another_containers_inode_is_no_gap() {
+    // A rotated file of container 1, held by its open entry, is compressed; a new file of
+    // container 0 gets its inode, in the middle of an entry of container 0; crash.
+    let w = |c| Op::Write {
+        c,
+        stderr: false,
+        len: 0,
+    };
+    let p = |c| Op::Partial {
+        c,
+        stderr: false,
+        len: 0,
+    };
+    let ops = [
+        p(1),
+        w(0),
+        Op::Restart { clean: false },
+        Op::Rotate { c: 1 },
+        Op::Poll { ack: 0 },
+        Op::CompressRotated { c: 1 },
+        Op::Poll { ack: 0 },
+        p(0),
+        Op::Rotate { c: 0 },
+        w(0),
+        Op::Poll { ack: 0 },
+        w(0),
+        Op::Poll { ack: 0 },
+        Op::Restart { clean: false },
+        w(0),
+    ];
+    check(&ops).unwrap();
+}
