@@ -38,9 +38,10 @@
 //! sequence was lost (compressed or deleted before it was read): the entries open at the
 //! end of the files before it were shipped flagged partial, cut there. A restart that reads
 //! those entries again (they were not acknowledged) cuts them at the same place, instead of
-//! joining them with this file's lines. It also marks a file that took the inode, and so the
-//! entry here, of a file whose entries were not all acknowledged: after a restart that file
-//! is not known any more, and the entries it held chunks of are cut before this one.
+//! joining them with this file's lines. It also marks the files after one whose entries were
+//! not all acknowledged and whose inode, and so entry here, a new file took: after a
+//! restart that file is not known any more, and the entries it held chunks of are cut
+//! before the files after it.
 //!
 //! `shown_path` is the path the file was found through (the configured glob's match, e.g.
 //! kubelet's `/var/log/containers` symlink): after a restart, a file that was rotated away
@@ -121,10 +122,10 @@ pub struct RegistryEntry {
     /// flagged partial (absent before version 3).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub open: Vec<Stream>,
-    /// A file of the rotation sequence before this one could not be read (or it took the
-    /// inode of one not yet acknowledged, whose entry this replaced): after a restart, the
-    /// entries read again from the files before it are not joined with this file's lines
-    /// (absent before version 4, and when false).
+    /// A file of the rotation sequence before this one could not be read (or one before it,
+    /// not yet acknowledged, lost its entry to a new file that took its inode): after a
+    /// restart, the entries read again from the files before it are not joined with this
+    /// file's lines (absent before version 4, and when false).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub gap_before: bool,
     /// Hash of the bytes just before `offset` (absent in version 1 and Filebeat imports).

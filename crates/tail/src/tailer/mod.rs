@@ -106,8 +106,8 @@ struct FileState {
     /// first line, the container's pending entries are emitted as partial.
     gap_before: bool,
     /// Kept in the registry: after a restart, entries read again from the files before it
-    /// are cut there. Set with `gap_before`, and when the file took the inode of a file
-    /// still held (whose registry entry it replaces).
+    /// are cut there. Set with `gap_before`, and on every file after one still held whose
+    /// inode (and so registry entry) a new file of the container took.
     after_gap: bool,
     /// Gone, and a later file of its container had data when the last read started: the
     /// writer has moved on, so the end of that read is the end of this file.
@@ -840,12 +840,31 @@ impl Tailer {
         // The registry keeps one entry per inode. A finished file of the same container
         // whose inode this one got, with entries not yet acknowledged, loses its entry to
         // this one: after a restart those entries would be read again from the files before
-        // it and joined with this file's lines, without the chunks it held. The registry
-        // keeps a gap before this file instead (not now: the chunks are read, and join as
-        // they should). Another container's file is no gap in this one's sequence.
-        let took_inode = self.by_id.get(&id).is_some_and(|&old| {
-            self.files.get(&old).is_some_and(|f| f.group == group) && self.core.holds.holds(old)
-        });
+        // it and joined with the lines of the files after it, without the chunks it held.
+        // The registry keeps a gap before each file after it instead (not now: the chunks
+        // are read, and join as they should). Another container's file is no gap in this
+        // one's sequence.
+        // (The same file found again at a discovered path starts as it did.)
+        let held_before = self
+            .by_id
+            .get(&id)
+            .and_then(|&old| self.files.get(&old).map(|f| (old, f)))
+            .filter(|(old, f)| {
+                f.group == group
+                    && self.core.holds.holds(*old)
+                    && f.fingerprint
+                        .as_ref()
+                        .is_some_and(|fp| !fingerprint_matches(&file, fp).unwrap_or(true))
+            })
+            .map(|(_, f)| f.order);
+        let took_inode = held_before.is_some();
+        if let Some(order) = held_before {
+            for f in self.files.values_mut() {
+                if f.group == group && f.order > order {
+                    f.after_gap = true;
+                }
+            }
+        }
         self.core.stats.files_opened += 1;
         let key = self.new_key();
         // Ranges to skip stay recorded until reading passes them, so that another restart

@@ -444,8 +444,11 @@ impl Tailer {
                 // A file at a path the globs match is started here too, in its place in
                 // the sequence: left to the scan that follows, it would be missed if it
                 // were rotated away in between (the scan would find only its successor).
+                // One read to its end is started too after a gap: what comes next in it must
+                // not be joined with the entries cut by the gap (left to the scan, it would
+                // be started without the gap).
                 let discovered = patterns.iter().any(|p| p.matches_path(&path));
-                if read_to_end(&e, meta.len()) || (discovered && self.excluded(&path)) {
+                if (read_to_end(&e, meta.len()) && !gap) || (discovered && self.excluded(&path)) {
                     continue;
                 }
                 let via = |at: &Path| Via::Sequence {

@@ -674,3 +674,91 @@ fn a_file_that_took_another_containers_inode_is_no_gap() {
     ];
     check(&ops).unwrap();
 }
+
+#[test]
+fn a_gap_before_a_file_read_to_its_end() {
+    // After a restart, the file after a lost one was read to its end: the entry cut by
+    // the gap, read again, must not be joined with what is written to it next.
+    let ops = [
+        Op::Partial {
+            c: 1,
+            stderr: true,
+            len: 0,
+        },
+        Op::Rotate { c: 1 },
+        Op::Write {
+            c: 1,
+            stderr: true,
+            len: 0,
+        },
+        Op::Rotate { c: 1 },
+        Op::Restart { clean: false },
+        Op::Poll { ack: 0 },
+        Op::Write {
+            c: 1,
+            stderr: false,
+            len: 0,
+        },
+        Op::CopyTruncate { c: 0 },
+        Op::Restart { clean: false },
+        Op::CompressRotated { c: 1 },
+        Op::CopyTruncate { c: 0 },
+        Op::Write {
+            c: 1,
+            stderr: true,
+            len: 0,
+        },
+    ];
+    check(&ops).unwrap();
+}
+
+#[test]
+fn a_later_file_took_the_inode_of_a_held_one() {
+    // The rotated file holding the end of an entry is compressed after it was read; the
+    // file that gets its inode is not the next one but the one after; crash.
+    let w = |len| Op::Write {
+        c: 0,
+        stderr: false,
+        len,
+    };
+    let poll = Op::Poll { ack: 0 };
+    let ops = [
+        w(0),
+        w(0),
+        w(0),
+        Op::Partial {
+            c: 0,
+            stderr: false,
+            len: 0,
+        },
+        Op::Rotate { c: 0 },
+        w(0),
+        poll.clone(),
+        Op::Rotate { c: 0 },
+        poll.clone(),
+        poll.clone(),
+        poll.clone(),
+        w(8),
+        poll.clone(),
+        poll.clone(),
+        poll.clone(),
+        Op::CompressRotated { c: 0 },
+        poll.clone(),
+        Op::Rotate { c: 0 },
+        poll.clone(),
+        Op::Partial {
+            c: 1,
+            stderr: false,
+            len: 0,
+        },
+        poll.clone(),
+        w(0),
+        w(0),
+        poll.clone(),
+        poll.clone(),
+        poll.clone(),
+        poll,
+        Op::Restart { clean: false },
+    ];
+    check(&ops).unwrap();
+}
