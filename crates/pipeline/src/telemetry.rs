@@ -29,7 +29,7 @@
 //! | `logtide_output_oldest_unacked_seconds` | `output` | age of the oldest entry the output holds and has not had acknowledged, from the entry's own time (so it goes on growing across restarts; logtide-metrics: since it took the batch; 0 when none) |
 //! | `logtide_output_stalled_seconds` | `output` | how long an output with work waiting has gone without acknowledging anything (0 when idle or moving); past `http.stalled_after` it is not ready |
 //! | `logtide_file_bytes_behind` | `path` | bytes written to a file and not yet shipped |
-//! | `logtide_file_oldest_unshipped_seconds` | `path` | age of the oldest entry read from a file and not yet acknowledged, from the time the runtime wrote it (so it goes on growing across restarts) |
+//! | `logtide_file_oldest_unshipped_seconds` | `path` | age of the oldest entry read from a file and not yet acknowledged, from the time the runtime wrote it (so it goes on growing across restarts); published every second, like the other per-file series |
 //! | `logtide_files_open` | | files open for reading |
 //! | `logtide_relay_millis_behind_latest` | `shard` | how far the relay's reading is behind the tip of each shard it owns |
 //! | `logtide_ready` | | 1 when every source is connected and no output is stalled (as `/readyz`) |
