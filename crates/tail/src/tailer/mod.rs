@@ -106,8 +106,8 @@ struct FileState {
     /// first line, the container's pending entries are emitted as partial.
     gap_before: bool,
     /// Kept in the registry: after a restart, entries read again from the files before it
-    /// are cut there. Set with `gap_before`, and on every file after one still held whose
-    /// inode (and so registry entry) a new file of the container took.
+    /// are cut there. Set with `gap_before`, and on every file of a container after one of
+    /// its files still held whose inode (and so registry entry) a new file took.
     after_gap: bool,
     /// Gone, and a later file of its container had data when the last read started: the
     /// writer has moved on, so the end of that read is the end of this file.
@@ -837,30 +837,28 @@ impl Tailer {
         // those entries are emitted as partial before this file is read, instead of being
         // joined with new content.
         gap_before |= std::mem::take(&mut self.core.discontinuity) | saved_gap;
-        // The registry keeps one entry per inode. A finished file of the same container
-        // whose inode this one got, with entries not yet acknowledged, loses its entry to
-        // this one: after a restart those entries would be read again from the files before
-        // it and joined with the lines of the files after it, without the chunks it held.
-        // The registry keeps a gap before each file after it instead (not now: the chunks
-        // are read, and join as they should). Another container's file is no gap in this
-        // one's sequence.
-        // (The same file found again at a discovered path starts as it did.)
-        let held_before = self
+        // The registry keeps one entry per inode. A finished file whose inode this one got,
+        // with entries not yet acknowledged, loses its entry to this one: after a restart
+        // those entries would be read again from the files of its container before it and
+        // joined with the lines of the files after it, without the chunks it held. The
+        // registry keeps a gap before each file of that container after it instead (not
+        // now: the chunks are read, and join as they should); this one included if it is
+        // of that container. (The same file found again at a discovered path is no gap.)
+        let held = self
             .by_id
             .get(&id)
             .and_then(|&old| self.files.get(&old).map(|f| (old, f)))
             .filter(|(old, f)| {
-                f.group == group
-                    && self.core.holds.holds(*old)
+                self.core.holds.holds(*old)
                     && f.fingerprint
                         .as_ref()
                         .is_some_and(|fp| !fingerprint_matches(&file, fp).unwrap_or(true))
             })
-            .map(|(_, f)| f.order);
-        let took_inode = held_before.is_some();
-        if let Some(order) = held_before {
+            .map(|(_, f)| (f.group, f.order));
+        let took_inode = held.is_some_and(|(g, _)| g == group);
+        if let Some((g, order)) = held {
             for f in self.files.values_mut() {
-                if f.group == group && f.order > order {
+                if f.group == g && f.order > order {
                     f.after_gap = true;
                 }
             }

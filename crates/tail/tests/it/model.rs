@@ -762,3 +762,35 @@ fn a_later_file_took_the_inode_of_a_held_one() {
     ];
     check(&ops).unwrap();
 }
+
+#[test]
+fn another_containers_file_took_the_inode_of_a_held_one() {
+    // Container 1's rotated file holding the end of an entry is compressed after it was
+    // read, and a new file of container 0 gets its inode; after a crash, container 1's
+    // entry read again must not be joined with its next file's lines.
+    let w = |c, stderr| Op::Write { c, stderr, len: 0 };
+    let p = |c, stderr| Op::Partial { c, stderr, len: 0 };
+    let ops = [
+        p(1, true),
+        Op::Rotate { c: 1 },
+        w(0, false),
+        p(0, false),
+        Op::Rotate { c: 0 },
+        w(1, true),
+        Op::Rotate { c: 1 },
+        Op::Restart { clean: false },
+        Op::Poll { ack: 2 },
+        Op::CompressRotated { c: 0 },
+        Op::CompressRotated { c: 1 },
+        Op::Poll { ack: 0 },
+        w(1, false),
+        Op::CopyTruncate { c: 1 },
+        w(0, false),
+        w(1, true),
+        Op::Poll { ack: 0 },
+        Op::Poll { ack: 0 },
+        Op::Poll { ack: 0 },
+        Op::Restart { clean: false },
+    ];
+    check(&ops).unwrap();
+}
