@@ -417,35 +417,29 @@ proptest! {
     }
 }
 
+/// A whole entry (or the end of the open one) of container `c` (for the sequences below).
+fn whole(c: usize, stderr: bool, len: usize) -> Op {
+    Op::Write { c, stderr, len }
+}
+
+/// A partial chunk of container `c`'s open entry (for the sequences below).
+fn chunk(c: usize, stderr: bool, len: usize) -> Op {
+    Op::Partial { c, stderr, len }
+}
+
 #[test]
 fn a_known_tricky_sequence() {
     // Partial entry, rotation, crash, the final chunk in the new file, interleaved stderr.
     let ops = [
-        Op::Partial {
-            c: 0,
-            stderr: false,
-            len: 5,
-        },
+        chunk(0, false, 5),
         Op::Poll { ack: 1 },
-        Op::Write {
-            c: 0,
-            stderr: true,
-            len: 3,
-        },
+        whole(0, true, 3),
         Op::Rotate { c: 0 },
         Op::Restart { clean: false },
-        Op::Write {
-            c: 0,
-            stderr: false,
-            len: 4,
-        },
+        whole(0, false, 4),
         Op::Poll { ack: 2 },
         Op::Restart { clean: true },
-        Op::Write {
-            c: 1,
-            stderr: false,
-            len: 100,
-        },
+        whole(1, false, 100),
     ];
     check(&ops).unwrap();
 }
@@ -454,31 +448,15 @@ fn a_known_tricky_sequence() {
 fn inode_reuse_after_delete_then_rotation() {
     let ops = [
         Op::Rotate { c: 0 },
-        Op::Write {
-            c: 1,
-            stderr: false,
-            len: 0,
-        },
-        Op::Write {
-            c: 0,
-            stderr: false,
-            len: 0,
-        },
+        whole(1, false, 0),
+        whole(0, false, 0),
         Op::Delete { c: 1 },
         Op::Poll { ack: 0 },
         Op::Poll { ack: 0 },
         Op::Poll { ack: 0 },
-        Op::Partial {
-            c: 1,
-            stderr: false,
-            len: 0,
-        },
+        chunk(1, false, 0),
         Op::Rotate { c: 1 },
-        Op::Partial {
-            c: 1,
-            stderr: false,
-            len: 0,
-        },
+        chunk(1, false, 0),
     ];
     check(&ops).unwrap();
 }
@@ -486,35 +464,15 @@ fn inode_reuse_after_delete_then_rotation() {
 #[test]
 fn delete_then_inode_reuse_then_crash() {
     let ops = [
-        Op::Write {
-            c: 0,
-            stderr: false,
-            len: 0,
-        },
+        whole(0, false, 0),
         Op::Delete { c: 0 },
-        Op::Write {
-            c: 0,
-            stderr: false,
-            len: 0,
-        },
-        Op::Write {
-            c: 0,
-            stderr: false,
-            len: 0,
-        },
+        whole(0, false, 0),
+        whole(0, false, 0),
         Op::Restart { clean: false },
-        Op::Partial {
-            c: 0,
-            stderr: true,
-            len: 0,
-        },
+        chunk(0, true, 0),
         Op::Rotate { c: 0 },
         Op::Poll { ack: 1 },
-        Op::Partial {
-            c: 0,
-            stderr: true,
-            len: 0,
-        },
+        chunk(0, true, 0),
     ];
     check(&ops).unwrap();
 }
@@ -534,11 +492,7 @@ fn a_middle_file_compressed_unread_then_crashes() {
         Op::Rotate { c: 0 },
         Op::Poll { ack: 0 },
         Op::Poll { ack: 0 },
-        Op::Write {
-            c: 0,
-            stderr: false,
-            len: 0,
-        },
+        whole(0, false, 0),
         Op::CompressRotated { c: 0 },
         Op::Restart { clean: false },
         Op::Poll { ack: 0 },
@@ -600,11 +554,7 @@ fn truncated_deleted_then_a_new_file_rotated_while_stopped() {
     let ops = [
         Op::CopyTruncate { c: 0 },
         Op::Delete { c: 0 },
-        Op::Partial {
-            c: 0,
-            stderr: false,
-            len: 0,
-        },
+        chunk(0, false, 0),
         Op::Rotate { c: 0 },
         Op::Restart { clean: false },
         write(0),
@@ -680,34 +630,18 @@ fn a_gap_before_a_file_read_to_its_end() {
     // After a restart, the file after a lost one was read to its end: the entry cut by
     // the gap, read again, must not be joined with what is written to it next.
     let ops = [
-        Op::Partial {
-            c: 1,
-            stderr: true,
-            len: 0,
-        },
+        chunk(1, true, 0),
         Op::Rotate { c: 1 },
-        Op::Write {
-            c: 1,
-            stderr: true,
-            len: 0,
-        },
+        whole(1, true, 0),
         Op::Rotate { c: 1 },
         Op::Restart { clean: false },
         Op::Poll { ack: 0 },
-        Op::Write {
-            c: 1,
-            stderr: false,
-            len: 0,
-        },
+        whole(1, false, 0),
         Op::CopyTruncate { c: 0 },
         Op::Restart { clean: false },
         Op::CompressRotated { c: 1 },
         Op::CopyTruncate { c: 0 },
-        Op::Write {
-            c: 1,
-            stderr: true,
-            len: 0,
-        },
+        whole(1, true, 0),
     ];
     check(&ops).unwrap();
 }
@@ -726,11 +660,7 @@ fn a_later_file_took_the_inode_of_a_held_one() {
         w(0),
         w(0),
         w(0),
-        Op::Partial {
-            c: 0,
-            stderr: false,
-            len: 0,
-        },
+        chunk(0, false, 0),
         Op::Rotate { c: 0 },
         w(0),
         poll.clone(),
@@ -746,11 +676,7 @@ fn a_later_file_took_the_inode_of_a_held_one() {
         poll.clone(),
         Op::Rotate { c: 0 },
         poll.clone(),
-        Op::Partial {
-            c: 1,
-            stderr: false,
-            len: 0,
-        },
+        chunk(1, false, 0),
         poll.clone(),
         w(0),
         w(0),
