@@ -223,9 +223,14 @@ impl Tailer {
                 }
                 Ok(_) => {}
                 Err(e) => {
-                    // Vanished between listing and stat, or a dangling symlink.
+                    // Vanished between listing and stat, or a dangling symlink. A container
+                    // unknown to the registry whose current file was rotated away while
+                    // logtide was stopped has its rotated files read all the same.
                     self.core.stats.scan_errors += 1;
                     tracing::debug!(path = %shown.display(), error = %e, "file vanished while scanning");
+                    if let Some(real) = dangling_target(&shown) {
+                        self.follow_unknown(now, &shown, &real);
+                    }
                 }
             }
         }
@@ -516,45 +521,66 @@ impl Tailer {
         }
         // A container that appeared while logtide ran (or was stopped, when the registry
         // has history): its rotated files are new data too, and are read first.
-        if self.first_scan_done || !self.registry_containers.is_empty() {
-            let real = fs::canonicalize(shown).unwrap_or_else(|_| shown.to_owned());
-            let (container, container_id) = container_of(shown, &real);
-            let known = self.core.groups.contains_key(&container)
-                || self.registry_containers.contains(&container);
-            if !known {
-                if let (Some(dir), Some(name)) =
-                    (real.parent(), real.file_name().and_then(|n| n.to_str()))
-                {
-                    let inherit = Inherit {
-                        shown_path: Arc::from(shown.to_string_lossy().as_ref()),
-                        container: container.clone(),
-                        container_id,
-                    };
-                    self.start_sequence(
-                        now,
-                        Refollow {
-                            dir: dir.to_owned(),
-                            base: rotation::parse(name).base.to_owned(),
-                            after: After::Start,
-                            inherit,
-                            gap: false,
-                            lost_head: [false; 2],
-                            counted: 0,
-                        },
-                    );
-                }
-                if self.by_id.contains_key(&id)
-                    || self
-                        .refollow
-                        .iter()
-                        .any(|r| r.inherit.container == container)
-                {
-                    return;
-                }
+        let real = fs::canonicalize(shown).unwrap_or_else(|_| shown.to_owned());
+        if let Some(container) = self.follow_unknown(now, shown, &real) {
+            if self.by_id.contains_key(&id)
+                || self
+                    .refollow
+                    .iter()
+                    .any(|r| r.inherit.container == container)
+            {
+                return;
             }
         }
         self.start_file(now, shown, id, meta.len(), Via::Discovered);
     }
+
+    /// A container neither read nor known to the registry, found at `shown` (which leads to
+    /// `real`), when the registry has history: its rotated files are new data too, and its
+    /// sequence is started from the first. Returns the container if it was unknown.
+    fn follow_unknown(&mut self, now: Instant, shown: &Path, real: &Path) -> Option<Arc<str>> {
+        if !self.first_scan_done && self.registry_containers.is_empty() {
+            return None;
+        }
+        let (container, container_id) = container_of(shown, real);
+        if self.core.groups.contains_key(&container)
+            || self.registry_containers.contains(&container)
+        {
+            return None;
+        }
+        if let (Some(dir), Some(name)) = (real.parent(), real.file_name().and_then(|n| n.to_str()))
+        {
+            let inherit = Inherit {
+                shown_path: Arc::from(shown.to_string_lossy().as_ref()),
+                container: container.clone(),
+                container_id,
+            };
+            self.start_sequence(
+                now,
+                Refollow {
+                    dir: dir.to_owned(),
+                    base: rotation::parse(name).base.to_owned(),
+                    after: After::Start,
+                    inherit,
+                    gap: false,
+                    lost_head: [false; 2],
+                    counted: 0,
+                },
+            );
+        }
+        Some(container)
+    }
+}
+
+/// Where a dangling symlink found by a glob leads, when that directory exists: the
+/// container's current file was rotated away and no new one is there yet.
+fn dangling_target(shown: &Path) -> Option<PathBuf> {
+    let target = fs::read_link(shown).ok()?;
+    let target = match shown.parent() {
+        Some(dir) if target.is_relative() => dir.join(target),
+        _ => target,
+    };
+    target.parent().is_some_and(Path::is_dir).then_some(target)
 }
 
 /// The directory to watch for a glob: its leading components without wildcards (for a

@@ -720,3 +720,21 @@ fn another_containers_file_took_the_inode_of_a_held_one() {
     ];
     check(&ops).unwrap();
 }
+
+#[test]
+fn an_unknown_containers_file_rotated_away_while_stopped() {
+    // Container 1's file is deleted, another container's new file gets its inode (and its
+    // registry entry), and container 1's next file is rotated away while logtide is
+    // stopped, with no current file after it.
+    let ops = [
+        Op::Delete { c: 1 },
+        Op::Rotate { c: 0 },
+        Op::Restart { clean: false },
+        chunk(0, false, 0),
+        Op::Poll { ack: 0 },
+        whole(1, false, 0),
+        Op::Rotate { c: 1 },
+        Op::Restart { clean: false },
+    ];
+    check(&ops).unwrap();
+}
