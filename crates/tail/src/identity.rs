@@ -94,6 +94,34 @@ pub(crate) fn fingerprint(file: &File) -> io::Result<RangeHash> {
     Ok(RangeHash::of(&read_range(file, 0, FINGERPRINT_BYTES)?))
 }
 
+/// The first [`FINGERPRINT_BYTES`] (or fewer, all there is) of a gzip file's content:
+/// what the fingerprint of the file it was compressed from was taken over. `None` when it
+/// cannot be read or is not whole (not gzip, or still being written).
+pub(crate) fn gzip_head(path: &std::path::Path) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let mut decoder = flate2::read::MultiGzDecoder::new(File::open(path).ok()?);
+    let mut head = vec![0; FINGERPRINT_BYTES];
+    let mut filled = 0;
+    while filled < head.len() {
+        match decoder.read(&mut head[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+    head.truncate(filled);
+    Some(head)
+}
+
+impl RangeHash {
+    /// Whether `head`, the first bytes of a file, starts with the bytes this was taken
+    /// over.
+    pub(crate) fn starts(&self, head: &[u8]) -> bool {
+        head.len() >= self.len as usize && xxh3_64(&head[..self.len as usize]) == self.hash
+    }
+}
+
 /// Whether `file` still starts with the bytes `fp` was taken from (it may have grown since).
 pub(crate) fn fingerprint_matches(file: &File, fp: &RangeHash) -> io::Result<bool> {
     let bytes = read_range(file, 0, fp.len as usize)?;
@@ -137,6 +165,59 @@ mod tests {
             !fingerprint_matches(&File::open(&path).unwrap(), &fp).unwrap(),
             "shorter file"
         );
+    }
+
+    #[test]
+    fn a_gzip_file_is_known_by_the_fingerprint_of_its_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let gzip = |name: &str, content: &[u8]| {
+            let path = dir.path().join(name);
+            let mut z = flate2::write::GzEncoder::new(
+                File::create(&path).unwrap(),
+                flate2::Compression::fast(),
+            );
+            z.write_all(content).unwrap();
+            z.finish().unwrap();
+            path
+        };
+        let long: Vec<u8> = (0..3000u32).map(|i| b'a' + (i % 26) as u8).collect();
+        let plain = dir.path().join("plain.log");
+        std::fs::write(&plain, &long).unwrap();
+        let fp = fingerprint(&File::open(&plain).unwrap()).unwrap();
+
+        let head = gzip_head(&gzip("long.gz", &long)).unwrap();
+        assert_eq!(
+            head.len(),
+            FINGERPRINT_BYTES,
+            "only the fingerprint's bytes"
+        );
+        assert!(fp.starts(&head));
+        let other = gzip_head(&gzip("other.gz", &long[1..])).unwrap();
+        assert!(!fp.starts(&other), "another content");
+
+        let short = gzip_head(&gzip("short.gz", b"short")).unwrap();
+        assert_eq!(short, b"short", "all of a short file");
+        assert!(RangeHash::of(b"sho").starts(&short));
+        assert!(!RangeHash::of(b"short and more").starts(&short));
+
+        // Being written (cut before the fingerprint's bytes), or not gzip: not known by
+        // its content. Bytes that do not compress, so that the cut is early in them.
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let noise: Vec<u8> = (0..3000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        let whole = std::fs::read(gzip("cut.gz", &noise)).unwrap();
+        assert!(whole.len() > 2000);
+        let cut = dir.path().join("cut.gz");
+        std::fs::write(&cut, &whole[..500]).unwrap();
+        assert_eq!(gzip_head(&cut), None);
+        assert_eq!(gzip_head(&plain), None);
+        assert_eq!(gzip_head(&dir.path().join("missing.gz")), None);
     }
 
     #[test]

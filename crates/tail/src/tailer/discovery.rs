@@ -14,7 +14,7 @@ use std::time::{Instant, SystemTime};
 
 use super::{stream_index, FileKey, Loss, Started, Status, Tailer};
 use crate::container_of;
-use crate::identity::FileId;
+use crate::identity::{fingerprint_matches, gzip_head, FileId, RangeHash};
 use crate::rotation::{self, Rank};
 
 /// What a file started as part of a rotation sequence takes from the file it follows: the
@@ -260,6 +260,10 @@ impl Tailer {
             .map(|(g, (p, m, i))| (*g, p.clone(), *m, i.clone()))
             .collect();
         for (group, path, deleted, inherit) in idle {
+            let (path, deleted) = match deleted {
+                None => self.newest_now(group, path),
+                Some(_) => (path, deleted),
+            };
             let (Some(dir), Some(name)) =
                 (path.parent(), path.file_name().and_then(|n| n.to_str()))
             else {
@@ -293,6 +297,48 @@ impl Tailer {
             self.discovered(now, &shown, &meta);
         }
         self.first_scan_done = true;
+    }
+
+    /// Where the newest file started of container `group`, last seen at `path`, is now,
+    /// and when it was last modified if it is gone. In a numbered sequence every rotation
+    /// renames the rotated files too (`.1` to `.2`), so the file at `path` may be another
+    /// one: the tracked file is looked up by identity in its directory (and by its first
+    /// bytes: a file deleted may have given its inode to a new one). When it is no longer
+    /// there (deleted, or compressed and then deleted), the sequence goes on after its
+    /// last modification, as for a file deleted while it was read.
+    fn newest_now(&mut self, group: u32, path: PathBuf) -> (PathBuf, Option<SystemTime>) {
+        let Some(f) = self
+            .files
+            .values_mut()
+            .filter(|f| f.group == group && !f.superseded && f.path == path)
+            .max_by_key(|f| f.order)
+        else {
+            return (path, None);
+        };
+        let found = find_by_id(&path, f.id).filter(|p| starts_as(p, f.fingerprint.as_ref()));
+        let deleted = match &found {
+            Some(_) => None,
+            None => Some(
+                f.reader
+                    .as_ref()
+                    .and_then(|r| r.file.metadata().ok())
+                    .and_then(|m| m.modified().ok())
+                    .unwrap_or(std::time::UNIX_EPOCH),
+            ),
+        };
+        let now_at = match found {
+            Some(found) if found != path => {
+                self.core.stats.renames += 1;
+                f.path.clone_from(&found);
+                found
+            }
+            _ => path,
+        };
+        if let Some((newest, gone, _)) = self.newest.get_mut(&group) {
+            newest.clone_from(&now_at);
+            *gone = deleted;
+        }
+        (now_at, deleted)
     }
 
     /// A live file is no longer at its path: it is drained, then finished, and the files
@@ -415,9 +461,20 @@ impl Tailer {
         members.sort_by(|a, b| sequence_order(&a.0, a.1, &b.0, b.1));
         for (rank, _, path, gzipped, meta) in members {
             if gzipped {
+                // The file it was compressed from: known by its first bytes where they can
+                // be read, since in a numbered sequence the names move at each rotation
+                // (`.2.gz` may be the file read as `.1`); else by its name.
                 let plain = path.with_extension("");
-                let tracked = self.files.values().any(|f| f.path == plain);
-                let saved = self.registry.entries().find(|e| e.path == plain);
+                let head = gzip_head(&path);
+                let was = |fp: &Option<RangeHash>, at: &Path| match (&head, fp) {
+                    (Some(head), Some(fp)) if fp.len > 0 => fp.starts(head),
+                    _ => at == plain,
+                };
+                let tracked = self.files.values().any(|f| was(&f.fingerprint, &f.path));
+                let saved = self
+                    .registry
+                    .entries()
+                    .find(|e| was(&e.fingerprint, &e.path));
                 match Compressed::of(tracked, saved.map(|e| e.removed.is_some()), r.counted) {
                     Compressed::Read => {}
                     Compressed::Unfinished => {
@@ -439,12 +496,16 @@ impl Tailer {
             }
             let id = FileId::of(&meta);
             // Tracked already, unless the file with that identity is finished: its
-            // descriptor is closed, and a new file may have got the inode.
+            // descriptor is closed, and a new file may have got the inode. A finished file
+            // that is still the one read (same first bytes, same length) is known too: a
+            // numbered sequence (`.1` is the newest) goes on after its last write, which
+            // takes the file itself, and started again it would be read again from the
+            // registry's offset, behind the entries still on their way to the output.
             let tracked = self
                 .by_id
                 .get(&id)
                 .and_then(|k| self.files.get(k))
-                .is_some_and(|f| f.status != Status::Finished);
+                .is_some_and(|f| f.status != Status::Finished || still_read(f, &path, &meta));
             if tracked || self.excluded(&path) {
                 continue;
             }
@@ -570,6 +631,21 @@ impl Tailer {
         }
         Some(container)
     }
+}
+
+/// Whether the finished file `f` is the file at `path` as it was read: not grown nor cut,
+/// and its first bytes unchanged (not a new file that got the inode).
+fn still_read(f: &super::FileState, path: &Path, meta: &fs::Metadata) -> bool {
+    meta.len() == f.read_offset && starts_as(path, f.fingerprint.as_ref())
+}
+
+/// Whether the file at `path` starts with the bytes the fingerprint `fp` was taken over.
+fn starts_as(path: &Path, fp: Option<&RangeHash>) -> bool {
+    fp.is_some_and(|fp| {
+        fs::File::open(path)
+            .and_then(|file| fingerprint_matches(&file, fp))
+            .unwrap_or(false)
+    })
 }
 
 /// Where a dangling symlink found by a glob leads, when that directory exists: the

@@ -4,7 +4,10 @@
 //! random acknowledgements and restarts from the registry, checked against an in-memory
 //! model of what was written.
 //! The files are in kubelet's layout: the tailer reads `containers/<…>-<id>.log`, a symlink
-//! to `pods/…/c<N>/0.log`, so rotated files are read through their real paths.
+//! to `pods/…/c<N>/0.log`, so rotated files are read through their real paths. The same
+//! model runs on dockerd's json-file layout (`containers/<id>/<id>-json.log`, rotated to
+//! `.1`, `.2`, … by a chain of renames, compressed ones too, `.N.gz`; an entry's pieces
+//! all but the last without the final newline).
 //!
 //! Checked: every emitted message is exactly one written entry (never corrupted, never
 //! split, never joined with another), except where a rotated file was compressed before it
@@ -28,6 +31,18 @@ use proptest::test_runner::FileFailurePersistence;
 use serde_json::Value;
 
 const CONTAINERS: usize = 2;
+
+/// Where the containers' files are and how they rotate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Layout {
+    /// kubelet: `containers/<pod>_<ns>_<container>-<id>.log` links to `pods/…/0.log`,
+    /// rotated to `0.log.<timestamp>`, CRI lines.
+    Kubelet,
+    /// dockerd's json-file driver: `containers/<id>/<id>-json.log`, rotated by renaming
+    /// `.N` to `.N+1` (compressed ones too, `.N.gz`) and the current file to `.1`; JSON
+    /// lines, an entry's pieces all but the last without the final newline.
+    Docker,
+}
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -65,6 +80,7 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 struct World {
+    layout: Layout,
     dir: tempfile::TempDir,
     t: Instant,
     tailer: Option<Tailer>,
@@ -83,10 +99,11 @@ struct World {
 }
 
 impl World {
-    fn new() -> Self {
+    fn new(layout: Layout) -> Self {
         let dir = tempfile::tempdir().unwrap();
         fs::create_dir_all(dir.path().join("logs")).unwrap();
         let mut w = World {
+            layout,
             dir,
             t: Instant::now(),
             tailer: None,
@@ -102,7 +119,9 @@ impl World {
         for c in 0..CONTAINERS {
             fs::create_dir_all(w.pod_dir(c)).unwrap();
             fs::create_dir_all(w.dir.path().join("containers")).unwrap();
-            std::os::unix::fs::symlink(w.path(c), w.link(c)).unwrap();
+            if layout == Layout::Kubelet {
+                std::os::unix::fs::symlink(w.path(c), w.shown(c)).unwrap();
+            }
         }
         w.start();
         // The tailer knows both containers before the operations start (a container that
@@ -124,32 +143,58 @@ impl World {
         format!("{:064x}", c + 1)
     }
 
+    /// The directory of container `c`'s files.
     fn pod_dir(&self, c: usize) -> PathBuf {
-        self.dir.path().join(format!("pods/ns_pod{c}_uid{c}/c{c}"))
+        match self.layout {
+            Layout::Kubelet => self.dir.path().join(format!("pods/ns_pod{c}_uid{c}/c{c}")),
+            Layout::Docker => self.dir.path().join(format!("containers/{}", World::id(c))),
+        }
     }
 
+    /// The file container `c` writes.
     fn path(&self, c: usize) -> PathBuf {
-        self.pod_dir(c).join("0.log")
+        match self.layout {
+            Layout::Kubelet => self.pod_dir(c).join("0.log"),
+            Layout::Docker => self.pod_dir(c).join(format!("{}-json.log", World::id(c))),
+        }
     }
 
-    fn link(&self, c: usize) -> PathBuf {
-        link(self.dir.path(), c)
+    /// The path the tailer finds container `c` by, and gives as `log.file.path`.
+    fn shown(&self, c: usize) -> PathBuf {
+        match self.layout {
+            Layout::Kubelet => self
+                .dir
+                .path()
+                .join(format!("containers/pod{c}_ns_c{c}-{}.log", World::id(c))),
+            Layout::Docker => self.path(c),
+        }
     }
 
     /// The rotated files of a container, oldest first.
     fn rotated(&self, c: usize) -> Vec<PathBuf> {
+        let current = self.path(c);
         let mut v: Vec<PathBuf> = fs::read_dir(self.pod_dir(c))
             .unwrap()
             .map(|e| e.unwrap().path())
-            .filter(|p| p.file_name().unwrap() != "0.log")
+            .filter(|p| *p != current)
             .collect();
-        v.sort();
+        match self.layout {
+            Layout::Kubelet => v.sort(),
+            Layout::Docker => {
+                v.retain(|p| docker_number(&current, p).is_some());
+                v.sort_by_key(|p| std::cmp::Reverse(docker_number(&current, p)));
+            }
+        }
         v
     }
 
     fn start(&mut self) {
+        let pattern = match self.layout {
+            Layout::Kubelet => "containers/*.log",
+            Layout::Docker => "containers/*/*-json.log",
+        };
         let tail = TailConfig {
-            paths: vec![format!("{}/containers/*.log", self.dir.path().display())],
+            paths: vec![format!("{}/{pattern}", self.dir.path().display())],
             read_buffer_bytes: 64,
             scan_frequency: Duration::from_millis(500),
             flush_partial_after: Duration::from_secs(3600),
@@ -165,7 +210,15 @@ impl World {
 
     fn append(&mut self, c: usize, stderr: bool, tag: &str, chunk: &str) {
         let stream = if stderr { "stderr" } else { "stdout" };
-        let line = format!("2024-01-01T00:00:00Z {stream} {tag} {chunk}\n");
+        let line = match self.layout {
+            Layout::Kubelet => format!("2024-01-01T00:00:00Z {stream} {tag} {chunk}\n"),
+            Layout::Docker => {
+                let end = if tag == "F" { "\\n" } else { "" };
+                format!(
+                    "{{\"log\":\"{chunk}{end}\",\"stream\":\"{stream}\",\"time\":\"2024-01-01T00:00:00Z\"}}\n"
+                )
+            }
+        };
         let mut f = OpenOptions::new()
             .create(true)
             .append(true)
@@ -197,6 +250,7 @@ impl World {
     fn poll(&mut self, ack: u8) {
         self.t += Duration::from_millis(100);
         let t = self.t;
+        let shown: Vec<PathBuf> = (0..CONTAINERS).map(|c| self.shown(c)).collect();
         let tl = self.tailer.as_mut().unwrap();
         let mut batch = Vec::new();
         tl.poll(t, &mut batch, 1000);
@@ -217,8 +271,7 @@ impl World {
                 "{message:?} emitted again with another identity"
             );
             let c: usize = message[2..3].parse().unwrap_or(0);
-            let link = link(self.dir.path(), c);
-            assert_eq!(identity.1, link.to_str().unwrap(), "log.file.path");
+            assert_eq!(identity.1, shown[c].to_str().unwrap(), "log.file.path");
             assert_eq!(identity.2, World::id(c), "container.id");
             self.emitted.push(message);
             let tok = e.take_ack().unwrap();
@@ -263,12 +316,29 @@ impl World {
             }
             Op::Rotate { c } => {
                 if self.path(c).exists() {
-                    // As kubelet does, however soon after the last scan or poll.
+                    // As kubelet and dockerd do, however soon after the last scan or poll.
                     self.rotations += 1;
-                    let to = self
-                        .pod_dir(c)
-                        .join(format!("0.log.20261206-{:06}", self.rotations));
-                    fs::rename(self.path(c), to).unwrap();
+                    let current = self.path(c);
+                    let to = match self.layout {
+                        Layout::Kubelet => self
+                            .pod_dir(c)
+                            .join(format!("0.log.20261206-{:06}", self.rotations)),
+                        Layout::Docker => {
+                            // Oldest first: `.N` (or `.N.gz`) becomes `.N+1`.
+                            for old in self.rotated(c) {
+                                let n = docker_number(&current, &old).unwrap();
+                                let gz = if old.extension().is_some_and(|e| e == "gz") {
+                                    ".gz"
+                                } else {
+                                    ""
+                                };
+                                let new = format!("{}.{}{gz}", current.display(), n + 1);
+                                fs::rename(&old, new).unwrap();
+                            }
+                            PathBuf::from(format!("{}.1", current.display()))
+                        }
+                    };
+                    fs::rename(current, to).unwrap();
                 }
             }
             Op::CompressRotated { c } => {
@@ -278,7 +348,12 @@ impl World {
                     .rfind(|p| p.extension().is_none_or(|e| e != "gz"))
                 {
                     let gz = PathBuf::from(format!("{}.gz", newest.display()));
-                    fs::write(gz, b"\x1f\x8b\x08\x00compressed").unwrap();
+                    let mut z = flate2::write::GzEncoder::new(
+                        fs::File::create(gz).unwrap(),
+                        flate2::Compression::fast(),
+                    );
+                    z.write_all(&fs::read(&newest).unwrap()).unwrap();
+                    z.finish().unwrap();
                     fs::remove_file(newest).unwrap();
                     self.lossy.insert(c);
                 }
@@ -342,9 +417,12 @@ impl World {
     }
 }
 
-/// The kubelet symlink of container `c` under `root`.
-fn link(root: &std::path::Path, c: usize) -> PathBuf {
-    root.join(format!("containers/pod{c}_ns_c{c}-{}.log", World::id(c)))
+/// `N` of dockerd's rotated file `<current>.N` or `<current>.N.gz`.
+fn docker_number(current: &std::path::Path, p: &std::path::Path) -> Option<u32> {
+    let name = p.file_name()?.to_str()?;
+    let rest = name.strip_prefix(current.file_name()?.to_str()?)?;
+    let n = rest.strip_prefix('.')?;
+    n.strip_suffix(".gz").unwrap_or(n).parse().ok()
 }
 
 /// The container a chunk text belongs to (`<c{N}…`).
@@ -353,7 +431,11 @@ fn container(text: &str) -> usize {
 }
 
 fn check(ops: &[Op]) -> Result<(), TestCaseError> {
-    let mut w = World::new();
+    check_in(Layout::Kubelet, ops)
+}
+
+fn check_in(layout: Layout, ops: &[Op]) -> Result<(), TestCaseError> {
+    let mut w = World::new(layout);
     for op in ops {
         w.apply(op);
         if std::env::var("MODEL_DEBUG").is_ok() {
@@ -414,6 +496,11 @@ proptest! {
     #[test]
     fn tailer_matches_the_model(ops in proptest::collection::vec(op(), 1..40)) {
         check(&ops)?;
+    }
+
+    #[test]
+    fn docker_tailer_matches_the_model(ops in proptest::collection::vec(op(), 1..40)) {
+        check_in(Layout::Docker, &ops)?;
     }
 }
 
@@ -737,4 +824,43 @@ fn an_unknown_containers_file_rotated_away_while_stopped() {
         Op::Restart { clean: false },
     ];
     check(&ops).unwrap();
+}
+
+#[test]
+fn docker_a_file_read_but_not_acknowledged_rotated_away() {
+    let ops = [whole(0, false, 0), Op::Poll { ack: 0 }, Op::Rotate { c: 0 }];
+    check_in(Layout::Docker, &ops).unwrap();
+}
+
+#[test]
+fn docker_an_unread_file_compressed_after_a_crash() {
+    let ops = [
+        chunk(1, true, 0),
+        Op::Rotate { c: 1 },
+        Op::Restart { clean: false },
+        Op::Poll { ack: 0 },
+        chunk(1, true, 0),
+        Op::Rotate { c: 1 },
+        Op::CompressRotated { c: 1 },
+        whole(1, true, 0),
+    ];
+    check_in(Layout::Docker, &ops).unwrap();
+}
+
+#[test]
+fn docker_a_file_read_and_its_successor_compressed_while_shifted() {
+    let ops = [
+        Op::Rotate { c: 1 },
+        chunk(1, false, 0),
+        Op::Rotate { c: 1 },
+        Op::Restart { clean: false },
+        Op::Poll { ack: 0 },
+        whole(1, false, 0),
+        Op::Rotate { c: 1 },
+        whole(0, false, 0),
+        whole(1, false, 0),
+        Op::CompressRotated { c: 1 },
+        Op::CompressRotated { c: 1 },
+    ];
+    check_in(Layout::Docker, &ops).unwrap();
 }
