@@ -16,7 +16,7 @@ use logtide_container_log::Stream;
 use logtide_event::{AckOutcome, Acknowledge, Timestamp};
 use rustc_hash::FxHashMap;
 
-use super::discovery::find_by_id;
+use super::discovery::{find_by_id, starts_as};
 use super::resume::Skip;
 use super::{
     stream_index, AckedEntry, Core, FileKey, FileProgress, SkipRange, Status, Tailer, Track,
@@ -383,6 +383,15 @@ impl Tailer {
             // check hash, so that the next start infers again from the same offset.
             let inferring = f.skip.contains(&Skip::UntilFull);
             if changed {
+                if f.reader.is_none() {
+                    // Closed: where it is now. A numbered rotation renames rotated files
+                    // too, and its name may now be another file's.
+                    if let Some(moved) = find_by_id(&f.path, f.id)
+                        .filter(|p| *p != f.path && starts_as(p, f.fingerprint.as_ref()))
+                    {
+                        f.path = moved;
+                    }
+                }
                 let prefix = match f.reader.as_ref() {
                     _ if inferring => None,
                     Some(r) => prefix_hash(&r.file, offset).ok(),

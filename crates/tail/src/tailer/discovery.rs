@@ -640,7 +640,7 @@ fn still_read(f: &super::FileState, path: &Path, meta: &fs::Metadata) -> bool {
 }
 
 /// Whether the file at `path` starts with the bytes the fingerprint `fp` was taken over.
-fn starts_as(path: &Path, fp: Option<&RangeHash>) -> bool {
+pub(super) fn starts_as(path: &Path, fp: Option<&RangeHash>) -> bool {
     fp.is_some_and(|fp| {
         fs::File::open(path)
             .and_then(|file| fingerprint_matches(&file, fp))

@@ -864,3 +864,23 @@ fn docker_a_file_read_and_its_successor_compressed_while_shifted() {
     ];
     check_in(Layout::Docker, &ops).unwrap();
 }
+
+#[test]
+fn docker_an_entry_across_files_then_a_copytruncate_and_a_crash() {
+    let ops = [
+        whole(0, false, 0),
+        whole(0, false, 0),
+        Op::Poll { ack: 2 },
+        chunk(0, true, 0),
+        Op::Rotate { c: 0 },
+        chunk(0, false, 0),
+        Op::Delete { c: 1 },
+        Op::Rotate { c: 0 },
+        whole(0, false, 0),
+        whole(0, true, 0),
+        Op::CopyTruncate { c: 0 },
+        whole(0, true, 0),
+        Op::Restart { clean: false },
+    ];
+    check_in(Layout::Docker, &ops).unwrap();
+}
