@@ -195,7 +195,9 @@ pub(super) struct Place {
 /// Orders the files the registry knows of one container oldest first, so that a gap is
 /// marked before the file that follows it: by rank and time ([`sequence_order`]), then by
 /// saved path; except that a file gone under its base name (it was the current file when
-/// saved) has no rank that tells, and goes by its last update among the others.
+/// saved) has no rank that tells, and goes by its last update among the others, and before
+/// the file found current now (which came after it: the registry may have updated the gone
+/// file after it was rotated away, and before it was deleted).
 pub(super) fn saved_order<T>(known: Vec<(Place, T)>) -> Vec<T> {
     let (mut unplaced, mut ordered): (Vec<_>, Vec<_>) = known
         .into_iter()
@@ -205,9 +207,14 @@ pub(super) fn saved_order<T>(known: Vec<(Place, T)>) -> Vec<T> {
     });
     unplaced.sort_by_key(|(p, _)| p.time);
     for k in unplaced {
-        let at = ordered
+        let by_time = ordered.iter().position(|(o, _)| o.time > k.0.time);
+        let current = ordered
             .iter()
-            .position(|(o, _)| o.time > k.0.time)
+            .position(|(o, _)| !o.gone && o.rank == Rank::Current);
+        let at = by_time
+            .into_iter()
+            .chain(current)
+            .min()
             .unwrap_or(ordered.len());
         ordered.insert(at, k);
     }
@@ -868,6 +875,15 @@ mod tests {
         let (mut a, _) = place("0.log", 10, false);
         a.saved = PathBuf::from("/d/a/0.log");
         assert_eq!(saved_order(vec![(b, "b"), (a, "a")]), ["a", "b"]);
+        // Gone under the base name, updated after the file found there now was last
+        // written: it was the current file before that one.
+        let (gone, _) = place("0.log", 50, true);
+        let (found, _) = place("0.log", 40, false);
+        let (rotated, _) = place("0.log.20240101-000000", 30, false);
+        assert_eq!(
+            saved_order(vec![(found, "found"), (gone, "gone"), (rotated, "rotated")]),
+            ["rotated", "gone", "found"]
+        );
     }
 
     #[test]

@@ -884,3 +884,28 @@ fn docker_an_entry_across_files_then_a_copytruncate_and_a_crash() {
     ];
     check_in(Layout::Docker, &ops).unwrap();
 }
+
+#[test]
+fn docker_a_read_file_compressed_then_a_crash() {
+    let ops = [
+        Op::CopyTruncate { c: 0 },
+        Op::Poll { ack: 0 },
+        whole(0, false, 0),
+        chunk(1, false, 0),
+        Op::Poll { ack: 0 },
+        Op::Rotate { c: 1 },
+        chunk(1, false, 0),
+        Op::Poll { ack: 0 },
+        Op::Rotate { c: 1 },
+        Op::Poll { ack: 0 },
+        whole(1, false, 0),
+        Op::CompressRotated { c: 1 },
+        Op::Poll { ack: 0 },
+        Op::Poll { ack: 0 },
+        whole(0, false, 0),
+        Op::Poll { ack: 0 },
+        Op::Restart { clean: false },
+        Op::Poll { ack: 0 },
+    ];
+    check_in(Layout::Docker, &ops).unwrap();
+}
