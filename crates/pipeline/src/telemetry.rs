@@ -13,7 +13,7 @@
 //! | `logtide_discarded_events_total` | `reason` | events that will never be shipped: `processor_drop`, `dead_letter`, `oversize_dead_letter`, `offload_dead_letter`, `undecodable`, `incomplete_entry`, `es_dead_letter`; logtide-metrics: `priming_sample` (the first sample of a rate), `queue_full`, `output_failed_at_stop` |
 //! | `logtide_modified_events_total` | `reason` | events shipped changed: `oversize_truncated`, `oversize_split`, `oversize_offloaded`, `offload_restored`, `offload_not_restored`, `entry_truncated`, `partial_flushed` (every event flagged partial), among them `partial_evicted` (`max_pending` entries were pending) and `partial_over_budget` (the pending entries held `max_pending_bytes`), `mapping_normalized` |
 //! | `logtide_discarded_lines_total` | `reason` | lines that never became events: `parse_error`, `stream_filtered` |
-//! | `logtide_lost_bytes_total` | `reason` | bytes never read: `deleted_before_read`, `gzipped_before_read` (compressed bytes), `line_too_long` |
+//! | `logtide_lost_bytes_total` | `reason` | bytes never read: `deleted_before_read`, `gzipped_before_read` (the bytes of its content), `line_too_long` |
 //! | `logtide_file_lost_bytes_total` | `path`, `reason` | the same, per file (`deleted_before_read`, `gzipped_before_read`, `gone_while_stopped` with 0: size unknown) |
 //! | `logtide_lost_files_total` | `reason` | files of a container's rotation sequence not read to their end, by the reasons above |
 //! | `logtide_file_truncations_total` | | files truncated in place (copytruncate): lines written just before may be lost |

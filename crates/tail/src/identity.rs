@@ -114,6 +114,26 @@ pub(crate) fn gzip_head(path: &std::path::Path) -> Option<Vec<u8>> {
     Some(head)
 }
 
+/// The size of a gzip file's content, from its trailer (ISIZE: the size modulo 2^32, of
+/// its last member), or its own size when it is not gzip or the trailer cannot be that
+/// (deflate expands at most 1032 times).
+pub(crate) fn gzip_content_len(path: &std::path::Path) -> Option<u64> {
+    let file = File::open(path).ok()?;
+    let len = file.metadata().ok()?.len();
+    let mut magic = [0; 2];
+    if len < 18 || file.read_exact_at(&mut magic, 0).is_err() || magic != [0x1f, 0x8b] {
+        return Some(len);
+    }
+    let mut trailer = [0; 4];
+    file.read_exact_at(&mut trailer, len - 4).ok()?;
+    let isize = u64::from(u32::from_le_bytes(trailer));
+    Some(if isize >= (len - 18) / 1032 {
+        isize
+    } else {
+        len
+    })
+}
+
 impl RangeHash {
     /// Whether `head`, the first bytes of a file, starts with the bytes this was taken
     /// over.
@@ -218,6 +238,16 @@ mod tests {
         assert_eq!(gzip_head(&cut), None);
         assert_eq!(gzip_head(&plain), None);
         assert_eq!(gzip_head(&dir.path().join("missing.gz")), None);
+
+        // What was lost with a compressed file is counted in bytes of its content.
+        assert_eq!(gzip_content_len(&dir.path().join("long.gz")), Some(3000));
+        assert_eq!(gzip_content_len(&dir.path().join("short.gz")), Some(5));
+        std::fs::write(&cut, [b'x'; 100]).unwrap();
+        assert_eq!(
+            gzip_content_len(&cut),
+            Some(100),
+            "no trailer: its own size"
+        );
     }
 
     #[test]

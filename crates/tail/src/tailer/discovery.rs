@@ -14,7 +14,7 @@ use std::time::{Instant, SystemTime};
 
 use super::{stream_index, FileKey, Loss, Started, Status, Tailer};
 use crate::container_of;
-use crate::identity::{fingerprint_matches, gzip_head, FileId, RangeHash};
+use crate::identity::{fingerprint_matches, gzip_content_len, gzip_head, FileId, RangeHash};
 use crate::rotation::{self, Rank};
 
 /// What a file started as part of a rotation sequence takes from the file it follows: the
@@ -488,7 +488,8 @@ impl Tailer {
                         r.gap = true;
                     }
                     Compressed::Lost => {
-                        self.lose(&path, meta.len(), "gzipped_before_read");
+                        let bytes = gzip_content_len(&path).unwrap_or(meta.len());
+                        self.lose(&path, bytes, "gzipped_before_read");
                         r.gap = true;
                     }
                 }

@@ -545,7 +545,7 @@ pub struct Loss {
     ///   before it was read to its end (`close_removed_after`), or vanished between being
     ///   listed and being opened;
     /// - `gzipped_before_read`: a rotated file of a container's sequence was compressed
-    ///   before it was read (`bytes` are the compressed bytes);
+    ///   before it was read (`bytes` are those of its content, from the gzip trailer);
     /// - `gone_while_stopped`: a file the registry had not seen to its end was gone at
     ///   the start (`bytes` unknown: 0).
     ///
