@@ -458,7 +458,15 @@ impl Tailer {
                 members.push((p.rank, mtime, e.path(), p.gzipped, meta));
             }
         }
-        members.sort_by(|a, b| sequence_order(&a.0, a.1, &b.0, b.1));
+        // A compressed file's time is when it was compressed, later than the files after
+        // it were written: numbered files go by number instead, in the direction the times
+        // of the plain ones show.
+        let counts_up = counts_up(members.iter().filter(|m| !m.3).map(|m| (&m.0, m.1)));
+        members.sort_by(|a, b| match (&a.0, &b.0) {
+            (Rank::Numbered(x), Rank::Numbered(y)) if counts_up => x.cmp(y),
+            (Rank::Numbered(x), Rank::Numbered(y)) => y.cmp(x),
+            _ => sequence_order(&a.0, a.1, &b.0, b.1),
+        });
         for (rank, _, path, gzipped, meta) in members {
             if gzipped {
                 // The file it was compressed from: known by its first bytes where they can
@@ -693,6 +701,23 @@ pub(super) fn sequence_order(
     }
 }
 
+/// Whether a numbered sequence counts up (`.1` the oldest), from its plain files' numbers
+/// and modification times; else it shifts (`.1` the newest: dockerd, logrotate), which is
+/// also what is taken when fewer than two plain numbered files tell.
+fn counts_up<'a>(plain: impl Iterator<Item = (&'a Rank, SystemTime)>) -> bool {
+    let mut numbered: Vec<(u32, SystemTime)> = plain
+        .filter_map(|(r, t)| match r {
+            Rank::Numbered(n) => Some((*n, t)),
+            _ => None,
+        })
+        .collect();
+    numbered.sort_unstable();
+    match (numbered.first(), numbered.last()) {
+        (Some((lo, t_lo)), Some((hi, t_hi))) if lo != hi => t_lo < t_hi,
+        _ => false,
+    }
+}
+
 /// Finds the file with identity `id`: at `path`, or renamed within its directory.
 pub(super) fn find_by_id(path: &Path, id: FileId) -> Option<PathBuf> {
     if fs::metadata(path).is_ok_and(|m| FileId::of(&m) == id) {
@@ -742,6 +767,19 @@ mod tests {
         for (pattern, want) in cases {
             assert_eq!(glob_base(pattern), PathBuf::from(want), "{pattern}");
         }
+    }
+
+    #[test]
+    fn numbered_files_count_up_only_when_their_times_say_so() {
+        let n = Rank::Numbered;
+        // dockerd, logrotate: `.1` is the newest.
+        assert!(!counts_up([(&n(1), at(20)), (&n(2), at(10))].into_iter()));
+        assert!(counts_up(
+            [(&n(1), at(10)), (&n(3), at(30)), (&Rank::Current, at(5))].into_iter()
+        ));
+        // Nothing tells: shifting, the usual scheme.
+        assert!(!counts_up([(&n(4), at(10))].into_iter()));
+        assert!(!counts_up(std::iter::empty()));
     }
 
     #[test]

@@ -909,3 +909,19 @@ fn docker_a_read_file_compressed_then_a_crash() {
     ];
     check_in(Layout::Docker, &ops).unwrap();
 }
+
+#[test]
+fn docker_a_file_compressed_unread_is_older_than_the_next_plain_one() {
+    let ops = [
+        chunk(0, false, 0),
+        Op::Rotate { c: 0 },
+        chunk(0, false, 0),
+        Op::Rotate { c: 0 },
+        whole(0, false, 0),
+        whole(0, false, 0),
+        Op::CompressRotated { c: 0 },
+        Op::Rotate { c: 0 },
+        whole(0, false, 0),
+    ];
+    check_in(Layout::Docker, &ops).unwrap();
+}
