@@ -192,6 +192,18 @@ pub(super) struct Place {
     pub(super) saved: PathBuf,
 }
 
+impl Place {
+    /// The rank of the name it was saved under.
+    fn saved_rank(&self) -> Rank {
+        let name = self
+            .saved
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("");
+        rotation::parse(name).rank
+    }
+}
+
 /// Orders the files the registry knows of one container oldest first, so that a gap is
 /// marked before the file that follows it: by rank and time ([`sequence_order`]), then by
 /// saved path; except that a file gone under its base name (it was the current file when
@@ -205,6 +217,25 @@ pub(super) fn saved_order<T>(known: Vec<(Place, T)>) -> Vec<T> {
     ordered.sort_by(|(a, _), (b, _)| {
         sequence_order(&a.rank, a.time, &b.rank, b.time).then_with(|| a.saved.cmp(&b.saved))
     });
+    // A numbered file gone was saved under a name that later rotations moved on (`.1` to
+    // `.2`), and its time is the registry's: it goes before the first file found whose
+    // saved name was newer than its own.
+    for i in 0..ordered.len() {
+        let k = &ordered[i].0;
+        if !k.gone || !matches!(k.rank, Rank::Numbered(_)) {
+            continue;
+        }
+        let saved = k.saved_rank();
+        let newer = ordered[..i].iter().position(|(o, _)| {
+            !o.gone
+                && sequence_order(&o.saved_rank(), k.time, &saved, k.time)
+                    == std::cmp::Ordering::Greater
+        });
+        if let Some(at) = newer {
+            let moved = ordered.remove(i);
+            ordered.insert(at, moved);
+        }
+    }
     unplaced.sort_by_key(|(p, _)| p.time);
     for k in unplaced {
         let by_time = ordered.iter().position(|(o, _)| o.time > k.0.time);
@@ -405,6 +436,12 @@ impl Tailer {
             let mut last_update = Timestamp::UNIX_EPOCH;
             let mut any_inherit: Option<Inherit> = None;
             for (e, inherit, found) in known {
+                eprintln!(
+                    "KNOWN {} {} found={:?}",
+                    e.ino,
+                    e.path.display(),
+                    found.as_ref().map(|f| f.0.display().to_string())
+                );
                 last_update = last_update.max(e.updated);
                 // A gap saved before this file cuts the entries read again from the files
                 // before it, even if this one is not read again (read to its end, or gone):
@@ -884,6 +921,25 @@ mod tests {
             saved_order(vec![(found, "found"), (gone, "gone"), (rotated, "rotated")]),
             ["rotated", "gone", "found"]
         );
+        // Numbered names move at each rotation: a file gone, saved as `.1` when the file
+        // found at `.1` now was the current one, is older than that file.
+        let numbered = |saved: &str, found: &str, time, gone| {
+            let (mut p, _) = place(found, time, gone);
+            p.saved = PathBuf::from(format!("/d/{saved}"));
+            p
+        };
+        let known = vec![
+            (
+                numbered("a-json.log", "a-json.log.1", 30, false),
+                "was current",
+            ),
+            (numbered("a-json.log.1", "a-json.log.1", 50, true), "gone"),
+            (
+                numbered("a-json.log.2", "a-json.log.3", 10, false),
+                "oldest",
+            ),
+        ];
+        assert_eq!(saved_order(known), ["oldest", "gone", "was current"]);
     }
 
     #[test]

@@ -39,8 +39,9 @@ enum Layout {
     /// rotated to `0.log.<timestamp>`, CRI lines.
     Kubelet,
     /// dockerd's json-file driver: `containers/<id>/<id>-json.log`, rotated by renaming
-    /// `.N` to `.N+1` (compressed ones too, `.N.gz`) and the current file to `.1`; JSON
-    /// lines, an entry's pieces all but the last without the final newline.
+    /// `.N` to `.N+1` (compressed ones too, `.N.gz`) and the current file to `.1`, and
+    /// creating the next file at once; JSON lines, an entry's pieces all but the last
+    /// without the final newline.
     Docker,
 }
 
@@ -338,7 +339,11 @@ impl World {
                             PathBuf::from(format!("{}.1", current.display()))
                         }
                     };
-                    fs::rename(current, to).unwrap();
+                    fs::rename(&current, to).unwrap();
+                    if self.layout == Layout::Docker {
+                        // dockerd creates the next file at once, in the same step.
+                        fs::File::create(&current).unwrap();
+                    }
                 }
             }
             Op::CompressRotated { c } => {
@@ -922,6 +927,41 @@ fn docker_a_file_compressed_unread_is_older_than_the_next_plain_one() {
         Op::CompressRotated { c: 0 },
         Op::Rotate { c: 0 },
         whole(0, false, 0),
+    ];
+    check_in(Layout::Docker, &ops).unwrap();
+}
+
+#[test]
+fn docker_read_files_compressed_and_shifted_while_stopped() {
+    let ops = [
+        chunk(1, false, 0),
+        Op::Rotate { c: 1 },
+        whole(0, false, 0),
+        chunk(1, false, 0),
+        Op::Rotate { c: 1 },
+        Op::Poll { ack: 0 },
+        Op::Poll { ack: 0 },
+        chunk(1, false, 0),
+        Op::Poll { ack: 0 },
+        Op::CompressRotated { c: 1 },
+        Op::Rotate { c: 1 },
+        Op::Restart { clean: false },
+        chunk(1, false, 0),
+    ];
+    check_in(Layout::Docker, &ops).unwrap();
+}
+
+#[test]
+fn docker_a_deleted_file_back_after_a_crash_then_rotated_while_stopped() {
+    let ops = [
+        Op::Rotate { c: 1 },
+        Op::Delete { c: 0 },
+        Op::Restart { clean: false },
+        whole(1, false, 0),
+        Op::Poll { ack: 0 },
+        whole(0, false, 0),
+        Op::Rotate { c: 0 },
+        Op::Restart { clean: false },
     ];
     check_in(Layout::Docker, &ops).unwrap();
 }
