@@ -436,12 +436,6 @@ impl Tailer {
             let mut last_update = Timestamp::UNIX_EPOCH;
             let mut any_inherit: Option<Inherit> = None;
             for (e, inherit, found) in known {
-                eprintln!(
-                    "KNOWN {} {} found={:?}",
-                    e.ino,
-                    e.path.display(),
-                    found.as_ref().map(|f| f.0.display().to_string())
-                );
                 last_update = last_update.max(e.updated);
                 // A gap saved before this file cuts the entries read again from the files
                 // before it, even if this one is not read again (read to its end, or gone):
