@@ -832,7 +832,8 @@ impl Tailer {
         let group = self.core.group_of(&container);
         let fp = fingerprint(&file).ok();
         self.core.discontinuity = false;
-        let (offset, skip, skip_ranges, saved_gap) = self.resume_point(&file, id, len, &real);
+        let (offset, skip, skip_ranges, saved_gap) =
+            self.resume_point(&file, id, len, &real, &container);
         // The bytes that would have continued this container's pending entries are gone:
         // those entries are emitted as partial before this file is read, instead of being
         // joined with new content.

@@ -314,10 +314,19 @@ impl Tailer {
         id: FileId,
         len: u64,
         real: &Path,
+        container: &str,
     ) -> (u64, [Skip; 2], Vec<SkipRange>, bool) {
         let Some(entry) = self.registry.get(id) else {
             return (0, [Skip::None; 2], Vec::new(), false);
         };
+        if entry.container.as_deref().is_some_and(|c| c != container) {
+            // Another container's file had the inode (an empty one proves nothing by its
+            // first bytes): this one is new, and the other's gap is not its own.
+            self.core.stats.inode_reused += 1;
+            tracing::info!(path = %real.display(), saved_path = %entry.path.display(),
+                "inode reused by another container's file: reading it from the start");
+            return (0, [Skip::None; 2], Vec::new(), false);
+        }
         let gap_before = entry.gap_before;
         let (offset, skip, skip_ranges) = match resume_from(entry, &OnDisk { file, len }) {
             Resume::At {

@@ -965,3 +965,24 @@ fn docker_a_deleted_file_back_after_a_crash_then_rotated_while_stopped() {
     ];
     check_in(Layout::Docker, &ops).unwrap();
 }
+
+#[test]
+fn docker_another_containers_empty_files_compressed_around_a_crash() {
+    let ops = [
+        whole(0, true, 0),
+        whole(0, true, 26),
+        Op::Poll { ack: 2 },
+        Op::Rotate { c: 0 },
+        Op::CompressRotated { c: 0 },
+        Op::Rotate { c: 0 },
+        Op::Restart { clean: false },
+        Op::Poll { ack: 1 },
+        Op::CompressRotated { c: 0 },
+        Op::Poll { ack: 2 },
+        chunk(1, false, 33),
+        Op::Poll { ack: 1 },
+        Op::Rotate { c: 1 },
+        whole(1, false, 11),
+    ];
+    check_in(Layout::Docker, &ops).unwrap();
+}
