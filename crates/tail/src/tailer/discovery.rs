@@ -479,6 +479,19 @@ impl Tailer {
                     _ => at == plain,
                 };
                 let tracked = self.files.values().any(|f| was(&f.fingerprint, &f.path));
+                // A tracked file renamed and compressed between two looks is no longer where
+                // it was last seen: it was at the compressed file's plain name, which is
+                // where a restart must place it in its sequence.
+                if let Some(f) = self
+                    .files
+                    .values_mut()
+                    .find(|f| !f.superseded && f.path != plain && was(&f.fingerprint, &f.path))
+                {
+                    if find_by_id(&f.path, f.id).is_none() {
+                        self.core.stats.renames += 1;
+                        f.path.clone_from(&plain);
+                    }
+                }
                 let saved = self
                     .registry
                     .entries()

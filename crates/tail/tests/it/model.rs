@@ -986,3 +986,29 @@ fn docker_another_containers_empty_files_compressed_around_a_crash() {
     ];
     check_in(Layout::Docker, &ops).unwrap();
 }
+
+#[test]
+fn a_file_rotated_read_and_compressed_between_two_scans_then_a_crash() {
+    let ops = [
+        chunk(0, true, 0),
+        Op::Rotate { c: 0 },
+        Op::CopyTruncate { c: 1 },
+        chunk(0, true, 0),
+        Op::Poll { ack: 0 },
+        Op::Poll { ack: 0 },
+        Op::Poll { ack: 0 },
+        Op::Poll { ack: 0 },
+        whole(0, false, 0),
+        Op::Rotate { c: 0 },
+        Op::Poll { ack: 0 },
+        whole(0, true, 0),
+        Op::CompressRotated { c: 0 },
+        whole(0, false, 0),
+        whole(0, false, 0),
+        Op::Rotate { c: 0 },
+        Op::Poll { ack: 0 },
+        Op::Poll { ack: 0 },
+        Op::Restart { clean: false },
+    ];
+    check(&ops).unwrap();
+}
