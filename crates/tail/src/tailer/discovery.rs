@@ -481,12 +481,13 @@ impl Tailer {
                 let tracked = self.files.values().any(|f| was(&f.fingerprint, &f.path));
                 // A tracked file renamed and compressed between two looks is no longer where
                 // it was last seen: it was at the compressed file's plain name, which is
-                // where a restart must place it in its sequence.
-                if let Some(f) = self
-                    .files
-                    .values_mut()
-                    .find(|f| !f.superseded && f.path != plain && was(&f.fingerprint, &f.path))
-                {
+                // where a restart must place it in its sequence (a dated name stays; a
+                // numbered one moves on at the next rotation, and is placed by its saved
+                // name instead).
+                let dated = matches!(rank, Rank::Dated(_));
+                if let Some(f) = self.files.values_mut().find(|f| {
+                    dated && !f.superseded && f.path != plain && was(&f.fingerprint, &f.path)
+                }) {
                     if find_by_id(&f.path, f.id).is_none() {
                         self.core.stats.renames += 1;
                         f.path.clone_from(&plain);

@@ -1012,3 +1012,23 @@ fn a_file_rotated_read_and_compressed_between_two_scans_then_a_crash() {
     ];
     check(&ops).unwrap();
 }
+
+#[test]
+fn docker_files_compressed_and_truncated_across_two_crashes() {
+    let ops = [
+        chunk(1, true, 0),
+        Op::Rotate { c: 1 },
+        Op::Restart { clean: false },
+        whole(1, true, 0),
+        Op::Poll { ack: 0 },
+        whole(0, false, 0),
+        Op::Rotate { c: 1 },
+        Op::CompressRotated { c: 1 },
+        Op::Rotate { c: 1 },
+        Op::CopyTruncate { c: 0 },
+        whole(1, true, 0),
+        Op::CompressRotated { c: 0 },
+        Op::Restart { clean: false },
+    ];
+    check_in(Layout::Docker, &ops).unwrap();
+}
