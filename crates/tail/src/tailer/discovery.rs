@@ -304,8 +304,8 @@ impl Tailer {
     /// renames the rotated files too (`.1` to `.2`), so the file at `path` may be another
     /// one: the tracked file is looked up by identity in its directory (and by its first
     /// bytes: a file deleted may have given its inode to a new one). When it is no longer
-    /// there (deleted, or compressed and then deleted), the sequence goes on after its
-    /// last modification, as for a file deleted while it was read.
+    /// there (deleted, or compressed and then deleted) but still open, the sequence goes
+    /// on after its last modification, as for a file deleted while it was read.
     fn newest_now(&mut self, group: u32, path: PathBuf) -> (PathBuf, Option<SystemTime>) {
         let Some(f) = self
             .files
@@ -316,15 +316,16 @@ impl Tailer {
             return (path, None);
         };
         let found = find_by_id(&path, f.id).filter(|p| starts_as(p, f.fingerprint.as_ref()));
+        // Gone: after its last write, when it is still open to tell it. Closed, nothing
+        // tells, and the sequence is not looked at (every older compressed file would be
+        // taken for one lost).
         let deleted = match &found {
             Some(_) => None,
-            None => Some(
-                f.reader
-                    .as_ref()
-                    .and_then(|r| r.file.metadata().ok())
-                    .and_then(|m| m.modified().ok())
-                    .unwrap_or(std::time::UNIX_EPOCH),
-            ),
+            None => f
+                .reader
+                .as_ref()
+                .and_then(|r| r.file.metadata().ok())
+                .and_then(|m| m.modified().ok()),
         };
         let now_at = match found {
             Some(found) if found != path => {
