@@ -16,7 +16,7 @@ use logtide_container_log::Stream;
 use logtide_event::{AckOutcome, Acknowledge, Timestamp};
 use rustc_hash::FxHashMap;
 
-use super::discovery::{find_by_id, starts_as};
+use super::discovery::{find_by_id, find_same};
 use super::resume::Skip;
 use super::{
     stream_index, AckedEntry, Core, FileKey, FileProgress, SkipRange, Status, Tailer, Track,
@@ -386,8 +386,8 @@ impl Tailer {
                 if f.reader.is_none() {
                     // Closed: where it is now. A numbered rotation renames rotated files
                     // too, and its name may now be another file's.
-                    if let Some(moved) = find_by_id(&f.path, f.id)
-                        .filter(|p| *p != f.path && starts_as(p, f.fingerprint.as_ref()))
+                    if let Some(moved) =
+                        find_same(&f.path, f.id, f.fingerprint.as_ref()).filter(|p| *p != f.path)
                     {
                         f.path = moved;
                     }

@@ -315,7 +315,7 @@ impl Tailer {
         else {
             return (path, None);
         };
-        let found = find_by_id(&path, f.id).filter(|p| starts_as(p, f.fingerprint.as_ref()));
+        let found = find_same(&path, f.id, f.fingerprint.as_ref());
         // Gone: after its last write, when it is still open to tell it. Closed, nothing
         // tells, and the sequence is not looked at (every older compressed file would be
         // taken for one lost).
@@ -731,6 +731,12 @@ fn counts_up<'a>(plain: impl Iterator<Item = (&'a Rank, SystemTime)>) -> bool {
         (Some((lo, t_lo)), Some((hi, t_hi))) if lo != hi => t_lo < t_hi,
         _ => false,
     }
+}
+
+/// Finds the file with identity `id` that still starts with the bytes of its fingerprint
+/// `fp` (not a new file that got the inode): at `path`, or renamed within its directory.
+pub(super) fn find_same(path: &Path, id: FileId, fp: Option<&RangeHash>) -> Option<PathBuf> {
+    find_by_id(path, id).filter(|p| starts_as(p, fp))
 }
 
 /// Finds the file with identity `id`: at `path`, or renamed within its directory.

@@ -16,7 +16,7 @@ use std::time::{Instant, SystemTime};
 use logtide_container_log::{parse_line, Format};
 use logtide_event::Timestamp;
 
-use super::discovery::{find_by_id, sequence_order, After, Inherit, Refollow, Via};
+use super::discovery::{find_by_id, sequence_order, starts_as, After, Inherit, Refollow, Via};
 use super::{stream_index, Started, Tailer};
 use crate::identity::{fingerprint_matches, prefix_hash, read_range, FileId, RangeHash};
 use crate::registry::{RegistryEntry, SkipRange};
@@ -393,9 +393,8 @@ impl Tailer {
                 .filter(|(p, _)| same_sequence(&e.path, p));
             let inherit = inherit_from_registry(e, found.as_ref().map(|(p, _)| p.as_path()));
             if let Some((path, meta)) = &found {
-                let unchanged = same_file(e, path, meta.created().ok(), |fp| {
-                    File::open(path).is_ok_and(|f| fingerprint_matches(&f, fp).unwrap_or(false))
-                });
+                let unchanged =
+                    same_file(e, path, meta.created().ok(), |fp| starts_as(path, Some(fp)));
                 // Another file that got the inode (or this one rewritten in place): the file
                 // the registry knew is gone, and this one is read from the start where it
                 // comes in its sequence.
