@@ -51,6 +51,7 @@ impl FilebeatState {
             prefix: None,
             skip: Vec::new(),
             container: None,
+            order: None,
             updated: Timestamp::now(),
             removed: None,
         }

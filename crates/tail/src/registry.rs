@@ -17,8 +17,8 @@
 //!   "gap_before": true,                              // a file before this one was lost
 //!   "prefix": {"len": 64, "hash": "77aa…"},          // the 64 bytes before `offset`
 //!   "skip": [{"stream": "stdout", "start": 52001, "end": 53001}],   // see below
-//!   "container": "3f1c…", "updated": "2026-11-24T09:15:02.118340112Z",
-//!   "removed": null }]}
+//!   "container": "3f1c…", "order": 42,              // read order in its container
+//!   "updated": "2026-11-24T09:15:02.118340112Z", "removed": null }]}
 //! ```
 //!
 //! `offset` is always the start of a line, and the start of an entry that is not yet
@@ -43,9 +43,22 @@
 //! restart that file is not known any more, and the entries it held chunks of are cut
 //! before the files after it.
 //!
+//! `order` is the order in which the files of one container are read, oldest first (the
+//! numbers only compare; they grow across restarts). After a restart the files the
+//! registry knows are put in that order, wherever they were renamed or compressed to:
+//! names and times cannot tell it once a file is gone under a name a later rotation gave
+//! to another file. Entries without it (older versions, Filebeat imports) are ordered by
+//! their names and times.
+//!
 //! `shown_path` is the path the file was found through (the configured glob's match, e.g.
 //! kubelet's `/var/log/containers` symlink): after a restart, a file that was rotated away
 //! from it keeps its `log.file.path` and container id.
+//!
+//! # Format, version 4
+//!
+//! Version 5 without `order`. Read as it is; such entries are ordered by their names and
+//! times until the first restart numbers them. (Version 5 is a version of its own for the
+//! reason given under version 3.)
 //!
 //! # Format, version 3
 //!
@@ -75,7 +88,7 @@ use crate::identity::{FileId, RangeHash};
 use crate::Error;
 
 /// The registry format this version writes.
-pub const REGISTRY_VERSION: u32 = 4;
+pub const REGISTRY_VERSION: u32 = 5;
 /// File name of the registry inside the registry directory.
 pub const REGISTRY_FILE: &str = "registry.json";
 
@@ -137,6 +150,10 @@ pub struct RegistryEntry {
     /// The container (stream group) the file belongs to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container: Option<String>,
+    /// Where the file comes in its container's read order: a higher number was read after
+    /// (absent before version 5, and in Filebeat imports).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order: Option<u64>,
     /// When the entry last changed.
     pub updated: Timestamp,
     /// When the file was found gone, if it is.
@@ -228,11 +245,12 @@ impl Registry {
                     prefix: None,
                     skip: Vec::new(),
                     container: None,
+                    order: None,
                     updated: Timestamp::UNIX_EPOCH,
                     removed: None,
                 })
                 .collect(),
-            2 | 3 | REGISTRY_VERSION => serde_json::from_slice::<Doc>(bytes).map_err(bad)?.files,
+            2..=REGISTRY_VERSION => serde_json::from_slice::<Doc>(bytes).map_err(bad)?.files,
             other => {
                 return Err(Error::RegistryVersion {
                     path: path.to_owned(),
@@ -420,11 +438,12 @@ mod tests {
     }
 
     #[test]
-    fn golden_v4_round_trips_byte_for_byte() {
-        let path = data("registry-v4.json");
+    fn golden_v5_round_trips_byte_for_byte() {
+        let path = data("registry-v5.json");
         let bytes = fs::read(&path).unwrap();
         let (reg, version) = Registry::from_json(&bytes, &path).unwrap();
-        assert_eq!(version, 4);
+        assert_eq!(version, 5);
+        assert_eq!(e_order(&reg, 131), Some(18));
         assert!(reg.entries().any(|e| e.gap_before));
         let e = reg
             .get(FileId {
@@ -450,6 +469,25 @@ mod tests {
             String::from_utf8(reg.to_json()).unwrap().trim_end(),
             String::from_utf8(bytes).unwrap().trim_end()
         );
+    }
+
+    fn e_order(reg: &Registry, ino: u64) -> Option<u64> {
+        reg.get(FileId { dev: 2049, ino }).and_then(|e| e.order)
+    }
+
+    #[test]
+    fn golden_v4_reads_as_v5_without_orders() {
+        let v4 = data("registry-v4.json");
+        let (reg4, version) = Registry::from_json(&fs::read(&v4).unwrap(), &v4).unwrap();
+        assert_eq!(version, 4);
+        let v5 = data("registry-v5.json");
+        let (reg5, _) = Registry::from_json(&fs::read(&v5).unwrap(), &v5).unwrap();
+        let mut without: Vec<RegistryEntry> = reg5.entries().cloned().collect();
+        assert!(without.iter().any(|e| e.order.is_some()));
+        for e in &mut without {
+            e.order = None;
+        }
+        assert_eq!(reg4.entries().cloned().collect::<Vec<_>>(), without);
     }
 
     #[test]
@@ -491,6 +529,7 @@ mod tests {
             prefix: Some(RangeHash::of(b"abc")),
             skip: Vec::new(),
             container: Some("c".into()),
+            order: Some(7),
             updated: Timestamp::UNIX_EPOCH,
             removed: None,
         });
@@ -517,6 +556,7 @@ mod tests {
             prefix: None,
             skip: Vec::new(),
             container: None,
+            order: None,
             updated: Timestamp::UNIX_EPOCH,
             removed: removed.map(|s| Timestamp::new(s, 0).unwrap()),
         };

@@ -378,6 +378,7 @@ impl Tailer {
                         || e.fingerprint != f.fingerprint
                         || e.open != open_streams
                         || e.gap_before != f.after_gap
+                        || e.order != Some(f.order)
                 });
             // While a skip inferred on resume has not found its end, the registry keeps no
             // check hash, so that the next start infers again from the same offset.
@@ -421,6 +422,7 @@ impl Tailer {
                     prefix,
                     skip: skip.clone(),
                     container: Some(f.container.to_string()),
+                    order: Some(f.order),
                     updated: wall,
                     removed: if removed {
                         previous_removed.or(Some(wall))
@@ -752,6 +754,7 @@ mod tests {
             prefix: None,
             skip: Vec::new(),
             container: container.map(str::to_owned),
+            order: None,
             updated: Timestamp::new(updated, 0).unwrap(),
             removed: removed.then_some(Timestamp::new(updated, 0).unwrap()),
         };

@@ -99,8 +99,9 @@ struct FileState {
     skip_ranges: Vec<SkipRange>,
     /// The last read reached the end: before reading on, check for truncation.
     was_at_eof: bool,
-    /// Read order among the files of a container: older files first. A new generation
-    /// after a truncation keeps the order of the file it replaces.
+    /// Read order among the files of a container: older files first (saved, so that it
+    /// grows across restarts: see [`Tailer::resume_orphans`]). A new generation after a
+    /// truncation keeps the order of the file it replaces.
     order: u64,
     /// A file of the rotation sequence before this one could not be read: before its
     /// first line, the container's pending entries are emitted as partial.
@@ -612,6 +613,12 @@ impl Tailer {
             .map(Arc::from)
             .collect();
         let core = Core::new(&config);
+        // Files are numbered in read order across restarts (the registry's `order`).
+        let next_key = registry
+            .entries()
+            .filter_map(|e| e.order)
+            .max()
+            .map_or(0, |o| o.saturating_add(1));
         Ok(Tailer {
             config,
             registry_config,
@@ -624,7 +631,7 @@ impl Tailer {
             last_registry_write: None,
             last_scan: None,
             orphans_checked: false,
-            next_key: 0,
+            next_key,
             load_report,
             shared: Vec::new(),
             deferred: false,

@@ -190,6 +190,8 @@ pub(super) struct Place {
     pub(super) gone: bool,
     /// The path saved, to order files that tie.
     pub(super) saved: PathBuf,
+    /// The read order saved (version 5 on).
+    pub(super) order: Option<u64>,
 }
 
 impl Place {
@@ -205,12 +207,17 @@ impl Place {
 }
 
 /// Orders the files the registry knows of one container oldest first, so that a gap is
-/// marked before the file that follows it: by rank and time ([`sequence_order`]), then by
-/// saved path; except that a file gone under its base name (it was the current file when
-/// saved) has no rank that tells, and goes by its last update among the others, and before
-/// the file found current now (which came after it: the registry may have updated the gone
-/// file after it was rotated away, and before it was deleted).
-pub(super) fn saved_order<T>(known: Vec<(Place, T)>) -> Vec<T> {
+/// marked before the file that follows it: in the read order saved, when every one has it.
+/// Otherwise (entries saved before version 5) by rank and time ([`sequence_order`]), then
+/// by saved path; except that a file gone under its base name (it was the current file
+/// when saved) has no rank that tells, and goes by its last update among the others, and
+/// before the file found current now (which came after it: the registry may have updated
+/// the gone file after it was rotated away, and before it was deleted).
+pub(super) fn saved_order<T>(mut known: Vec<(Place, T)>) -> Vec<T> {
+    if known.iter().all(|(p, _)| p.order.is_some()) {
+        known.sort_by_key(|(p, _)| p.order);
+        return known.into_iter().map(|(_, k)| k).collect();
+    }
     let (mut unplaced, mut ordered): (Vec<_>, Vec<_>) = known
         .into_iter()
         .partition(|(p, _)| p.gone && p.rank == Rank::Current);
@@ -431,6 +438,7 @@ impl Tailer {
                             },
                             gone: found.is_none(),
                             saved: e.path.clone(),
+                            order: e.order,
                         };
                         (place, k)
                     })
@@ -444,6 +452,17 @@ impl Tailer {
             let mut last_update = Timestamp::UNIX_EPOCH;
             let mut any_inherit: Option<Inherit> = None;
             for (e, inherit, found) in known {
+                // Numbered again in this order, before the files started from here on (a
+                // file started here takes a later number when it is saved), so that
+                // entries not read again keep their place among the others.
+                let e = RegistryEntry {
+                    order: Some(self.new_key()),
+                    ..e
+                };
+                if !reused.contains(&e.id()) {
+                    self.registry.insert(e.clone());
+                    self.registry_dirty = true;
+                }
                 last_update = last_update.max(e.updated);
                 // A gap saved before this file cuts the entries read again from the files
                 // before it, even if this one is not read again (read to its end, or gone):
@@ -696,6 +715,7 @@ mod tests {
                 end: offset + 10,
             }],
             container: None,
+            order: None,
             updated: Timestamp::UNIX_EPOCH,
             removed: None,
         }
@@ -853,8 +873,49 @@ mod tests {
             time: at(secs),
             gone,
             saved: PathBuf::from("/d").join(name),
+            order: None,
         };
         (place, name.to_owned())
+    }
+
+    #[test]
+    fn saved_files_go_in_their_saved_read_order() {
+        // Saved as `.1`, and gone (rotated on, then compressed): its time is the registry's
+        // last update of it, later than the last write of the file after it (saved as `.1`
+        // too, when that name had moved on to it), so names and times put it after that
+        // file. The read order saved does not.
+        let numbered = |saved: &str, found: &str, time, gone, order| {
+            let (mut p, _) = place(found, time, gone);
+            p.saved = PathBuf::from(format!("/d/{saved}"));
+            p.order = order;
+            p
+        };
+        let known = || {
+            vec![
+                (
+                    numbered("a-json.log.1", "a-json.log.3", 10, false, Some(4)),
+                    "first",
+                ),
+                (
+                    numbered("a-json.log.1", "a-json.log.1", 35, true, Some(7)),
+                    "gone",
+                ),
+                (
+                    numbered("a-json.log.1", "a-json.log.1", 30, false, Some(9)),
+                    "third",
+                ),
+                (
+                    numbered("a-json.log", "a-json.log", 25, false, Some(12)),
+                    "current",
+                ),
+            ]
+        };
+        assert_eq!(saved_order(known()), ["first", "gone", "third", "current"]);
+        // One entry without an order (saved by an older version): all go by names and
+        // times.
+        let mut mixed = known();
+        mixed[0].0.order = None;
+        assert_eq!(saved_order(mixed), ["first", "third", "gone", "current"]);
     }
 
     #[test]

@@ -1032,3 +1032,21 @@ fn docker_files_compressed_and_truncated_across_two_crashes() {
     ];
     check_in(Layout::Docker, &ops).unwrap();
 }
+
+#[test]
+fn docker_an_unread_middle_file_rotated_and_compressed_between_two_scans_then_a_crash() {
+    let ops = [
+        Op::Restart { clean: false },
+        chunk(1, false, 5),
+        Op::Rotate { c: 1 },
+        Op::Poll { ack: 0 },
+        chunk(1, false, 5),
+        Op::Rotate { c: 1 },
+        Op::CompressRotated { c: 1 },
+        whole(1, false, 5),
+        Op::Rotate { c: 1 },
+        Op::Poll { ack: 0 },
+        Op::Restart { clean: false },
+    ];
+    check_in(Layout::Docker, &ops).unwrap();
+}
