@@ -1026,11 +1026,17 @@ impl Tailer {
         budget: usize,
     ) -> bool {
         // A file that was idle may have been truncated or rewritten since: check before
-        // reading what looks like new data at the old offset.
-        let stale = self
-            .files
-            .get(&key)
-            .is_some_and(|f| f.was_at_eof && rewritten_in_place(f));
+        // reading what looks like new data at the old offset. So may one not read yet past
+        // its fingerprint (opened, then copytruncated and written again before its first
+        // read): its next lines would be shipped under the old file's identity, then read
+        // again once the change was seen.
+        let stale = self.files.get(&key).is_some_and(|f| {
+            let in_fingerprint = f
+                .fingerprint
+                .as_ref()
+                .is_some_and(|fp| f.read_offset < u64::from(fp.len));
+            (f.was_at_eof || in_fingerprint) && rewritten_in_place(f)
+        });
         if stale {
             self.restart_generation(now, key);
             return true;

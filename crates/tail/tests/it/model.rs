@@ -1050,3 +1050,18 @@ fn docker_an_unread_middle_file_rotated_and_compressed_between_two_scans_then_a_
     ];
     check_in(Layout::Docker, &ops).unwrap();
 }
+
+#[test]
+fn a_file_copytruncated_then_written_again_before_its_first_read() {
+    let ops = [
+        Op::CopyTruncate { c: 1 },
+        Op::Rotate { c: 1 },
+        whole(1, false, 0),
+        Op::CompressRotated { c: 1 },
+        Op::CopyTruncate { c: 1 },
+        whole(0, false, 0),
+        whole(1, false, 0),
+        whole(0, false, 0),
+    ];
+    check_in(Layout::Kubelet, &ops).unwrap();
+}
