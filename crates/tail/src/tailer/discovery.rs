@@ -497,8 +497,33 @@ impl Tailer {
                 let saved = self
                     .registry
                     .entries()
-                    .find(|e| was(&e.fingerprint, &e.path));
-                match Compressed::of(tracked, saved.map(|e| e.removed.is_some()), r.counted) {
+                    .find(|e| was(&e.fingerprint, &e.path))
+                    .cloned();
+                // The registry's size is from its last write: a file that grew after it, and
+                // was then rotated and compressed before it was read again, lost what it grew
+                // by (its content's size is in the gzip trailer).
+                let grown = saved
+                    .as_ref()
+                    .filter(|e| {
+                        !tracked && find_same(&e.path, e.id(), e.fingerprint.as_ref()).is_none()
+                    })
+                    .and_then(|e| {
+                        let len = gzip_content_len(&path)?;
+                        let seen = e.offset.max(e.size.unwrap_or(0));
+                        (len > seen).then(|| (len - seen, e.open.clone()))
+                    });
+                if let Some((bytes, open)) = grown {
+                    self.lose(&path, bytes, "gzipped_before_read");
+                    r.gap = true;
+                    for st in open {
+                        r.lost_head[stream_index(st)] = true;
+                    }
+                }
+                match Compressed::of(
+                    tracked,
+                    saved.as_ref().map(|e| e.removed.is_some()),
+                    r.counted,
+                ) {
                     Compressed::Read => {}
                     Compressed::Unfinished => {
                         r.gap = true;

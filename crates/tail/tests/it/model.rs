@@ -1065,3 +1065,22 @@ fn a_file_copytruncated_then_written_again_before_its_first_read() {
     ];
     check_in(Layout::Kubelet, &ops).unwrap();
 }
+
+#[test]
+fn docker_a_file_grown_after_its_last_save_then_compressed_while_stopped() {
+    let ops = [
+        chunk(0, true, 25),
+        Op::Rotate { c: 0 },
+        whole(0, false, 23),
+        // Scans (the model copytruncates only what was read and acknowledged).
+        Op::CopyTruncate { c: 1 },
+        chunk(0, true, 37),
+        Op::Rotate { c: 0 },
+        Op::CompressRotated { c: 0 },
+        Op::Restart { clean: false },
+        chunk(0, true, 9),
+        whole(0, true, 39),
+        Op::Poll { ack: 1 },
+    ];
+    check_in(Layout::Docker, &ops).unwrap();
+}
