@@ -497,6 +497,7 @@ impl Tailer {
                 let saved = self
                     .registry
                     .entries()
+                    .chain(&self.forgotten)
                     .find(|e| was(&e.fingerprint, &e.path))
                     .cloned();
                 // The registry's size is from its last write: a file that grew after it, and

@@ -48,7 +48,7 @@ use crate::identity::{
     fingerprint, fingerprint_matches, read_range, FileId, RangeHash, FINGERPRINT_BYTES,
 };
 use crate::reader::{LineAt, Reader};
-use crate::registry::{LoadReport, Registry, SkipRange};
+use crate::registry::{LoadReport, Registry, RegistryEntry, SkipRange};
 use crate::{container_of, Error, TailStats};
 
 /// Internal number of a file generation (a copytruncate starts a new one).
@@ -492,6 +492,9 @@ pub struct Tailer {
     refollow: Vec<Refollow>,
     /// Containers the registry knew when it was loaded.
     registry_containers: HashSet<Arc<str>>,
+    /// Entries taken out of the registry at the start because their inode holds another
+    /// file now: still what a compressed copy of the file they saved is known by.
+    forgotten: Vec<RegistryEntry>,
     /// When the registry last forgot deleted files.
     last_forget: Option<Instant>,
     /// A file was done with since the last registry write: write soon.
@@ -640,6 +643,7 @@ impl Tailer {
             losses: Vec::new(),
             refollow: Vec::new(),
             registry_containers,
+            forgotten: Vec::new(),
             last_forget: None,
             urgent_write: false,
             newest: FxHashMap::default(),

@@ -417,7 +417,7 @@ impl Tailer {
                 .push((e.clone(), inherit, found));
         }
         for id in &reused {
-            self.registry.remove(*id);
+            self.forgotten.extend(self.registry.remove(*id));
             self.registry_dirty = true;
         }
         for (_, known) in by_container {

@@ -863,6 +863,66 @@ fn a_rotated_file_gone_before_it_was_read_splits_no_entry_into_another() {
     );
 }
 
+/// Compresses `path` to `path.gz` with real gzip and removes it, as kubelet and dockerd do.
+fn compress(path: &Path) -> PathBuf {
+    let gz = PathBuf::from(format!("{}.gz", path.display()));
+    let content = fs::read(path).unwrap();
+    let mut z = flate2::write::GzEncoder::new(fs::File::create(&gz).unwrap(), Default::default());
+    z.write_all(&content).unwrap();
+    z.finish().unwrap();
+    fs::remove_file(path).unwrap();
+    gz
+}
+
+#[test]
+fn a_file_grown_after_its_last_save_then_compressed_while_stopped_is_counted_whole() {
+    let mut k = Kubelet::new();
+    let head = cri("stdout", "P", "head ");
+    k.append(&head);
+    let mut t = k.tailer();
+    assert!(k.poll(&mut t, 2).is_empty(), "pending");
+    t.commit(k.t, true).unwrap();
+    drop(t);
+    // While stopped: the file grows past the size the registry saved, then is rotated and
+    // compressed before logtide could read it again.
+    let grown = cri("stdout", "P", "middle ");
+    k.append(&grown);
+    let rotated = k.rotate();
+    let gz = compress(&rotated);
+    k.append(&cri("stdout", "F", "tail"));
+    k.append(&cri("stdout", "F", "next"));
+    let mut t = k.tailer();
+    let events = k.poll(&mut t, 5);
+    // The entry lost its head and middle: its tail is shipped flagged partial, never
+    // joined with anything else.
+    assert_eq!(messages(&events), ["tail", "next"]);
+    assert_eq!(events[0].get("log.flags"), Some(&json!(["partial"])));
+    assert!(events[1].get("log.flags").is_none());
+    // Lost: what the registry saw unshipped when it was written, and what the file grew by
+    // after that, each once.
+    let mut losses: Vec<(String, u64, &str)> = t
+        .take_losses()
+        .into_iter()
+        .map(|l| (l.path.to_string(), l.bytes, l.reason))
+        .collect();
+    losses.sort();
+    let mut want = vec![
+        (
+            // Where the registry saw it.
+            rotated.with_file_name("0.log").display().to_string(),
+            head.len() as u64,
+            "gone_while_stopped",
+        ),
+        (
+            gz.display().to_string(),
+            grown.len() as u64,
+            "gzipped_before_read",
+        ),
+    ];
+    want.sort();
+    assert_eq!(losses, want);
+}
+
 #[test]
 fn docker_numbered_rotations_are_read_in_order() {
     let root = tempfile::tempdir().unwrap();
