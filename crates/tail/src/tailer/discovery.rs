@@ -12,9 +12,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use super::{stream_index, FileKey, Loss, Started, Status, Tailer};
+use super::{stream_index, FileKey, FileState, Loss, Started, Status, Tailer};
 use crate::container_of;
-use crate::identity::{fingerprint_matches, gzip_content_len, gzip_head, FileId, RangeHash};
+use crate::identity::{
+    fingerprint, fingerprint_matches, gzip_content_len, gzip_head, FileId, RangeHash,
+};
 use crate::rotation::{self, Rank};
 
 /// What a file started as part of a rotation sequence takes from the file it follows: the
@@ -479,16 +481,32 @@ impl Tailer {
                     (Some(head), Some(fp)) if fp.len > 0 => fp.starts(head),
                     _ => at == plain,
                 };
-                let tracked = self.files.values().any(|f| was(&f.fingerprint, &f.path));
+                // A file of this container being read is known by its first bytes as they
+                // are now (its fingerprint may be from when it was empty): one still empty is
+                // not the file compressed when the compressed file has content, whatever the
+                // name it was last seen under (numbered names move on).
+                let was_tracked = |f: &FileState| {
+                    let now = f.reader.as_ref().and_then(|rd| fingerprint(&rd.file).ok());
+                    f.container == r.inherit.container
+                        && match (&head, now) {
+                            (Some(head), Some(now)) if now.len == 0 && !head.is_empty() => false,
+                            (_, Some(now)) => was(&Some(now), &f.path),
+                            (_, None) => was(&f.fingerprint, &f.path),
+                        }
+                };
+                let tracked = self.files.values().any(was_tracked);
                 // A tracked file renamed and compressed between two looks is no longer where
                 // it was last seen: it was at the compressed file's plain name, which is
                 // where a restart must place it in its sequence (a dated name stays; a
                 // numbered one moves on at the next rotation, and is placed by its saved
                 // name instead).
                 let dated = matches!(rank, Rank::Dated(_));
-                if let Some(f) = self.files.values_mut().find(|f| {
-                    dated && !f.superseded && f.path != plain && was(&f.fingerprint, &f.path)
-                }) {
+                let renamed = self
+                    .files
+                    .iter()
+                    .find(|(_, f)| dated && !f.superseded && f.path != plain && was_tracked(f))
+                    .map(|(&k, _)| k);
+                if let Some(f) = renamed.and_then(|k| self.files.get_mut(&k)) {
                     if find_by_id(&f.path, f.id).is_none() {
                         self.core.stats.renames += 1;
                         f.path.clone_from(&plain);

@@ -1084,3 +1084,20 @@ fn docker_a_file_grown_after_its_last_save_then_compressed_while_stopped() {
     ];
     check_in(Layout::Docker, &ops).unwrap();
 }
+
+#[test]
+fn docker_an_empty_file_under_a_stale_name_is_not_the_one_compressed() {
+    let ops = [
+        Op::CopyTruncate { c: 0 },
+        Op::Rotate { c: 0 },
+        chunk(0, false, 0),
+        Op::CopyTruncate { c: 1 },
+        Op::Rotate { c: 0 },
+        whole(0, false, 0),
+        whole(0, false, 0),
+        Op::Rotate { c: 0 },
+        Op::CompressRotated { c: 0 },
+        whole(0, false, 0),
+    ];
+    check_in(Layout::Docker, &ops).unwrap();
+}
