@@ -492,6 +492,9 @@ pub struct Tailer {
     refollow: Vec<Refollow>,
     /// Containers the registry knew when it was loaded.
     registry_containers: HashSet<Arc<str>>,
+    /// Files still held whose inode, and so registry entry, a new file took: every file of
+    /// their container started meanwhile keeps a gap before it in the registry.
+    entry_taken: Vec<FileKey>,
     /// Entries taken out of the registry at the start because their inode holds another
     /// file now: still what a compressed copy of the file they saved is known by.
     forgotten: Vec<RegistryEntry>,
@@ -643,6 +646,7 @@ impl Tailer {
             losses: Vec::new(),
             refollow: Vec::new(),
             registry_containers,
+            entry_taken: Vec::new(),
             forgotten: Vec::new(),
             last_forget: None,
             urgent_write: false,
@@ -855,7 +859,8 @@ impl Tailer {
         // joined with the lines of the files after it, without the chunks it held. The
         // registry keeps a gap before each file of that container after it instead (not
         // now: the chunks are read, and join as they should); this one included if it is
-        // of that container. (The same file found again at a discovered path is no gap.)
+        // of that container, and each file of it started while that file is still held.
+        // (The same file found again at a discovered path is no gap.)
         let held = self
             .by_id
             .get(&id)
@@ -866,15 +871,25 @@ impl Tailer {
                         .as_ref()
                         .is_some_and(|fp| !fingerprint_matches(&file, fp).unwrap_or(true))
             })
-            .map(|(_, f)| (f.group, f.order));
-        let took_inode = held.is_some_and(|(g, _)| g == group);
-        if let Some((g, order)) = held {
+            .map(|(old, f)| (old, f.group, f.order));
+        if let Some((old, g, order)) = held {
             for f in self.files.values_mut() {
                 if f.group == g && f.order > order {
                     f.after_gap = true;
                 }
             }
+            self.entry_taken.push(old);
         }
+        let Tailer {
+            entry_taken,
+            files,
+            core,
+            ..
+        } = self;
+        entry_taken.retain(|k| core.holds.holds(*k));
+        let after_taken = entry_taken
+            .iter()
+            .any(|k| files.get(k).is_some_and(|f| f.group == group));
         self.core.stats.files_opened += 1;
         let key = self.new_key();
         // Ranges to skip stay recorded until reading passes them, so that another restart
@@ -911,7 +926,7 @@ impl Tailer {
             was_at_eof: false,
             order: key,
             gap_before,
-            after_gap: gap_before || took_inode,
+            after_gap: gap_before || after_taken,
             successor_has_data: false,
             rotation_checked: None,
             lost_head,
