@@ -552,9 +552,11 @@ pub struct Loss {
     ///   before it was read to its end (`close_removed_after`), or vanished between being
     ///   listed and being opened;
     /// - `gzipped_before_read`: a rotated file of a container's sequence was compressed
-    ///   before it was read (`bytes` are those of its content, from the gzip trailer);
+    ///   before it was read (`bytes` are those of its content, from the gzip trailer, less
+    ///   what the registry had seen of it when it knew it);
     /// - `gone_while_stopped`: a file the registry had not seen to its end was gone at
-    ///   the start (`bytes` unknown: 0).
+    ///   the start (`bytes`: its size at the registry's last write less the saved offset;
+    ///   0 when that size was not saved).
     ///
     /// For the last two, `path` is the lost file's own path.
     pub reason: &'static str,
