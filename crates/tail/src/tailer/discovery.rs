@@ -17,6 +17,7 @@ use crate::container_of;
 use crate::identity::{
     fingerprint, fingerprint_matches, gzip_content_len, gzip_head, FileId, RangeHash,
 };
+use crate::registry::RegistryEntry;
 use crate::rotation::{self, Rank};
 
 /// What a file started as part of a rotation sequence takes from the file it follows: the
@@ -486,13 +487,15 @@ impl Tailer {
                 // not the file compressed when the compressed file has content, whatever the
                 // name it was last seen under (numbered names move on).
                 let was_tracked = |f: &FileState| {
+                    if f.container != r.inherit.container {
+                        return false;
+                    }
                     let now = f.reader.as_ref().and_then(|rd| fingerprint(&rd.file).ok());
-                    f.container == r.inherit.container
-                        && match (&head, now) {
-                            (Some(head), Some(now)) if now.len == 0 && !head.is_empty() => false,
-                            (_, Some(now)) => was(&Some(now), &f.path),
-                            (_, None) => was(&f.fingerprint, &f.path),
-                        }
+                    match (&head, now) {
+                        (Some(head), Some(now)) if now.len == 0 && !head.is_empty() => false,
+                        (_, Some(now)) => was(&Some(now), &f.path),
+                        (_, None) => was(&f.fingerprint, &f.path),
+                    }
                 };
                 let tracked = self.files.values().any(was_tracked);
                 // A tracked file renamed and compressed between two looks is no longer where
@@ -512,11 +515,22 @@ impl Tailer {
                         f.path.clone_from(&plain);
                     }
                 }
+                // A file saved while empty is known by its name only: not when it was empty
+                // when finished, or is still there (numbered names move on), and the
+                // compressed file has content.
+                let was_saved = |e: &RegistryEntry| match (&head, &e.fingerprint) {
+                    (Some(head), Some(fp)) if fp.len == 0 && !head.is_empty() => {
+                        let finished_empty =
+                            e.removed.is_some() && e.offset == 0 && e.size.unwrap_or(0) == 0;
+                        e.path == plain && !finished_empty && find_by_id(&e.path, e.id()).is_none()
+                    }
+                    _ => was(&e.fingerprint, &e.path),
+                };
                 let saved = self
                     .registry
                     .entries()
                     .chain(&self.forgotten)
-                    .find(|e| was(&e.fingerprint, &e.path))
+                    .find(|e| was_saved(e))
                     .cloned();
                 // The registry's size is from its last write: a file that grew after it, and
                 // was then rotated and compressed before it was read again, lost what it grew

@@ -1141,3 +1141,24 @@ fn a_held_files_inode_taken_before_its_containers_next_file_started() {
     ];
     check_in(Layout::Kubelet, &ops).unwrap();
 }
+
+#[test]
+fn docker_a_file_saved_empty_under_a_stale_name_is_not_the_one_compressed() {
+    let ops = [
+        chunk(0, true, 0),
+        Op::Rotate { c: 0 },
+        Op::Rotate { c: 0 },
+        Op::Restart { clean: false },
+        chunk(0, false, 0),
+        Op::Poll { ack: 0 },
+        Op::Rotate { c: 0 },
+        whole(0, false, 0),
+        whole(0, false, 0),
+        Op::Rotate { c: 0 },
+        Op::CompressRotated { c: 0 },
+        whole(0, false, 0),
+        Op::CopyTruncate { c: 0 },
+        whole(0, false, 0),
+    ];
+    check_in(Layout::Docker, &ops).unwrap();
+}
