@@ -251,21 +251,35 @@ pub(super) fn oldest_inflight<'a>(
 
 /// The entries the registry may forget once their file is also deleted from disk: those of
 /// finished files (`removed`) that are not being read (`tracked`), except the newest entry
-/// of each container, from which a restart follows the container's sequence.
+/// of each container, from which a restart follows the container's sequence, and an entry
+/// with a gap before it while a file of its container read before it is not finished (a
+/// restart reads that file's entries again, and cuts them at the gap).
 pub(super) fn forgettable(
     registry: &Registry,
     tracked: impl Fn(FileId) -> bool,
 ) -> Vec<&RegistryEntry> {
     let mut newest: HashMap<&str, Timestamp> = HashMap::new();
+    let mut oldest_open: HashMap<&str, u64> = HashMap::new();
     for e in registry.entries() {
         let c = e.container.as_deref().unwrap_or("");
         let t = newest.entry(c).or_insert(e.updated);
         *t = (*t).max(e.updated);
+        if e.removed.is_none() {
+            // Without a saved order, taken for the oldest.
+            let o = oldest_open.entry(c).or_insert(u64::MAX);
+            *o = (*o).min(e.order.unwrap_or(0));
+        }
     }
     registry
         .entries()
         .filter(|e| e.removed.is_some() && !tracked(e.id()))
         .filter(|e| newest.get(e.container.as_deref().unwrap_or("")) != Some(&e.updated))
+        .filter(|e| {
+            !e.gap_before
+                || oldest_open
+                    .get(e.container.as_deref().unwrap_or(""))
+                    .is_none_or(|&o| o > e.order.unwrap_or(u64::MAX))
+        })
         .collect()
 }
 
@@ -740,7 +754,7 @@ mod tests {
     }
 
     #[test]
-    fn finished_files_are_forgotten_but_the_newest_of_each_container() {
+    fn finished_files_are_forgotten_but_the_newest_of_each_container_and_needed_gaps() {
         let entry = |ino, container: Option<&str>, updated, removed: bool| RegistryEntry {
             path: PathBuf::from(format!("/d/{ino}.log")),
             shown_path: None,
@@ -778,6 +792,27 @@ mod tests {
             .map(|e| e.ino)
             .collect();
         assert_eq!(inos, [1, 5]);
+
+        // Container c: a file not finished (its entries not all acknowledged), then a
+        // finished one with a gap before it (a file between them was lost), then the
+        // newest. The gap stays while the file before it is not finished.
+        let ordered = |ino, updated, removed, order, gap_before| RegistryEntry {
+            order: Some(order),
+            gap_before,
+            ..entry(ino, Some("c"), updated, removed)
+        };
+        let mut registry = Registry::default();
+        registry.insert(ordered(7, 10, false, 1, false));
+        registry.insert(ordered(8, 20, true, 3, true));
+        registry.insert(ordered(9, 30, false, 4, false));
+        assert!(forgettable(&registry, |_| false).is_empty());
+        // Once the file before the gap is finished, the gap goes with its entry.
+        registry.insert(ordered(7, 10, true, 1, false));
+        let inos: Vec<u64> = forgettable(&registry, |_| false)
+            .iter()
+            .map(|e| e.ino)
+            .collect();
+        assert_eq!(inos, [7, 8]);
     }
 
     #[test]

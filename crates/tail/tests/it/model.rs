@@ -1162,3 +1162,32 @@ fn docker_a_file_saved_empty_under_a_stale_name_is_not_the_one_compressed() {
     ];
     check_in(Layout::Docker, &ops).unwrap();
 }
+
+#[test]
+fn docker_a_gap_outlives_its_file_while_the_file_before_it_is_held() {
+    let ops = [
+        whole(0, false, 0),
+        chunk(1, true, 0),
+        Op::Delete { c: 1 },
+        Op::Rotate { c: 1 },
+        Op::Poll { ack: 0 },
+        whole(1, false, 0),
+        whole(1, false, 0),
+        Op::CompressRotated { c: 0 },
+        Op::Rotate { c: 1 },
+        Op::CompressRotated { c: 1 },
+        Op::Rotate { c: 1 },
+        Op::Restart { clean: false },
+        whole(1, false, 0),
+        Op::Poll { ack: 2 },
+        whole(1, true, 0),
+        Op::Poll { ack: 1 },
+        whole(0, false, 0),
+        Op::CompressRotated { c: 1 },
+        Op::Restart { clean: false },
+        Op::Restart { clean: true },
+        whole(1, true, 0),
+        Op::Poll { ack: 0 },
+    ];
+    check_in(Layout::Docker, &ops).unwrap();
+}
