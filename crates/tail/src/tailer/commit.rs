@@ -492,6 +492,15 @@ impl Tailer {
                 self.registry.remove(id);
                 dropped += 1;
             }
+            // Compressed files looked at and deleted since (renamed ones are looked up).
+            self.judged_gz
+                .retain(|(id, _), path| match find_by_id(path, *id) {
+                    Some(at) => {
+                        *path = at;
+                        true
+                    }
+                    None => false,
+                });
             if dropped > 0 {
                 self.registry_dirty = true;
             }

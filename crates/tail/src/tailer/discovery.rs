@@ -473,6 +473,10 @@ impl Tailer {
         });
         for (rank, _, path, gzipped, meta) in members {
             if gzipped {
+                let judged = (FileId::of(&meta), meta.len());
+                if self.judged_gz.insert(judged, path.clone()).is_some() {
+                    continue;
+                }
                 // The file it was compressed from: known by its first bytes where they can
                 // be read, since in a numbered sequence the names move at each rotation
                 // (`.2.gz` may be the file read as `.1`); else by its name.
@@ -622,6 +626,14 @@ impl Tailer {
                 }
             }
             r.after = After::Rank(rank);
+        }
+        // The sequence ends with a file lost (compressed or deleted unread) and none after
+        // it yet: the gap goes before the next file of the container, whenever it comes.
+        if r.gap {
+            let group = self.core.group_of(&r.inherit.container);
+            let lost = self.gap_next.entry(group).or_insert([false; 2]);
+            lost[0] |= r.lost_head[0];
+            lost[1] |= r.lost_head[1];
         }
     }
 

@@ -492,6 +492,14 @@ pub struct Tailer {
     refollow: Vec<Refollow>,
     /// Containers the registry knew when it was loaded.
     registry_containers: HashSet<Arc<str>>,
+    /// Per container: a file of its sequence was lost after the newest one started, and no
+    /// file came after it yet: the next one started gets the gap (and the streams whose
+    /// entries lost their head there).
+    gap_next: HashMap<u32, [bool; 2]>,
+    /// Compressed files of rotation sequences already looked at (identity and size, with
+    /// where they were): a later look at the same sequence passes over them, so a loss is
+    /// counted once. Forgotten once deleted.
+    judged_gz: HashMap<(FileId, u64), PathBuf>,
     /// Files still held whose inode, and so registry entry, a new file took: every file of
     /// their container started meanwhile keeps a gap before it in the registry.
     entry_taken: Vec<FileKey>,
@@ -648,6 +656,8 @@ impl Tailer {
             losses: Vec::new(),
             refollow: Vec::new(),
             registry_containers,
+            gap_next: HashMap::new(),
+            judged_gz: HashMap::new(),
             entry_taken: Vec::new(),
             forgotten: Vec::new(),
             last_forget: None,
@@ -807,7 +817,8 @@ impl Tailer {
             }
         }
         let real = fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
-        let (shown_path, container, container_id, status, mut gap_before, lost_head) = match via {
+        let (shown_path, container, container_id, status, mut gap_before, mut lost_head) = match via
+        {
             Via::Discovered => {
                 let (container, container_id) = container_of(path, &real);
                 let shown: Arc<str> = Arc::from(path.to_string_lossy().as_ref());
@@ -847,6 +858,11 @@ impl Tailer {
             }
         };
         let group = self.core.group_of(&container);
+        // A file of its sequence lost after the newest one read, before this one existed.
+        if let Some(lost) = self.gap_next.remove(&group) {
+            gap_before = true;
+            lost_head = [lost_head[0] | lost[0], lost_head[1] | lost[1]];
+        }
         let fp = fingerprint(&file).ok();
         self.core.discontinuity = false;
         let (offset, skip, skip_ranges, saved_gap) =

@@ -1191,3 +1191,22 @@ fn docker_a_gap_outlives_its_file_while_the_file_before_it_is_held() {
     ];
     check_in(Layout::Docker, &ops).unwrap();
 }
+
+#[test]
+fn a_file_lost_after_the_newest_before_the_next_one_exists() {
+    let ops = [
+        chunk(1, false, 3),
+        Op::Poll { ack: 0 },
+        Op::Rotate { c: 1 },
+        chunk(1, false, 4),
+        Op::Poll { ack: 0 },
+        Op::Rotate { c: 1 },
+        chunk(1, false, 5),
+        Op::Rotate { c: 1 },
+        Op::CompressRotated { c: 1 },
+        Op::Poll { ack: 0 },
+        whole(1, false, 6),
+        Op::Poll { ack: 1 },
+    ];
+    check_in(Layout::Kubelet, &ops).unwrap();
+}

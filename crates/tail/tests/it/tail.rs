@@ -924,6 +924,48 @@ fn a_file_grown_after_its_last_save_then_compressed_while_stopped_is_counted_who
 }
 
 #[test]
+fn a_file_lost_after_the_newest_is_counted_once_and_cuts_before_the_next_file() {
+    let mut k = Kubelet::new();
+    k.append(&cri("stdout", "P", "a "));
+    let mut t = k.tailer();
+    assert!(k.poll(&mut t, 2).is_empty(), "pending");
+    k.rotate();
+    k.append(&cri("stdout", "P", "b "));
+    assert!(k.poll(&mut t, 2).is_empty(), "pending");
+    k.rotate();
+    // Written, rotated and compressed between two looks; no file after it yet.
+    let lost = cri("stdout", "P", "c ");
+    k.append(&lost);
+    let gz = compress(&k.rotate());
+    assert!(
+        k.poll(&mut t, 5).is_empty(),
+        "the entry may go on in a file not yet written"
+    );
+    // The sequence is looked at again when the next file comes: the loss is not counted
+    // again, and the gap still cuts the entry before that file.
+    k.append(&cri("stdout", "F", "next"));
+    // As the agent does when its directory watch reports the new file.
+    t.scan(k.t);
+    let events = k.poll(&mut t, 5);
+    assert_eq!(messages(&events), ["a b ", "next"]);
+    assert_eq!(events[0].get("log.flags"), Some(&json!(["partial"])));
+    let losses: Vec<(String, u64, &str)> = t
+        .take_losses()
+        .into_iter()
+        .map(|l| (l.path.to_string(), l.bytes, l.reason))
+        .collect();
+    assert_eq!(
+        losses,
+        [(
+            gz.display().to_string(),
+            lost.len() as u64,
+            "gzipped_before_read"
+        )]
+    );
+    assert_eq!(t.stats().files_lost, 1);
+}
+
+#[test]
 fn docker_numbered_rotations_are_read_in_order() {
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("containers").join(CID);
