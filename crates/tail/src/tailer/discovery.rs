@@ -502,23 +502,6 @@ impl Tailer {
                     }
                 };
                 let tracked = self.files.values().any(was_tracked);
-                // A tracked file renamed and compressed between two looks is no longer where
-                // it was last seen: it was at the compressed file's plain name, which is
-                // where a restart must place it in its sequence (a dated name stays; a
-                // numbered one moves on at the next rotation, and is placed by its saved
-                // name instead).
-                let dated = matches!(rank, Rank::Dated(_));
-                let renamed = self
-                    .files
-                    .iter()
-                    .find(|(_, f)| dated && !f.superseded && f.path != plain && was_tracked(f))
-                    .map(|(&k, _)| k);
-                if let Some(f) = renamed.and_then(|k| self.files.get_mut(&k)) {
-                    if find_by_id(&f.path, f.id).is_none() {
-                        self.core.stats.renames += 1;
-                        f.path.clone_from(&plain);
-                    }
-                }
                 // A file saved while empty is known by its name only: not when it was empty
                 // when finished, or is still there (numbered names move on), and the
                 // compressed file has content.
