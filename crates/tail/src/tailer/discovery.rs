@@ -70,6 +70,10 @@ pub(super) struct Refollow {
     /// files of the sequence are those, under their rotated names, and are not counted
     /// again.
     pub(super) counted: u32,
+    /// The file the sequence goes on after, when it is still in the directory: the
+    /// compressed files that come before it in the sequence are older than it, whatever
+    /// their times say (see [`Tailer::start_sequence`]).
+    pub(super) from: Option<FileId>,
 }
 
 impl After {
@@ -293,6 +297,7 @@ impl Tailer {
                     gap: false,
                     lost_head: [false; 2],
                     counted: 0,
+                    from: None,
                 },
             );
         }
@@ -422,6 +427,7 @@ impl Tailer {
             gap: false,
             lost_head: [false; 2],
             counted: 0,
+            from: renamed.then_some(f.id),
         };
         self.core.stats.rotations_followed += 1;
         self.start_sequence(now, refollow);
@@ -471,6 +477,20 @@ impl Tailer {
             (Rank::Numbered(x), Rank::Numbered(y)) => y.cmp(x),
             _ => sequence_order(&a.0, a.1, &b.0, b.1),
         });
+        // A compressed file's time is when it was compressed: one of an older file may be
+        // later than the last write of the file the sequence goes on from. Those that come
+        // before that file in the sequence are older than it, and not after it.
+        if let Some(at) = r.from.and_then(|from| {
+            members
+                .iter()
+                .position(|m| !m.3 && FileId::of(&m.4) == from)
+        }) {
+            let mut i = 0;
+            members.retain(|m| {
+                i += 1;
+                i > at + 1 || !m.3
+            });
+        }
         for (rank, _, path, gzipped, meta) in members {
             if gzipped {
                 let judged = (FileId::of(&meta), meta.len());
@@ -703,6 +723,7 @@ impl Tailer {
                     gap: false,
                     lost_head: [false; 2],
                     counted: 0,
+                    from: None,
                 },
             );
         }

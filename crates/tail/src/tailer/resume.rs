@@ -447,7 +447,7 @@ impl Tailer {
             let mut gap = false;
             let mut lost_head = [false; 2];
             let mut counted = 0;
-            let mut newest: Option<(Rank, SystemTime, PathBuf, Inherit)> = None;
+            let mut newest: Option<(Rank, SystemTime, PathBuf, Inherit, FileId)> = None;
             let mut sequence: Option<(PathBuf, String)> = None;
             let mut last_update = Timestamp::UNIX_EPOCH;
             let mut any_inherit: Option<Inherit> = None;
@@ -491,20 +491,28 @@ impl Tailer {
                         }
                     }
                     // Counted once: from now on the entry only anchors the container's
-                    // sequence (the registry forgets it once a newer file is saved).
-                    if e.removed.is_none() && !reused.contains(&e.id()) {
+                    // sequence (the registry forgets it once a newer file is saved). One
+                    // whose inode another file took is kept aside done too, so that its
+                    // compressed copy is known as read.
+                    if e.removed.is_none() {
                         let mut done = e.clone();
                         done.removed = Some(Timestamp::now());
-                        self.registry.insert(done);
-                        self.registry_dirty = true;
+                        if reused.contains(&e.id()) {
+                            for f in self.forgotten.iter_mut().filter(|f| f.id() == e.id()) {
+                                f.removed = done.removed;
+                            }
+                        } else {
+                            self.registry.insert(done);
+                            self.registry_dirty = true;
+                        }
                     }
                     continue;
                 };
                 let mtime = meta.modified().unwrap_or(std::time::UNIX_EPOCH);
-                if newest.as_ref().is_none_or(|(n, m, _, _)| {
+                if newest.as_ref().is_none_or(|(n, m, _, _, _)| {
                     sequence_order(&r.rank, mtime, n, *m) == std::cmp::Ordering::Greater
                 }) {
-                    newest = Some((r.rank.clone(), mtime, path.clone(), inherit.clone()));
+                    newest = Some((r.rank.clone(), mtime, path.clone(), inherit.clone(), e.id()));
                 }
                 // A file at a path the globs match is started here too, in its place in
                 // the sequence: left to the scan that follows, it would be missed if it
@@ -542,15 +550,15 @@ impl Tailer {
                 continue;
             };
             // Files rotated in while logtide was stopped.
-            let (after, inherit) = match newest {
-                Some((rank, mtime, path, inherit)) => {
+            let (after, inherit, from) = match newest {
+                Some((rank, mtime, path, inherit, id)) => {
                     // Until a file is started after it, the newest file known is where the
                     // container's sequence goes on from.
                     let group = self.core.group_of(&inherit.container);
                     self.newest
                         .entry(group)
                         .or_insert_with(|| (path, None, inherit.clone()));
-                    (After::after_saved(rank, mtime), inherit)
+                    (After::after_saved(rank, mtime), inherit, Some(id))
                 }
                 None => {
                     // Every file the registry knew is gone: what was written since its last
@@ -563,7 +571,7 @@ impl Tailer {
                     self.newest
                         .entry(group)
                         .or_insert_with(|| (dir.join(&base), Some(since), inherit.clone()));
-                    (After::Modified(since), inherit)
+                    (After::Modified(since), inherit, None)
                 }
             };
             self.start_sequence(
@@ -576,6 +584,7 @@ impl Tailer {
                     gap,
                     lost_head,
                     counted,
+                    from,
                 },
             );
         }

@@ -1210,3 +1210,30 @@ fn a_file_lost_after_the_newest_before_the_next_one_exists() {
     ];
     check_in(Layout::Kubelet, &ops).unwrap();
 }
+
+#[test]
+fn docker_an_older_file_compressed_after_the_next_ones_last_write_then_a_crash() {
+    let ops = [
+        Op::Rotate { c: 0 },
+        chunk(0, false, 0),
+        chunk(0, true, 0),
+        Op::Restart { clean: true },
+        // Compressed after the current file's last write: newer by its time.
+        Op::CompressRotated { c: 0 },
+        Op::Poll { ack: 2 },
+        Op::Restart { clean: false },
+        Op::Rotate { c: 0 },
+        Op::Rotate { c: 0 },
+        whole(0, true, 0),
+        Op::Poll { ack: 2 },
+        whole(0, true, 0),
+        Op::CompressRotated { c: 0 },
+        Op::Rotate { c: 1 },
+        whole(0, true, 0),
+        Op::Poll { ack: 2 },
+        Op::Poll { ack: 1 },
+        Op::Poll { ack: 2 },
+        Op::Restart { clean: false },
+    ];
+    check_in(Layout::Docker, &ops).unwrap();
+}

@@ -729,23 +729,106 @@ impl Kubelet {
         to
     }
 
-    /// Polls as the agent does, without explicit scans (the scan interval is 10 s; each
-    /// step is 100 ms), and acknowledges everything.
     fn poll(&mut self, t: &mut Tailer, steps: u32) -> Vec<Event> {
-        let mut all = Vec::new();
-        for _ in 0..steps {
-            self.t += Duration::from_millis(100);
-            let mut batch = Vec::new();
-            t.poll(self.t, &mut batch, 10_000);
-            for mut e in batch {
-                if let Some(tok) = e.take_ack() {
-                    tok.accept();
-                }
-                all.push(e);
+        poll_as_the_agent(t, &mut self.t, steps)
+    }
+}
+
+/// Polls as the agent does, without explicit scans (the scan interval is 10 s; each step
+/// is 100 ms), and acknowledges everything.
+fn poll_as_the_agent(t: &mut Tailer, now: &mut Instant, steps: u32) -> Vec<Event> {
+    let mut all = Vec::new();
+    for _ in 0..steps {
+        *now += Duration::from_millis(100);
+        let mut batch = Vec::new();
+        t.poll(*now, &mut batch, 10_000);
+        for mut e in batch {
+            if let Some(tok) = e.take_ack() {
+                tok.accept();
             }
-            t.commit(self.t, false).unwrap();
+            all.push(e);
         }
-        all
+        t.commit(*now, false).unwrap();
+    }
+    all
+}
+
+/// dockerd's json-file layout, with the defaults but for the paths.
+struct Docker {
+    root: tempfile::TempDir,
+    t: Instant,
+}
+
+impl Docker {
+    fn new() -> Self {
+        let root = tempfile::tempdir().unwrap();
+        fs::create_dir_all(root.path().join("containers").join(CID)).unwrap();
+        Docker {
+            root,
+            t: Instant::now(),
+        }
+    }
+
+    fn log(&self) -> PathBuf {
+        self.root
+            .path()
+            .join(format!("containers/{CID}/{CID}-json.log"))
+    }
+
+    fn tailer(&self) -> Tailer {
+        let tail = TailConfig {
+            paths: vec![format!(
+                "{}/containers/*/*-json.log",
+                self.root.path().display()
+            )],
+            ..TailConfig::default()
+        };
+        let reg = RegistryConfig {
+            path: self.root.path().join("registry"),
+            ..RegistryConfig::default()
+        };
+        Tailer::open(tail, reg).unwrap()
+    }
+
+    /// Appends a piece of an entry to stdout: `msg` without a final newline is a 16 KiB
+    /// piece.
+    fn append(&self, msg: &str) {
+        self.append_to("stdout", msg);
+    }
+
+    fn append_to(&self, stream: &str, msg: &str) {
+        let line = json!({"log": msg, "stream": stream, "time": "2024-01-01T00:00:00.000000001Z"});
+        let mut f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log())
+            .unwrap();
+        writeln!(f, "{line}").unwrap();
+    }
+
+    /// The path of rotated file `n` (`0` for the current one).
+    fn rotated(&self, n: u32) -> PathBuf {
+        match n {
+            0 => self.log(),
+            n => PathBuf::from(format!("{}.{n}", self.log().display())),
+        }
+    }
+
+    /// Renames `.N` (and `.N.gz`) to `.N+1` and the current file to `.1`, as dockerd does.
+    fn rotate(&self) {
+        for n in (1..5).rev() {
+            for gz in ["", ".gz"] {
+                let from = format!("{}{gz}", self.rotated(n).display());
+                if Path::new(&from).exists() {
+                    fs::rename(&from, format!("{}{gz}", self.rotated(n + 1).display())).unwrap();
+                }
+            }
+        }
+        fs::rename(self.log(), self.rotated(1)).unwrap();
+    }
+
+    fn poll(&mut self, t: &mut Tailer, steps: u32) -> Vec<Event> {
+        poll_as_the_agent(t, &mut self.t, steps)
     }
 }
 
@@ -861,12 +944,18 @@ fn a_rotated_file_gone_before_it_was_read_splits_no_entry_into_another() {
 
 /// Compresses `path` to `path.gz` with real gzip and removes it, as kubelet and dockerd do.
 fn compress(path: &Path) -> PathBuf {
+    let gz = gzip_copy(path);
+    fs::remove_file(path).unwrap();
+    gz
+}
+
+/// Writes `path.gz`, `path` compressed with real gzip.
+fn gzip_copy(path: &Path) -> PathBuf {
     let gz = PathBuf::from(format!("{}.gz", path.display()));
     let content = fs::read(path).unwrap();
     let mut z = flate2::write::GzEncoder::new(fs::File::create(&gz).unwrap(), Default::default());
     z.write_all(&content).unwrap();
     z.finish().unwrap();
-    fs::remove_file(path).unwrap();
     gz
 }
 
@@ -963,64 +1052,21 @@ fn a_file_lost_after_the_newest_is_counted_once_and_cuts_before_the_next_file() 
 
 #[test]
 fn docker_numbered_rotations_are_read_in_order() {
-    let root = tempfile::tempdir().unwrap();
-    let dir = root.path().join("containers").join(CID);
-    fs::create_dir_all(&dir).unwrap();
-    let log = dir.join(format!("{CID}-json.log"));
-    let append = |text: &str| {
-        let mut f = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .unwrap();
-        f.write_all(text.as_bytes()).unwrap();
-    };
-    let rotate = || {
-        for n in (1..4).rev() {
-            let from = PathBuf::from(format!("{}.{n}", log.display()));
-            if from.exists() {
-                fs::rename(&from, format!("{}.{}", log.display(), n + 1)).unwrap();
-            }
-        }
-        fs::rename(&log, format!("{}.1", log.display())).unwrap();
-    };
-    let docker = |msg: &str| {
-        format!(
-            "{}\n",
-            json!({"log": msg, "stream": "stdout", "time": "2024-01-01T00:00:00.000000001Z"})
-        )
-    };
-    append(&docker("one\n"));
-    let tail = TailConfig {
-        paths: vec![format!("{}/containers/*/*-json.log", root.path().display())],
-        ..TailConfig::default()
-    };
-    let reg = RegistryConfig {
-        path: root.path().join("registry"),
-        ..RegistryConfig::default()
-    };
-    let mut t = Tailer::open(tail, reg).unwrap();
-    let mut now = Instant::now();
-    let mut poll = |t: &mut Tailer| {
-        let mut out = Vec::new();
-        for _ in 0..5 {
-            now += Duration::from_millis(100);
-            t.poll(now, &mut out, 10_000);
-        }
-        out
-    };
-    assert_eq!(messages(&poll(&mut t)), ["one"]);
+    let mut d = Docker::new();
+    d.append("one\n");
+    let mut t = d.tailer();
+    assert_eq!(messages(&d.poll(&mut t, 5)), ["one"]);
     // 16 KiB pieces of one entry across three rotations.
     let piece = "x".repeat(16 * 1024);
-    append(&docker(&piece));
-    rotate();
-    append(&docker(&piece));
-    rotate();
-    append(&docker("end\n"));
-    append(&docker("two\n"));
-    rotate();
-    append(&docker("three\n"));
-    let events = poll(&mut t);
+    d.append(&piece);
+    d.rotate();
+    d.append(&piece);
+    d.rotate();
+    d.append("end\n");
+    d.append("two\n");
+    d.rotate();
+    d.append("three\n");
+    let events = d.poll(&mut t, 5);
     assert_eq!(
         messages(&events),
         [format!("{piece}{piece}end"), "two".into(), "three".into()]
@@ -1127,4 +1173,63 @@ fn the_registry_is_worked_out_when_it_is_written_and_is_then_current() {
     assert_eq!(offset(&env), Some(3 * line));
     t.commit(env.t, true).unwrap();
     assert_eq!(offset(&env), Some(4 * line));
+}
+
+#[test]
+fn docker_an_older_file_compressed_after_the_next_ones_last_write_is_not_lost() {
+    let mut d = Docker::new();
+    d.append("one\n");
+    let mut t = d.tailer();
+    assert_eq!(messages(&d.poll(&mut t, 5)), ["one"]);
+    d.rotate();
+    d.append("head ");
+    assert!(d.poll(&mut t, 5).is_empty(), "pending");
+    t.commit(d.t, true).unwrap();
+    drop(t);
+    // While stopped, the file read first is compressed: after the current file's last
+    // write, so its compressed copy is newer than that file. At the start the registry
+    // forgets it (finished, and deleted).
+    compress(&d.rotated(1));
+    let mut t = d.tailer();
+    assert!(d.poll(&mut t, 5).is_empty(), "pending");
+    d.rotate();
+    d.append("tail\n");
+    d.append("two\n");
+    let events = d.poll(&mut t, 5);
+    assert_eq!(messages(&events), ["head tail", "two"]);
+    assert!(events.iter().all(|e| e.get("log.flags").is_none()));
+    assert_eq!(t.take_losses().len(), 0);
+    assert_eq!((t.stats().files_lost, t.stats().partial_gap), (0, 0));
+}
+
+#[test]
+fn docker_a_file_read_whose_inode_a_new_file_took_while_stopped_is_not_lost() {
+    let mut d = Docker::new();
+    d.append("head ");
+    let mut t = d.tailer();
+    assert!(d.poll(&mut t, 5).is_empty(), "pending");
+    d.rotate();
+    // The next file, read to its end and acknowledged, while the entry before it waits.
+    d.append_to("stderr", "err\n");
+    assert_eq!(messages(&d.poll(&mut t, 5)), ["err"]);
+    t.commit(d.t, true).unwrap();
+    drop(t);
+    // While stopped: it is rotated and compressed, and a later file gets its inode (done
+    // here by writing the same inode again, as the file system may hand it out).
+    d.rotate();
+    d.append("tail\n");
+    gzip_copy(&d.rotated(1));
+    let freed = d.root.path().join("freed");
+    fs::rename(d.rotated(1), &freed).unwrap();
+    d.rotate();
+    fs::write(&freed, "").unwrap();
+    fs::rename(&freed, d.log()).unwrap();
+    d.append("two\n");
+    let mut t = d.tailer();
+    let events = d.poll(&mut t, 5);
+    assert_eq!(messages(&events), ["head tail", "two"]);
+    assert!(events.iter().all(|e| e.get("log.flags").is_none()));
+    assert_eq!(t.take_losses().len(), 0);
+    let s = t.stats();
+    assert_eq!((s.files_lost, s.partial_gap, s.inode_reused), (0, 0, 1));
 }
