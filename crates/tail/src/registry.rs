@@ -41,7 +41,8 @@
 //! joining them with this file's lines. It also marks the files after one whose entries were
 //! not all acknowledged and whose inode, and so entry here, a new file took: after a
 //! restart that file is not known any more, and the entries it held chunks of are cut
-//! before the files after it.
+//! before the files after it. An entry with `gap_before` whose inode a new file took moves
+//! its mark to the next file of its container, while a file before it is not finished.
 //!
 //! `order` is the order in which the files of one container are read, oldest first (the
 //! numbers only compare; they grow across restarts). After a restart the files the

@@ -496,6 +496,10 @@ pub struct Tailer {
     /// file came after it yet: the next one started gets the gap (and the streams whose
     /// entries lost their head there).
     gap_next: HashMap<u32, [bool; 2]>,
+    /// Per container: the registry's gap before a file done with was lost with its entry
+    /// (a new file got the inode) and no later file of the container was known: the next
+    /// one started keeps it in the registry (see [`Tailer::carry_taken_gap`]).
+    gap_kept_next: HashSet<u32>,
     /// Compressed files of rotation sequences already looked at (identity and size, with
     /// where they were): a later look at the same sequence passes over them, so a loss is
     /// counted once. Forgotten once deleted.
@@ -659,6 +663,7 @@ impl Tailer {
             gap_next: HashMap::new(),
             judged_gz: HashMap::new(),
             entry_taken: Vec::new(),
+            gap_kept_next: HashSet::new(),
             forgotten: Vec::new(),
             last_forget: None,
             urgent_write: false,
@@ -786,6 +791,58 @@ impl Tailer {
         }
     }
 
+    /// The registry keeps a gap before a file done with while a file of its container read
+    /// before it is not finished: a restart reads that file's entries again, and cuts them
+    /// there. A new file that got its inode takes its registry entry, and the gap moves to
+    /// the next file of its container (`of`) after it (`order`) in read order: a tracked
+    /// one, or one the registry knows; with none yet, the next one started, which is the
+    /// new file when it is of that container (`container`; the return value says so).
+    fn carry_taken_gap(&mut self, of: Option<&str>, order: Option<u64>, container: &str) -> bool {
+        let of = of.unwrap_or("");
+        let Some(order) = order else {
+            return false;
+        };
+        let of_container = |c: Option<&str>| c.unwrap_or("") == of;
+        let needed = self.registry.entries().any(|e| {
+            of_container(e.container.as_deref())
+                && e.removed.is_none()
+                && e.order.is_some_and(|o| o < order)
+        });
+        if !needed {
+            return false;
+        }
+        let saved = self
+            .registry
+            .entries()
+            .filter(|e| of_container(e.container.as_deref()))
+            .filter(|e| e.order.is_some_and(|o| o > order))
+            .min_by_key(|e| e.order)
+            .cloned();
+        let tracked = self
+            .files
+            .values_mut()
+            .filter(|f| !f.superseded && of_container(Some(&f.container)) && f.order > order)
+            .min_by_key(|f| f.order);
+        match (tracked, saved) {
+            (Some(f), saved) if saved.as_ref().is_none_or(|e| e.order >= Some(f.order)) => {
+                f.after_gap = true;
+            }
+            (_, Some(mut e)) => {
+                if !e.gap_before {
+                    e.gap_before = true;
+                    self.registry.insert(e);
+                    self.registry_dirty = true;
+                }
+            }
+            (_, None) if of == container => return true,
+            (_, None) => {
+                let group = self.core.group_of(&Arc::from(of));
+                self.gap_kept_next.insert(group);
+            }
+        }
+        false
+    }
+
     fn new_key(&mut self) -> FileKey {
         let k = self.next_key;
         self.next_key += 1;
@@ -865,8 +922,19 @@ impl Tailer {
         }
         let fp = fingerprint(&file).ok();
         self.core.discontinuity = false;
+        let kept_gap = self
+            .registry
+            .get(id)
+            .filter(|e| e.gap_before && e.removed.is_some() && !self.by_id.contains_key(&id))
+            .map(|e| (e.container.clone(), e.order));
         let (offset, skip, skip_ranges, saved_gap) =
             self.resume_point(&file, id, len, &real, &container);
+        // The entry was another file's (a resumed one returns its gap): its gap moves on.
+        let mut after_taken_gap = false;
+        if let Some((of, order)) = kept_gap.filter(|_| !saved_gap) {
+            after_taken_gap = self.carry_taken_gap(of.as_deref(), order, &container);
+        }
+        after_taken_gap |= self.gap_kept_next.remove(&group);
         // The bytes that would have continued this container's pending entries are gone:
         // those entries are emitted as partial before this file is read, instead of being
         // joined with new content.
@@ -944,7 +1012,7 @@ impl Tailer {
             was_at_eof: false,
             order: key,
             gap_before,
-            after_gap: gap_before || after_taken,
+            after_gap: gap_before || after_taken || after_taken_gap,
             successor_has_data: false,
             rotation_checked: None,
             lost_head,
