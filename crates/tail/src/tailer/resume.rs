@@ -482,10 +482,15 @@ impl Tailer {
                 let Some((path, meta)) = found else {
                     // Gone while logtide was stopped: what it had not shipped is lost (at
                     // least its size when last saved less the saved offset).
-                    if let Some(lost) = lost_while_stopped(&e) {
+                    let lost = lost_while_stopped(&e);
+                    if let Some(lost) = lost {
                         self.lose(&e.path, lost, "gone_while_stopped");
                         gap = true;
                         counted += 1;
+                    }
+                    // Its entries open at its end lost their rest: when counted now, or at
+                    // an earlier start (its gap is kept, below).
+                    if lost.is_some() || (e.gap_before && e.removed.is_some()) {
                         for st in &e.open {
                             lost_head[stream_index(*st)] = true;
                         }
@@ -493,10 +498,13 @@ impl Tailer {
                     // Counted once: from now on the entry only anchors the container's
                     // sequence (the registry forgets it once a newer file is saved). One
                     // whose inode another file took is kept aside done too, so that its
-                    // compressed copy is known as read.
+                    // compressed copy is known as read. One counted lost keeps the gap it
+                    // makes, as a gap before it: a file after it may not exist yet, and
+                    // another restart before that file reads the files before it again.
                     if e.removed.is_none() {
                         let mut done = e.clone();
                         done.removed = Some(Timestamp::now());
+                        done.gap_before |= lost.is_some();
                         if reused.contains(&e.id()) {
                             for f in self.forgotten.iter_mut().filter(|f| f.id() == e.id()) {
                                 f.removed = done.removed;

@@ -1286,3 +1286,38 @@ fn a_gap_kept_for_a_held_file_outlives_its_entry_taken_by_a_new_file() {
     assert_eq!(messages(&events), ["a ", "c"]);
     assert_eq!(events[0].get("log.flags"), Some(&json!(["partial"])));
 }
+
+#[test]
+fn a_gap_at_the_end_of_a_sequence_outlives_a_second_crash() {
+    let mut k = Kubelet::new();
+    k.append(&cri("stdout", "P", "a "));
+    let mut t = k.tailer();
+    assert!(k.poll(&mut t, 2).is_empty(), "pending");
+    k.rotate();
+    let lost = cri("stdout", "P", "b ");
+    k.append(&lost);
+    assert!(k.poll(&mut t, 5).is_empty(), "pending");
+    t.commit(k.t, true).unwrap();
+    drop(t);
+    // While stopped, the newest file is rotated and compressed; no file after it yet.
+    compress(&k.rotate());
+    let mut t = k.tailer();
+    assert!(k.poll(&mut t, 2).is_empty(), "pending, and may go on");
+    t.commit(k.t, true).unwrap();
+    let losses: Vec<(u64, &str)> = t
+        .take_losses()
+        .iter()
+        .map(|l| (l.bytes, l.reason))
+        .collect();
+    assert_eq!(losses, [(lost.len() as u64, "gone_while_stopped")]);
+    // A crash before the container's next file: the start after it cuts the entry read
+    // again where the file was lost, flags its rest, and does not count the loss again.
+    drop(t);
+    k.append(&cri("stdout", "F", "c"));
+    let mut t = k.tailer();
+    let events = k.poll(&mut t, 5);
+    assert_eq!(messages(&events), ["a ", "c"]);
+    assert_eq!(events[0].get("log.flags"), Some(&json!(["partial"])));
+    assert_eq!(events[1].get("log.flags"), Some(&json!(["partial"])));
+    assert_eq!(t.take_losses().len(), 0);
+}
