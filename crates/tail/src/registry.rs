@@ -77,7 +77,7 @@
 //! fingerprint, no check hash. Read for compatibility; on resume the offset is moved to
 //! the next entry boundary when it does not sit on one.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -363,15 +363,41 @@ impl Registry {
         self.entries.remove(&id)
     }
 
-    /// Removes entries of files gone for longer than `ttl`; returns how many.
+    /// Removes entries of files gone for longer than `ttl`; returns how many. An entry
+    /// with a gap before it stays while a file read before it is not finished (see
+    /// [`Registry::gaps_needed`]).
     pub fn clean(&mut self, now: Timestamp, ttl: std::time::Duration) -> usize {
         let before = self.entries.len();
         let ttl_secs = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX);
-        self.entries.retain(|_, e| {
-            e.removed
-                .is_none_or(|r| now.unix_secs().saturating_sub(r.unix_secs()) < ttl_secs)
+        let needed = self.gaps_needed();
+        self.entries.retain(|id, e| {
+            needed.contains(id)
+                || e.removed
+                    .is_none_or(|r| now.unix_secs().saturating_sub(r.unix_secs()) < ttl_secs)
         });
         before - self.entries.len()
+    }
+
+    /// The entries with a gap before them that a restart still needs: a file of their
+    /// container read before them (lower `order`; an entry without one is taken for the
+    /// oldest) is not finished, so its entries are read again and cut at the gap.
+    pub fn gaps_needed(&self) -> HashSet<FileId> {
+        let container = |e: &RegistryEntry| e.container.clone().unwrap_or_default();
+        let mut oldest_open: HashMap<String, u64> = HashMap::new();
+        for e in self.entries.values().filter(|e| e.removed.is_none()) {
+            let o = oldest_open.entry(container(e)).or_insert(u64::MAX);
+            *o = (*o).min(e.order.unwrap_or(0));
+        }
+        self.entries
+            .iter()
+            .filter(|(_, e)| e.gap_before)
+            .filter(|(_, e)| {
+                oldest_open
+                    .get(&container(e))
+                    .is_some_and(|&o| o < e.order.unwrap_or(u64::MAX))
+            })
+            .map(|(id, _)| *id)
+            .collect()
     }
 }
 
@@ -571,5 +597,26 @@ mod tests {
         assert_eq!(removed, 1);
         assert!(reg.get(FileId { dev: 1, ino: 2 }).is_none());
         assert_eq!(reg.len(), 2);
+        // A gap gone for long stays while the file read before it is not finished.
+        let gap = RegistryEntry {
+            gap_before: true,
+            order: Some(2),
+            ..mk(4, Some(1000))
+        };
+        reg.insert(gap.clone());
+        reg.insert(RegistryEntry {
+            order: Some(1),
+            ..mk(1, None)
+        });
+        let at = Timestamp::new(2000, 0).unwrap();
+        let ttl = std::time::Duration::from_secs(60);
+        assert_eq!(reg.clean(at, ttl), 0);
+        assert_eq!(reg.get(gap.id()), Some(&gap));
+        reg.insert(RegistryEntry {
+            order: Some(1),
+            ..mk(1, Some(1990))
+        });
+        assert_eq!(reg.clean(at, ttl), 1);
+        assert!(reg.get(gap.id()).is_none());
     }
 }

@@ -259,27 +259,17 @@ pub(super) fn forgettable(
     tracked: impl Fn(FileId) -> bool,
 ) -> Vec<&RegistryEntry> {
     let mut newest: HashMap<&str, Timestamp> = HashMap::new();
-    let mut oldest_open: HashMap<&str, u64> = HashMap::new();
     for e in registry.entries() {
         let c = e.container.as_deref().unwrap_or("");
         let t = newest.entry(c).or_insert(e.updated);
         *t = (*t).max(e.updated);
-        if e.removed.is_none() {
-            // Without a saved order, taken for the oldest.
-            let o = oldest_open.entry(c).or_insert(u64::MAX);
-            *o = (*o).min(e.order.unwrap_or(0));
-        }
     }
+    let gaps = registry.gaps_needed();
     registry
         .entries()
         .filter(|e| e.removed.is_some() && !tracked(e.id()))
         .filter(|e| newest.get(e.container.as_deref().unwrap_or("")) != Some(&e.updated))
-        .filter(|e| {
-            !e.gap_before
-                || oldest_open
-                    .get(e.container.as_deref().unwrap_or(""))
-                    .is_none_or(|&o| o > e.order.unwrap_or(u64::MAX))
-        })
+        .filter(|e| !gaps.contains(&e.id()))
         .collect()
 }
 

@@ -792,8 +792,9 @@ impl Tailer {
     }
 
     /// The registry keeps a gap before a file done with while a file of its container read
-    /// before it is not finished: a restart reads that file's entries again, and cuts them
-    /// there. A new file that got its inode takes its registry entry, and the gap moves to
+    /// before it is not finished ([`Registry::gaps_needed`]): a restart reads that file's
+    /// entries again, and cuts them there. A new file that got its inode takes its registry
+    /// entry, and the gap moves to
     /// the next file of its container (`of`) after it (`order`) in read order: a tracked
     /// one, or one the registry knows; with none yet, the next one started, which is the
     /// new file when it is of that container (`container`; the return value says so).
@@ -803,14 +804,6 @@ impl Tailer {
             return false;
         };
         let of_container = |c: Option<&str>| c.unwrap_or("") == of;
-        let needed = self.registry.entries().any(|e| {
-            of_container(e.container.as_deref())
-                && e.removed.is_none()
-                && e.order.is_some_and(|o| o < order)
-        });
-        if !needed {
-            return false;
-        }
         let saved = self
             .registry
             .entries()
@@ -820,14 +813,22 @@ impl Tailer {
             .cloned();
         let tracked = self
             .files
-            .values_mut()
-            .filter(|f| !f.superseded && of_container(Some(&f.container)) && f.order > order)
-            .min_by_key(|f| f.order);
+            .iter()
+            .filter(|(_, f)| !f.superseded && of_container(Some(&f.container)) && f.order > order)
+            .min_by_key(|(_, f)| f.order)
+            .map(|(&k, f)| (k, f.order));
         match (tracked, saved) {
-            (Some(f), saved) if saved.as_ref().is_none_or(|e| e.order >= Some(f.order)) => {
-                f.after_gap = true;
+            (Some((k, o)), saved) if saved.as_ref().is_none_or(|e| e.order >= Some(o)) => {
+                if let Some(f) = self.files.get_mut(&k) {
+                    f.after_gap = true;
+                }
             }
             (_, Some(mut e)) => {
+                // Tracked but not saved since its number changed (at a start): the file's
+                // state is what its next save writes.
+                if let Some(f) = self.by_id.get(&e.id()).and_then(|k| self.files.get_mut(k)) {
+                    f.after_gap = true;
+                }
                 if !e.gap_before {
                     e.gap_before = true;
                     self.registry.insert(e);
@@ -926,6 +927,7 @@ impl Tailer {
             .registry
             .get(id)
             .filter(|e| e.gap_before && e.removed.is_some() && !self.by_id.contains_key(&id))
+            .filter(|_| self.registry.gaps_needed().contains(&id))
             .map(|e| (e.container.clone(), e.order));
         let (offset, skip, skip_ranges, saved_gap) =
             self.resume_point(&file, id, len, &real, &container);
