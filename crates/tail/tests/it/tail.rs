@@ -732,6 +732,17 @@ impl Kubelet {
     fn poll(&mut self, t: &mut Tailer, steps: u32) -> Vec<Event> {
         poll_as_the_agent(t, &mut self.t, steps)
     }
+
+    /// An entry's first chunk (`a `), read, then a rotation, and its second chunk (`b `)
+    /// in the next file, not read yet.
+    fn entry_across_a_rotation(&mut self) -> Tailer {
+        self.append(&cri("stdout", "P", "a "));
+        let mut t = self.tailer();
+        assert!(self.poll(&mut t, 2).is_empty(), "pending");
+        self.rotate();
+        self.append(&cri("stdout", "P", "b "));
+        t
+    }
 }
 
 /// Polls as the agent does, without explicit scans (the scan interval is 10 s; each step
@@ -1011,11 +1022,7 @@ fn a_file_grown_after_its_last_save_then_compressed_while_stopped_is_counted_who
 #[test]
 fn a_file_lost_after_the_newest_is_counted_once_and_cuts_before_the_next_file() {
     let mut k = Kubelet::new();
-    k.append(&cri("stdout", "P", "a "));
-    let mut t = k.tailer();
-    assert!(k.poll(&mut t, 2).is_empty(), "pending");
-    k.rotate();
-    k.append(&cri("stdout", "P", "b "));
+    let mut t = k.entry_across_a_rotation();
     assert!(k.poll(&mut t, 2).is_empty(), "pending");
     k.rotate();
     // Written, rotated and compressed between two looks; no file after it yet.
@@ -1237,12 +1244,8 @@ fn docker_a_file_read_whose_inode_a_new_file_took_while_stopped_is_not_lost() {
 #[test]
 fn a_gap_kept_for_a_held_file_outlives_its_entry_taken_by_a_new_file() {
     let mut k = Kubelet::new();
-    k.append(&cri("stdout", "P", "a "));
-    let mut t = k.tailer();
-    assert!(k.poll(&mut t, 2).is_empty(), "pending");
-    k.rotate();
+    let mut t = k.entry_across_a_rotation();
     // The next file is rotated and compressed before it is read: a gap.
-    k.append(&cri("stdout", "P", "b "));
     let lost = compress(&k.rotate());
     k.append(&cri("stderr", "F", "x"));
     // The entry cut by the gap stays on its way to the output (its file is held); the
@@ -1290,12 +1293,8 @@ fn a_gap_kept_for_a_held_file_outlives_its_entry_taken_by_a_new_file() {
 #[test]
 fn a_gap_at_the_end_of_a_sequence_outlives_a_second_crash() {
     let mut k = Kubelet::new();
-    k.append(&cri("stdout", "P", "a "));
-    let mut t = k.tailer();
-    assert!(k.poll(&mut t, 2).is_empty(), "pending");
-    k.rotate();
+    let mut t = k.entry_across_a_rotation();
     let lost = cri("stdout", "P", "b ");
-    k.append(&lost);
     assert!(k.poll(&mut t, 5).is_empty(), "pending");
     t.commit(k.t, true).unwrap();
     drop(t);
