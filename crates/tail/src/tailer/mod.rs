@@ -794,10 +794,10 @@ impl Tailer {
     /// The registry keeps a gap before a file done with while a file of its container read
     /// before it is not finished ([`Registry::gaps_needed`]): a restart reads that file's
     /// entries again, and cuts them there. A new file that got its inode takes its registry
-    /// entry, and the gap moves to
-    /// the next file of its container (`of`) after it (`order`) in read order: a tracked
-    /// one, or one the registry knows; with none yet, the next one started, which is the
-    /// new file when it is of that container (`container`; the return value says so).
+    /// entry, and the gap moves to the next file of its container (`of`) after it (`order`)
+    /// in read order: a tracked one, or one the registry knows; with none yet, the next one
+    /// started, which is the new file when it is of that container (`container`; the
+    /// return value says so).
     fn carry_taken_gap(&mut self, of: Option<&str>, order: Option<u64>, container: &str) -> bool {
         let of = of.unwrap_or("");
         let Some(order) = order else {
