@@ -509,7 +509,8 @@ impl Tailer {
                 // A file of this container being read is known by its first bytes as they
                 // are now (its fingerprint may be from when it was empty): one still empty is
                 // not the file compressed when the compressed file has content, whatever the
-                // name it was last seen under (numbered names move on).
+                // name it was last seen under (numbered names move on). One closed is not it
+                // while it is still on disk (compressing removes the plain file).
                 let was_tracked = |f: &FileState| {
                     if f.container != r.inherit.container {
                         return false;
@@ -518,7 +519,10 @@ impl Tailer {
                     match (&head, now) {
                         (Some(head), Some(now)) if now.len == 0 && !head.is_empty() => false,
                         (_, Some(now)) => was(&Some(now), &f.path),
-                        (_, None) => was(&f.fingerprint, &f.path),
+                        (_, None) => {
+                            was(&f.fingerprint, &f.path)
+                                && find_same(&f.path, f.id, f.fingerprint.as_ref()).is_none()
+                        }
                     }
                 };
                 let tracked = self.files.values().any(was_tracked);

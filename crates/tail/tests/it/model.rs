@@ -1237,3 +1237,24 @@ fn docker_an_older_file_compressed_after_the_next_ones_last_write_then_a_crash()
     ];
     check_in(Layout::Docker, &ops).unwrap();
 }
+
+#[test]
+fn docker_a_closed_empty_file_under_a_stale_name_is_not_the_one_compressed() {
+    let ops = [
+        whole(0, false, 0),
+        Op::Rotate { c: 0 },
+        Op::Restart { clean: false },
+        // The file created at the rotation stays empty, and is read and closed as `.1`.
+        Op::Rotate { c: 0 },
+        Op::Poll { ack: 0 },
+        whole(0, false, 0),
+        chunk(0, true, 0),
+        Op::Rotate { c: 0 },
+        whole(0, true, 0),
+        Op::Rotate { c: 0 },
+        whole(0, true, 0),
+        // The file with the entry's last chunk, never read, is compressed as `.1`.
+        Op::CompressRotated { c: 0 },
+    ];
+    check_in(Layout::Docker, &ops).unwrap();
+}
