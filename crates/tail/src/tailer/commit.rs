@@ -21,6 +21,7 @@ use super::resume::Skip;
 use super::{
     stream_index, AckedEntry, Core, FileKey, FileProgress, SkipRange, Status, Tailer, Track,
 };
+use crate::identity::gzip_head;
 use crate::identity::{prefix_hash, FileId};
 use crate::registry::{Registry, RegistryEntry};
 use crate::Error;
@@ -249,6 +250,30 @@ pub(super) fn oldest_inflight<'a>(
     oldest
 }
 
+/// Whether a compressed file of `e`'s rotation sequence, in its directory, holds the file
+/// `e` saved (its first bytes are the saved fingerprint).
+fn compressed_copy_exists(e: &RegistryEntry) -> bool {
+    let Some(fp) = e.fingerprint.as_ref().filter(|fp| fp.len > 0) else {
+        return false;
+    };
+    let (Some(dir), Some(name)) = (e.path.parent(), e.path.file_name().and_then(|n| n.to_str()))
+    else {
+        return false;
+    };
+    let base = crate::rotation::parse(name).base.to_owned();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    entries.flatten().any(|d| {
+        let name = d.file_name();
+        let Some(name) = name.to_str() else {
+            return false;
+        };
+        let r = crate::rotation::parse(name);
+        r.gzipped && r.base == base && gzip_head(&d.path()).is_some_and(|head| fp.starts(&head))
+    })
+}
+
 /// The entries the registry may forget once their file is also deleted from disk: those of
 /// finished files (`removed`) that are not being read (`tracked`), except the newest entry
 /// of each container, from which a restart follows the container's sequence, and an entry
@@ -469,13 +494,16 @@ impl Tailer {
             let mut dropped = self
                 .registry
                 .clean(wall, self.registry_config.clean_removed_after);
-            // Files finished and deleted from disk (rotated out, compressed) need no saved
-            // position: forgetting them keeps the registry the size of what is on disk, and
-            // a new file that gets the inode is never taken for the old one.
+            // Files finished and deleted from disk (rotated out) need no saved position:
+            // forgetting them keeps the registry the size of what is on disk, and a new file
+            // that gets the inode is never taken for the old one. One whose compressed copy
+            // is still there is kept until that goes too: it is what tells the copy from a
+            // file lost before it was read.
             let deleted: Vec<FileId> =
                 forgettable(&self.registry, |id| self.by_id.contains_key(&id))
                     .into_iter()
                     .filter(|e| find_by_id(&e.path, e.id()).is_none())
+                    .filter(|e| !compressed_copy_exists(e))
                     .map(RegistryEntry::id)
                     .collect();
             for id in deleted {

@@ -579,6 +579,9 @@ impl Tailer {
                         r.counted -= 1;
                         r.gap = true;
                     }
+                    // An empty file compressed lost nothing (a file truncated, then
+                    // rotated), and cuts nothing.
+                    Compressed::Lost if gzip_content_len(&path) == Some(0) => {}
                     Compressed::Lost => {
                         let bytes = gzip_content_len(&path).unwrap_or(meta.len());
                         self.lose(&path, bytes, "gzipped_before_read");

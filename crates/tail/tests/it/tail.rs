@@ -825,7 +825,8 @@ impl Docker {
         }
     }
 
-    /// Renames `.N` (and `.N.gz`) to `.N+1` and the current file to `.1`, as dockerd does.
+    /// Renames `.N` (and `.N.gz`) to `.N+1` and the current file to `.1`, and creates the
+    /// next file, as dockerd does.
     fn rotate(&self) {
         for n in (1..5).rev() {
             for gz in ["", ".gz"] {
@@ -836,6 +837,7 @@ impl Docker {
             }
         }
         fs::rename(self.log(), self.rotated(1)).unwrap();
+        fs::File::create(self.log()).unwrap();
     }
 
     fn poll(&mut self, t: &mut Tailer, steps: u32) -> Vec<Event> {
@@ -1319,4 +1321,43 @@ fn a_gap_at_the_end_of_a_sequence_outlives_a_second_crash() {
     assert_eq!(events[0].get("log.flags"), Some(&json!(["partial"])));
     assert_eq!(events[1].get("log.flags"), Some(&json!(["partial"])));
     assert_eq!(t.take_losses().len(), 0);
+}
+
+#[test]
+fn an_empty_file_compressed_before_it_was_read_loses_and_cuts_nothing() {
+    let mut k = Kubelet::new();
+    let mut t = k.entry_across_a_rotation();
+    assert!(k.poll(&mut t, 5).is_empty(), "pending");
+    k.rotate();
+    // The next file is created, stays empty, and is rotated and compressed unread.
+    k.append("");
+    compress(&k.rotate());
+    k.append(&cri("stdout", "F", "c"));
+    t.scan(k.t);
+    let events = k.poll(&mut t, 5);
+    assert_eq!(messages(&events), ["a b c"]);
+    assert!(events[0].get("log.flags").is_none());
+    assert_eq!(t.take_losses().len(), 0);
+    assert_eq!((t.stats().files_lost, t.stats().partial_gap), (0, 0));
+}
+
+#[test]
+fn a_finished_files_compressed_copy_is_known_after_every_file_it_knew_is_gone() {
+    let mut d = Docker::new();
+    d.append("one\n");
+    let mut t = d.tailer();
+    assert_eq!(messages(&d.poll(&mut t, 5)), ["one"]);
+    d.rotate();
+    compress(&d.rotated(1));
+    // The registry forgets finished files deleted from disk every 30 s.
+    d.t += Duration::from_secs(31);
+    assert!(d.poll(&mut t, 5).is_empty());
+    // The container's current file goes too, then logtide crashes.
+    fs::remove_file(d.log()).unwrap();
+    assert!(d.poll(&mut t, 5).is_empty());
+    drop(t);
+    let mut t = d.tailer();
+    assert!(d.poll(&mut t, 5).is_empty());
+    assert_eq!(t.take_losses().len(), 0);
+    assert_eq!(t.stats().files_lost, 0);
 }
