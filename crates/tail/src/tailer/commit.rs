@@ -21,8 +21,7 @@ use super::resume::Skip;
 use super::{
     stream_index, AckedEntry, Core, FileKey, FileProgress, SkipRange, Status, Tailer, Track,
 };
-use crate::identity::gzip_head;
-use crate::identity::{prefix_hash, FileId};
+use crate::identity::{gzip_head, prefix_hash, FileId};
 use crate::registry::{Registry, RegistryEntry};
 use crate::Error;
 
