@@ -485,11 +485,8 @@ impl Tailer {
                 .iter()
                 .position(|m| !m.3 && FileId::of(&m.4) == from)
         }) {
-            let mut i = 0;
-            members.retain(|m| {
-                i += 1;
-                i > at + 1 || !m.3
-            });
+            let plain_before: Vec<_> = members.drain(..at).filter(|m| !m.3).collect();
+            members.splice(..0, plain_before);
         }
         for (rank, _, path, gzipped, meta) in members {
             if gzipped {
