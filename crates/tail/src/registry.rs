@@ -42,7 +42,14 @@
 //! not all acknowledged and whose inode, and so entry here, a new file took: after a
 //! restart that file is not known any more, and the entries it held chunks of are cut
 //! before the files after it. An entry with `gap_before` whose inode a new file took moves
-//! its mark to the next file of its container, while a file before it is not finished.
+//! its mark to the next file of its container, while a file before it is not finished. A
+//! file found gone at a start with bytes it had not shipped (counted lost then) is saved
+//! finished with `gap_before` too: a later start cuts there again, even when no file after
+//! it existed yet, and does not count it again.
+//!
+//! A finished entry whose file is deleted is forgotten, unless it is the newest of its
+//! container, it carries a gap still needed, or a compressed copy of the file (the same
+//! first bytes) is in its directory: that is what tells the copy from a file lost unread.
 //!
 //! `order` is the order in which the files of one container are read, oldest first (the
 //! numbers only compare; they grow across restarts). After a restart the files the
